@@ -1,0 +1,402 @@
+"""Reading one image file into the facts a node keeps and shares (the I/O edge).
+
+Each file is opened once: its bytes are hashed in chunks, then Pillow decodes it
+once, and everything else (pixel digest, luminance for the fingerprint, EXIF
+facts) is derived from that single decoded image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import struct
+import threading
+import warnings
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from dedup.fingerprint import dct
+from dedup.fingerprint.information import LOW_INFORMATION_THRESHOLD, information_score
+
+#: Longest side of the luminance array handed to the fingerprint code.
+LUMINANCE_MAX_SIDE = 512
+
+_CHUNK = 1 << 20
+_HEAD = 64
+_EXIF_IFD = 0x8769
+_DATETIME_ORIGINAL = 36867
+_LOSSY_FORMATS = frozenset({"JPEG", "MPO", "HEIF", "AVIF", "JPEG2000"})
+_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
+_PIXEL_DIGEST_TAG = b"dedup-pixels/1"
+
+# IJG (libjpeg) base tables, ITU T.81 Annex K, in natural (row-major) order.
+_IJG_LUMA = np.array([
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
+    14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
+    18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99,
+], dtype=np.int64)
+_IJG_CHROMA = np.array([
+    17, 18, 24, 47, 99, 99, 99, 99, 18, 21, 26, 66, 99, 99, 99, 99,
+    24, 26, 56, 99, 99, 99, 99, 99, 47, 66, 99, 99, 99, 99, 99, 99,
+] + [99] * 32, dtype=np.int64)
+
+
+class ImageError(Exception):
+    """The file cannot be used as an image; the message says why, for a person."""
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """What a node learns from one file. Only ``fingerprints`` ever leaves the node.
+
+    ``width``/``height`` are of the upright image (EXIF orientation applied);
+    ``mode`` is the Pillow mode the file decodes to. ``fingerprints`` is empty
+    when no valid fingerprint exists (smaller than 32x32, or a flat image whose
+    hash is degenerate); ``low_information`` images must not be matched.
+    """
+
+    sha256: bytes
+    pixel_digest: bytes
+    width: int
+    height: int
+    bit_depth: int
+    mode: str
+    format: str
+    format_family: str
+    jpeg_quality: int | None
+    capture_date: str | None
+    low_information: bool
+    fingerprints: tuple[tuple[str, int, bytes], ...]
+    file_size: int = 0
+    information: float = 0.0
+
+
+def read_image(path: Path, *, max_pixels: int | None = None) -> ImageFacts:
+    """Read, decode and describe one image file, or raise ImageError.
+
+    ``max_pixels`` defaults to Pillow's ``Image.MAX_IMAGE_PIXELS``; larger
+    images are refused as decompression bombs.
+    """
+    _register_optional_plugins()
+    path = Path(path)
+    try:
+        handle = path.open("rb")
+    except IsADirectoryError:
+        raise ImageError(f"{path} is a directory, not an image file") from None
+    except OSError as exc:
+        raise ImageError(f"cannot open file: {exc.strerror or exc}") from exc
+    with handle:
+        sha256, size, head = _hash_file(handle)
+        if size == 0:
+            raise ImageError("empty file (0 bytes)")
+        handle.seek(0)
+        image = _decode(handle, head, max_pixels)
+        with image:
+            return _describe(image, handle, head, sha256, size)
+
+
+def luminance(image: Image.Image) -> np.ndarray:
+    """Float32 luminance on a 0-255 scale, box-reduced to at most ~512 px a side.
+
+    Transparent pixels are composited onto white; 16-bit images keep their
+    precision until the final float conversion. Reduction uses Pillow's
+    integer ``reduce`` so every node gets the same array from the same pixels.
+    """
+    im = image
+    full_scale = 255.0
+    if im.mode in ("P", "PA"):
+        im = im.convert("RGBA")
+    elif im.mode == "1":
+        im = im.convert("L")
+    elif im.mode.startswith("I;16"):
+        im = im.convert("I")
+        full_scale = 65535.0
+    elif im.mode == "I":
+        # 32-bit integer files rarely say their range; infer the container's.
+        top = im.getextrema()[1]
+        full_scale = 255.0 if top <= 255 else 65535.0 if top <= 65535 else 2.0**32 - 1
+    if im.mode in ("RGBA", "LA", "RGBa", "La"):
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(white, rgba).convert("RGB")
+    factor = _reduce_factor(*im.size)
+    if factor > 1:
+        im = im.reduce(factor)
+    if im.mode == "I":
+        return (np.asarray(im, dtype=np.float64) * (255.0 / full_scale)).astype(np.float32)
+    if im.mode == "F":
+        arr = np.nan_to_num(np.asarray(im, dtype=np.float32))
+        # Float images are usually 0..1; anything else is taken as already 0..255.
+        return arr * 255.0 if arr.size and float(arr.max()) <= 1.0 else arr
+    if im.mode == "LAB":
+        return np.asarray(im.getchannel(0), dtype=np.float32)
+    if im.mode != "L":
+        im = im.convert("RGB").convert("L")
+    return np.asarray(im, dtype=np.float32)
+
+
+def estimate_jpeg_quality(tables: dict[int, list[int]] | None) -> int | None:
+    """IJG quality (1-100) whose scaled standard tables best fit ``tables``.
+
+    Pillow gives tables in natural order. Files from encoders that do not use
+    IJG scaling still get the nearest IJG quality, which is only indicative.
+    """
+    if not tables:
+        return None
+    actual = [np.asarray(tables[k], dtype=np.int64) for k in sorted(tables)[:2]]
+    if any(t.shape != (64,) for t in actual):
+        return None
+    bases = (_IJG_LUMA, _IJG_CHROMA)[: len(actual)]
+    errors = np.empty(100, dtype=np.int64)
+    for q in range(1, 101):
+        scale = 5000 // q if q < 50 else 200 - 2 * q
+        err = 0
+        for base, table in zip(bases, actual):
+            expected = (base * scale + 50) // 100
+            err += min(
+                int(np.abs(np.clip(expected, 1, 255) - table).sum()),
+                int(np.abs(np.clip(expected, 1, 32767) - table).sum()),
+            )
+        errors[q - 1] = err
+    best = np.flatnonzero(errors == errors.min()) + 1
+    return int(best[len(best) // 2])
+
+
+def _hash_file(handle: BinaryIO) -> tuple[bytes, int, bytes]:
+    digest = hashlib.sha256()
+    size = 0
+    head = b""
+    while chunk := handle.read(_CHUNK):
+        if size == 0:
+            head = chunk[:_HEAD]
+        digest.update(chunk)
+        size += len(chunk)
+    return digest.digest(), size, head
+
+
+def _decode(handle: BinaryIO, head: bytes, max_pixels: int | None) -> Image.Image:
+    limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+    image: Image.Image | None = None
+    try:
+        # The warnings filter turns Pillow's bomb warning into an error; the
+        # explicit size check below does the same job when threads race on it.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(handle)
+            width, height = image.size
+            if limit and width * height > limit:
+                raise ImageError(
+                    f"decompression bomb: {width}x{height} = {width * height} pixels "
+                    f"exceeds the limit of {limit}"
+                )
+            image.load()
+        return image
+    except ImageError:
+        _close(image)
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        _close(image)
+        raise ImageError(f"decompression bomb: {exc}") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError(_unidentified_reason(head)) from exc
+    except MemoryError as exc:
+        _close(image)
+        raise ImageError("not enough memory to decode this image") from exc
+    except Exception as exc:  # Pillow's decoders raise many types for bad data
+        _close(image)
+        reason = str(exc) or type(exc).__name__
+        raise ImageError(f"corrupt or truncated image file: {reason}") from exc
+
+
+def _close(image: Image.Image | None) -> None:
+    if image is not None:
+        image.close()
+
+
+def _unidentified_reason(head: bytes) -> str:
+    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
+        return (
+            "HEIC/HEIF image, which this node cannot decode: "
+            "install the pillow-heif package (pip install pillow-heif)"
+        )
+    if _looks_like_text(head):
+        return "not an image: the file contains text"
+    return "not an image, or an image format this node cannot read"
+
+
+def _looks_like_text(head: bytes) -> bool:
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        # The sample may end inside a multi-byte character.
+        try:
+            text = head[:-3].decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+    return all(ch.isprintable() or ch in "\t\r\n\f" for ch in text)
+
+
+def _describe(image: Image.Image, handle: BinaryIO, head: bytes, sha256: bytes, size: int) -> ImageFacts:
+    fmt = image.format or "UNKNOWN"
+    mode = image.mode
+    quality = estimate_jpeg_quality(getattr(image, "quantization", None)) if fmt in ("JPEG", "MPO") else None
+    family = _format_family(image, fmt, handle)
+    depth = _bit_depth(image, fmt, head)
+    captured = _capture_date(image)
+    upright = image
+    try:
+        # In place: avoids a full-size copy when there is nothing to rotate.
+        ImageOps.exif_transpose(image, in_place=True)
+    except Exception:  # a garbled orientation tag must not make the pixels unusable
+        pass
+    width, height = upright.size
+    digest = _pixel_digest(upright)
+    fingerprints: tuple[tuple[str, int, bytes], ...] = ()
+    score = 0.0
+    if min(width, height) >= dct.MIN_SIDE:
+        gray = luminance(upright)
+        score = information_score(gray)
+        value = dct.dct256(gray)
+        if value not in (bytes(dct.HASH_BYTES), b"\xff" * dct.HASH_BYTES):
+            fingerprints = ((dct.ALGORITHM, dct.VERSION, value),)
+    return ImageFacts(
+        sha256=sha256,
+        pixel_digest=digest,
+        width=width,
+        height=height,
+        bit_depth=depth,
+        mode=mode,
+        format=fmt,
+        format_family=family,
+        jpeg_quality=quality,
+        capture_date=captured,
+        low_information=score < LOW_INFORMATION_THRESHOLD,
+        fingerprints=fingerprints,
+        file_size=size,
+        information=score,
+    )
+
+
+def _pixel_digest(image: Image.Image) -> bytes:
+    """SHA-256 of ``tag NUL mode NUL width NUL height NUL`` + pixel bytes.
+
+    Palette images are expanded to RGB/RGBA (a palette re-ordering is not a
+    pixel change) and 16-bit samples are hashed little-endian whatever the file
+    byte order, so only real pixel differences change the digest. Rows are
+    hashed in bands to avoid a second full-size copy of large images.
+    """
+    im = image
+    if im.mode in ("P", "PA"):
+        has_alpha = im.mode == "PA" or "transparency" in im.info
+        im = im.convert("RGBA" if has_alpha else "RGB")
+    sixteen = im.mode.startswith("I;16")
+    mode = "I;16" if sixteen else im.mode
+    width, height = im.size
+    header = [_PIXEL_DIGEST_TAG, mode.encode(), str(width).encode(), str(height).encode(), b""]
+    digest = hashlib.sha256(b"\0".join(header))
+    band = max(1, (4 << 20) // max(1, width))
+    for top in range(0, height, band):
+        part = im.crop((0, top, width, min(height, top + band)))
+        if sixteen:
+            digest.update(np.asarray(part).astype("<u2").tobytes())
+        else:
+            digest.update(part.tobytes())
+    return digest.digest()
+
+
+def _reduce_factor(width: int, height: int) -> int:
+    # Keep the short side >= 32 so the fingerprint can still be computed.
+    by_long = math.ceil(max(width, height) / LUMINANCE_MAX_SIDE)
+    by_short = min(width, height) // dct.MIN_SIDE
+    return max(1, min(by_long, by_short))
+
+
+def _format_family(image: Image.Image, fmt: str, handle: BinaryIO) -> str:
+    if fmt == "WEBP":
+        return "lossless" if _webp_is_lossless(handle) else "lossy"
+    if fmt == "TIFF" and "jpeg" in str(image.info.get("compression", "")).lower():
+        return "lossy"
+    return "lossy" if fmt in _LOSSY_FORMATS else "lossless"
+
+
+def _webp_is_lossless(handle: BinaryIO) -> bool:
+    """True when the first image chunk is VP8L (lossless) rather than VP8 (lossy)."""
+    handle.seek(0)
+    header = handle.read(12)
+    if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WEBP":
+        return False
+    for _ in range(64):
+        chunk = handle.read(8)
+        if len(chunk) < 8:
+            return False
+        fourcc, length = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+        if fourcc == b"VP8L":
+            return True
+        if fourcc in (b"VP8 ", b"ANMF"):
+            return False
+        handle.seek(length + (length & 1), 1)
+    return False
+
+
+def _bit_depth(image: Image.Image, fmt: str, head: bytes) -> int:
+    """Bits per channel as stored in the file (Pillow reads 16-bit RGB as 8-bit)."""
+    if fmt == "PNG" and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR" and len(head) >= 26:
+        depth, colour_type = head[24], head[25]
+        return 8 if colour_type == 3 else int(depth)
+    if fmt == "TIFF":
+        bits = getattr(image, "tag_v2", {}).get(258)
+        if isinstance(bits, tuple | list) and bits:
+            return int(max(bits))
+        if isinstance(bits, int):
+            return bits
+    mode = image.mode
+    if mode == "1":
+        return 1
+    if mode.startswith("I;16"):
+        return 16
+    if mode in ("I", "F"):
+        return 32
+    return 8
+
+
+def _capture_date(image: Image.Image) -> str | None:
+    """EXIF DateTimeOriginal as 'YYYY-MM-DDTHH:MM:SS', None if absent or garbled."""
+    try:
+        raw = image.getexif().get_ifd(_EXIF_IFD).get(_DATETIME_ORIGINAL)
+    except Exception:  # malformed EXIF is common and must not make the image unreadable
+        return None
+    if isinstance(raw, bytes):
+        raw = raw.decode("ascii", "replace")
+    if not isinstance(raw, str):
+        return None
+    text = raw.strip("\x00 \t\r\n")[:19]
+    for layout in ("%Y:%m:%d %H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"):
+        try:
+            return datetime.strptime(text, layout).isoformat(timespec="seconds")
+        except ValueError:
+            continue
+    return None
+
+
+_plugins_lock = threading.Lock()
+_plugins_done = False
+
+
+def _register_optional_plugins() -> None:
+    """Enable HEIC/HEIF when pillow-heif is installed; without it they get a clear error."""
+    global _plugins_done
+    with _plugins_lock:
+        if _plugins_done:
+            return
+        _plugins_done = True
+        try:
+            import pillow_heif  # type: ignore[import-not-found]
+        except ImportError:
+            return
+        pillow_heif.register_heif_opener()

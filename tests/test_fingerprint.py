@@ -1,0 +1,222 @@
+"""The shared fingerprint code: pinned outputs, symmetries, distances, validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import skimage.data
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dedup.fingerprint import (
+    DCT256_V1,
+    DIHEDRAL_ORDER,
+    KINDS,
+    FingerprintError,
+    as_matrix,
+    dct256,
+    dihedral_hashes,
+    hamming,
+    hamming_many,
+    hamming_matrix,
+    information_score,
+    is_low_information,
+    validate,
+)
+from dedup.fingerprint.dct import downsample
+
+# Pinned so that any change in numpy, scikit-image or this code that alters a
+# hash fails loudly: stored fingerprints from other parties would stop matching.
+SYNTHETIC_HEX = "eaaaaaaa60733a7aaaaaf06a513189154400596fe755540effff01087eafbb51"
+CAMERA_HEX = "e307821480cf87f99d3919b17846664ef0efc3a767302f111f1e962f5cb93931"
+
+DIHEDRAL_OPS = {
+    "identity": lambda a: a,
+    "rot90": lambda a: np.rot90(a, 1),
+    "rot180": lambda a: np.rot90(a, 2),
+    "rot270": lambda a: np.rot90(a, 3),
+    "flip_lr": lambda a: a[:, ::-1],
+    "flip_ud": lambda a: a[::-1, :],
+    "transpose": lambda a: a.T,
+    "transverse": lambda a: np.rot90(a, 2).T,
+}
+
+
+def synthetic() -> np.ndarray:
+    """Deterministic 96x80 pattern (not a multiple of 64, so area weights are fractional)."""
+    y, x = np.mgrid[0:96, 0:80].astype(np.int64)
+    return ((x * x * 7 + y * 13 + x * y * 3) % 251).astype(np.float32)
+
+
+def camera() -> np.ndarray:
+    return skimage.data.camera().astype(np.float32)
+
+
+def grey(rgb: np.ndarray) -> np.ndarray:
+    return (rgb[..., :3].astype(np.float64) @ [0.299, 0.587, 0.114]).astype(np.float32)
+
+
+def test_pinned_hashes() -> None:
+    assert dct256(synthetic()).hex() == SYNTHETIC_HEX
+    assert dct256(camera()).hex() == CAMERA_HEX
+
+
+def test_hash_is_32_bytes_with_half_the_bits_set() -> None:
+    value = dct256(camera())
+    assert len(value) == 32
+    assert sum(bin(b).count("1") for b in value) == 128
+
+
+def test_dtype_and_scale_do_not_matter() -> None:
+    a = camera()
+    assert dct256(a.astype(np.float64)) == dct256(a)
+    assert dct256(a.astype(np.uint8)) == dct256(a)
+    assert dct256(a / 255.0) == dct256(a)
+
+
+def test_downsample_is_exact_area_average() -> None:
+    a = synthetic().astype(np.float64)
+    big = np.kron(np.arange(64 * 64, dtype=np.float64).reshape(64, 64), np.ones((2, 3)))
+    np.testing.assert_allclose(downsample(big), np.arange(64 * 64).reshape(64, 64))
+    np.testing.assert_allclose(downsample(np.full((97, 33), 7.5)), 7.5)
+    assert downsample(a).mean() == pytest.approx(a.mean())
+
+
+def test_dihedral_order_is_documented() -> None:
+    assert tuple(DIHEDRAL_OPS) == DIHEDRAL_ORDER
+
+
+@pytest.mark.parametrize("make", [synthetic, camera])
+def test_dihedral_variants_equal_hashing_the_transformed_array(make) -> None:
+    a = make()
+    variants = dihedral_hashes(a)
+    assert variants[0] == dct256(a)
+    for name, value in zip(DIHEDRAL_ORDER, variants):
+        assert value == dct256(np.ascontiguousarray(DIHEDRAL_OPS[name](a))), name
+    assert len(set(variants)) == 8
+
+
+@settings(max_examples=25, deadline=None)
+@given(h=st.integers(32, 150), w=st.integers(32, 150), seed=st.integers(0, 2**32 - 1))
+def test_dihedral_variants_hold_for_any_shape(h: int, w: int, seed: int) -> None:
+    a = np.random.default_rng(seed).random((h, w)).astype(np.float32) * 255
+    for name, value in zip(DIHEDRAL_ORDER, dihedral_hashes(a)):
+        assert value == dct256(np.ascontiguousarray(DIHEDRAL_OPS[name](a))), name
+
+
+@pytest.mark.parametrize("bad", [np.zeros((31, 64)), np.zeros((64, 31)), np.zeros((64, 64, 3))])
+def test_rejects_unusable_arrays(bad: np.ndarray) -> None:
+    with pytest.raises(ValueError):
+        dct256(bad)
+
+
+def test_rejects_non_finite() -> None:
+    a = camera()
+    a[3, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        dct256(a)
+
+
+def test_flat_and_ramp_images_hash_to_all_zeros() -> None:
+    y, x = np.mgrid[0:120, 0:90].astype(np.float64)
+    for a in (np.full((100, 100), 128.0), x * 2.0, x + y):
+        assert dct256(a) == bytes(32)
+
+
+def test_hamming() -> None:
+    assert hamming(b"\x00\x00", b"\x00\x00") == 0
+    assert hamming(b"\xff\x00", b"\x00\x00") == 8
+    assert hamming(b"\x01\x80", b"\x00\x00") == 2
+    assert hamming(bytes(32), b"\xff" * 32) == 256
+    with pytest.raises(ValueError):
+        hamming(b"\x00", b"\x00\x00")
+
+
+def test_hamming_many_and_matrix_agree_with_hamming() -> None:
+    rng = np.random.default_rng(5)
+    values = [rng.bytes(32) for _ in range(20)]
+    query = rng.bytes(32)
+    m = as_matrix(values)
+    assert m.shape == (20, 32) and m.dtype == np.uint8
+    expected = [hamming(v, query) for v in values]
+    assert hamming_many(m, query).tolist() == expected
+    assert hamming_many(m, np.frombuffer(query, dtype=np.uint8)).tolist() == expected
+    full = hamming_matrix(m, m[:5])
+    assert full.shape == (20, 5)
+    assert full[7, 3] == hamming(values[7], values[3])
+    assert np.all(np.diag(full[:5]) == 0)
+    assert as_matrix([], size=32).shape == (0, 32)
+    with pytest.raises(ValueError):
+        hamming_many(m, b"\x00" * 31)
+    with pytest.raises(ValueError):
+        as_matrix([b"\x00" * 32, b"\x00" * 31])
+
+
+def test_registry() -> None:
+    assert KINDS[("dct256", 1)] is DCT256_V1
+    assert DCT256_V1.size == 32 and DCT256_V1.bits == 256
+    assert 0 < DCT256_V1.threshold < 64
+
+
+def test_validate_accepts_a_real_hash() -> None:
+    assert validate("dct256", 1, dct256(camera())) is DCT256_V1
+
+
+@pytest.mark.parametrize(
+    ("name", "version", "value", "message"),
+    [
+        ("phash64", 1, bytes(range(32)), "unknown fingerprint algorithm 'phash64'"),
+        ("dct256", 2, bytes(range(32)), "unknown version 2 of fingerprint algorithm 'dct256'"),
+        ("dct256", 1, bytes(range(31)), "must be 32 bytes, got 31"),
+        ("dct256", 1, bytes(range(33)), "must be 32 bytes, got 33"),
+        ("dct256", 1, bytes(32), "all bits are 0"),
+        ("dct256", 1, b"\xff" * 32, "all bits are 1"),
+        ("dct256", 1, "ab" * 16, "must be bytes"),
+    ],
+)
+def test_validate_errors(name: str, version: int, value: bytes, message: str) -> None:
+    with pytest.raises(FingerprintError, match=message):
+        validate(name, version, value)
+
+
+def test_fingerprint_error_is_a_value_error() -> None:
+    assert issubclass(FingerprintError, ValueError)
+
+
+def _low_information_arrays() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(11)
+    y, x = np.mgrid[0:600, 0:400] / 600.0
+    radius = np.sqrt((y - 0.5) ** 2 + (x - 0.33) ** 2)
+    radius /= radius.max()
+    return {
+        "black": np.zeros((300, 300)),
+        "flat grey card": np.full((600, 400), 128.0),
+        "uniform colour as luminance": np.full((200, 300), 0.299 * 200 + 0.587 * 40 + 0.114 * 90),
+        "horizontal ramp": x * 380.0,
+        "diagonal ramp": (x + y) * 150.0,
+        "grey card with vignette": 200.0 - 20.0 * radius,
+        "noise-free blank page": 245.0 - 8.0 * radius,
+        "blank page with scanner noise": np.clip(245.0 - 8.0 * radius + rng.normal(0, 1.5, x.shape), 0, 255),
+        "flat with sensor noise": 128.0 + rng.normal(0, 2.0, x.shape),
+    }
+
+
+@pytest.mark.parametrize("name", list(_low_information_arrays()))
+def test_low_information_detected(name: str) -> None:
+    a = _low_information_arrays()[name]
+    assert is_low_information(a), (name, information_score(a))
+
+
+@pytest.mark.parametrize(
+    "name", ["camera", "astronaut", "coffee", "moon", "coins", "hubble_deep_field", "page", "text", "clock"]
+)
+def test_real_images_carry_information(name: str) -> None:
+    img = getattr(skimage.data, name)()
+    a = grey(img) if img.ndim == 3 else img.astype(np.float32)
+    assert not is_low_information(a), information_score(a)
+
+
+def test_information_score_is_resolution_independent() -> None:
+    a = camera()
+    assert information_score(a[::2, ::2]) == pytest.approx(information_score(a), rel=0.05)
+    assert information_score(np.full((64, 64), 9.0)) == pytest.approx(0.0, abs=1e-9)
