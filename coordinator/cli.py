@@ -1,0 +1,84 @@
+"""`dedup coordinator ...`: what the records service runs."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from pathlib import Path
+
+from dedup import jsonlog
+from dedup.cli import exits
+from dedup.cli.common import CommandError, add_config, emit_json, load_config
+
+from .settings import CoordinatorSettings
+
+ENV = "DEDUP_COORDINATOR_CONFIG"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "coordinator", help="the records service's coordinator: intake, matching, the signed log",
+        description="Take in members' signed fingerprint batches over mutual TLS, match them across members, "
+                    "propose a master for each cross-member cluster, and record every step in a signed "
+                    "append-only log.",
+        epilog=exits.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    cmds = p.add_subparsers(dest="coordinator_command", metavar="COMMAND", required=True)
+
+    s = cmds.add_parser("serve", help="run the gRPC service until interrupted",
+                        description="Serve IntakeService, LogService, gRPC health checking and reflection on the "
+                                    "configured address. Logs are JSON lines on stderr. Stops cleanly on SIGTERM "
+                                    "or Ctrl-C.")
+    add_config(s, ENV, "coordinator")
+    s.add_argument("--ready-file", type=Path,
+                   help="once serving, write the bound port to this file (for scripts that start the service)")
+    s.set_defaults(func=_serve)
+
+    s = cmds.add_parser("export-log", help="export the signed log for auditors",
+                        description="Write every log entry up to the latest signed checkpoint, and every "
+                                    "checkpoint, to a folder that `dedup audit verify` checks offline.")
+    add_config(s, ENV, "coordinator")
+    s.add_argument("out", type=Path, metavar="OUT", help="folder to write (replaced if it exists)")
+    s.add_argument("--json", action="store_true", help="print what was written as JSON")
+    s.set_defaults(func=_export)
+
+
+def _serve(args) -> int:
+    from .server import start
+
+    settings = load_config(args, CoordinatorSettings, ENV)
+    jsonlog.setup()
+    try:
+        running = start(settings)
+    except (OSError, ValueError) as exc:
+        raise CommandError(f"cannot start the coordinator: {exc}", exits.FAILED) from exc
+    if args.ready_file:
+        args.ready_file.write_text(f"{running.port}\n")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    running.stop(grace=2.0)
+    return exits.OK
+
+
+def _export(args) -> int:
+    from dedup.note import NoteSigner
+
+    from .export import export_log
+    from .store import Store
+
+    settings = load_config(args, CoordinatorSettings, ENV)
+    signer = NoteSigner.from_string(settings.log_key.read_text(encoding="utf-8").strip())
+    store = Store(settings.database)
+    try:
+        entries, checkpoints = export_log(store, args.out, signer.verifier().to_string())
+    except ValueError as exc:
+        raise CommandError(str(exc), exits.FAILED) from exc
+    finally:
+        store.close()
+    if args.json:
+        emit_json({"export": str(args.out), "entries": entries, "checkpoints": checkpoints})
+    else:
+        print(f"exported {entries} entries and {checkpoints} checkpoints to {args.out}")
+    return exits.OK

@@ -1,0 +1,229 @@
+"""The coordinator's core: membership, batch intake, matching, master proposals, the log.
+
+No gRPC here: the service layer maps requests in and Refusal out; this module decides.
+One lock serialises intakes, which keeps the log, the store and the in-memory matcher in the
+same order (the store has one writer anyway).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import grpc
+
+from dedup.note import NoteVerifier
+from dedup.policy import POLICY_VERSION, Candidate as PolicyCandidate, choose_master
+from dedup.signing import SignatureError, parse_body, verify_statement
+from dedup.v1 import asset_pb2, intake_pb2, statement_pb2, statements_pb2
+
+from .log import LogTransaction, TransparencyLog
+from .matcher import Key, Matcher, new_cluster_id
+from .refusal import Refusal
+from .settings import CoordinatorSettings, MemberSettings
+from .store import StoredMatch, Store
+from .validation import check_batch_id, invalid, parse_assets
+
+
+@dataclass(frozen=True)
+class Member:
+    settings: MemberSettings
+    verifier: NoteVerifier
+
+
+def _member(m: MemberSettings) -> Member:
+    verifier = NoteVerifier.from_string(m.public_key)
+    if verifier.name != m.id:
+        raise ValueError(f"member {m.id}: its public key is named {verifier.name!r}; key names must equal member ids")
+    return Member(m, verifier)
+
+
+class Coordinator:
+    def __init__(self, settings: CoordinatorSettings, store: Store, log: TransparencyLog, clock=time.time) -> None:
+        self.settings = settings
+        self.store = store
+        self.log = log
+        self.clock = clock
+        self.members = {m.id: _member(m) for m in settings.members}
+        self.lock = threading.Lock()
+        self.matcher = self._load_matcher()
+        self._admit_members()
+
+    # --- start-up ----------------------------------------------------------------------
+
+    def _load_matcher(self) -> Matcher:
+        matcher = Matcher(self.settings.match.dct256_threshold)
+        for member_id, asset_id, record in self.store.assets():
+            a = asset_pb2.Asset()
+            a.ParseFromString(record)
+            matcher.add((member_id, asset_id), a)
+            cid = self.store.cluster_of(member_id, asset_id)
+            if cid is not None:
+                matcher.assign((member_id, asset_id), cid)
+        return matcher
+
+    def _admit_members(self) -> None:
+        """Log a MemberAdmitted entry for each configured member not admitted yet."""
+        admitted = self.store.admitted_members()
+        new = [m for mid, m in sorted(self.members.items()) if mid not in admitted]
+        for mid, key in admitted.items():
+            if mid in self.members and self.members[mid].verifier.public_bytes() != key:
+                raise ValueError(f"member {mid}: configured key differs from the key admitted in the log;"
+                                 " key rotation must be logged, not edited in the configuration")
+        if not new:
+            return
+        with self.log.transaction() as txn:
+            for m in new:
+                idx = txn.append_signed(statements_pb2.MemberAdmitted(
+                    member_id=m.settings.id,
+                    display_name=m.settings.name,
+                    public_key=m.verifier.public_bytes(),
+                    custodial_priority=m.settings.custodial_priority,
+                    admitted_unix=int(self.clock()),
+                ))
+                Store.add_member(txn.db, m.settings.id, m.verifier.public_bytes(), idx)
+
+    # --- intake ------------------------------------------------------------------------
+
+    def submit_batch(self, identity: str, stmt: statement_pb2.SignedStatement, payload: bytes) -> intake_pb2.SubmitBatchResponse:
+        member = self.members.get(identity)
+        if member is None:
+            raise Refusal(grpc.StatusCode.PERMISSION_DENIED, "unknown_member",
+                          f"TLS identity {identity!r} is not a member of this consortium")
+        if stmt.type != asset_pb2.BatchManifest.DESCRIPTOR.full_name:
+            raise invalid("wrong_statement", f"manifest must be a dedup.v1.BatchManifest statement, got {stmt.type!r}")
+        if stmt.signer != identity:
+            raise Refusal(grpc.StatusCode.PERMISSION_DENIED, "identity_mismatch",
+                          f"batch is signed by {stmt.signer!r} but the connection is authenticated as {identity!r}")
+        try:
+            verify_statement(stmt, member.verifier)
+            manifest = parse_body(stmt, asset_pb2.BatchManifest)
+        except SignatureError as exc:
+            raise Refusal(grpc.StatusCode.UNAUTHENTICATED, "bad_signature", str(exc)) from exc
+        if manifest.member_id != identity:
+            raise invalid("member_mismatch", f"manifest names member {manifest.member_id!r}, signer is {identity!r}")
+        check_batch_id(manifest.batch_id)
+
+        with self.lock:
+            stored = self.store.find_batch(identity, manifest.batch_id)
+            if stored is not None:
+                if stored.manifest != stmt.body:
+                    raise Refusal(grpc.StatusCode.ALREADY_EXISTS, "batch_id_reused",
+                                  f"batch id {manifest.batch_id!r} was already used for a different batch")
+                return intake_pb2.SubmitBatchResponse(batch_id=manifest.batch_id, accepted=stored.accepted,
+                                                      already_stored=True, log_index=stored.log_index,
+                                                      new_matches=stored.new_matches)
+            last = self.store.last_sequence(identity)
+            if manifest.sequence <= last:
+                raise Refusal(grpc.StatusCode.FAILED_PRECONDITION, "replay",
+                              f"batch sequence {manifest.sequence} is not after the last accepted sequence {last}:"
+                              " replayed or out-of-order batch")
+            assets = parse_assets(manifest, payload, self.settings.max_batch_assets)
+            try:
+                return self._store_batch(identity, stmt, manifest, assets)
+            except BaseException:
+                # The transaction rolled back; the matcher may hold part of it.
+                self.matcher = self._load_matcher()
+                raise
+
+    def _store_batch(self, member_id: str, stmt, manifest, assets) -> intake_pb2.SubmitBatchResponse:
+        touched: set[str] = set()
+        new_matches = 0
+        with self.log.transaction() as txn:
+            batch_index = txn.append(stmt)
+            for asset in assets:
+                key = (member_id, asset.asset_id)
+                Store.put_asset(txn.db, member_id, asset.asset_id, asset.SerializeToString(deterministic=True), manifest.batch_id)
+                new_matches += self._match(txn, key, asset, touched)
+            Store.add_batch(txn.db, member_id, manifest.batch_id, manifest.sequence, stmt.body, len(assets),
+                            new_matches, batch_index, int(self.clock()))
+            for cid in sorted(touched):
+                self._propose(txn, cid)
+        return intake_pb2.SubmitBatchResponse(batch_id=manifest.batch_id, accepted=len(assets),
+                                              log_index=batch_index, new_matches=new_matches)
+
+    def _match(self, txn: LogTransaction, key: Key, asset: asset_pb2.Asset, touched: set[str]) -> int:
+        m = self.matcher
+        candidates = m.candidates(key[0], asset)
+        m.add(key, asset)
+        accepted = []
+        for c in candidates:
+            cid = m.cluster_of.get(c.key)
+            if cid is None or m.verified(asset, cid):
+                accepted.append(c)
+        if not accepted:
+            return 0
+        existing = sorted({m.cluster_of[c.key] for c in accepted if c.key in m.cluster_of})
+        if key in m.cluster_of:
+            existing = sorted(set(existing) | {m.cluster_of[key]})
+        target = existing[0] if existing else new_cluster_id(accepted[0].key, key)
+        for other in existing[1:]:
+            Store.rename_cluster(txn.db, other, target)
+            for k in list(m.members_of.get(other, ())):
+                m.assign(k, target)
+        for k in [key, *(c.key for c in accepted)]:
+            if m.cluster_of.get(k) != target:
+                m.assign(k, target)
+                Store.set_cluster(txn.db, k[0], k[1], target)
+        touched.add(target)
+        for c in accepted:
+            match_id = f"{target}/{c.key[0]}/{c.key[1]}/{key[0]}/{key[1]}"
+            stmt = statements_pb2.MatchRecorded(
+                match_id=match_id, cluster_id=target,
+                a=statements_pb2.AssetRef(member_id=c.key[0], asset_id=c.key[1]),
+                b=statements_pb2.AssetRef(member_id=key[0], asset_id=key[1]),
+                relation=c.link.relation, algorithm=c.link.algorithm, distance=c.link.distance,
+                recorded_unix=int(self.clock()),
+            )
+            idx = txn.append_signed(stmt)
+            Store.add_match(txn.db, StoredMatch(match_id, target, c.key[0], c.key[1], key[0], key[1],
+                                                c.link.relation, c.link.algorithm, c.link.distance), idx)
+        return len(accepted)
+
+    def _propose(self, txn: LogTransaction, cluster_id: str) -> None:
+        keys = sorted(self.matcher.members_of[cluster_id])
+        candidates = [
+            PolicyCandidate(k[0], k[1], self.matcher.assets[k].evidence, self.members[k[0]].settings.custodial_priority)
+            for k in keys
+        ]
+        decision = choose_master(candidates)
+        n = txn.db.execute("SELECT COUNT(*) FROM proposals WHERE cluster_id=?", (cluster_id,)).fetchone()[0]
+        proposal_id = f"{cluster_id}/p{n + 1}"
+        master = statements_pb2.AssetRef(member_id=decision.master.member_id, asset_id=decision.master.asset_id)
+        idx = txn.append_signed(statements_pb2.MasterProposed(
+            proposal_id=proposal_id, cluster_id=cluster_id,
+            copies=[statements_pb2.Copy(ref=statements_pb2.AssetRef(member_id=c.member_id, asset_id=c.asset_id),
+                                        evidence=c.evidence) for c in candidates],
+            master=master, policy_version=POLICY_VERSION, deciding_rule=decision.deciding_rule,
+            proposed_unix=int(self.clock()),
+        ))
+        Store.add_proposal(txn.db, proposal_id, cluster_id, master.member_id, master.asset_id, decision.deciding_rule, idx)
+
+    # --- what a member may read ------------------------------------------------------------
+
+    def list_matches(self, identity: str, page_size: int, page_token: str) -> intake_pb2.ListMatchesResponse:
+        if identity not in self.members:
+            raise Refusal(grpc.StatusCode.PERMISSION_DENIED, "unknown_member",
+                          f"TLS identity {identity!r} is not a member of this consortium")
+        try:
+            offset = int(page_token) if page_token else 0
+        except ValueError:
+            raise invalid("bad_page_token", "page_token is not one this server issued") from None
+        if offset < 0:
+            raise invalid("bad_page_token", "page_token is not one this server issued")
+        size = min(page_size or 100, 1000)
+        rows = self.store.matches_for(identity, offset, size)
+        out = intake_pb2.ListMatchesResponse()
+        for r in rows:
+            own, other = ((r.a_asset, (r.b_member, r.b_asset)) if r.a_member == identity
+                          else (r.b_asset, (r.a_member, r.a_asset)))
+            record = self.matcher.assets.get(other)
+            out.matches.append(intake_pb2.MemberMatch(
+                cluster_id=r.cluster_id, own_asset_id=own, counterpart_member=other[0],
+                counterpart_asset_id=other[1], relation=r.relation, distance=r.distance,
+                counterpart_evidence=record.evidence if record is not None else None,
+            ))
+        if len(rows) == size:
+            out.next_page_token = str(offset + size)
+        return out

@@ -1,0 +1,69 @@
+"""gRPC servicers: map requests to the coordinator core and refusals to gRPC statuses."""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+
+from dedup.jsonlog import event
+from dedup.v1 import intake_pb2, intake_pb2_grpc, log_pb2, log_pb2_grpc
+
+from .consortium import Coordinator
+from .refusal import Refusal
+
+log = logging.getLogger("dedup.coordinator")
+
+MAX_ENTRIES_PER_CALL = 1000
+
+
+def peer_identity(context: grpc.ServicerContext) -> str:
+    """The member id the client certificate names (its common name); '' without one."""
+    auth = context.auth_context()
+    names = auth.get("x509_common_name") or []
+    return names[0].decode("utf-8", "replace") if names else ""
+
+
+def _refuse(context: grpc.ServicerContext, method: str, identity: str, r: Refusal):
+    event(log, "refused", logging.WARNING, method=method, member=identity, reason=r.reason,
+          code=r.code.name, detail=r.message)
+    context.abort(r.code, r.message)
+
+
+class IntakeService(intake_pb2_grpc.IntakeServiceServicer):
+    def __init__(self, core: Coordinator) -> None:
+        self.core = core
+
+    def SubmitBatch(self, request: intake_pb2.SubmitBatchRequest, context: grpc.ServicerContext):
+        identity = peer_identity(context)
+        try:
+            resp = self.core.submit_batch(identity, request.manifest, request.assets)
+        except Refusal as r:
+            _refuse(context, "SubmitBatch", identity, r)
+        event(log, "batch", member=identity, batch_id=resp.batch_id, accepted=resp.accepted,
+              already_stored=resp.already_stored, new_matches=resp.new_matches, log_index=resp.log_index)
+        return resp
+
+    def ListMatches(self, request: intake_pb2.ListMatchesRequest, context: grpc.ServicerContext):
+        identity = peer_identity(context)
+        try:
+            return self.core.list_matches(identity, request.page_size, request.page_token)
+        except Refusal as r:
+            _refuse(context, "ListMatches", identity, r)
+
+
+class LogService(log_pb2_grpc.LogServiceServicer):
+    def __init__(self, core: Coordinator) -> None:
+        self.core = core
+
+    def GetCheckpoint(self, request, context):
+        latest = self.core.store.latest_checkpoint()
+        return log_pb2.GetCheckpointResponse(signed_checkpoint=latest[1] if latest else "")
+
+    def GetEntries(self, request: log_pb2.GetEntriesRequest, context):
+        size = self.core.log.size
+        if request.start >= size or request.end <= request.start:
+            context.abort(grpc.StatusCode.OUT_OF_RANGE,
+                          f"entries [{request.start}, {request.end}) are not in a log of {size} entries")
+        end = min(request.end, size, request.start + MAX_ENTRIES_PER_CALL)
+        return log_pb2.GetEntriesResponse(entries=self.core.store.log_entries(request.start, end))

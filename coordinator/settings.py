@@ -1,0 +1,57 @@
+"""The coordinator's settings (one TOML file; see SPEC.md and the demo's generated file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from dedup.config import MEMBER_ID, TlsFiles, resolve_path
+from dedup.matching import DEFAULT_THRESHOLD
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MemberSettings(_Model):
+    id: str = Field(description="member id; equals the common name of the member's TLS certificate")
+    name: str = Field(description="display name of the institution")
+    public_key: str = Field(description="the member's Ed25519 signing key as a C2SP verifier key string")
+    custodial_priority: int = Field(100, ge=0, description="master policy tie-break: lower ranks first")
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not MEMBER_ID.match(v):
+            raise ValueError("member ids are 1-63 lowercase letters, digits and '-'")
+        return v
+
+
+class MatchSettings(_Model):
+    dct256_threshold: int = Field(DEFAULT_THRESHOLD, ge=0, le=128, description="largest dct256 Hamming distance that is a match")
+
+
+class CoordinatorSettings(_Model):
+    listen: str = Field("127.0.0.1:7443", description="host:port the gRPC server binds")
+    database: Path = Field(description="SQLite file of the coordinator's store")
+    log_key: Path = Field(description="file holding the log's C2SP signer key (PRIVATE+KEY+...)")
+    log_origin: str = Field(description="checkpoint origin line, e.g. 'records.example.hk/dedup-log'")
+    tls: TlsFiles
+    max_batch_assets: int = Field(5000, ge=1, description="largest batch accepted, in assets")
+    match: MatchSettings = MatchSettings()
+    members: list[MemberSettings] = Field(default_factory=list)
+
+    @field_validator("database", "log_key")
+    @classmethod
+    def _paths(cls, v: Path, info: ValidationInfo) -> Path:
+        return resolve_path(v, info)
+
+    @field_validator("members")
+    @classmethod
+    def _unique(cls, v: list[MemberSettings], info: ValidationInfo) -> list[MemberSettings]:
+        ids = [m.id for m in v]
+        dup = {i for i in ids if ids.count(i) > 1}
+        if dup:
+            raise ValueError(f"member ids listed twice: {sorted(dup)}")
+        return v

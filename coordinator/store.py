@@ -1,0 +1,244 @@
+"""The coordinator's durable store (SQLite, WAL).
+
+Everything an intake changes — the batch, its assets, the matches, the clusters and the log
+entries recording them — is written in one transaction, so an acknowledged batch is either
+wholly stored or, after a crash, wholly absent and safely resent under the same batch id.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS members (
+    member_id TEXT PRIMARY KEY,
+    public_key BLOB NOT NULL,
+    admitted_index INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS batches (
+    member_id TEXT NOT NULL,
+    batch_id TEXT NOT NULL,
+    sequence INTEGER NOT NULL,
+    manifest BLOB NOT NULL,
+    accepted INTEGER NOT NULL,
+    new_matches INTEGER NOT NULL,
+    log_index INTEGER NOT NULL,
+    received_unix INTEGER NOT NULL,
+    PRIMARY KEY (member_id, batch_id)
+);
+CREATE TABLE IF NOT EXISTS assets (
+    member_id TEXT NOT NULL,
+    asset_id TEXT NOT NULL,
+    record BLOB NOT NULL,           -- serialised dedup.v1.Asset as the member declared it
+    batch_id TEXT NOT NULL,
+    PRIMARY KEY (member_id, asset_id)
+);
+CREATE TABLE IF NOT EXISTS clusters (
+    member_id TEXT NOT NULL,
+    asset_id TEXT NOT NULL,
+    cluster_id TEXT NOT NULL,
+    PRIMARY KEY (member_id, asset_id)
+);
+CREATE INDEX IF NOT EXISTS clusters_by_id ON clusters (cluster_id);
+CREATE TABLE IF NOT EXISTS matches (
+    match_id TEXT PRIMARY KEY,
+    cluster_id TEXT NOT NULL,
+    a_member TEXT NOT NULL, a_asset TEXT NOT NULL,
+    b_member TEXT NOT NULL, b_asset TEXT NOT NULL,
+    relation INTEGER NOT NULL,
+    algorithm TEXT NOT NULL,
+    distance INTEGER NOT NULL,
+    log_index INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS matches_a ON matches (a_member);
+CREATE INDEX IF NOT EXISTS matches_b ON matches (b_member);
+CREATE TABLE IF NOT EXISTS proposals (
+    proposal_id TEXT PRIMARY KEY,
+    cluster_id TEXT NOT NULL,
+    master_member TEXT NOT NULL,
+    master_asset TEXT NOT NULL,
+    deciding_rule TEXT NOT NULL,
+    log_index INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS log_entries (
+    idx INTEGER PRIMARY KEY,
+    entry BLOB NOT NULL,
+    leaf_hash BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    size INTEGER PRIMARY KEY,
+    note TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class StoredBatch:
+    manifest: bytes
+    accepted: int
+    new_matches: int
+    log_index: int
+
+
+@dataclass(frozen=True)
+class StoredMatch:
+    match_id: str
+    cluster_id: str
+    a_member: str
+    a_asset: str
+    b_member: str
+    b_asset: str
+    relation: int
+    algorithm: str
+    distance: int
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # One connection shared under the service's intake lock; autocommit mode so that
+        # transactions are exactly the explicit BEGIN IMMEDIATE ... COMMIT blocks below.
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        else:
+            self._db.execute("COMMIT")
+
+    # --- reads -------------------------------------------------------------------------
+
+    def admitted_members(self) -> dict[str, bytes]:
+        return {m: k for m, k in self._db.execute("SELECT member_id, public_key FROM members")}
+
+    def find_batch(self, member_id: str, batch_id: str) -> StoredBatch | None:
+        row = self._db.execute(
+            "SELECT manifest, accepted, new_matches, log_index FROM batches WHERE member_id=? AND batch_id=?",
+            (member_id, batch_id),
+        ).fetchone()
+        return StoredBatch(*row) if row else None
+
+    def last_sequence(self, member_id: str) -> int:
+        row = self._db.execute("SELECT MAX(sequence) FROM batches WHERE member_id=?", (member_id,)).fetchone()
+        return row[0] if row and row[0] is not None else 0
+
+    def assets(self) -> Iterator[tuple[str, str, bytes]]:
+        yield from self._db.execute("SELECT member_id, asset_id, record FROM assets ORDER BY rowid")
+
+    def asset(self, member_id: str, asset_id: str) -> bytes | None:
+        row = self._db.execute("SELECT record FROM assets WHERE member_id=? AND asset_id=?", (member_id, asset_id)).fetchone()
+        return row[0] if row else None
+
+    def cluster_of(self, member_id: str, asset_id: str) -> str | None:
+        row = self._db.execute("SELECT cluster_id FROM clusters WHERE member_id=? AND asset_id=?", (member_id, asset_id)).fetchone()
+        return row[0] if row else None
+
+    def cluster_assets(self, cluster_id: str) -> list[tuple[str, str]]:
+        return list(self._db.execute(
+            "SELECT member_id, asset_id FROM clusters WHERE cluster_id=? ORDER BY member_id, asset_id", (cluster_id,)))
+
+    def matches_for(self, member_id: str, offset: int, limit: int) -> list[StoredMatch]:
+        rows = self._db.execute(
+            "SELECT match_id, cluster_id, a_member, a_asset, b_member, b_asset, relation, algorithm, distance"
+            " FROM matches WHERE a_member=? OR b_member=? ORDER BY log_index LIMIT ? OFFSET ?",
+            (member_id, member_id, limit, offset),
+        ).fetchall()
+        return [StoredMatch(*r) for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        q = {
+            "assets": "SELECT COUNT(*) FROM assets",
+            "batches": "SELECT COUNT(*) FROM batches",
+            "matches": "SELECT COUNT(*) FROM matches",
+            "clusters": "SELECT COUNT(DISTINCT cluster_id) FROM clusters",
+            "proposals": "SELECT COUNT(*) FROM proposals",
+            "log_entries": "SELECT COUNT(*) FROM log_entries",
+        }
+        return {k: self._db.execute(sql).fetchone()[0] for k, sql in q.items()}
+
+    def latest_proposals(self) -> list[tuple[str, str, str, str]]:
+        """(cluster_id, master_member, master_asset, deciding_rule) of each cluster's newest proposal."""
+        return list(self._db.execute(
+            "SELECT cluster_id, master_member, master_asset, deciding_rule FROM proposals p"
+            " WHERE log_index = (SELECT MAX(log_index) FROM proposals q WHERE q.cluster_id = p.cluster_id)"
+            " ORDER BY cluster_id"))
+
+    def leaf_hashes(self) -> Iterator[bytes]:
+        for (h,) in self._db.execute("SELECT leaf_hash FROM log_entries ORDER BY idx"):
+            yield h
+
+    def log_entries(self, start: int, end: int) -> list[bytes]:
+        return [e for (e,) in self._db.execute(
+            "SELECT entry FROM log_entries WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end))]
+
+    def checkpoints(self) -> list[tuple[int, str]]:
+        return list(self._db.execute("SELECT size, note FROM checkpoints ORDER BY size"))
+
+    def latest_checkpoint(self) -> tuple[int, str] | None:
+        row = self._db.execute("SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1").fetchone()
+        return (row[0], row[1]) if row else None
+
+    # --- writes (inside transaction()) ----------------------------------------------------
+
+    @staticmethod
+    def add_log_entry(db: sqlite3.Connection, index: int, entry: bytes, leaf_hash: bytes) -> None:
+        db.execute("INSERT INTO log_entries (idx, entry, leaf_hash) VALUES (?, ?, ?)", (index, entry, leaf_hash))
+
+    @staticmethod
+    def add_member(db: sqlite3.Connection, member_id: str, public_key: bytes, log_index: int) -> None:
+        db.execute("INSERT INTO members (member_id, public_key, admitted_index) VALUES (?, ?, ?)",
+                   (member_id, public_key, log_index))
+
+    @staticmethod
+    def add_batch(db, member_id: str, batch_id: str, sequence: int, manifest: bytes, accepted: int,
+                  new_matches: int, log_index: int, received_unix: int) -> None:
+        db.execute("INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                   (member_id, batch_id, sequence, manifest, accepted, new_matches, log_index, received_unix))
+
+    @staticmethod
+    def put_asset(db, member_id: str, asset_id: str, record: bytes, batch_id: str) -> None:
+        db.execute("INSERT INTO assets VALUES (?, ?, ?, ?) ON CONFLICT (member_id, asset_id)"
+                   " DO UPDATE SET record=excluded.record, batch_id=excluded.batch_id",
+                   (member_id, asset_id, record, batch_id))
+
+    @staticmethod
+    def set_cluster(db, member_id: str, asset_id: str, cluster_id: str) -> None:
+        db.execute("INSERT INTO clusters VALUES (?, ?, ?) ON CONFLICT (member_id, asset_id)"
+                   " DO UPDATE SET cluster_id=excluded.cluster_id", (member_id, asset_id, cluster_id))
+
+    @staticmethod
+    def rename_cluster(db, old: str, new: str) -> None:
+        db.execute("UPDATE clusters SET cluster_id=? WHERE cluster_id=?", (new, old))
+        db.execute("UPDATE matches SET cluster_id=? WHERE cluster_id=?", (new, old))
+
+    @staticmethod
+    def add_match(db, m: StoredMatch, log_index: int) -> None:
+        db.execute("INSERT INTO matches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   (m.match_id, m.cluster_id, m.a_member, m.a_asset, m.b_member, m.b_asset,
+                    m.relation, m.algorithm, m.distance, log_index))
+
+    @staticmethod
+    def add_proposal(db, proposal_id: str, cluster_id: str, master_member: str, master_asset: str,
+                     deciding_rule: str, log_index: int) -> None:
+        db.execute("INSERT INTO proposals VALUES (?, ?, ?, ?, ?, ?)",
+                   (proposal_id, cluster_id, master_member, master_asset, deciding_rule, log_index))
+
+    def add_checkpoint(self, size: int, note: str) -> None:
+        self._db.execute("INSERT OR IGNORE INTO checkpoints (size, note) VALUES (?, ?)", (size, note))

@@ -1,0 +1,128 @@
+"""Shared fixtures: a real consortium on loopback (CA, keys, a coordinator over mutual TLS)."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+
+from dedup import pki
+from dedup.note import NoteSigner
+from dedup.transport import client_options
+from dedup.v1 import asset_pb2, intake_pb2_grpc, log_pb2_grpc
+
+MEMBERS = ("records-office", "city-museum", "university-library")
+
+
+@dataclass
+class Party:
+    member_id: str
+    signer: NoteSigner
+    tls_key: Path
+    tls_cert: Path
+
+
+@dataclass
+class Consortium:
+    root: Path
+    ca_pem: Path
+    ca: pki.KeyAndCert
+    log_signer: NoteSigner
+    parties: dict[str, Party]
+    settings: object  # CoordinatorSettings
+    server: object = None  # RunningServer
+
+    def channel(self, member_id: str, ca_pem: Path | None = None) -> grpc.Channel:
+        p = self.parties[member_id]
+        creds = grpc.ssl_channel_credentials(
+            root_certificates=(ca_pem or self.ca_pem).read_bytes(),
+            private_key=p.tls_key.read_bytes(), certificate_chain=p.tls_cert.read_bytes())
+        return grpc.secure_channel(f"127.0.0.1:{self.server.port}", creds, options=client_options("coordinator"))
+
+    def intake(self, member_id: str) -> intake_pb2_grpc.IntakeServiceStub:
+        return intake_pb2_grpc.IntakeServiceStub(self.channel(member_id))
+
+    def log(self, member_id: str) -> log_pb2_grpc.LogServiceStub:
+        return log_pb2_grpc.LogServiceStub(self.channel(member_id))
+
+    def start(self):
+        from dedup.coordinator.server import start
+
+        self.server = start(self.settings, workers=4)
+        return self.server
+
+    def stop(self):
+        if self.server is not None:
+            self.server.stop(grace=None)
+            self.server = None
+
+
+def make_party(root: Path, ca: pki.KeyAndCert, member_id: str) -> Party:
+    d = root / "parties" / member_id
+    key, cert = pki.issue(ca, member_id, dns_names=(member_id,))
+    pki.write_key(d / "tls.key", key)
+    pki.write_cert(d / "tls.pem", cert)
+    return Party(member_id, NoteSigner.generate(member_id), d / "tls.key", d / "tls.pem")
+
+
+@pytest.fixture
+def consortium(tmp_path):
+    from dedup.coordinator.settings import CoordinatorSettings
+
+    ca = pki.new_ca("test CA")
+    pki.write_cert(tmp_path / "ca.pem", ca[1])
+    skey, scert = pki.issue(ca, "coordinator", dns_names=("coordinator",), ip_addresses=("127.0.0.1",),
+                            server=True, client=False)
+    pki.write_key(tmp_path / "server.key", skey)
+    pki.write_cert(tmp_path / "server.pem", scert)
+    log_signer = NoteSigner.generate("test.dedup.local/log")
+    pki.write_private(tmp_path / "log.key", log_signer.to_string().encode())
+    parties = {m: make_party(tmp_path, ca, m) for m in MEMBERS}
+    # A certificate from the consortium CA for an organisation that is not a member.
+    parties["outsider"] = make_party(tmp_path, ca, "outsider")
+    settings = CoordinatorSettings(
+        listen="127.0.0.1:0", database=tmp_path / "coordinator.sqlite", log_key=tmp_path / "log.key",
+        log_origin="test.dedup.local/log",
+        tls={"ca": tmp_path / "ca.pem", "cert": tmp_path / "server.pem", "key": tmp_path / "server.key"},
+        members=[{"id": m, "name": m.title(), "public_key": parties[m].signer.verifier().to_string(),
+                  "custodial_priority": 10 * (i + 1)} for i, m in enumerate(MEMBERS)],
+        max_batch_assets=50,
+    )
+    c = Consortium(tmp_path, tmp_path / "ca.pem", ca, log_signer, parties, settings)
+    c.start()
+    yield c
+    c.stop()
+
+
+def fingerprint(seed: int) -> bytes:
+    """A deterministic, non-degenerate 256-bit value."""
+    return random.Random(seed).randbytes(32)
+
+
+def near(value: bytes, flips: int, seed: int = 0) -> bytes:
+    """``value`` with ``flips`` distinct bits flipped."""
+    b = bytearray(value)
+    for bit in random.Random(seed).sample(range(256), flips):
+        b[bit // 8] ^= 1 << (bit % 8)
+    return bytes(b)
+
+
+def asset(asset_id: str, fp: bytes, *, width=1000, height=800, lossless=False, quality=80, sha=None, channels=3,
+          low_information=False) -> asset_pb2.Asset:
+    return asset_pb2.Asset(
+        asset_id=asset_id,
+        sha256=sha or hashlib.sha256(asset_id.encode() + fp).digest(),
+        pixel_digest=hashlib.sha256(b"px" + asset_id.encode() + fp).digest(),
+        fingerprints=[asset_pb2.Fingerprint(algorithm="dct256", version=1, value=fp)],
+        evidence=asset_pb2.Evidence(
+            width=width, height=height, bit_depth=8, channels=channels, rights="unknown",
+            format_family=asset_pb2.FORMAT_FAMILY_LOSSLESS if lossless else asset_pb2.FORMAT_FAMILY_LOSSY,
+            jpeg_quality=0 if lossless else quality),
+        low_information=low_information,
+    )
+
+

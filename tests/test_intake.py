@@ -1,0 +1,274 @@
+"""Intake over real gRPC with mutual TLS on loopback, against a real SQLite store."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+
+import grpc
+import pytest
+
+from dedup import pki
+from dedup.note import NoteSigner
+from dedup.signing import sign_statement
+from dedup.v1 import asset_pb2, intake_pb2, statements_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from conftest import asset, fingerprint, near
+
+A, B, C = "records-office", "city-museum", "university-library"
+
+
+def batch(consortium, member, assets, *, seq=1, batch_id=None, signer=None, manifest_member=None, tamper=None):
+    payload = asset_pb2.AssetList(assets=assets).SerializeToString(deterministic=True)
+    m = asset_pb2.BatchManifest(member_id=manifest_member or member, batch_id=batch_id or f"{member}-{seq}",
+                                sequence=seq, asset_count=len(assets), assets_sha256=hashlib.sha256(payload).digest(),
+                                created_unix=1)
+    stmt = sign_statement(signer or consortium.parties[member].signer, m)
+    if tamper:
+        tamper(stmt)
+    return intake_pb2.SubmitBatchRequest(manifest=stmt, assets=payload)
+
+
+def submit(consortium, member, req, **kw):
+    return consortium.intake(member).SubmitBatch(req, timeout=10, **kw)
+
+
+def rows(consortium, table):
+    db = sqlite3.connect(consortium.settings.database)
+    try:
+        return db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+    finally:
+        db.close()
+
+
+def refused(consortium, member, req):
+    before = {t: rows(consortium, t) for t in ("batches", "assets", "log_entries", "matches")}
+    with pytest.raises(grpc.RpcError) as info:
+        submit(consortium, member, req)
+    after = {t: rows(consortium, t) for t in ("batches", "assets", "log_entries", "matches")}
+    assert after == before, "a refused batch stored something"
+    return info.value
+
+
+def test_health_serving(consortium):
+    stub = health_pb2_grpc.HealthStub(consortium.channel(A))
+    for service in ("", "dedup.v1.IntakeService", "dedup.v1.LogService"):
+        assert stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_members_admitted_in_log(consortium):
+    # One MemberAdmitted entry per configured member, before anything else.
+    assert rows(consortium, "log_entries") == 3
+    assert rows(consortium, "members") == 3
+
+
+def test_cross_member_match_and_proposal(consortium):
+    fp = fingerprint(1)
+    r1 = submit(consortium, A, batch(consortium, A, [asset("a1", fp, width=4000, height=3000, lossless=True),
+                                                     asset("a2", fingerprint(2))]))
+    assert (r1.accepted, r1.new_matches, r1.already_stored) == (2, 0, False)
+    r2 = submit(consortium, B, batch(consortium, B, [asset("b1", near(fp, 6), width=1000, height=750, quality=75),
+                                                     asset("b2", fingerprint(3))]))
+    assert (r2.accepted, r2.new_matches) == (2, 1)
+    ms = consortium.intake(B).ListMatches(intake_pb2.ListMatchesRequest(), timeout=5).matches
+    assert len(ms) == 1
+    m = ms[0]
+    assert (m.own_asset_id, m.counterpart_member, m.counterpart_asset_id, m.distance) == ("b1", A, "a1", 6)
+    assert m.relation == statements_pb2.RELATION_REENCODED
+    assert (m.counterpart_evidence.width, m.counterpart_evidence.height) == (4000, 3000)
+    db = sqlite3.connect(consortium.settings.database)
+    (master_member, master_asset, rule), = db.execute("SELECT master_member, master_asset, deciding_rule FROM proposals")
+    assert (master_member, master_asset, rule) == (A, "a1", "pixel_count")
+
+
+def test_members_see_only_their_own_matches(consortium):
+    fp = fingerprint(7)
+    submit(consortium, A, batch(consortium, A, [asset("a1", fp)]))
+    submit(consortium, B, batch(consortium, B, [asset("b1", near(fp, 3))]))
+    assert len(consortium.intake(A).ListMatches(intake_pb2.ListMatchesRequest(), timeout=5).matches) == 1
+    # C holds no copy: it learns nothing of the A-B match.
+    assert list(consortium.intake(C).ListMatches(intake_pb2.ListMatchesRequest(), timeout=5).matches) == []
+
+
+def test_unrelated_and_far_fingerprints_do_not_match(consortium):
+    fp = fingerprint(9)
+    submit(consortium, A, batch(consortium, A, [asset("a1", fp)]))
+    r = submit(consortium, B, batch(consortium, B, [asset("b1", near(fp, 60)), asset("b2", fingerprint(10))]))
+    assert r.new_matches == 0
+
+
+def test_low_information_not_matched_perceptually(consortium):
+    fp = fingerprint(11)
+    submit(consortium, A, batch(consortium, A, [asset("a1", fp, low_information=True)]))
+    r = submit(consortium, B, batch(consortium, B, [asset("b1", fp, low_information=True)]))
+    assert r.new_matches == 0
+
+
+def test_identical_bytes_labelled(consortium):
+    fp = fingerprint(12)
+    same = hashlib.sha256(b"file").digest()
+    submit(consortium, A, batch(consortium, A, [asset("a1", fp, sha=same)]))
+    submit(consortium, B, batch(consortium, B, [asset("b1", fp, sha=same)]))
+    m, = consortium.intake(A).ListMatches(intake_pb2.ListMatchesRequest(), timeout=5).matches
+    assert m.relation == statements_pb2.RELATION_IDENTICAL_BYTES
+
+
+def test_resend_is_idempotent(consortium):
+    req = batch(consortium, A, [asset("a1", fingerprint(1))])
+    first = submit(consortium, A, req)
+    n = rows(consortium, "log_entries")
+    again = submit(consortium, A, req)
+    assert again.already_stored and again.log_index == first.log_index and again.accepted == 1
+    assert rows(consortium, "log_entries") == n and rows(consortium, "batches") == 1
+
+
+def test_bad_signature_refused(consortium):
+    def flip(stmt):
+        stmt.signature = bytes([stmt.signature[0] ^ 1]) + stmt.signature[1:]
+    err = refused(consortium, A, batch(consortium, A, [asset("a1", fingerprint(1))], tamper=flip))
+    assert err.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "bad signature" in err.details()
+
+
+def test_signed_with_another_key_refused(consortium):
+    rogue = NoteSigner.generate(A)
+    err = refused(consortium, A, batch(consortium, A, [asset("a1", fingerprint(1))], signer=rogue))
+    assert err.code() == grpc.StatusCode.UNAUTHENTICATED and "key id" in err.details()
+
+
+def test_identity_mismatch_refused(consortium):
+    # B's TLS connection carrying a batch that A signed.
+    err = refused(consortium, B, batch(consortium, A, [asset("a1", fingerprint(1))]))
+    assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "signed by 'records-office'" in err.details() and "'city-museum'" in err.details()
+
+
+def test_unknown_member_refused(consortium):
+    err = refused(consortium, "outsider", batch(consortium, "outsider", [asset("x1", fingerprint(1))],
+                                                 signer=NoteSigner.generate("outsider")))
+    assert err.code() == grpc.StatusCode.PERMISSION_DENIED and "not a member" in err.details()
+
+
+def test_replay_refused(consortium):
+    submit(consortium, A, batch(consortium, A, [asset("a1", fingerprint(1))], seq=5))
+    err = refused(consortium, A, batch(consortium, A, [asset("a2", fingerprint(2))], seq=5, batch_id="other"))
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION and "replayed" in err.details()
+
+
+def test_batch_id_reuse_refused(consortium):
+    submit(consortium, A, batch(consortium, A, [asset("a1", fingerprint(1))], seq=1, batch_id="same"))
+    err = refused(consortium, A, batch(consortium, A, [asset("a2", fingerprint(2))], seq=2, batch_id="same"))
+    assert err.code() == grpc.StatusCode.ALREADY_EXISTS
+
+
+@pytest.mark.parametrize("fp, message", [
+    (b"\0" * 32, "degenerate"),
+    (b"\xff" * 32, "degenerate"),
+    (b"\1" * 31, "must be 32 bytes"),
+])
+def test_bad_fingerprint_refused(consortium, fp, message):
+    err = refused(consortium, A, batch(consortium, A, [asset("a1", fingerprint(1)), asset("a2", fp)]))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "asset 1 ('a2')" in err.details() and message in err.details().lower()
+
+
+def test_unknown_fingerprint_version_refused(consortium):
+    a = asset("a1", fingerprint(1))
+    a.fingerprints[0].version = 99
+    err = refused(consortium, A, batch(consortium, A, [a]))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "version" in err.details()
+
+
+def test_payload_not_matching_manifest_refused(consortium):
+    req = batch(consortium, A, [asset("a1", fingerprint(1))])
+    req.assets = asset_pb2.AssetList(assets=[asset("a9", fingerprint(9))]).SerializeToString()
+    err = refused(consortium, A, req)
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "SHA-256" in err.details()
+
+
+def test_oversized_batch_refused(consortium):
+    err = refused(consortium, A, batch(consortium, A, [asset(f"a{i}", fingerprint(i)) for i in range(51)]))
+    assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "at most 50" in err.details()
+
+
+def test_manifest_for_another_member_refused(consortium):
+    err = refused(consortium, A, batch(consortium, A, [asset("a1", fingerprint(1))], manifest_member=B))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "names member" in err.details()
+
+
+def test_client_without_certificate_cannot_connect(consortium):
+    creds = grpc.ssl_channel_credentials(root_certificates=consortium.ca_pem.read_bytes())
+    ch = grpc.secure_channel(f"127.0.0.1:{consortium.server.port}", creds,
+                             options=[("grpc.ssl_target_name_override", "coordinator")])
+    from dedup.v1 import intake_pb2_grpc
+    with pytest.raises(grpc.RpcError) as info:
+        intake_pb2_grpc.IntakeServiceStub(ch).SubmitBatch(batch(consortium, A, [asset("a1", fingerprint(1))]), timeout=5)
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert rows(consortium, "batches") == 0
+
+
+def test_certificate_from_foreign_ca_cannot_connect(consortium, tmp_path):
+    foreign = pki.new_ca("foreign CA")
+    key, cert = pki.issue(foreign, A)
+    pki.write_key(tmp_path / "f.key", key)
+    pki.write_cert(tmp_path / "f.pem", cert)
+    creds = grpc.ssl_channel_credentials(root_certificates=consortium.ca_pem.read_bytes(),
+                                         private_key=(tmp_path / "f.key").read_bytes(),
+                                         certificate_chain=(tmp_path / "f.pem").read_bytes())
+    ch = grpc.secure_channel(f"127.0.0.1:{consortium.server.port}", creds,
+                             options=[("grpc.ssl_target_name_override", "coordinator")])
+    from dedup.v1 import intake_pb2_grpc
+    with pytest.raises(grpc.RpcError) as info:
+        intake_pb2_grpc.IntakeServiceStub(ch).SubmitBatch(batch(consortium, A, [asset("a1", fingerprint(1))]), timeout=5)
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert rows(consortium, "batches") == 0
+
+
+def test_cluster_does_not_chain_through_loose_links(consortium):
+    """X~Y and Y~Z within the threshold, but X and Z far apart: Z must not join X's cluster."""
+    from dedup.matching import DEFAULT_THRESHOLD as t
+    x = fingerprint(21)
+    y = near(x, t, seed=1)
+    # z is within t of y but about 2t from x.
+    zb = bytearray(y)
+    flipped = 0
+    for bit in range(256):
+        if (x[bit // 8] >> (bit % 8)) & 1 == (y[bit // 8] >> (bit % 8)) & 1:
+            zb[bit // 8] ^= 1 << (bit % 8)
+            flipped += 1
+            if flipped == t:
+                break
+    z = bytes(zb)
+    submit(consortium, A, batch(consortium, A, [asset("x", x)]))
+    submit(consortium, B, batch(consortium, B, [asset("y", y)]))
+    r = submit(consortium, C, batch(consortium, C, [asset("z", z)]))
+    assert r.new_matches == 0
+    db = sqlite3.connect(consortium.settings.database)
+    assert db.execute("SELECT COUNT(*) FROM clusters WHERE asset_id='z'").fetchone()[0] == 0
+
+
+def test_restart_keeps_matching_state(consortium):
+    fp = fingerprint(31)
+    submit(consortium, A, batch(consortium, A, [asset("a1", fp)]))
+    consortium.stop()
+    consortium.start()
+    r = submit(consortium, B, batch(consortium, B, [asset("b1", near(fp, 2))]))
+    assert r.new_matches == 1
+
+
+def test_low_information_asset_without_fingerprint_is_accepted_and_matched_exactly(consortium):
+    blank = asset("a1", fingerprint(1), low_information=True, sha=hashlib.sha256(b"blank").digest())
+    del blank.fingerprints[:]
+    submit(consortium, A, batch(consortium, A, [blank]))
+    other = asset("b1", fingerprint(1), low_information=True, sha=hashlib.sha256(b"blank").digest())
+    del other.fingerprints[:]
+    r = submit(consortium, B, batch(consortium, B, [other]))
+    assert r.new_matches == 1  # same bytes still match
+
+
+def test_asset_without_fingerprint_refused_unless_low_information(consortium):
+    a = asset("a1", fingerprint(1))
+    del a.fingerprints[:]
+    err = refused(consortium, A, batch(consortium, A, [a]))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "no fingerprint" in err.details()
