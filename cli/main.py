@@ -1,0 +1,52 @@
+"""The `dedup` command: one subcommand per role."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import exits
+from .common import CommandError
+
+DESCRIPTION = """\
+Find the photographs that archives hold in common without exchanging images, and agree
+which institution keeps the master.
+
+roles:
+  node         a member institution: scan its storage, keep a catalogue, push signed fingerprints
+  coordinator  the records service: take in batches, match across members, keep the signed log
+  audit        anyone: verify an exported log offline with the coordinator's public key
+  demo         run a three-member consortium on this machine, end to end
+
+Run `dedup ROLE --help` for each role's commands.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from dedup.audit.cli import register as audit
+    from dedup.coordinator.cli import register as coordinator
+    from dedup.demo.cli import register as demo
+    from dedup.node.cli import register as node
+
+    parser = argparse.ArgumentParser(prog="dedup", description=DESCRIPTION, epilog=exits.EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="role", metavar="ROLE", required=True)
+    for register in (node, coordinator, audit, demo):
+        register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except CommandError as exc:
+        print(f"dedup: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

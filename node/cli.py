@@ -1,0 +1,124 @@
+"""`dedup node ...`: what a member institution runs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from dedup.cli import exits
+from dedup.cli.common import CommandError, add_config, emit_json, load_config
+
+from .catalogue import Catalogue
+from .client import NotConfigured
+from .duplicates import duplicates_json
+from .settings import NodeSettings
+
+ENV = "DEDUP_NODE_CONFIG"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "node", help="a member institution's node: scan, push, local duplicates",
+        description="Scan the institution's own storage, keep a local catalogue of fingerprints, and send "
+                    "signed fingerprints (never images, paths or names) to the consortium's coordinator.",
+        epilog=exits.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    cmds = p.add_subparsers(dest="node_command", metavar="COMMAND", required=True)
+
+    s = cmds.add_parser("scan", help="fingerprint every image under the given folders",
+                        description="Walk the folders (or the configured roots), read every new or changed file "
+                                    "once, and record its digests, fingerprints and evidence in the catalogue. "
+                                    "Unchanged files are not opened again. Unreadable files are recorded with the "
+                                    "reason and the scan goes on.",
+                        epilog=exits.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("folders", nargs="*", type=Path, metavar="DIR", help="folders to scan (default: roots in the config)")
+    add_config(s, ENV, "node")
+    s.add_argument("--json", action="store_true", help="print the summary as JSON (for scripts and cron)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--workers", type=int, help="processes to decode with (default: config, else one per core)")
+    s.set_defaults(func=_scan)
+
+    s = cmds.add_parser("push", help="send new and changed fingerprints to the coordinator, signed",
+                        description="Sign the records the coordinator has not yet acknowledged into batches and "
+                                    "send them over mutual TLS. Batches left pending by an interrupted push are "
+                                    "resent first with the same id, so nothing is stored twice.",
+                        epilog=exits.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config(s, ENV, "node")
+    s.add_argument("--json", action="store_true", help="print the summary as JSON")
+    s.set_defaults(func=_push)
+
+    s = cmds.add_parser("duplicates", help="list this collection's own duplicate clusters",
+                        description="Group the catalogue's files that are copies of one photograph (same bytes, "
+                                    "same pixels, or perceptually the same), with the kind of copy for each link.")
+    add_config(s, ENV, "node")
+    s.add_argument("--json", action="store_true", help='print {"clusters": [{"assets": [{"path": ...}], "links": [...]}]}')
+    s.set_defaults(func=_duplicates)
+
+
+def _open(args) -> tuple[NodeSettings, Catalogue]:
+    settings = load_config(args, NodeSettings, ENV)
+    return settings, Catalogue(settings.catalogue)
+
+
+def _scan(args) -> int:
+    from .scan import scan
+
+    settings, cat = _open(args)
+    roots = args.folders or settings.roots
+    if not roots:
+        raise CommandError("nothing to scan: give folders or set roots in the configuration")
+    missing = [str(r) for r in roots if not r.is_dir()]
+    if missing:
+        raise CommandError(f"not a folder: {', '.join(missing)}")
+    workers = args.workers if args.workers is not None else settings.workers
+    summary = scan(cat, roots, workers=workers, progress=False if (args.quiet or args.json) else None)
+    counts = cat.counts()
+    if args.json:
+        emit_json({"scan": summary.as_dict(), "catalogue": counts})
+    else:
+        print(f"scanned {summary.seen} files in {summary.seconds:.1f} s: {summary.read} read, "
+              f"{summary.unchanged} unchanged, {summary.failed} unreadable, {len(summary.skipped)} skipped")
+        for path, reason in summary.errors:
+            print(f"  unreadable: {path}: {reason}")
+        for path, reason in summary.skipped:
+            print(f"  skipped: {path}: {reason}")
+        print(f"catalogue: {counts['files']} files, {counts['bytes']} bytes, {counts['unreadable']} unreadable")
+    return exits.FAILED if summary.failed else exits.OK
+
+
+def _push(args) -> int:
+    from .push import KeyProblem, push
+
+    settings, cat = _open(args)
+    try:
+        summary = push(settings, cat)
+    except (NotConfigured, KeyProblem) as exc:
+        raise CommandError(str(exc)) from exc
+    if args.json:
+        emit_json(summary.as_dict())
+    else:
+        print(f"pushed {summary.batches_sent} batches ({summary.assets_accepted} assets, {summary.resent} resent); "
+              f"{summary.new_matches} new cross-member matches")
+        for r in summary.refused:
+            print(f"  refused batch {r['batch_id']}: {r['code']}: {r['detail']}", file=sys.stderr)
+        if summary.unreachable:
+            print(f"  coordinator unavailable ({summary.unreachable}); pending batches will be resent", file=sys.stderr)
+    if summary.unreachable:
+        return exits.UNAVAILABLE
+    return exits.FAILED if summary.refused else exits.OK
+
+
+def _duplicates(args) -> int:
+    _, cat = _open(args)
+    data = duplicates_json(cat)
+    if args.json:
+        emit_json(data)
+    else:
+        for n, c in enumerate(data["clusters"], 1):
+            print(f"cluster {n}:")
+            for a in c["assets"]:
+                print(f"  {a['path']}")
+            for lk in c["links"]:
+                print(f"    {lk['relation']} (distance {lk['distance']}): {Path(lk['b']).name} ~ {Path(lk['a']).name}")
+        print(f"{len(data['clusters'])} clusters")
+    return exits.OK

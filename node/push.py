@@ -1,0 +1,129 @@
+"""Send the catalogue's new and changed records to the coordinator as signed batches.
+
+Each batch is signed and written to the catalogue before it is sent. Pending batches from an
+earlier run (crash, timeout, coordinator down) are resent first with the same bytes, which
+the coordinator acknowledges without storing anything twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import grpc
+
+from dedup.jsonlog import event
+from dedup.note import NoteError, NoteSigner
+from dedup.signing import sign_statement
+from dedup.v1 import asset_pb2, intake_pb2, intake_pb2_grpc, statement_pb2
+
+from .catalogue import Batch, Catalogue
+from .client import NotConfigured, channel
+from .settings import NodeSettings
+
+log = logging.getLogger("dedup.node")
+
+#: Statuses after which the same batch may succeed later; anything else is a refusal.
+RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED,
+             grpc.StatusCode.ABORTED, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
+
+
+@dataclass
+class PushSummary:
+    batches_sent: int = 0
+    assets_accepted: int = 0
+    resent: int = 0
+    new_matches: int = 0
+    refused: list[dict] = field(default_factory=list)
+    unreachable: str | None = None
+
+    def as_dict(self) -> dict:
+        return {"batches_sent": self.batches_sent, "assets_accepted": self.assets_accepted, "resent": self.resent,
+                "new_matches": self.new_matches, "refused": self.refused, "unreachable": self.unreachable}
+
+
+class KeyProblem(Exception):
+    """The member's signing key is missing, unreadable or not this member's."""
+
+
+def load_signer(settings: NodeSettings) -> NoteSigner:
+    try:
+        signer = NoteSigner.from_string(settings.signing_key.read_text(encoding="utf-8").strip())
+    except OSError as exc:
+        raise KeyProblem(f"cannot read signing key {settings.signing_key}: {exc.strerror}") from exc
+    except NoteError as exc:
+        raise KeyProblem(f"{settings.signing_key} is not a signer key: {exc}") from exc
+    if signer.name != settings.member_id:
+        raise KeyProblem(f"signing key is named {signer.name!r} but member_id is {settings.member_id!r}")
+    return signer
+
+
+def make_batches(catalogue: Catalogue, signer: NoteSigner, member_id: str, batch_size: int) -> list[Batch]:
+    """Sign and store a batch for every ``batch_size`` unpushed records."""
+    rows = catalogue.unpushed()
+    out = []
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start:start + batch_size]
+        listing = asset_pb2.AssetList()
+        for _, record in chunk:
+            listing.assets.add().ParseFromString(record)
+        payload = listing.SerializeToString(deterministic=True)
+        with catalogue.transaction() as db:
+            seq = catalogue.next_sequence(db)
+            manifest = asset_pb2.BatchManifest(
+                member_id=member_id, batch_id=uuid.uuid4().hex, sequence=seq, asset_count=len(chunk),
+                assets_sha256=hashlib.sha256(payload).digest(), created_unix=int(time.time()))
+            stmt = sign_statement(signer, manifest)
+            batch = Batch(manifest.batch_id, seq, stmt.SerializeToString(deterministic=True), payload,
+                          [p for p, _ in chunk])
+            catalogue.add_batch(db, batch)
+        out.append(batch)
+    return out
+
+
+def _records(batch: Batch) -> dict[str, bytes]:
+    listing = asset_pb2.AssetList()
+    listing.ParseFromString(batch.assets)
+    return {p: a.SerializeToString(deterministic=True) for p, a in zip(batch.paths, listing.assets)}
+
+
+def push(settings: NodeSettings, catalogue: Catalogue) -> PushSummary:
+    if settings.coordinator is None or settings.tls is None:
+        raise NotConfigured("this node has no [coordinator] and [tls] settings; it can scan and report only")
+    summary = PushSummary()
+    signer = load_signer(settings)
+    resend = catalogue.pending_batches()
+    summary.resent = len(resend)
+    batches = resend + make_batches(catalogue, signer, settings.member_id, settings.batch_size)
+    if not batches:
+        return summary
+    timeout = settings.coordinator.timeout_seconds
+    with channel(settings) as ch:
+        stub = intake_pb2_grpc.IntakeServiceStub(ch)
+        for batch in batches:
+            stmt = statement_pb2.SignedStatement()
+            stmt.ParseFromString(batch.manifest)
+            try:
+                resp = stub.SubmitBatch(intake_pb2.SubmitBatchRequest(manifest=stmt, assets=batch.assets),
+                                        timeout=timeout, wait_for_ready=False)
+            except grpc.RpcError as err:
+                code, detail = err.code(), err.details()
+                if code in RETRYABLE:
+                    # Leave this and later batches pending; the next push resends them.
+                    summary.unreachable = f"{code.name}: {detail}"
+                    event(log, "push interrupted", logging.WARNING, member=settings.member_id,
+                          batch_id=batch.batch_id, code=code.name, detail=detail)
+                    break
+                catalogue.refuse(batch, f"{code.name}: {detail}")
+                summary.refused.append({"batch_id": batch.batch_id, "code": code.name, "detail": detail})
+                event(log, "batch refused", logging.ERROR, member=settings.member_id, batch_id=batch.batch_id,
+                      code=code.name, detail=detail)
+                continue
+            catalogue.acknowledge(batch, _records(batch), f"log_index={resp.log_index}")
+            summary.batches_sent += 1
+            summary.assets_accepted += resp.accepted
+            summary.new_matches += resp.new_matches
+    return summary

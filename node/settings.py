@@ -1,0 +1,47 @@
+"""A member node's settings (one TOML file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from dedup.config import MEMBER_ID, TlsFiles, resolve_path
+
+
+class CoordinatorEndpoint(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    address: str = Field(description="host:port of the coordinator's gRPC service")
+    server_name: str = Field("coordinator", description="name in the coordinator's TLS certificate")
+    timeout_seconds: float = Field(30.0, gt=0, description="deadline for each call")
+
+
+class NodeSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    member_id: str = Field(description="this institution's member id (the CN of its TLS certificate)")
+    catalogue: Path = Field(description="SQLite file of the node's local catalogue")
+    signing_key: Path = Field(description="file holding the member's C2SP signer key (PRIVATE+KEY+...)")
+    tls: TlsFiles | None = Field(None, description="mutual-TLS files; needed to push")
+    coordinator: CoordinatorEndpoint | None = Field(None, description="where to push; absent for a local-only node")
+    roots: list[Path] = Field(default_factory=list, description="folders `dedup node scan` reads when given none")
+    batch_size: int = Field(500, ge=1, le=5000, description="assets per signed batch")
+    workers: int = Field(0, ge=0, description="scan processes; 0 means one per CPU core")
+
+    @field_validator("member_id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not MEMBER_ID.match(v):
+            raise ValueError("member ids are 1-63 lowercase letters, digits and '-'")
+        return v
+
+    @field_validator("catalogue", "signing_key")
+    @classmethod
+    def _paths(cls, v: Path, info: ValidationInfo) -> Path:
+        return resolve_path(v, info)
+
+    @field_validator("roots")
+    @classmethod
+    def _roots(cls, v: list[Path], info: ValidationInfo) -> list[Path]:
+        return [resolve_path(p, info) for p in v]

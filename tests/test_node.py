@@ -1,0 +1,154 @@
+"""The node: scanning real files into a real SQLite catalogue, local duplicates, and pushing to a
+real coordinator over mutual TLS through the `dedup` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tomli_w
+from PIL import Image
+from skimage import data
+
+from dedup import pki
+from dedup.node.catalogue import Catalogue
+from dedup.node.duplicates import duplicates_json
+from dedup.node.scan import scan
+
+from test_intake import A, B
+
+
+def dedup(*args, check=None):
+    proc = subprocess.run([sys.executable, "-m", "dedup.cli.main", *map(str, args)], capture_output=True, text=True)
+    if check is not None:
+        assert proc.returncode == check, proc.stderr + proc.stdout
+    return proc
+
+
+@pytest.fixture
+def collection(tmp_path):
+    d = tmp_path / "photos"
+    (d / "sub").mkdir(parents=True)
+    astro = Image.fromarray(data.astronaut())
+    astro.save(d / "astronaut.png")
+    astro.resize((256, 256)).save(d / "sub" / "astronaut-small.jpg", quality=70)
+    astro.convert("L").save(d / "sub" / "astronaut-grey.jpg", quality=85)
+    Image.fromarray(data.camera()).save(d / "camera.tif")
+    Image.fromarray(data.coffee()).save(d / "coffee.jpg", quality=90)
+    (d / "notes.txt").write_text("not an image")
+    (d / "broken.jpg").write_bytes((d / "coffee.jpg").read_bytes()[:500])
+    os.symlink(d, d / "sub" / "loop")
+    return d
+
+
+def test_scan_records_every_file_and_rescan_reads_nothing(tmp_path, collection):
+    cat = Catalogue(tmp_path / "cat.sqlite")
+    s = scan(cat, [collection], workers=2, progress=False)
+    assert (s.seen, s.read, s.failed, s.unchanged) == (7, 5, 2, 0)
+    assert sorted(Path(p).name for p, _ in s.errors) == ["broken.jpg", "notes.txt"]
+    assert [Path(p).name for p, _ in s.skipped] == ["loop"]
+    assert cat.counts()["unreadable"] == 2
+    again = scan(cat, [collection], workers=2, progress=False)
+    assert (again.read, again.failed, again.unchanged) == (0, 0, 7)
+    # A changed file is read again, under the same asset id.
+    before = cat.file(str(collection / "camera.tif")).asset_id
+    Image.fromarray(data.camera()[::2, ::2]).save(collection / "camera.tif")
+    third = scan(cat, [collection], workers=1, progress=False)
+    assert (third.read, third.unchanged) == (1, 6)
+    assert cat.file(str(collection / "camera.tif")).asset_id == before
+
+
+def test_duplicates_json_groups_variants(tmp_path, collection):
+    cat = Catalogue(tmp_path / "cat.sqlite")
+    scan(cat, [collection], workers=1, progress=False)
+    out = duplicates_json(cat)
+    assert len(out["clusters"]) == 1
+    cluster = out["clusters"][0]
+    assert sorted(Path(a["path"]).name for a in cluster["assets"]) == [
+        "astronaut-grey.jpg", "astronaut-small.jpg", "astronaut.png"]
+    relations = {(Path(l["a"]).name, Path(l["b"]).name): l["relation"] for l in cluster["links"]}
+    assert relations[("astronaut.png", "astronaut-grey.jpg")] == "greyscale"
+    assert relations[("astronaut.png", "astronaut-small.jpg")] == "reencoded"
+
+
+def node_config(consortium, member, tmp_path, collection) -> Path:
+    party = consortium.parties[member]
+    cfg = {
+        "member_id": member, "catalogue": str(tmp_path / f"{member}.sqlite"),
+        "signing_key": str(tmp_path / f"{member}.key"), "roots": [str(collection)],
+        "tls": {"ca": str(consortium.ca_pem), "cert": str(party.tls_cert), "key": str(party.tls_key)},
+        "coordinator": {"address": f"127.0.0.1:{consortium.server.port}", "server_name": "coordinator",
+                        "timeout_seconds": 10},
+    }
+    pki.write_private(tmp_path / f"{member}.key", party.signer.to_string().encode())
+    path = tmp_path / f"{member}.toml"
+    path.write_text(tomli_w.dumps(cfg))
+    return path
+
+
+def test_scan_push_and_resend_through_the_cli(consortium, tmp_path, collection):
+    cfg = node_config(consortium, A, tmp_path, collection)
+    scanned = json.loads(dedup("node", "scan", "--config", cfg, "--json", check=1).stdout)
+    assert scanned["scan"]["read"] == 5 and scanned["scan"]["failed"] == 2
+    pushed = json.loads(dedup("node", "push", "--config", cfg, "--json", check=0).stdout)
+    assert (pushed["batches_sent"], pushed["assets_accepted"], pushed["refused"]) == (1, 5, [])
+    # Nothing changed: nothing to send.
+    again = json.loads(dedup("node", "push", "--config", cfg, "--json", check=0).stdout)
+    assert again["batches_sent"] == 0
+    dup = json.loads(dedup("node", "duplicates", "--config", cfg, "--json", check=0).stdout)
+    assert len(dup["clusters"]) == 1
+
+    # A second member holding a recompressed copy of the camera picture matches across members.
+    other = tmp_path / "other"
+    other.mkdir()
+    Image.fromarray(data.camera()).save(other / "cam.jpg", quality=60)
+    cfg_b = node_config(consortium, B, tmp_path, other)
+    dedup("node", "scan", "--config", cfg_b, "--json", check=0)
+    pushed_b = json.loads(dedup("node", "push", "--config", cfg_b, "--json", check=0).stdout)
+    assert pushed_b["new_matches"] == 1
+
+
+def test_pending_batch_is_resent_with_same_id(consortium, tmp_path, collection):
+    """A batch written but never acknowledged (coordinator down) is resent as it was."""
+    cfg = node_config(consortium, A, tmp_path, collection)
+    dedup("node", "scan", "--config", cfg, "--json", check=1)
+    port = consortium.server.port
+    consortium.stop()
+    down = dedup("node", "push", "--config", cfg, "--json", check=3)
+    assert json.loads(down.stdout)["unreachable"].startswith("UNAVAILABLE")
+    cat = Catalogue(tmp_path / f"{A}.sqlite")
+    pending = cat.pending_batches()
+    assert len(pending) == 1
+    consortium.settings.listen = f"127.0.0.1:{port}"
+    consortium.start()
+    up = json.loads(dedup("node", "push", "--config", cfg, "--json", check=0).stdout)
+    assert (up["resent"], up["batches_sent"], up["assets_accepted"]) == (1, 1, 5)
+    assert cat.pending_batches() == []
+
+
+def test_usage_errors_exit_2(tmp_path):
+    r = dedup("node", "scan", "--config", tmp_path / "missing.toml", tmp_path)
+    assert r.returncode == 2 and "does not exist" in r.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text('member_id = "Bad Id"\ncatalogue = "c.sqlite"\nsigning_key = "k"\n')
+    r = dedup("node", "scan", "--config", bad, tmp_path)
+    assert r.returncode == 2 and "member_id" in r.stderr
+    ok = tmp_path / "ok.toml"
+    ok.write_text('member_id = "m"\ncatalogue = "c.sqlite"\nsigning_key = "k"\n')
+    r = dedup("node", "push", "--config", ok)
+    assert r.returncode == 2 and "no [coordinator]" in r.stderr
+
+
+def test_help_teaches_every_command():
+    top = dedup("--help", check=0).stdout
+    for word in ("node", "coordinator", "audit", "demo", "exit codes"):
+        assert word in top
+    for args in (("node", "--help"), ("node", "scan", "--help"), ("node", "push", "--help"),
+                 ("node", "duplicates", "--help"), ("coordinator", "serve", "--help"),
+                 ("coordinator", "export-log", "--help"), ("audit", "verify", "--help"), ("demo", "--help")):
+        assert dedup(*args, check=0).stdout.startswith("usage: dedup")
