@@ -1,0 +1,165 @@
+"""The local consortium demo: three member nodes and a coordinator on loopback, end to end.
+
+Every role runs as its own process through the real `dedup` command line, over mutual TLS,
+with SQLite files on disk, exactly as institutions would run them; the demo only prepares the
+material, starts the processes and reads their JSON output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from dedup.export import read_entries
+from dedup.signing import parse_body, parse_entry
+from dedup.v1 import statements_pb2
+
+from . import setup
+from .samples import build_member_folders
+
+MEMBERS = {
+    "records-office": "Public Records Office",
+    "city-museum": "City Museum of History",
+    "university-library": "University Library Special Collections",
+}
+
+
+class DemoFailure(Exception):
+    def __init__(self, step: str, detail: str) -> None:
+        super().__init__(f"{step}: {detail}")
+        self.step = step
+
+
+@dataclass
+class Outcome:
+    workdir: Path
+    members: int
+    assets: int
+    unreadable: int
+    clusters: int
+    proposals: dict[str, str]  # cluster id -> "member/asset (rule)"
+    log_entries: int
+    log_root: str
+    expected_groups: int
+    found_groups: int
+    verify_command: str
+
+
+def _dedup(*args: str, step: str, expect: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "dedup.cli.main", *args], capture_output=True, text=True)
+    if proc.returncode not in expect:
+        raise DemoFailure(step, f"exit {proc.returncode}: {(proc.stderr or proc.stdout).strip()[-2000:]}")
+    return proc
+
+
+def _start_coordinator(layout: setup.Layout, log_path: Path) -> tuple[subprocess.Popen, int]:
+    ready = layout.root / "coordinator" / "port"
+    ready.unlink(missing_ok=True)
+    log = open(log_path, "w")
+    proc = subprocess.Popen([sys.executable, "-m", "dedup.cli.main", "coordinator", "serve",
+                             "--config", str(layout.coordinator_config), "--ready-file", str(ready)],
+                            stdout=log, stderr=log)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise DemoFailure("start coordinator", f"exited {proc.returncode}; see {log_path}")
+        if ready.exists() and ready.read_text().strip():
+            return proc, int(ready.read_text())
+        time.sleep(0.1)
+    proc.kill()
+    raise DemoFailure("start coordinator", f"not serving after 60 s; see {log_path}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _catalogue_assets(config: Path, folder: Path) -> dict[str, str]:
+    """asset id -> file path relative to the member's folder, from its node's catalogue."""
+    import sqlite3
+
+    db = sqlite3.connect(config.parent / "catalogue.sqlite")
+    root = folder.resolve()
+    try:
+        return {a: Path(p).relative_to(root).as_posix()
+                for p, a in db.execute("SELECT path, asset_id FROM files WHERE error IS NULL")}
+    finally:
+        db.close()
+
+
+def run(workdir: Path, say=print) -> Outcome:
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    say(f"working folder: {workdir}")
+
+    samples = build_member_folders(workdir / "collections")
+    layout = setup.create(workdir, MEMBERS, samples.folders)
+    say(f"created a throwaway consortium CA, TLS certificates and Ed25519 keys for {len(MEMBERS)} members")
+
+    coordinator, port = _start_coordinator(layout, workdir / "coordinator" / "coordinator.log")
+    try:
+        setup.point_nodes_at(layout, port)
+        say(f"coordinator serving on 127.0.0.1:{port} (mutual TLS)")
+        assets = unreadable = 0
+        for mid, cfg in layout.node_configs.items():
+            scan = json.loads(_dedup("node", "scan", "--config", str(cfg), "--json", step=f"{mid}: scan",
+                                     expect=(0, 1)).stdout)
+            # A second scan must read nothing: the catalogue remembers what it saw.
+            rescan = json.loads(_dedup("node", "scan", "--config", str(cfg), "--json", step=f"{mid}: rescan",
+                                       expect=(0, 1)).stdout)
+            if rescan["scan"]["read"] or rescan["scan"]["failed"]:
+                raise DemoFailure(f"{mid}: rescan", "an unchanged folder was read again")
+            push = json.loads(_dedup("node", "push", "--config", str(cfg), "--json", step=f"{mid}: push").stdout)
+            assets += scan["scan"]["read"]
+            unreadable += scan["scan"]["failed"]
+            say(f"{mid}: {scan['scan']['read']} images fingerprinted, {scan['scan']['failed']} unreadable recorded; "
+                f"pushed {push['assets_accepted']} signed fingerprints in {push['batches_sent']} batches, "
+                f"{push['new_matches']} new cross-member matches")
+        _dedup("coordinator", "export-log", "--config", str(layout.coordinator_config), str(layout.export),
+               step="export log")
+    finally:
+        _stop(coordinator)
+
+    verify = json.loads(_dedup("audit", "verify", str(layout.export), "--key", str(layout.log_public_key), "--json",
+                               step="audit verify").stdout)
+
+    # Read the outcome back from the verified log itself.
+    proposals: dict[str, statements_pb2.MasterProposed] = {}
+    for entry in read_entries(layout.export):
+        body = parse_body(parse_entry(entry))
+        if isinstance(body, statements_pb2.MasterProposed):
+            proposals[body.cluster_id] = body
+    names = {mid: _catalogue_assets(cfg, samples.folders[mid]) for mid, cfg in layout.node_configs.items()}
+    clusters = [{(c.ref.member_id, names[c.ref.member_id].get(c.ref.asset_id, "?")) for c in p.copies}
+                for p in proposals.values()]
+    found = sum(1 for g in samples.groups if any(set(g) <= c for c in clusters))
+    if found < len(samples.groups):
+        missing = [g for g in samples.groups if not any(set(g) <= c for c in clusters)]
+        raise DemoFailure("cross-member matching", f"shared photographs not matched: {missing}")
+
+    script = Path(sys.executable).parent / "dedup"
+    exe = str(script) if script.exists() else (shutil.which("dedup") or "dedup")
+    return Outcome(
+        workdir=workdir, members=len(MEMBERS), assets=assets, unreadable=unreadable, clusters=len(proposals),
+        proposals={cid: f"{p.master.member_id} {names[p.master.member_id].get(p.master.asset_id, '?')}"
+                        f" ({p.deciding_rule})" for cid, p in sorted(proposals.items())},
+        log_entries=verify["entries"], log_root=verify["root"], expected_groups=len(samples.groups),
+        found_groups=found, verify_command=f"{exe} audit verify {layout.export} --key {layout.log_public_key}",
+    )
+
+
+def default_workdir() -> Path:
+    return Path(os.environ.get("DEDUP_DEMO_DIR", "demo-work")).resolve()

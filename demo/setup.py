@@ -1,0 +1,89 @@
+"""Throwaway consortium material for the demo: a CA, keys, certificates and configuration files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import tomli_w
+
+from dedup import pki
+from dedup.note import NoteSigner
+
+LOG_ORIGIN = "demo.dedup.local/log"
+SERVER_NAME = "coordinator"
+
+
+@dataclass(frozen=True)
+class Layout:
+    root: Path
+    coordinator_config: Path
+    log_public_key: Path
+    node_configs: dict[str, Path]
+    export: Path
+
+
+def _write_signer(path: Path, signer: NoteSigner) -> None:
+    pki.write_private(path, (signer.to_string() + "\n").encode())
+
+
+def create(root: Path, members: dict[str, str], collections: dict[str, Path]) -> Layout:
+    """Write keys and configs for a coordinator and one node per member under ``root``.
+
+    ``members`` maps member id to display name; ``collections`` maps member id to the folder
+    that member's node scans. The coordinator listens on a port the OS picks.
+    """
+    pkidir = root / "pki"
+    ca = pki.new_ca("demo consortium CA")
+    pki.write_key(pkidir / "ca.key", ca[0])
+    pki.write_cert(pkidir / "ca.pem", ca[1])
+
+    cdir = root / "coordinator"
+    server = pki.issue(ca, SERVER_NAME, dns_names=(SERVER_NAME, "localhost"), ip_addresses=("127.0.0.1",),
+                       server=True, client=False)
+    pki.write_key(cdir / "tls.key", server[0])
+    pki.write_cert(cdir / "tls.pem", server[1])
+    log_key = NoteSigner.generate(LOG_ORIGIN)
+    _write_signer(cdir / "log.key", log_key)
+    log_pub = root / "log.pub"
+    log_pub.write_text(log_key.verifier().to_string() + "\n")
+
+    member_entries = []
+    node_configs = {}
+    for priority, (mid, name) in enumerate(members.items(), start=1):
+        ndir = root / "nodes" / mid
+        key, cert = pki.issue(ca, mid, dns_names=(mid,), client=True)
+        pki.write_key(ndir / "tls.key", key)
+        pki.write_cert(ndir / "tls.pem", cert)
+        signer = NoteSigner.generate(mid)
+        _write_signer(ndir / "signing.key", signer)
+        member_entries.append({"id": mid, "name": name, "public_key": signer.verifier().to_string(),
+                               "custodial_priority": priority * 10})
+        cfg = {
+            "member_id": mid,
+            "catalogue": "catalogue.sqlite",
+            "signing_key": "signing.key",
+            "roots": [str(collections[mid])],
+            "tls": {"ca": "../../pki/ca.pem", "cert": "tls.pem", "key": "tls.key"},
+            # The coordinator's address is filled in once it has bound its port.
+            "coordinator": {"address": "127.0.0.1:0", "server_name": SERVER_NAME, "timeout_seconds": 30.0},
+        }
+        node_configs[mid] = ndir / "node.toml"
+        node_configs[mid].write_text(tomli_w.dumps(cfg))
+
+    ccfg = {
+        "listen": "127.0.0.1:0",
+        "database": "coordinator.sqlite",
+        "log_key": "log.key",
+        "log_origin": LOG_ORIGIN,
+        "tls": {"ca": "../pki/ca.pem", "cert": "tls.pem", "key": "tls.key"},
+        "members": member_entries,
+    }
+    (cdir / "coordinator.toml").write_text(tomli_w.dumps(ccfg))
+    return Layout(root, cdir / "coordinator.toml", log_pub, node_configs, root / "log-export")
+
+
+def point_nodes_at(layout: Layout, port: int) -> None:
+    """Rewrite each node's coordinator address once the coordinator's port is known."""
+    for path in layout.node_configs.values():
+        path.write_text(path.read_text().replace('address = "127.0.0.1:0"', f'address = "127.0.0.1:{port}"'))
