@@ -10,6 +10,7 @@ the declared evidence, so it costs nothing beyond the fingerprints.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 from dedup.fingerprint.distance import hamming
 from dedup.fingerprint.kinds import KINDS
@@ -64,6 +65,34 @@ def link(a: asset_pb2.Asset, b: asset_pb2.Asset, threshold: int = DEFAULT_THRESH
     if d > threshold:
         return None
     return Link(label(a.evidence, b.evidence), PERCEPTUAL[0], d)
+
+
+def find_links(assets: Sequence[asset_pb2.Asset], threshold: int = DEFAULT_THRESHOLD) -> list[tuple[int, int, Link]]:
+    """Every pair (i, j), i < j, of ``assets`` that the rule links, without comparing all pairs:
+    candidates come from exact digests and a Hamming index, then the rule decides."""
+    from dedup.index import HammingIndex
+
+    index = HammingIndex(32, capacity=max(len(assets), 1))
+    row_to_i: list[int] = []
+    by_exact: dict[bytes, list[int]] = {}
+    out = []
+    for i, a in enumerate(assets):
+        cands: set[int] = set()
+        for digest in (a.sha256, a.pixel_digest):
+            cands.update(by_exact.get(digest, ()))
+        value = perceptual_value(a)
+        if value is not None and not a.low_information:
+            cands.update(row_to_i[r] for r, _ in index.search(value, threshold))
+            index.add(value)
+            row_to_i.append(i)
+        for j in sorted(cands):
+            lk = link(assets[j], a, threshold)
+            if lk is not None:
+                out.append((j, i, lk))
+        by_exact.setdefault(a.sha256, []).append(i)
+        if a.pixel_digest != a.sha256:
+            by_exact.setdefault(a.pixel_digest, []).append(i)
+    return out
 
 
 def relation_name(value: int) -> str:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dedup.index import HammingIndex
-from dedup.matching import DEFAULT_THRESHOLD, Link, link, perceptual_value, relation_name
+from dedup.matching import DEFAULT_THRESHOLD, Link, find_links, relation_name
 from dedup.v1 import asset_pb2
 
 from .catalogue import Catalogue
@@ -33,35 +32,13 @@ def local_clusters(catalogue: Catalogue, threshold: int = DEFAULT_THRESHOLD) -> 
         a = asset_pb2.Asset()
         a.ParseFromString(record)
         assets.append(a)
-    index = HammingIndex(32, capacity=max(len(rows), 1))
-    row_to_i: list[int] = []
-    by_exact: dict[bytes, int] = {}
     parent = list(range(len(rows)))
     links: list[LocalLink] = []
-
-    def join(i: int, j: int, lk: Link) -> None:
+    for j, i, lk in find_links(assets, threshold):
         links.append(LocalLink(rows[j][0], rows[i][0], lk))
         ri, rj = _find(parent, i), _find(parent, j)
         if ri != rj:
             parent[max(ri, rj)] = min(ri, rj)
-
-    for i, a in enumerate(assets):
-        cands: set[int] = set()
-        for digest in (a.sha256, a.pixel_digest):
-            if digest in by_exact:
-                cands.add(by_exact[digest])
-        value = perceptual_value(a)
-        if value is not None and not a.low_information:
-            cands.update(row_to_i[r] for r, _ in index.search(value, threshold))
-            index.add(value)
-            row_to_i.append(i)
-        for j in sorted(cands):
-            lk = link(assets[j], a, threshold)
-            if lk is not None:
-                join(i, j, lk)
-        by_exact.setdefault(a.sha256, i)
-        by_exact.setdefault(a.pixel_digest, i)
-
     groups: dict[int, list[str]] = {}
     for i, (path, _) in enumerate(rows):
         groups.setdefault(_find(parent, i), []).append(path)
