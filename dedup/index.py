@@ -51,6 +51,19 @@ class HammingIndex:
         """Withdraw a row; it is never returned again (row numbers stay stable)."""
         self._alive[row] = False
 
+    def search_many(self, values, radius: int, chunk: int = 1 << 16) -> set[int]:
+        """Every live row within ``radius`` of any of ``values``."""
+        if self._n == 0 or not values:
+            return set()
+        q = np.stack([self._row(v) for v in values])  # (Q, words)
+        out: set[int] = set()
+        for start in range(0, self._n, chunk):
+            block = self._data[start:min(self._n, start + chunk)]
+            dist = np.bitwise_count(block[:, None, :] ^ q[None, :, :]).sum(axis=2, dtype=np.int64)
+            hit = (dist <= radius).any(axis=1) & self._alive[start:start + block.shape[0]]
+            out.update((np.flatnonzero(hit) + start).tolist())
+        return out
+
     def search(self, value: bytes, radius: int) -> list[tuple[int, int]]:
         """Every live row within Hamming distance ``radius``, as (row, distance), by row."""
         if self._n == 0:

@@ -1,10 +1,22 @@
 """The matching rule every party applies: when two assets are copies of one photograph,
 and what kind of copy one is of the other.
 
-Exact relations come first (same bytes, same decoded pixels). Otherwise the perceptual
-fingerprint decides, except for low-information images (blank pages, grey cards), which
-collide under any global hash and are never matched perceptually. The label is read off
-the declared evidence, so it costs nothing beyond the fingerprints.
+In order, the first that holds decides:
+
+1. same file bytes; 2. same pixels (metadata differs);
+3. neither is low-information (flat or near-blank images collide under any hash), and
+   both carry the full fingerprint set;
+4. the whole picture: the upright ``dct256`` hashes within ``Rule.whole``, or one's
+   rotated or mirrored variant within it of the other's upright hash;
+5. a local edit (watermark, overlay, caption): the upright ``dct256`` hashes within
+   ``Rule.whole_loose``, and either the low-frequency ``dct64`` hashes within ``Rule.low``
+   or at least ``Rule.same_windows`` of the same ``win64`` windows within
+   ``Rule.same_window`` of each other (the windows that leave the edit out still agree);
+6. a crop: one picture's ``dct64`` within ``Rule.window`` of one of the other's ``win64``
+   windows whose shape (aspect ratio) matches the first picture's frame.
+
+Labels for whole-picture matches come from the declared evidence, so they cost nothing
+beyond what is already sent.
 """
 
 from __future__ import annotations
@@ -13,11 +25,35 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from dedup.fingerprint.distance import hamming
-from dedup.fingerprint.kinds import KINDS
+from dedup.fingerprint.kinds import DCT64_V1, DCT256_V2, WIN64_V1
+from dedup.fingerprint.suite import WINDOWS
+from dedup.fingerprint.wire import Hashes, from_wire
 from dedup.v1 import asset_pb2, statements_pb2
 
-PERCEPTUAL = ("dct256", 1)
-DEFAULT_THRESHOLD = KINDS[PERCEPTUAL].threshold
+R = statements_pb2
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Match distances; the defaults are the kinds' registered thresholds."""
+
+    whole: int = DCT256_V2.threshold
+    whole_loose: int = 80
+    low: int = DCT64_V1.threshold
+    window: int = WIN64_V1.threshold
+    #: Largest relative difference between a crop's frame shape and the window's shape.
+    aspect: float = 0.07
+    same_window: int = 2
+    same_windows: int = 3
+
+    def loosened(self, factor: float) -> Rule:
+        return Rule(int(self.whole * factor), int(self.whole_loose * factor), int(self.low * factor),
+                    int(self.window * factor), self.aspect * factor, int(self.same_window * factor),
+                    self.same_windows)
+
+
+DEFAULT_RULE = Rule()
+DEFAULT_THRESHOLD = DEFAULT_RULE.whole
 
 
 @dataclass(frozen=True)
@@ -25,73 +61,127 @@ class Link:
     relation: int  # statements_pb2.Relation value
     algorithm: str
     distance: int
+    #: For crops, the share of the larger picture that the smaller keeps (else 1.0).
+    kept: float = 1.0
 
 
-def perceptual_value(asset: asset_pb2.Asset) -> bytes | None:
-    for fp in asset.fingerprints:
-        if (fp.algorithm, fp.version) == PERCEPTUAL:
-            return fp.value
-    return None
+def hashes(asset: asset_pb2.Asset) -> Hashes | None:
+    return from_wire((fp.algorithm, fp.version, fp.value) for fp in asset.fingerprints)
+
+
+def _degenerate(h: bytes) -> bool:
+    return h == bytes(len(h)) or h == b"\xff" * len(h)
 
 
 def _aspect(e: asset_pb2.Evidence) -> float:
-    return e.width / e.height if e.height else 0.0
+    w, h = (e.frame_width or e.width), (e.frame_height or e.height)
+    return w / h if h else 0.0
 
 
-def label(a: asset_pb2.Evidence, b: asset_pb2.Evidence) -> int:
-    """What kind of perceptual copy b is of a, from their evidence alone."""
+def _content(e: asset_pb2.Evidence) -> float:
+    if not (e.width and e.height and e.frame_width and e.frame_height) or e.skew_centidegrees:
+        return 1.0
+    return (e.frame_width * e.frame_height) / (e.width * e.height)
+
+
+def _tone_differs(a: asset_pb2.Evidence, b: asset_pb2.Evidence) -> bool:
+    if abs(int(a.luma_mean) - int(b.luma_mean)) > 8:
+        return True
+    spread = max(a.luma_spread, b.luma_spread, 1)
+    if abs(int(a.luma_spread) - int(b.luma_spread)) / spread > 0.12:
+        return True
+    return a.channels >= 3 and b.channels >= 3 and abs(int(a.saturation) - int(b.saturation)) > 8
+
+
+def label(a: asset_pb2.Evidence, b: asset_pb2.Evidence, edited: bool = False) -> int:
+    """What kind of whole-picture copy one is of the other, from their evidence alone."""
+    if a.skew_centidegrees or b.skew_centidegrees:
+        return R.RELATION_RESCANNED
+    if abs(_content(a) - _content(b)) > 0.03:
+        return R.RELATION_BORDERED
     if (a.channels >= 3) != (b.channels >= 3):
-        return statements_pb2.RELATION_GREYSCALE
-    ra, rb = _aspect(a), _aspect(b)
-    if ra and rb and abs(ra - rb) / max(ra, rb) > 0.02:
-        return statements_pb2.RELATION_CROPPED
+        return R.RELATION_GREYSCALE
+    if edited:
+        return R.RELATION_EDITED
+    # The images' own shapes, not their frames': a trim may end a line or two apart at
+    # different resolutions, a crop changes the whole image.
+    ra = a.width / a.height if a.height else 0.0
+    rb = b.width / b.height if b.height else 0.0
+    if ra and rb and abs(ra - rb) / max(ra, rb) > 0.03:
+        return R.RELATION_CROPPED
+    if _tone_differs(a, b):
+        return R.RELATION_TONE_VARIANT
     if (a.width, a.height, a.format_family, a.jpeg_quality) != (b.width, b.height, b.format_family, b.jpeg_quality):
-        return statements_pb2.RELATION_REENCODED
-    return statements_pb2.RELATION_SIMILAR
+        return R.RELATION_REENCODED
+    return R.RELATION_SIMILAR
 
 
-def link(a: asset_pb2.Asset, b: asset_pb2.Asset, threshold: int = DEFAULT_THRESHOLD) -> Link | None:
+def _window_aspect(e: asset_pb2.Evidence, k: int) -> float:
+    _, top, bottom, left, right = WINDOWS[k]
+    w, h = (e.frame_width or e.width) * (right - left), (e.frame_height or e.height) * (bottom - top)
+    return w / h if h else 0.0
+
+
+def _crop(small: asset_pb2.Asset, hs: Hashes, large: asset_pb2.Asset, hl: Hashes, rule: Rule) -> Link | None:
+    """Is ``small`` a crop of ``large``? The best window that fits, if any."""
+    best: Link | None = None
+    ra = _aspect(small.evidence)
+    for k, w in enumerate(hl.windows):
+        if _degenerate(w):
+            continue
+        d = hamming(hs.low, w)
+        if d > rule.window or (best is not None and d >= best.distance):
+            continue
+        rw = _window_aspect(large.evidence, k)
+        if ra and rw and abs(ra - rw) / max(ra, rw) > rule.aspect:
+            continue
+        _, top, bottom, left, right = WINDOWS[k]
+        best = Link(R.RELATION_CROPPED, WIN64_V1.name, d, round((bottom - top) * (right - left), 3))
+    return best
+
+
+def link(a: asset_pb2.Asset, b: asset_pb2.Asset, rule: Rule = DEFAULT_RULE) -> Link | None:
     """The relation between two assets, or None when they are not copies of one another."""
     if a.sha256 == b.sha256:
-        return Link(statements_pb2.RELATION_IDENTICAL_BYTES, "sha256", 0)
+        return Link(R.RELATION_IDENTICAL_BYTES, "sha256", 0)
     if a.pixel_digest and a.pixel_digest == b.pixel_digest:
-        return Link(statements_pb2.RELATION_IDENTICAL_PIXELS, "pixel-sha256", 0)
+        return Link(R.RELATION_IDENTICAL_PIXELS, "pixel-sha256", 0)
     if a.low_information or b.low_information:
         return None
-    va, vb = perceptual_value(a), perceptual_value(b)
-    if va is None or vb is None:
+    ha, hb = hashes(a), hashes(b)
+    if ha is None or hb is None:
         return None
-    d = hamming(va, vb)
-    if d > threshold:
-        return None
-    return Link(label(a.evidence, b.evidence), PERCEPTUAL[0], d)
+    d_up = hamming(ha.upright, hb.upright)
+    if d_up <= rule.whole:
+        return Link(label(a.evidence, b.evidence), DCT256_V2.name, d_up)
+    d_rot = min(min(hamming(ha.dihedral[k], hb.upright), hamming(hb.dihedral[k], ha.upright)) for k in range(1, 8))
+    if d_rot <= rule.whole:
+        return Link(R.RELATION_ROTATED_MIRRORED, DCT256_V2.name, d_rot)
+    if d_up <= rule.whole_loose:
+        d_low = hamming(ha.low, hb.low)
+        if d_low <= rule.low:
+            return Link(label(a.evidence, b.evidence, edited=True), DCT64_V1.name, d_low)
+        same = sorted(hamming(x, y) for x, y in zip(ha.windows, hb.windows)
+                      if not (_degenerate(x) or _degenerate(y)))
+        if len(same) >= rule.same_windows and same[rule.same_windows - 1] <= rule.same_window:
+            return Link(label(a.evidence, b.evidence, edited=True), WIN64_V1.name, same[rule.same_windows - 1])
+    crops = [c for c in (_crop(a, ha, b, hb, rule), _crop(b, hb, a, ha, rule)) if c is not None]
+    return min(crops, key=lambda c: c.distance) if crops else None
 
 
-def find_links(assets: Sequence[asset_pb2.Asset], threshold: int = DEFAULT_THRESHOLD) -> list[tuple[int, int, Link]]:
-    """Every pair (i, j), i < j, of ``assets`` that the rule links, without comparing all pairs:
-    candidates come from exact digests and a Hamming index, then the rule decides."""
-    from dedup.index import HammingIndex
+def find_links(assets: Sequence[asset_pb2.Asset], rule: Rule = DEFAULT_RULE) -> list[tuple[int, int, Link]]:
+    """Every pair (i, j), i < j, of ``assets`` that the rule links, without comparing all
+    pairs: candidates come from exact digests and Hamming indexes, then the rule decides."""
+    from dedup.candidates import CandidateIndex
 
-    index = HammingIndex(32, capacity=max(len(assets), 1))
-    row_to_i: list[int] = []
-    by_exact: dict[bytes, list[int]] = {}
+    index = CandidateIndex(rule)
     out = []
     for i, a in enumerate(assets):
-        cands: set[int] = set()
-        for digest in (a.sha256, a.pixel_digest):
-            cands.update(by_exact.get(digest, ()))
-        value = perceptual_value(a)
-        if value is not None and not a.low_information:
-            cands.update(row_to_i[r] for r, _ in index.search(value, threshold))
-            index.add(value)
-            row_to_i.append(i)
-        for j in sorted(cands):
-            lk = link(assets[j], a, threshold)
+        for j in sorted(index.candidates(a)):
+            lk = link(assets[j], a, rule)
             if lk is not None:
                 out.append((j, i, lk))
-        by_exact.setdefault(a.sha256, []).append(i)
-        if a.pixel_digest != a.sha256:
-            by_exact.setdefault(a.pixel_digest, []).append(i)
+        index.add(i, a)
     return out
 
 

@@ -1,19 +1,8 @@
 """Registry of the fingerprint kinds parties may exchange, and their validation.
 
-``dct256`` v1 default threshold (match when Hamming distance <= 32 of 256 bits)
-was chosen from the 23 images bundled with scikit-image 0.26 (photographs plus a
-few test patterns), hashed as 8-bit luminance at full size:
-
-* same photograph, edited: JPEG q75 <= 8, JPEG q30 <= 10 for photographs (30 for
-  two tiny or synthetic patterns), 50% downscale <= 8, 50% downscale + JPEG q75
-  <= 8 (22 for the colour test pattern), greyscale JPEG q75 <= 10;
-* different photographs: >= 86 (the left and right frames of a stereo pair),
-  otherwise >= 102, also when any of the 8 orientations is allowed.
-* crops are not caught: keeping 92% of each side already gives 44-136.
-
-Every dct256 value has exactly 128 bits set when its coefficients are distinct,
-so distances are almost always even. 32 sits far from the unrelated-photo
-floor and matches PDQ's customary 31/256.
+A kind is one exact computation, named by (algorithm, version); a value may hold several
+fixed-size hashes ("parts"). Default match distances are per part and are justified by
+the accuracy benchmark (bench/README.md); SPEC.md section 5 lists them.
 """
 
 from __future__ import annotations
@@ -36,25 +25,45 @@ class FingerprintKind:
     size: int
     threshold: int
     description: str = ""
+    parts: int = 1
+    #: Whether an all-0 or all-1 part is refused (for windows it only means a flat strip).
+    refuse_degenerate: bool = True
 
     @property
     def bits(self) -> int:
         return self.size * 8
 
 
-DCT256_V1 = FingerprintKind(
-    name=dct.ALGORITHM,
-    version=dct.VERSION,
-    size=dct.HASH_BYTES,
+DCT256_V2 = FingerprintKind(
+    name="dct256",
+    version=2,
+    size=8 * dct.HASH_BYTES,
     threshold=32,
+    parts=8,
     description=(
-        "PDQ-style hash: 64x64 area-averaged luminance, DCT-II frequencies 1..16, "
-        "median threshold, 256 bits (dedup.fingerprint.dct)"
+        "PDQ-style 256-bit DCT hash of the picture's frame (mattes trimmed, skew undone), "
+        "and its 7 other dihedral variants from the same DCT, upright first"
     ),
+)
+DCT64_V1 = FingerprintKind(
+    name="dct64",
+    version=1,
+    size=8,
+    threshold=6,
+    description="64-bit hash of DCT frequencies 1..8 of the frame: steady under local edits",
+)
+WIN64_V1 = FingerprintKind(
+    name="win64",
+    version=1,
+    size=8 * 36,
+    threshold=6,
+    parts=36,
+    refuse_degenerate=False,
+    description="dct64 of 36 fixed sub-windows of the frame, for finding crops",
 )
 
 KINDS: dict[tuple[str, int], FingerprintKind] = {
-    (DCT256_V1.name, DCT256_V1.version): DCT256_V1,
+    (k.name, k.version): k for k in (DCT256_V2, DCT64_V1, WIN64_V1)
 }
 
 
@@ -87,8 +96,13 @@ def validate(name: str, version: int, value: bytes) -> FingerprintKind:
         raise FingerprintError(
             f"{name} v{version} fingerprint must be {kind.size} bytes, got {len(raw)}"
         )
-    if raw == bytes(kind.size):
-        raise FingerprintError(f"degenerate {name} v{version} fingerprint: all bits are 0 (flat image?)")
-    if raw == b"\xff" * kind.size:
-        raise FingerprintError(f"degenerate {name} v{version} fingerprint: all bits are 1")
+    if kind.refuse_degenerate:
+        part = kind.size // kind.parts
+        for i in range(kind.parts):
+            chunk = raw[i * part:(i + 1) * part]
+            where = f" (part {i})" if kind.parts > 1 else ""
+            if chunk == bytes(part):
+                raise FingerprintError(f"degenerate {name} v{version} fingerprint{where}: all bits are 0 (flat image?)")
+            if chunk == b"\xff" * part:
+                raise FingerprintError(f"degenerate {name} v{version} fingerprint{where}: all bits are 1")
     return kind

@@ -25,23 +25,23 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x64\x65\x64up/v1/asset.proto\x12\x08\x64\x65\x64up.v1\"@\n\x0b\x46ingerprint\x12\x11\n\talgorithm\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\x12\r\n\x05value\x18\x03 \x01(\x0c\"\xb9\x01\n\x08\x45vidence\x12\r\n\x05width\x18\x01 \x01(\r\x12\x0e\n\x06height\x18\x02 \x01(\r\x12\x11\n\tbit_depth\x18\x03 \x01(\r\x12-\n\rformat_family\x18\x04 \x01(\x0e\x32\x16.dedup.v1.FormatFamily\x12\x14\n\x0cjpeg_quality\x18\x05 \x01(\r\x12\x14\n\x0c\x63\x61pture_date\x18\x06 \x01(\t\x12\x0e\n\x06rights\x18\x07 \x01(\t\x12\x10\n\x08\x63hannels\x18\x08 \x01(\r\"\xab\x01\n\x05\x41sset\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\x0c\x12\x14\n\x0cpixel_digest\x18\x03 \x01(\x0c\x12+\n\x0c\x66ingerprints\x18\x04 \x03(\x0b\x32\x15.dedup.v1.Fingerprint\x12$\n\x08\x65vidence\x18\x05 \x01(\x0b\x32\x12.dedup.v1.Evidence\x12\x17\n\x0flow_information\x18\x06 \x01(\x08\",\n\tAssetList\x12\x1f\n\x06\x61ssets\x18\x01 \x03(\x0b\x32\x0f.dedup.v1.Asset\"\x88\x01\n\rBatchManifest\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x02 \x01(\t\x12\x10\n\x08sequence\x18\x03 \x01(\x04\x12\x13\n\x0b\x61sset_count\x18\x04 \x01(\r\x12\x15\n\rassets_sha256\x18\x05 \x01(\x0c\x12\x14\n\x0c\x63reated_unix\x18\x06 \x01(\x03*b\n\x0c\x46ormatFamily\x12\x1d\n\x19\x46ORMAT_FAMILY_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x46ORMAT_FAMILY_LOSSLESS\x10\x01\x12\x17\n\x13\x46ORMAT_FAMILY_LOSSY\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x64\x65\x64up/v1/asset.proto\x12\x08\x64\x65\x64up.v1\"@\n\x0b\x46ingerprint\x12\x11\n\talgorithm\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\x12\r\n\x05value\x18\x03 \x01(\x0c\"\xbb\x02\n\x08\x45vidence\x12\r\n\x05width\x18\x01 \x01(\r\x12\x0e\n\x06height\x18\x02 \x01(\r\x12\x11\n\tbit_depth\x18\x03 \x01(\r\x12-\n\rformat_family\x18\x04 \x01(\x0e\x32\x16.dedup.v1.FormatFamily\x12\x14\n\x0cjpeg_quality\x18\x05 \x01(\r\x12\x14\n\x0c\x63\x61pture_date\x18\x06 \x01(\t\x12\x0e\n\x06rights\x18\x07 \x01(\t\x12\x10\n\x08\x63hannels\x18\x08 \x01(\r\x12\x13\n\x0b\x66rame_width\x18\t \x01(\r\x12\x14\n\x0c\x66rame_height\x18\n \x01(\r\x12\x19\n\x11skew_centidegrees\x18\x0b \x01(\x11\x12\x11\n\tluma_mean\x18\x0c \x01(\r\x12\x13\n\x0bluma_spread\x18\r \x01(\r\x12\x12\n\nsaturation\x18\x0e \x01(\r\"\xab\x01\n\x05\x41sset\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\x0c\x12\x14\n\x0cpixel_digest\x18\x03 \x01(\x0c\x12+\n\x0c\x66ingerprints\x18\x04 \x03(\x0b\x32\x15.dedup.v1.Fingerprint\x12$\n\x08\x65vidence\x18\x05 \x01(\x0b\x32\x12.dedup.v1.Evidence\x12\x17\n\x0flow_information\x18\x06 \x01(\x08\",\n\tAssetList\x12\x1f\n\x06\x61ssets\x18\x01 \x03(\x0b\x32\x0f.dedup.v1.Asset\"\x88\x01\n\rBatchManifest\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x02 \x01(\t\x12\x10\n\x08sequence\x18\x03 \x01(\x04\x12\x13\n\x0b\x61sset_count\x18\x04 \x01(\r\x12\x15\n\rassets_sha256\x18\x05 \x01(\x0c\x12\x14\n\x0c\x63reated_unix\x18\x06 \x01(\x03*b\n\x0c\x46ormatFamily\x12\x1d\n\x19\x46ORMAT_FAMILY_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x46ORMAT_FAMILY_LOSSLESS\x10\x01\x12\x17\n\x13\x46ORMAT_FAMILY_LOSSY\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'dedup.v1.asset_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FORMATFAMILY']._serialized_start=647
-  _globals['_FORMATFAMILY']._serialized_end=745
+  _globals['_FORMATFAMILY']._serialized_start=777
+  _globals['_FORMATFAMILY']._serialized_end=875
   _globals['_FINGERPRINT']._serialized_start=34
   _globals['_FINGERPRINT']._serialized_end=98
   _globals['_EVIDENCE']._serialized_start=101
-  _globals['_EVIDENCE']._serialized_end=286
-  _globals['_ASSET']._serialized_start=289
-  _globals['_ASSET']._serialized_end=460
-  _globals['_ASSETLIST']._serialized_start=462
-  _globals['_ASSETLIST']._serialized_end=506
-  _globals['_BATCHMANIFEST']._serialized_start=509
-  _globals['_BATCHMANIFEST']._serialized_end=645
+  _globals['_EVIDENCE']._serialized_end=416
+  _globals['_ASSET']._serialized_start=419
+  _globals['_ASSET']._serialized_end=590
+  _globals['_ASSETLIST']._serialized_start=592
+  _globals['_ASSETLIST']._serialized_end=636
+  _globals['_BATCHMANIFEST']._serialized_start=639
+  _globals['_BATCHMANIFEST']._serialized_end=775
 # @@protoc_insertion_point(module_scope)

@@ -28,7 +28,7 @@ class Fingerprint(_message.Message):
     def __init__(self, algorithm: _Optional[str] = ..., version: _Optional[int] = ..., value: _Optional[bytes] = ...) -> None: ...
 
 class Evidence(_message.Message):
-    __slots__ = ("width", "height", "bit_depth", "format_family", "jpeg_quality", "capture_date", "rights", "channels")
+    __slots__ = ("width", "height", "bit_depth", "format_family", "jpeg_quality", "capture_date", "rights", "channels", "frame_width", "frame_height", "skew_centidegrees", "luma_mean", "luma_spread", "saturation")
     WIDTH_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     BIT_DEPTH_FIELD_NUMBER: _ClassVar[int]
@@ -37,6 +37,12 @@ class Evidence(_message.Message):
     CAPTURE_DATE_FIELD_NUMBER: _ClassVar[int]
     RIGHTS_FIELD_NUMBER: _ClassVar[int]
     CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    FRAME_WIDTH_FIELD_NUMBER: _ClassVar[int]
+    FRAME_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    SKEW_CENTIDEGREES_FIELD_NUMBER: _ClassVar[int]
+    LUMA_MEAN_FIELD_NUMBER: _ClassVar[int]
+    LUMA_SPREAD_FIELD_NUMBER: _ClassVar[int]
+    SATURATION_FIELD_NUMBER: _ClassVar[int]
     width: int
     height: int
     bit_depth: int
@@ -45,7 +51,13 @@ class Evidence(_message.Message):
     capture_date: str
     rights: str
     channels: int
-    def __init__(self, width: _Optional[int] = ..., height: _Optional[int] = ..., bit_depth: _Optional[int] = ..., format_family: _Optional[_Union[FormatFamily, str]] = ..., jpeg_quality: _Optional[int] = ..., capture_date: _Optional[str] = ..., rights: _Optional[str] = ..., channels: _Optional[int] = ...) -> None: ...
+    frame_width: int
+    frame_height: int
+    skew_centidegrees: int
+    luma_mean: int
+    luma_spread: int
+    saturation: int
+    def __init__(self, width: _Optional[int] = ..., height: _Optional[int] = ..., bit_depth: _Optional[int] = ..., format_family: _Optional[_Union[FormatFamily, str]] = ..., jpeg_quality: _Optional[int] = ..., capture_date: _Optional[str] = ..., rights: _Optional[str] = ..., channels: _Optional[int] = ..., frame_width: _Optional[int] = ..., frame_height: _Optional[int] = ..., skew_centidegrees: _Optional[int] = ..., luma_mean: _Optional[int] = ..., luma_spread: _Optional[int] = ..., saturation: _Optional[int] = ...) -> None: ...
 
 class Asset(_message.Message):
     __slots__ = ("asset_id", "sha256", "pixel_digest", "fingerprints", "evidence", "low_information")

@@ -28,7 +28,7 @@ from dedup.v1 import statement_pb2 as dedup_dot_v1_dot_statement__pb2
 from dedup.v1 import statements_pb2 as dedup_dot_v1_dot_statements__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x64\x65\x64up/v1/intake.proto\x12\x08\x64\x65\x64up.v1\x1a\x14\x64\x65\x64up/v1/asset.proto\x1a\x18\x64\x65\x64up/v1/statement.proto\x1a\x19\x64\x65\x64up/v1/statements.proto\"Q\n\x12SubmitBatchRequest\x12+\n\x08manifest\x18\x01 \x01(\x0b\x32\x19.dedup.v1.SignedStatement\x12\x0e\n\x06\x61ssets\x18\x02 \x01(\x0c\"y\n\x13SubmitBatchResponse\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\r\x12\x16\n\x0e\x61lready_stored\x18\x03 \x01(\x08\x12\x11\n\tlog_index\x18\x04 \x01(\x04\x12\x13\n\x0bnew_matches\x18\x05 \x01(\r\";\n\x12ListMatchesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"\xdb\x01\n\x0bMemberMatch\x12\x12\n\ncluster_id\x18\x01 \x01(\t\x12\x14\n\x0cown_asset_id\x18\x02 \x01(\t\x12\x1a\n\x12\x63ounterpart_member\x18\x03 \x01(\t\x12\x1c\n\x14\x63ounterpart_asset_id\x18\x04 \x01(\t\x12$\n\x08relation\x18\x05 \x01(\x0e\x32\x12.dedup.v1.Relation\x12\x10\n\x08\x64istance\x18\x06 \x01(\r\x12\x30\n\x14\x63ounterpart_evidence\x18\x07 \x01(\x0b\x32\x12.dedup.v1.Evidence\"V\n\x13ListMatchesResponse\x12&\n\x07matches\x18\x01 \x03(\x0b\x32\x15.dedup.v1.MemberMatch\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xa7\x01\n\rIntakeService\x12J\n\x0bSubmitBatch\x12\x1c.dedup.v1.SubmitBatchRequest\x1a\x1d.dedup.v1.SubmitBatchResponse\x12J\n\x0bListMatches\x12\x1c.dedup.v1.ListMatchesRequest\x1a\x1d.dedup.v1.ListMatchesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x64\x65\x64up/v1/intake.proto\x12\x08\x64\x65\x64up.v1\x1a\x14\x64\x65\x64up/v1/asset.proto\x1a\x18\x64\x65\x64up/v1/statement.proto\x1a\x19\x64\x65\x64up/v1/statements.proto\"Q\n\x12SubmitBatchRequest\x12+\n\x08manifest\x18\x01 \x01(\x0b\x32\x19.dedup.v1.SignedStatement\x12\x0e\n\x06\x61ssets\x18\x02 \x01(\x0c\"y\n\x13SubmitBatchResponse\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\r\x12\x16\n\x0e\x61lready_stored\x18\x03 \x01(\x08\x12\x11\n\tlog_index\x18\x04 \x01(\x04\x12\x13\n\x0bnew_matches\x18\x05 \x01(\r\";\n\x12ListMatchesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"\xf2\x01\n\x0bMemberMatch\x12\x12\n\ncluster_id\x18\x01 \x01(\t\x12\x14\n\x0cown_asset_id\x18\x02 \x01(\t\x12\x1a\n\x12\x63ounterpart_member\x18\x03 \x01(\t\x12\x1c\n\x14\x63ounterpart_asset_id\x18\x04 \x01(\t\x12$\n\x08relation\x18\x05 \x01(\x0e\x32\x12.dedup.v1.Relation\x12\x10\n\x08\x64istance\x18\x06 \x01(\r\x12\x30\n\x14\x63ounterpart_evidence\x18\x07 \x01(\x0b\x32\x12.dedup.v1.Evidence\x12\x15\n\rkept_permille\x18\x08 \x01(\r\"V\n\x13ListMatchesResponse\x12&\n\x07matches\x18\x01 \x03(\x0b\x32\x15.dedup.v1.MemberMatch\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xa7\x01\n\rIntakeService\x12J\n\x0bSubmitBatch\x12\x1c.dedup.v1.SubmitBatchRequest\x1a\x1d.dedup.v1.SubmitBatchResponse\x12J\n\x0bListMatches\x12\x1c.dedup.v1.ListMatchesRequest\x1a\x1d.dedup.v1.ListMatchesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,9 +42,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTMATCHESREQUEST']._serialized_start=316
   _globals['_LISTMATCHESREQUEST']._serialized_end=375
   _globals['_MEMBERMATCH']._serialized_start=378
-  _globals['_MEMBERMATCH']._serialized_end=597
-  _globals['_LISTMATCHESRESPONSE']._serialized_start=599
-  _globals['_LISTMATCHESRESPONSE']._serialized_end=685
-  _globals['_INTAKESERVICE']._serialized_start=688
-  _globals['_INTAKESERVICE']._serialized_end=855
+  _globals['_MEMBERMATCH']._serialized_end=620
+  _globals['_LISTMATCHESRESPONSE']._serialized_start=622
+  _globals['_LISTMATCHESRESPONSE']._serialized_end=708
+  _globals['_INTAKESERVICE']._serialized_start=711
+  _globals['_INTAKESERVICE']._serialized_end=878
 # @@protoc_insertion_point(module_scope)

@@ -41,7 +41,7 @@ class ListMatchesRequest(_message.Message):
     def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class MemberMatch(_message.Message):
-    __slots__ = ("cluster_id", "own_asset_id", "counterpart_member", "counterpart_asset_id", "relation", "distance", "counterpart_evidence")
+    __slots__ = ("cluster_id", "own_asset_id", "counterpart_member", "counterpart_asset_id", "relation", "distance", "counterpart_evidence", "kept_permille")
     CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
     OWN_ASSET_ID_FIELD_NUMBER: _ClassVar[int]
     COUNTERPART_MEMBER_FIELD_NUMBER: _ClassVar[int]
@@ -49,6 +49,7 @@ class MemberMatch(_message.Message):
     RELATION_FIELD_NUMBER: _ClassVar[int]
     DISTANCE_FIELD_NUMBER: _ClassVar[int]
     COUNTERPART_EVIDENCE_FIELD_NUMBER: _ClassVar[int]
+    KEPT_PERMILLE_FIELD_NUMBER: _ClassVar[int]
     cluster_id: str
     own_asset_id: str
     counterpart_member: str
@@ -56,7 +57,8 @@ class MemberMatch(_message.Message):
     relation: _statements_pb2.Relation
     distance: int
     counterpart_evidence: _asset_pb2.Evidence
-    def __init__(self, cluster_id: _Optional[str] = ..., own_asset_id: _Optional[str] = ..., counterpart_member: _Optional[str] = ..., counterpart_asset_id: _Optional[str] = ..., relation: _Optional[_Union[_statements_pb2.Relation, str]] = ..., distance: _Optional[int] = ..., counterpart_evidence: _Optional[_Union[_asset_pb2.Evidence, _Mapping]] = ...) -> None: ...
+    kept_permille: int
+    def __init__(self, cluster_id: _Optional[str] = ..., own_asset_id: _Optional[str] = ..., counterpart_member: _Optional[str] = ..., counterpart_asset_id: _Optional[str] = ..., relation: _Optional[_Union[_statements_pb2.Relation, str]] = ..., distance: _Optional[int] = ..., counterpart_evidence: _Optional[_Union[_asset_pb2.Evidence, _Mapping]] = ..., kept_permille: _Optional[int] = ...) -> None: ...
 
 class ListMatchesResponse(_message.Message):
     __slots__ = ("matches", "next_page_token")

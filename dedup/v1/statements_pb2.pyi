@@ -22,6 +22,7 @@ class Relation(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RELATION_BORDERED: _ClassVar[Relation]
     RELATION_EDITED: _ClassVar[Relation]
     RELATION_SIMILAR: _ClassVar[Relation]
+    RELATION_RESCANNED: _ClassVar[Relation]
 RELATION_UNSPECIFIED: Relation
 RELATION_IDENTICAL_BYTES: Relation
 RELATION_IDENTICAL_PIXELS: Relation
@@ -33,6 +34,7 @@ RELATION_ROTATED_MIRRORED: Relation
 RELATION_BORDERED: Relation
 RELATION_EDITED: Relation
 RELATION_SIMILAR: Relation
+RELATION_RESCANNED: Relation
 
 class AssetRef(_message.Message):
     __slots__ = ("member_id", "asset_id")
@@ -57,7 +59,7 @@ class MemberAdmitted(_message.Message):
     def __init__(self, member_id: _Optional[str] = ..., display_name: _Optional[str] = ..., public_key: _Optional[bytes] = ..., custodial_priority: _Optional[int] = ..., admitted_unix: _Optional[int] = ...) -> None: ...
 
 class MatchRecorded(_message.Message):
-    __slots__ = ("match_id", "cluster_id", "a", "b", "relation", "algorithm", "distance", "recorded_unix")
+    __slots__ = ("match_id", "cluster_id", "a", "b", "relation", "algorithm", "distance", "recorded_unix", "kept_permille")
     MATCH_ID_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
     A_FIELD_NUMBER: _ClassVar[int]
@@ -66,6 +68,7 @@ class MatchRecorded(_message.Message):
     ALGORITHM_FIELD_NUMBER: _ClassVar[int]
     DISTANCE_FIELD_NUMBER: _ClassVar[int]
     RECORDED_UNIX_FIELD_NUMBER: _ClassVar[int]
+    KEPT_PERMILLE_FIELD_NUMBER: _ClassVar[int]
     match_id: str
     cluster_id: str
     a: AssetRef
@@ -74,7 +77,8 @@ class MatchRecorded(_message.Message):
     algorithm: str
     distance: int
     recorded_unix: int
-    def __init__(self, match_id: _Optional[str] = ..., cluster_id: _Optional[str] = ..., a: _Optional[_Union[AssetRef, _Mapping]] = ..., b: _Optional[_Union[AssetRef, _Mapping]] = ..., relation: _Optional[_Union[Relation, str]] = ..., algorithm: _Optional[str] = ..., distance: _Optional[int] = ..., recorded_unix: _Optional[int] = ...) -> None: ...
+    kept_permille: int
+    def __init__(self, match_id: _Optional[str] = ..., cluster_id: _Optional[str] = ..., a: _Optional[_Union[AssetRef, _Mapping]] = ..., b: _Optional[_Union[AssetRef, _Mapping]] = ..., relation: _Optional[_Union[Relation, str]] = ..., algorithm: _Optional[str] = ..., distance: _Optional[int] = ..., recorded_unix: _Optional[int] = ..., kept_permille: _Optional[int] = ...) -> None: ...
 
 class Copy(_message.Message):
     __slots__ = ("ref", "evidence")

@@ -1,0 +1,46 @@
+"""The fingerprint set on the wire: (algorithm, version, value) records and back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from .suite import WINDOWS, Suite
+
+DCT256 = ("dct256", 2)
+DCT64 = ("dct64", 1)
+WIN64 = ("win64", 1)
+
+
+def to_wire(suite: Suite) -> list[tuple[str, int, bytes]]:
+    return [
+        (*DCT256, b"".join(suite.dihedral)),
+        (*DCT64, suite.low),
+        (*WIN64, b"".join(suite.windows)),
+    ]
+
+
+@dataclass(frozen=True)
+class Hashes:
+    """The perceptual fingerprints of one asset, split into their parts."""
+
+    dihedral: tuple[bytes, ...]  # 8 x 32 bytes, upright first
+    low: bytes  # 8 bytes
+    windows: tuple[bytes, ...]  # len(WINDOWS) x 8 bytes
+
+    @property
+    def upright(self) -> bytes:
+        return self.dihedral[0]
+
+
+def from_wire(records: Iterable[tuple[str, int, bytes]]) -> Hashes | None:
+    """The hashes of an asset's fingerprint records, or None when the set is incomplete."""
+    got = {(name, version): value for name, version, value in records}
+    d, low, w = got.get(DCT256), got.get(DCT64), got.get(WIN64)
+    if d is None or low is None or w is None or (len(d), len(low), len(w)) != (256, 8, 8 * len(WINDOWS)):
+        return None
+    return Hashes(
+        tuple(d[i:i + 32] for i in range(0, 256, 32)),
+        low,
+        tuple(w[i:i + 8] for i in range(0, 8 * len(WINDOWS), 8)),
+    )
