@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-import argparse
-import sys
+import os
 
-from . import exits
-from .common import CommandError
+# The fingerprint arithmetic works on small matrices, where a multi-threaded BLAS spends
+# more time coordinating threads than computing; the node's scan runs one process per
+# core instead. Set before numpy is first imported.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+
+from . import exits  # noqa: E402
+from .common import CommandError  # noqa: E402
 
 DESCRIPTION = """\
 Find the photographs that archives hold in common without exchanging images, and agree

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dedup.matching import DEFAULT_THRESHOLD, Link, find_links, relation_name
+from dedup.matching import DEFAULT_RULE, Link, Rule, find_links, relation_name
 from dedup.v1 import asset_pb2
+from dedup.v1 import statements_pb2 as R
 
 from .catalogue import Catalogue
 
@@ -24,7 +25,7 @@ def _find(parent: list[int], i: int) -> int:
     return i
 
 
-def local_clusters(catalogue: Catalogue, threshold: int = DEFAULT_THRESHOLD) -> tuple[list[list[str]], list[LocalLink]]:
+def local_clusters(catalogue: Catalogue, rule: Rule = DEFAULT_RULE) -> tuple[list[list[str]], list[LocalLink]]:
     """Clusters of paths (each of two or more files) and the links that joined them."""
     rows = catalogue.readable()
     assets = []
@@ -34,7 +35,7 @@ def local_clusters(catalogue: Catalogue, threshold: int = DEFAULT_THRESHOLD) -> 
         assets.append(a)
     parent = list(range(len(rows)))
     links: list[LocalLink] = []
-    for j, i, lk in find_links(assets, threshold):
+    for j, i, lk in find_links(assets, rule):
         links.append(LocalLink(rows[j][0], rows[i][0], lk))
         ri, rj = _find(parent, i), _find(parent, j)
         if ri != rj:
@@ -51,6 +52,8 @@ def duplicates_json(catalogue: Catalogue) -> dict:
     where = {p: n for n, c in enumerate(clusters) for p in c}
     out = [{"assets": [{"path": p} for p in c], "links": []} for c in clusters]
     for lk in links:
-        out[where[lk.a]]["links"].append({"a": lk.a, "b": lk.b, "relation": relation_name(lk.link.relation),
-                                          "distance": lk.link.distance})
+        entry = {"a": lk.a, "b": lk.b, "relation": relation_name(lk.link.relation), "distance": lk.link.distance}
+        if lk.link.relation == R.RELATION_CROPPED:
+            entry["kept"] = lk.link.kept
+        out[where[lk.a]]["links"].append(entry)
     return {"clusters": out}

@@ -1,13 +1,17 @@
 """Reading one image file into the facts a node keeps and shares (the I/O edge).
 
-Each file is opened once: its bytes are hashed in chunks, then Pillow decodes it
-once, and everything else (pixel digest, luminance for the fingerprint, EXIF
-facts) is derived from that single decoded image.
+Each file is read once for its SHA-256 and decoded once. JPEGs are decoded at reduced
+size (Pillow's ``draft``: libjpeg scales in the DCT domain, so most of the decoding work
+is never done) and their pixel digest is taken over the coded image data instead of
+decoded pixels; other formats are decoded in full, digested, then reduced. Everything
+else (luminance for the fingerprints, tone statistics, EXIF facts) comes from that one
+decoded image.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import math
 import struct
 import threading
@@ -21,10 +25,15 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from dedup.fingerprint import dct
-from dedup.fingerprint.information import LOW_INFORMATION_THRESHOLD, information_score
+from dedup.fingerprint.suite import Suite, compute
+from dedup.fingerprint.wire import to_wire
 
-#: Longest side of the luminance array handed to the fingerprint code.
-LUMINANCE_MAX_SIDE = 512
+#: Longest side of the luminance array handed to the fingerprint code. The fingerprints
+#: average it onto a 128x128 grid, so more resolution would only cost time.
+LUMINANCE_MAX_SIDE = 320
+#: A JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8) whose long side is at
+#: least this.
+DRAFT_MIN_SIDE = 320
 
 _CHUNK = 1 << 20
 _HEAD = 64
@@ -33,6 +42,7 @@ _DATETIME_ORIGINAL = 36867
 _LOSSY_FORMATS = frozenset({"JPEG", "MPO", "HEIF", "AVIF", "JPEG2000"})
 _HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
 _PIXEL_DIGEST_TAG = b"dedup-pixels/1"
+_JPEG_DIGEST_TAG = b"dedup-jpeg-coded/1"
 
 # IJG (libjpeg) base tables, ITU T.81 Annex K, in natural (row-major) order.
 _IJG_LUMA = np.array([
@@ -75,6 +85,13 @@ class ImageFacts:
     fingerprints: tuple[tuple[str, int, bytes], ...]
     file_size: int = 0
     information: float = 0.0
+    channels: int = 3
+    frame_width: int = 0
+    frame_height: int = 0
+    skew_degrees: float = 0.0
+    luma_mean: int = 0
+    luma_spread: int = 0
+    saturation: int = 0
 
 
 def read_image(path: Path, *, max_pixels: int | None = None) -> ImageFacts:
@@ -92,17 +109,36 @@ def read_image(path: Path, *, max_pixels: int | None = None) -> ImageFacts:
     except OSError as exc:
         raise ImageError(f"cannot open file: {exc.strerror or exc}") from exc
     with handle:
-        sha256, size, head = _hash_file(handle)
-        if size == 0:
+        return read_stream(handle, max_pixels=max_pixels)
+
+
+#: Files up to this size are read into memory once, then hashed and decoded from there.
+IN_MEMORY_BYTES = 64 << 20
+
+
+def read_stream(handle: BinaryIO, *, max_pixels: int | None = None) -> ImageFacts:
+    """As read_image, from an open binary stream (a file, or an object store's body)."""
+    _register_optional_plugins()
+    data = handle.read(IN_MEMORY_BYTES + 1)
+    if len(data) <= IN_MEMORY_BYTES:
+        if not data:
             raise ImageError("empty file (0 bytes)")
-        handle.seek(0)
-        image = _decode(handle, head, max_pixels)
+        buffer = io.BytesIO(data)
+        image = _decode(buffer, data[:_HEAD], max_pixels)
         with image:
-            return _describe(image, handle, head, sha256, size)
+            return _describe(image, buffer, data[:_HEAD], hashlib.sha256(data).digest(), len(data))
+    if not handle.seekable():
+        raise ImageError(f"a stream over {IN_MEMORY_BYTES} bytes must be seekable")
+    handle.seek(0)
+    sha256, size, head = _hash_file(handle)
+    handle.seek(0)
+    image = _decode(handle, head, max_pixels)
+    with image:
+        return _describe(image, handle, head, sha256, size)
 
 
 def luminance(image: Image.Image) -> np.ndarray:
-    """Float32 luminance on a 0-255 scale, box-reduced to at most ~512 px a side.
+    """Float32 luminance on a 0-255 scale, box-reduced to under 2 x LUMINANCE_MAX_SIDE a side.
 
     Transparent pixels are composited onto white; 16-bit images keep their
     precision until the final float conversion. Reduction uses Pillow's
@@ -152,20 +188,17 @@ def estimate_jpeg_quality(tables: dict[int, list[int]] | None) -> int | None:
     actual = [np.asarray(tables[k], dtype=np.int64) for k in sorted(tables)[:2]]
     if any(t.shape != (64,) for t in actual):
         return None
-    bases = (_IJG_LUMA, _IJG_CHROMA)[: len(actual)]
-    errors = np.empty(100, dtype=np.int64)
-    for q in range(1, 101):
-        scale = 5000 // q if q < 50 else 200 - 2 * q
-        err = 0
-        for base, table in zip(bases, actual):
-            expected = (base * scale + 50) // 100
-            err += min(
-                int(np.abs(np.clip(expected, 1, 255) - table).sum()),
-                int(np.abs(np.clip(expected, 1, 32767) - table).sum()),
-            )
-        errors[q - 1] = err
-    best = np.flatnonzero(errors == errors.min()) + 1
+    err = np.zeros(100, dtype=np.int64)
+    for base, table in zip((_IJG_LUMA, _IJG_CHROMA), actual):
+        expected = (base[None, :] * _IJG_SCALES[:, None] + 50) // 100
+        err += np.minimum(np.abs(np.clip(expected, 1, 255) - table).sum(axis=1),
+                          np.abs(np.clip(expected, 1, 32767) - table).sum(axis=1))
+    best = np.flatnonzero(err == err.min()) + 1
     return int(best[len(best) // 2])
+
+
+#: IJG scale factor (percent) for each quality 1..100.
+_IJG_SCALES = np.array([5000 // q if q < 50 else 200 - 2 * q for q in range(1, 101)], dtype=np.int64)
 
 
 def _hash_file(handle: BinaryIO) -> tuple[bytes, int, bytes]:
@@ -195,6 +228,15 @@ def _decode(handle: BinaryIO, head: bytes, max_pixels: int | None) -> Image.Imag
                     f"decompression bomb: {width}x{height} = {width * height} pixels "
                     f"exceeds the limit of {limit}"
                 )
+            image.info["dedup_full_size"] = (width, height)
+            if image.format in ("JPEG", "MPO"):
+                # Decode at the smallest DCT scale that still leaves enough pixels.
+                # The short side must stay well above the fingerprints' minimum too, or a
+                # long thin picture would lose its fingerprints.
+                k = max(DRAFT_MIN_SIDE / max(width, height), 2 * dct.MIN_SIDE / max(1, min(width, height)))
+                if k < 0.5:
+                    image.draft(image.mode if image.mode in ("L", "RGB") else "RGB",
+                                (math.ceil(width * k), math.ceil(height * k)))
             image.load()
         return image
     except ImageError:
@@ -245,42 +287,127 @@ def _looks_like_text(head: bytes) -> bool:
 def _describe(image: Image.Image, handle: BinaryIO, head: bytes, sha256: bytes, size: int) -> ImageFacts:
     fmt = image.format or "UNKNOWN"
     mode = image.mode
-    quality = estimate_jpeg_quality(getattr(image, "quantization", None)) if fmt in ("JPEG", "MPO") else None
+    is_jpeg = fmt in ("JPEG", "MPO")
+    quality = estimate_jpeg_quality(getattr(image, "quantization", None)) if is_jpeg else None
     family = _format_family(image, fmt, handle)
     depth = _bit_depth(image, fmt, head)
     captured = _capture_date(image)
-    upright = image
+    orientation = _orientation(image)
+    full_w, full_h = image.info.get("dedup_full_size", image.size)
     try:
         # In place: avoids a full-size copy when there is nothing to rotate.
         ImageOps.exif_transpose(image, in_place=True)
     except Exception:  # a garbled orientation tag must not make the pixels unusable
-        pass
-    width, height = upright.size
-    digest = _pixel_digest(upright)
+        orientation = 1
+    if orientation in (5, 6, 7, 8):
+        full_w, full_h = full_h, full_w
+    digest = _jpeg_digest(handle, orientation) if is_jpeg else _pixel_digest(image)
+    stats = _tone(image)
+    channels = 1 if mode in _GREY_MODES or stats[3] else 3
     fingerprints: tuple[tuple[str, int, bytes], ...] = ()
-    score = 0.0
-    if min(width, height) >= dct.MIN_SIDE:
-        gray = luminance(upright)
-        score = information_score(gray)
-        value = dct.dct256(gray)
-        if value not in (bytes(dct.HASH_BYTES), b"\xff" * dct.HASH_BYTES):
-            fingerprints = ((dct.ALGORITHM, dct.VERSION, value),)
+    suite: Suite | None = None
+    frame_w, frame_h = full_w, full_h
+    if min(image.size) >= dct.MIN_SIDE:
+        gray = luminance(image)
+        suite = compute(gray)
+        if not suite.low_information:
+            fingerprints = tuple(to_wire(suite))
+        # The frame in full-resolution pixels (mattes trimmed, skew undone).
+        frame_h = round(full_h * suite.frame_shape[0] / gray.shape[0])
+        frame_w = round(full_w * suite.frame_shape[1] / gray.shape[1])
     return ImageFacts(
         sha256=sha256,
         pixel_digest=digest,
-        width=width,
-        height=height,
+        width=full_w,
+        height=full_h,
         bit_depth=depth,
         mode=mode,
         format=fmt,
         format_family=family,
         jpeg_quality=quality,
         capture_date=captured,
-        low_information=score < LOW_INFORMATION_THRESHOLD,
+        low_information=suite is None or suite.low_information,
         fingerprints=fingerprints,
         file_size=size,
-        information=score,
+        information=suite.information if suite else 0.0,
+        channels=channels,
+        frame_width=frame_w,
+        frame_height=frame_h,
+        skew_degrees=suite.skew_degrees if suite else 0.0,
+        luma_mean=stats[0],
+        luma_spread=stats[1],
+        saturation=stats[2],
     )
+
+
+_GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        value = int(image.getexif().get(0x0112, 1))
+    except Exception:  # malformed EXIF must not make the image unreadable
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def _tone(image: Image.Image) -> tuple[int, int, int, bool]:
+    """(mean luma, luma standard deviation, mean saturation, colour image that is grey).
+
+    Taken on a 64x64 box reduction: enough to tell a tone or colour variant from a copy,
+    too little to say anything about the picture.
+    """
+    im = image
+    if im.mode in ("P", "PA", "RGBA", "LA", "La", "RGBa", "CMYK", "YCbCr", "LAB", "HSV"):
+        im = im.convert("RGB")
+    elif im.mode.startswith("I") or im.mode == "F" or im.mode == "1":
+        im = Image.fromarray(luminance(im).astype(np.uint8))
+    small = np.asarray(im.resize((64, 64), Image.BOX), dtype=np.float32)
+    if small.ndim == 2:
+        return int(round(small.mean())), int(round(small.std())), 0, False
+    rgb = small[..., :3]
+    luma = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    spread = rgb.max(axis=2) - rgb.min(axis=2)
+    return int(round(luma.mean())), int(round(luma.std())), int(round(spread.mean())), bool(spread.max() <= 3.0)
+
+
+_JPEG_SKIP = set(range(0xE0, 0xF0)) - {0xEE} | {0xFE}  # APPn (except Adobe) and comments
+
+
+def _jpeg_digest(handle: BinaryIO, orientation: int) -> bytes:
+    """SHA-256 over what determines a JPEG's decoded pixels, without decoding it.
+
+    Frame header, tables, restart interval, the Adobe colour transform and every scan
+    (from the first SOS to the last EOI) are hashed; EXIF, XMP, ICC, IPTC and comment
+    segments are not, so a metadata-only edit keeps the digest. The EXIF orientation is
+    hashed too, since it changes the upright pixels.
+    """
+    handle.seek(0)
+    data = handle.read()
+    digest = hashlib.sha256(_JPEG_DIGEST_TAG + b"\0" + str(orientation).encode() + b"\0")
+    pos = 2
+    n = len(data)
+    while pos + 4 <= n:
+        if data[pos] != 0xFF:
+            break
+        marker = data[pos + 1]
+        if marker == 0xFF:
+            pos += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            pos += 2
+            continue
+        length = int.from_bytes(data[pos + 2:pos + 4], "big")
+        if marker == 0xDA:
+            end = data.rfind(b"\xff\xd9")
+            digest.update(data[pos:end + 2 if end >= pos else n])
+            return digest.digest()
+        if marker not in _JPEG_SKIP:
+            digest.update(data[pos:pos + 2 + length])
+        pos += 2 + length
+    # No scan found: fall back to the whole file, which still identifies it.
+    digest.update(data)
+    return digest.digest()
 
 
 def _pixel_digest(image: Image.Image) -> bytes:
@@ -311,8 +438,9 @@ def _pixel_digest(image: Image.Image) -> bytes:
 
 
 def _reduce_factor(width: int, height: int) -> int:
-    # Keep the short side >= 32 so the fingerprint can still be computed.
-    by_long = math.ceil(max(width, height) / LUMINANCE_MAX_SIDE)
+    # Keep the long side in [LUMINANCE_MAX_SIDE, 2 x LUMINANCE_MAX_SIDE) and the short
+    # side >= 32 so the fingerprints can still be computed.
+    by_long = max(width, height) // LUMINANCE_MAX_SIDE
     by_short = min(width, height) // dct.MIN_SIDE
     return max(1, min(by_long, by_short))
 

@@ -23,9 +23,6 @@ from dedup.v1 import asset_pb2
 from .catalogue import Catalogue
 from .imaging import ImageError, ImageFacts, read_image
 
-GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F", "La"}
-
-
 @dataclass
 class ScanSummary:
     seen: int = 0
@@ -91,7 +88,9 @@ def to_record(asset_id: str, facts: ImageFacts, rights: str = "unknown") -> asse
         evidence=asset_pb2.Evidence(
             width=facts.width, height=facts.height, bit_depth=facts.bit_depth, format_family=family,
             jpeg_quality=facts.jpeg_quality or 0, capture_date=facts.capture_date or "", rights=rights,
-            channels=1 if facts.mode in GREY_MODES else 3,
+            channels=facts.channels, frame_width=facts.frame_width, frame_height=facts.frame_height,
+            skew_centidegrees=round(facts.skew_degrees * 100), luma_mean=facts.luma_mean,
+            luma_spread=facts.luma_spread, saturation=facts.saturation,
         ),
         low_information=facts.low_information,
     )
