@@ -53,7 +53,7 @@ class Coordinator:
     # --- start-up ----------------------------------------------------------------------
 
     def _load_matcher(self) -> Matcher:
-        matcher = Matcher(self.settings.match.dct256_threshold)
+        matcher = Matcher(self.settings.match.rule())
         for member_id, asset_id, record in self.store.assets():
             a = asset_pb2.Asset()
             a.ParseFromString(record)
@@ -174,11 +174,12 @@ class Coordinator:
                 a=statements_pb2.AssetRef(member_id=c.key[0], asset_id=c.key[1]),
                 b=statements_pb2.AssetRef(member_id=key[0], asset_id=key[1]),
                 relation=c.link.relation, algorithm=c.link.algorithm, distance=c.link.distance,
-                recorded_unix=int(self.clock()),
+                recorded_unix=int(self.clock()), kept_permille=round(c.link.kept * 1000),
             )
             idx = txn.append_signed(stmt)
             Store.add_match(txn.db, StoredMatch(match_id, target, c.key[0], c.key[1], key[0], key[1],
-                                                c.link.relation, c.link.algorithm, c.link.distance), idx)
+                                                c.link.relation, c.link.algorithm, c.link.distance,
+                                                round(c.link.kept * 1000)), idx)
         return len(accepted)
 
     def _propose(self, txn: LogTransaction, cluster_id: str) -> None:
@@ -222,6 +223,7 @@ class Coordinator:
             out.matches.append(intake_pb2.MemberMatch(
                 cluster_id=r.cluster_id, own_asset_id=own, counterpart_member=other[0],
                 counterpart_asset_id=other[1], relation=r.relation, distance=r.distance,
+                kept_permille=r.kept_permille,
                 counterpart_evidence=record.evidence if record is not None else None,
             ))
         if len(rows) == size:

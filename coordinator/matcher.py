@@ -1,9 +1,10 @@
 """Cross-member matching and clustering, in memory, grown with each intake.
 
-Candidates come from exact digests and the perceptual index; a candidate becomes a link only
-if the shared matching rule accepts it, and a link joins two clusters only if the new asset
-is also close to every copy already in the cluster (the verification step), so one loose
-link cannot chain unrelated photographs together.
+Candidates come from the shared candidate index; a candidate becomes a link only if the
+shared matching rule accepts it; and a link joins an existing cluster only after
+verification: the new asset must also match more than half of the copies already in that
+cluster (by the rule loosened by ``VERIFY_SLACK``), so a single loose link cannot chain
+unrelated photographs together.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import hashlib
 from collections import defaultdict
 from dataclasses import dataclass
 
-from dedup.index import HammingIndex
-from dedup.matching import Link, link, perceptual_value
+from dedup.candidates import CandidateIndex
+from dedup.matching import Link, Rule, link
 from dedup.v1 import asset_pb2
 
 Key = tuple[str, str]  # (member_id, asset_id)
+
+VERIFY_SLACK = 1.5
 
 
 @dataclass(frozen=True)
@@ -26,40 +29,18 @@ class Candidate:
 
 
 class Matcher:
-    def __init__(self, threshold: int, verify_factor: float = 1.5) -> None:
-        self.threshold = threshold
-        self.verify_threshold = int(threshold * verify_factor)
-        self.index = HammingIndex(32)
-        self.rows: list[Key] = []
-        self.row_of: dict[Key, int] = {}
+    def __init__(self, rule: Rule) -> None:
+        self.rule = rule
+        self.verify_rule = rule.loosened(VERIFY_SLACK)
+        self.index = CandidateIndex(rule)
         self.assets: dict[Key, asset_pb2.Asset] = {}
-        self.by_sha: dict[bytes, set[Key]] = defaultdict(set)
-        self.by_pixels: dict[bytes, set[Key]] = defaultdict(set)
         self.cluster_of: dict[Key, str] = {}
         self.members_of: dict[str, set[Key]] = defaultdict(set)
 
-    # --- state -------------------------------------------------------------------------
-
     def add(self, key: Key, asset: asset_pb2.Asset) -> None:
         """Make ``asset`` findable (replacing an earlier record under the same key)."""
-        if key in self.assets:
-            self._forget(key)
         self.assets[key] = asset
-        self.by_sha[asset.sha256].add(key)
-        self.by_pixels[asset.pixel_digest].add(key)
-        value = perceptual_value(asset)
-        if value is not None and not asset.low_information:
-            row = self.index.add(value)
-            self.rows.append(key)
-            self.row_of[key] = row
-
-    def _forget(self, key: Key) -> None:
-        old = self.assets.pop(key)
-        self.by_sha[old.sha256].discard(key)
-        self.by_pixels[old.pixel_digest].discard(key)
-        row = self.row_of.pop(key, None)
-        if row is not None:
-            self.index.remove(row)
+        self.index.add(key, asset)
 
     def assign(self, key: Key, cluster_id: str) -> None:
         old = self.cluster_of.get(key)
@@ -68,29 +49,22 @@ class Matcher:
         self.cluster_of[key] = cluster_id
         self.members_of[cluster_id].add(key)
 
-    # --- queries -----------------------------------------------------------------------
-
     def candidates(self, member_id: str, asset: asset_pb2.Asset) -> list[Candidate]:
         """Links from ``asset`` to other members' assets, by the shared matching rule."""
-        keys: set[Key] = set(self.by_sha.get(asset.sha256, ())) | set(self.by_pixels.get(asset.pixel_digest, ()))
-        value = perceptual_value(asset)
-        if value is not None and not asset.low_information:
-            keys.update(self.rows[row] for row, _ in self.index.search(value, self.threshold))
         out = []
-        for key in sorted(keys):
+        for key in sorted(self.index.candidates(asset)):
             if key[0] == member_id:
                 continue
-            found = link(self.assets[key], asset, self.threshold)
+            found = link(self.assets[key], asset, self.rule)
             if found is not None:
                 out.append(Candidate(key, found))
         return out
 
     def verified(self, asset: asset_pb2.Asset, cluster_id: str) -> bool:
-        """Is ``asset`` a plausible copy of every asset already in the cluster?"""
-        return all(
-            link(self.assets[k], asset, self.verify_threshold) is not None
-            for k in self.members_of.get(cluster_id, ())
-        )
+        """Does ``asset`` also match more than half of the copies already in the cluster?"""
+        members = self.members_of.get(cluster_id, ())
+        agree = sum(1 for k in members if link(self.assets[k], asset, self.verify_rule) is not None)
+        return 2 * agree > len(members)
 
 
 def new_cluster_id(a: Key, b: Key) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from dedup.config import MEMBER_ID, TlsFiles, resolve_path
-from dedup.matching import DEFAULT_THRESHOLD
+from dedup.matching import DEFAULT_RULE, Rule
 
 
 class _Model(BaseModel):
@@ -29,7 +29,16 @@ class MemberSettings(_Model):
 
 
 class MatchSettings(_Model):
-    dct256_threshold: int = Field(DEFAULT_THRESHOLD, ge=0, le=128, description="largest dct256 Hamming distance that is a match")
+    """Match distances (see SPEC.md, "Matching"); the defaults are the published ones."""
+
+    whole: int = Field(DEFAULT_RULE.whole, ge=0, le=128, description="largest dct256 distance for a whole-picture match")
+    whole_loose: int = Field(DEFAULT_RULE.whole_loose, ge=0, le=128,
+                             description="largest dct256 distance for a local-edit match (with dct64 agreeing)")
+    low: int = Field(DEFAULT_RULE.low, ge=0, le=32, description="largest dct64 distance for a local-edit match")
+    window: int = Field(DEFAULT_RULE.window, ge=0, le=32, description="largest dct64-to-window distance for a crop")
+
+    def rule(self) -> Rule:
+        return Rule(whole=self.whole, whole_loose=self.whole_loose, low=self.low, window=self.window)
 
 
 class CoordinatorSettings(_Model):

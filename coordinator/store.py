@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS matches (
     relation INTEGER NOT NULL,
     algorithm TEXT NOT NULL,
     distance INTEGER NOT NULL,
+    kept_permille INTEGER NOT NULL,
     log_index INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS matches_a ON matches (a_member);
@@ -96,6 +97,7 @@ class StoredMatch:
     relation: int
     algorithm: str
     distance: int
+    kept_permille: int = 1000
 
 
 class Store:
@@ -156,7 +158,8 @@ class Store:
 
     def matches_for(self, member_id: str, offset: int, limit: int) -> list[StoredMatch]:
         rows = self._db.execute(
-            "SELECT match_id, cluster_id, a_member, a_asset, b_member, b_asset, relation, algorithm, distance"
+            "SELECT match_id, cluster_id, a_member, a_asset, b_member, b_asset, relation, algorithm, distance,"
+            " kept_permille"
             " FROM matches WHERE a_member=? OR b_member=? ORDER BY log_index LIMIT ? OFFSET ?",
             (member_id, member_id, limit, offset),
         ).fetchall()
@@ -230,9 +233,9 @@ class Store:
 
     @staticmethod
     def add_match(db, m: StoredMatch, log_index: int) -> None:
-        db.execute("INSERT INTO matches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        db.execute("INSERT INTO matches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                    (m.match_id, m.cluster_id, m.a_member, m.a_asset, m.b_member, m.b_asset,
-                    m.relation, m.algorithm, m.distance, log_index))
+                    m.relation, m.algorithm, m.distance, m.kept_permille, log_index))
 
     @staticmethod
     def add_proposal(db, proposal_id: str, cluster_id: str, master_member: str, master_asset: str,

@@ -111,17 +111,31 @@ def near(value: bytes, flips: int, seed: int = 0) -> bytes:
     return bytes(b)
 
 
+def fingerprint_set(upright: bytes, seed: str) -> list[asset_pb2.Fingerprint]:
+    """A full v2 fingerprint set whose upright dct256 is ``upright``; every other part is
+    random (seeded), so two sets only match through the upright hash."""
+    rng = random.Random(seed)
+    dihedral = upright + b"".join(rng.randbytes(32) for _ in range(7))
+    return [
+        asset_pb2.Fingerprint(algorithm="dct256", version=2, value=dihedral),
+        asset_pb2.Fingerprint(algorithm="dct64", version=1, value=rng.randbytes(8)),
+        asset_pb2.Fingerprint(algorithm="win64", version=1, value=rng.randbytes(8 * 36)),
+    ]
+
+
 def asset(asset_id: str, fp: bytes, *, width=1000, height=800, lossless=False, quality=80, sha=None, channels=3,
           low_information=False) -> asset_pb2.Asset:
+    """An asset whose upright dct256 hash is ``fp``."""
     return asset_pb2.Asset(
         asset_id=asset_id,
         sha256=sha or hashlib.sha256(asset_id.encode() + fp).digest(),
         pixel_digest=hashlib.sha256(b"px" + asset_id.encode() + fp).digest(),
-        fingerprints=[asset_pb2.Fingerprint(algorithm="dct256", version=1, value=fp)],
+        fingerprints=fingerprint_set(fp, asset_id),
         evidence=asset_pb2.Evidence(
             width=width, height=height, bit_depth=8, channels=channels, rights="unknown",
             format_family=asset_pb2.FORMAT_FAMILY_LOSSLESS if lossless else asset_pb2.FORMAT_FAMILY_LOSSY,
-            jpeg_quality=0 if lossless else quality),
+            jpeg_quality=0 if lossless else quality, frame_width=width, frame_height=height,
+            luma_mean=120, luma_spread=50, saturation=40),
         low_information=low_information,
     )
 

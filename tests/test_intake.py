@@ -163,21 +163,29 @@ def test_batch_id_reuse_refused(consortium):
 
 
 @pytest.mark.parametrize("fp, message", [
-    (b"\0" * 32, "degenerate"),
-    (b"\xff" * 32, "degenerate"),
-    (b"\1" * 31, "must be 32 bytes"),
+    (b"\0" * 32, "degenerate dct256 v2 fingerprint (part 0): all bits are 0"),
+    (b"\xff" * 32, "degenerate dct256 v2 fingerprint (part 0): all bits are 1"),
+    (b"\1" * 31, "must be 256 bytes, got 255"),
 ])
 def test_bad_fingerprint_refused(consortium, fp, message):
     err = refused(consortium, A, batch(consortium, A, [asset("a1", fingerprint(1)), asset("a2", fp)]))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "asset 1 ('a2')" in err.details() and message in err.details().lower()
+    assert "asset 1 ('a2')" in err.details() and message in err.details()
+
+
+def test_fingerprint_given_twice_refused(consortium):
+    a = asset("a1", fingerprint(1))
+    a.fingerprints.append(a.fingerprints[1])
+    err = refused(consortium, A, batch(consortium, A, [a]))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "dct64 v1 given twice" in err.details()
 
 
 def test_unknown_fingerprint_version_refused(consortium):
     a = asset("a1", fingerprint(1))
     a.fingerprints[0].version = 99
     err = refused(consortium, A, batch(consortium, A, [a]))
-    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "version" in err.details()
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "unknown version 99 of fingerprint algorithm 'dct256'" in err.details()
 
 
 def test_payload_not_matching_manifest_refused(consortium):
