@@ -6,9 +6,10 @@ The same seed always produces byte-identical folders with the same Pillow.
 
 Archive variants mirror what real collections hold: a lossless master (8- or
 16-bit TIFF/PNG) at one member, a half-size JPEG q75 web copy or a greyscale
-JPEG at another. Crops (85% of each side) are also written, but a global hash
-like ``dct256`` cannot match them (a 92% crop already moves it 44-136 bits), so
-they are listed in ``SampleSet.crops`` instead of ``groups``.
+JPEG at another, and a cropped detail at a third. Crops are matched through the
+``win64`` windows (one-side crops of up to 28%, centred crops of up to 16% a side),
+so each crop belongs to its photograph's cross-member group like any other copy;
+``SampleSet.crops`` also lists them with their original, for checking the label.
 """
 
 from __future__ import annotations
@@ -50,10 +51,11 @@ class SampleSet:
     """The built folders and the ground truth a matcher should recover.
 
     ``groups``: cross-member groups of the same photograph, as (member, relative
-    POSIX path). ``local_duplicates``: the same photograph twice within one
-    member. ``crops``: (crop, original) pairs a global hash is expected to miss.
-    ``unreadable``: files the node must reject. ``sources``: photograph behind
-    every readable file.
+    POSIX path), crops included: every file of a group must be linked to the
+    others. ``local_duplicates``: the same photograph twice within one member.
+    ``crops``: (crop, original) pairs, each also in a group, whose link should be
+    labelled as a crop. ``unreadable``: files the node must reject. ``sources``:
+    photograph behind every readable file.
     """
 
     folders: dict[str, Path]
@@ -107,10 +109,10 @@ def build_member_folders(root: Path, seed: int = 7) -> SampleSet:
         return lambda p: im.save(p, "PNG")
 
     def jpeg(photo: str, *, quality: int = 75, scale: float = 1.0, grey: bool = False,
-             crop: float = 1.0, sideways: bool = False) -> Callable[[Path], None]:
+             crop: float = 1.0, crop_from: str = "centre", sideways: bool = False) -> Callable[[Path], None]:
         im = bundled_photograph(photo).convert("L" if grey else "RGB")
         if crop < 1.0:
-            im = _crop(im, crop, rng)
+            im = _crop(im, crop, crop_from)
         if scale != 1.0:
             size = (round(im.width * scale), round(im.height * scale))
             im = im.resize(size, Image.Resampling.LANCZOS)
@@ -135,27 +137,29 @@ def build_member_folders(root: Path, seed: int = 7) -> SampleSet:
         put(ro, "masters/camera.tif", "camera", master_tiff("camera", sixteen_bit=True)),
         put(ul, "special-collections/camera-web.jpg", "camera", jpeg("camera", scale=0.5)),
     ])
+    # Each crop joins its photograph's group at the member that holds no other copy.
     coffee_master = put(cm, "collection/coffee.png", "coffee", png("coffee"))
+    coffee_crop = put(ul, "special-collections/coffee-detail.jpg", "coffee",
+                      jpeg("coffee", crop=0.85, crop_from="left", quality=85))
     out.groups.append([
         coffee_master,
         put(ro, "access/coffee-grey.jpg", "coffee", jpeg("coffee", grey=True, quality=80)),
+        coffee_crop,
     ])
+    out.crops.append((coffee_crop, coffee_master))
     out.groups.append([
         put(ul, "special-collections/chelsea.png", "chelsea", png("chelsea")),
         put(cm, "web/chelsea.jpg", "chelsea", jpeg("chelsea", scale=0.5, sideways=True)),
     ])
     rocket_master = put(cm, "collection/rocket.tif", "rocket", master_tiff("rocket"))
+    rocket_crop = put(ro, "access/rocket-detail.jpg", "rocket", jpeg("rocket", crop=0.85, quality=85))
     out.groups.append([
         rocket_master,
         put(ul, "special-collections/rocket-grey.jpg", "rocket",
             jpeg("rocket", grey=True, scale=0.5)),
+        rocket_crop,
     ])
-
-    # Crops: real archive variants that a global hash does not find.
-    rocket_crop = jpeg("rocket", crop=0.85, quality=85)
-    out.crops.append((put(ro, "access/rocket-detail.jpg", "rocket", rocket_crop), rocket_master))
-    coffee_crop = jpeg("coffee", crop=0.85, quality=85)
-    out.crops.append((put(ul, "special-collections/coffee-detail.jpg", "coffee", coffee_crop), coffee_master))
+    out.crops.append((rocket_crop, rocket_master))
 
     # Photographs only one member holds.
     put(ro, "masters/moon.png", "moon", png("moon", sixteen_bit=True))
@@ -199,12 +203,20 @@ def _widen(im: Image.Image) -> Image.Image:
     return Image.fromarray(np.asarray(im.convert("L"), dtype=np.uint16) * 257)
 
 
-def _crop(im: Image.Image, keep: float, rng: np.random.Generator) -> Image.Image:
+def _crop(im: Image.Image, keep: float, side: str = "centre") -> Image.Image:
+    """Keep ``keep`` of each side around the centre, or of the width with ``side`` cut off
+    ("left"/"right"): the two crop shapes archives make and ``win64`` windows cover."""
     w, h = im.size
-    cw, ch = round(w * keep), round(h * keep)
-    x = int(rng.integers(0, w - cw + 1))
-    y = int(rng.integers(0, h - ch + 1))
-    return im.crop((x, y, x + cw, y + ch))
+    if side == "centre":
+        cw, ch = round(w * keep), round(h * keep)
+        x, y = (w - cw) // 2, (h - ch) // 2
+        return im.crop((x, y, x + cw, y + ch))
+    cw = round(w * keep)
+    if side == "left":
+        return im.crop((w - cw, 0, w, h))
+    if side == "right":
+        return im.crop((0, 0, cw, h))
+    raise ValueError(f"unknown crop side {side!r}")
 
 
 def _capture_date(rng: np.random.Generator) -> str:

@@ -9,13 +9,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dedup.fingerprint import (
-    DCT256_V1,
+    DCT64_V1,
+    DCT256_V2,
     DIHEDRAL_ORDER,
     KINDS,
+    WIN64_V1,
     FingerprintError,
     as_matrix,
     dct256,
     dihedral_hashes,
+    get_kind,
     hamming,
     hamming_many,
     hamming_matrix,
@@ -24,6 +27,8 @@ from dedup.fingerprint import (
     validate,
 )
 from dedup.fingerprint.dct import downsample
+from dedup.fingerprint.suite import WINDOWS, compute
+from dedup.fingerprint.wire import to_wire
 
 # Pinned so that any change in numpy, scikit-image or this code that alters a
 # hash fails loudly: stored fingerprints from other parties would stop matching.
@@ -152,31 +157,84 @@ def test_hamming_many_and_matrix_agree_with_hamming() -> None:
         as_matrix([b"\x00" * 32, b"\x00" * 31])
 
 
-def test_registry() -> None:
-    assert KINDS[("dct256", 1)] is DCT256_V1
-    assert DCT256_V1.size == 32 and DCT256_V1.bits == 256
-    assert 0 < DCT256_V1.threshold < 64
+def test_registry_holds_exactly_the_new_kinds() -> None:
+    """dct256 v1 (one 32-byte hash) is no longer exchanged; v2 carries all 8 dihedral hashes."""
+    assert set(KINDS) == {("dct256", 2), ("dct64", 1), ("win64", 1)}
+    assert KINDS[("dct256", 2)] is DCT256_V2 and get_kind("dct256", 2) is DCT256_V2
+    assert KINDS[("dct64", 1)] is DCT64_V1 and KINDS[("win64", 1)] is WIN64_V1
+    assert (DCT256_V2.size, DCT256_V2.parts, DCT256_V2.bits) == (256, 8, 2048)
+    assert (DCT64_V1.size, DCT64_V1.parts, DCT64_V1.bits) == (8, 1, 64)
+    assert (WIN64_V1.size, WIN64_V1.parts) == (8 * len(WINDOWS), len(WINDOWS))
+    assert DCT256_V2.refuse_degenerate and DCT64_V1.refuse_degenerate
+    assert not WIN64_V1.refuse_degenerate
+    # Thresholds are per part: below half of a part's bits, where unrelated hashes sit.
+    assert 0 < DCT256_V2.threshold < 64
+    assert 0 < DCT64_V1.threshold < 16 and 0 < WIN64_V1.threshold < 16
 
 
-def test_validate_accepts_a_real_hash() -> None:
-    assert validate("dct256", 1, dct256(camera())) is DCT256_V1
+def test_validate_accepts_a_real_fingerprint_set() -> None:
+    """What a node computes from a photograph passes the coordinator's validation."""
+    records = to_wire(compute(camera()))
+    assert [(n, v) for n, v, _ in records] == [("dct256", 2), ("dct64", 1), ("win64", 1)]
+    kinds = [validate(n, v, value) for n, v, value in records]
+    assert kinds == [DCT256_V2, DCT64_V1, WIN64_V1]
+
+
+def _dihedral_with_part(index: int, part: bytes) -> bytes:
+    """A valid-looking dct256 v2 value whose part ``index`` is replaced by ``part``."""
+    parts = [bytes(range(k, k + 32)) for k in range(8)]
+    parts[index] = part
+    return b"".join(parts)
+
+
+@pytest.mark.parametrize("index", range(8))
+@pytest.mark.parametrize(("part", "message"), [(bytes(32), "all bits are 0"), (b"\xff" * 32, "all bits are 1")])
+def test_dct256_v2_refuses_any_degenerate_part(index: int, part: bytes, message: str) -> None:
+    """One flat dihedral variant is as unusable as a flat upright hash."""
+    with pytest.raises(FingerprintError, match=rf"part {index}\): {message}"):
+        validate("dct256", 2, _dihedral_with_part(index, part))
+
+
+def test_dct256_v2_accepts_parts_that_are_only_partly_flat() -> None:
+    """Refusal is per 32-byte part: zero bytes spanning two parts are fine."""
+    value = bytearray(_dihedral_with_part(0, bytes(range(32))))
+    value[16:48] = bytes(32)  # second half of part 0, first half of part 1
+    assert validate("dct256", 2, bytes(value)) is DCT256_V2
+
+
+def test_win64_accepts_degenerate_windows() -> None:
+    """A window over a flat strip (sky, a plain wall) hashes to all 0s; the rest still count."""
+    windows = [bytes(8), b"\xff" * 8] + [bytes(range(k, k + 8)) for k in range(len(WINDOWS) - 2)]
+    assert validate("win64", 1, b"".join(windows)) is WIN64_V1
+    assert validate("win64", 1, bytes(WIN64_V1.size)) is WIN64_V1
+    assert validate("win64", 1, b"\xff" * WIN64_V1.size) is WIN64_V1
 
 
 @pytest.mark.parametrize(
     ("name", "version", "value", "message"),
     [
         ("phash64", 1, bytes(range(32)), "unknown fingerprint algorithm 'phash64'"),
-        ("dct256", 2, bytes(range(32)), "unknown version 2 of fingerprint algorithm 'dct256'"),
-        ("dct256", 1, bytes(range(31)), "must be 32 bytes, got 31"),
-        ("dct256", 1, bytes(range(33)), "must be 32 bytes, got 33"),
-        ("dct256", 1, bytes(32), "all bits are 0"),
-        ("dct256", 1, b"\xff" * 32, "all bits are 1"),
-        ("dct256", 1, "ab" * 16, "must be bytes"),
+        ("dct256", 1, bytes(range(32)), "unknown version 1 of fingerprint algorithm 'dct256' \\(known: 2\\)"),
+        ("dct64", 2, bytes(range(8)), "unknown version 2 of fingerprint algorithm 'dct64' \\(known: 1\\)"),
+        ("dct256", 2, bytes(range(32)), "must be 256 bytes, got 32"),
+        ("dct256", 2, bytes(range(255)), "must be 256 bytes, got 255"),
+        ("dct64", 1, bytes(range(9)), "must be 8 bytes, got 9"),
+        ("win64", 1, bytes(range(8)), f"must be {8 * len(WINDOWS)} bytes, got 8"),
+        ("dct64", 1, bytes(8), "degenerate dct64 v1 fingerprint: all bits are 0"),
+        ("dct64", 1, b"\xff" * 8, "degenerate dct64 v1 fingerprint: all bits are 1"),
+        ("dct256", 2, "ab" * 128, "must be bytes"),
+        ("win64", 1, [0] * WIN64_V1.size, "must be bytes"),
     ],
 )
 def test_validate_errors(name: str, version: int, value: bytes, message: str) -> None:
     with pytest.raises(FingerprintError, match=message):
         validate(name, version, value)
+
+
+def test_validate_accepts_bytearray_and_memoryview() -> None:
+    value = bytes(range(1, 9))
+    assert validate("dct64", 1, bytearray(value)) is DCT64_V1
+    assert validate("dct64", 1, memoryview(value)) is DCT64_V1
 
 
 def test_fingerprint_error_is_a_value_error() -> None:

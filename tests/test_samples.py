@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from dedup.demo.samples import MEMBERS, SampleSet, build_member_folders
-from dedup.fingerprint import DCT256_V1, hamming
+from dedup.matching import Link, find_links, relation_name
 from dedup.node.imaging import ImageError, ImageFacts, read_image
+from dedup.node.scan import to_record
 
-THRESHOLD = DCT256_V1.threshold
+FileRef = tuple[str, str]
 
 
 def listing(sample: SampleSet) -> dict[tuple[str, str], str]:
@@ -35,10 +36,12 @@ def facts(sample: SampleSet) -> dict[tuple[str, str], ImageFacts]:
     return {ref: read_image(sample.folders[ref[0]] / ref[1]) for ref in sample.sources}
 
 
-def fingerprint(facts: dict[tuple[str, str], ImageFacts], ref: tuple[str, str]) -> bytes:
-    ((name, version, value),) = facts[ref].fingerprints
-    assert (name, version) == ("dct256", 1)
-    return value
+@pytest.fixture(scope="module")
+def links(facts: dict[FileRef, ImageFacts]) -> dict[frozenset[FileRef], Link]:
+    """Every link ``find_links`` makes among the readable files, keyed by the pair."""
+    refs = sorted(facts)
+    records = [to_record(f"{m}:{rel}", facts[(m, rel)]) for m, rel in refs]
+    return {frozenset((refs[i], refs[j])): lk for i, j, lk in find_links(records)}
 
 
 def test_members_and_folders(sample: SampleSet) -> None:
@@ -78,13 +81,14 @@ def test_enough_distinct_photographs(sample: SampleSet) -> None:
         assert own - held_elsewhere, f"{member} holds no photograph of its own"
 
 
-def test_groups_span_members_and_match(sample: SampleSet, facts) -> None:
+def test_groups_span_members_and_match(sample: SampleSet, links) -> None:
+    """Every pair in an expected group, crops included, is linked by the project's matcher."""
     assert any(len({m for m, _ in g}) == 3 for g in sample.groups)
     for group in sample.groups:
         assert len({m for m, _ in group}) == len(group) >= 2
         assert len({sample.sources[ref] for ref in group}) == 1
         for a, b in itertools.combinations(group, 2):
-            assert hamming(fingerprint(facts, a), fingerprint(facts, b)) <= THRESHOLD, (a, b)
+            assert frozenset((a, b)) in links, (a, b)
 
 
 def test_groups_cover_the_archive_variants(sample: SampleSet, facts) -> None:
@@ -95,28 +99,36 @@ def test_groups_cover_the_archive_variants(sample: SampleSet, facts) -> None:
     assert any(f.jpeg_quality == 75 for f in members)
 
 
-def test_local_duplicate(sample: SampleSet, facts) -> None:
+def test_local_duplicate(sample: SampleSet, links) -> None:
     assert sample.local_duplicates
     for group in sample.local_duplicates:
         assert len({m for m, _ in group}) == 1
         assert {Path(rel).suffix for _, rel in group} == {".png", ".jpg"}
         for a, b in itertools.combinations(group, 2):
-            assert hamming(fingerprint(facts, a), fingerprint(facts, b)) <= THRESHOLD
+            assert relation_name(links[frozenset((a, b))].relation) == "reencoded"
 
 
-def test_different_photographs_never_match(sample: SampleSet, facts) -> None:
-    for a, b in itertools.combinations(sample.sources, 2):
-        if sample.sources[a] != sample.sources[b]:
-            assert hamming(fingerprint(facts, a), fingerprint(facts, b)) > THRESHOLD, (a, b)
+def test_different_photographs_never_match(sample: SampleSet, links) -> None:
+    """No link joins files of two photographs, and every link is within an expected set."""
+    for pair in links:
+        a, b = sorted(pair)
+        assert sample.sources[a] == sample.sources[b], (a, b)
+    expected = {frozenset(p) for g in sample.groups + sample.local_duplicates for p in itertools.combinations(g, 2)}
+    assert set(links) == expected
 
 
-def test_crops_are_recorded_but_beyond_a_global_hash(sample: SampleSet, facts) -> None:
-    # Documents the known limit of dct256: 85% crops need another fingerprint kind.
-    assert sample.crops
+def test_crops_are_in_groups_and_labelled_as_crops(sample: SampleSet, links) -> None:
+    """Crops are found through win64 windows and labelled with the share of the original kept."""
+    assert len(sample.crops) == 2
+    grouped = {ref for g in sample.groups for ref in g}
     for crop, original in sample.crops:
         assert crop[0] != original[0]
+        assert {crop, original} <= grouped
+        assert any({crop, original} <= set(g) for g in sample.groups)
         assert sample.sources[crop] == sample.sources[original]
-        assert hamming(fingerprint(facts, crop), fingerprint(facts, original)) > THRESHOLD
+        found = links[frozenset((crop, original))]
+        assert (relation_name(found.relation), found.algorithm) == ("cropped", "win64")
+        assert 0.68 <= found.kept <= 0.9, found.kept
 
 
 def test_unreadable_files_are_refused(sample: SampleSet) -> None:
@@ -130,4 +142,4 @@ def test_unreadable_files_are_refused(sample: SampleSet) -> None:
 def test_readable_files_have_fingerprints(sample: SampleSet, facts) -> None:
     for ref, fact in facts.items():
         assert not fact.low_information, ref
-        assert len(fact.fingerprints) == 1, ref
+        assert [(n, v) for n, v, _ in fact.fingerprints] == [("dct256", 2), ("dct64", 1), ("win64", 1)], ref
