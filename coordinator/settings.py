@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from dedup.config import MEMBER_ID, TlsFiles, resolve_path
+from dedup.config import MemberId, TlsFiles, resolve_path
 from dedup.matching import DEFAULT_RULE, Rule
 
 
@@ -15,17 +15,10 @@ class _Model(BaseModel):
 
 
 class MemberSettings(_Model):
-    id: str = Field(description="member id; equals the common name of the member's TLS certificate")
+    id: MemberId = Field(description="member id; equals the common name of the member's TLS certificate")
     name: str = Field(description="display name of the institution")
     public_key: str = Field(description="the member's Ed25519 signing key as a C2SP verifier key string")
     custodial_priority: int = Field(100, ge=0, description="master policy tie-break: lower ranks first")
-
-    @field_validator("id")
-    @classmethod
-    def _id(cls, v: str) -> str:
-        if not MEMBER_ID.match(v):
-            raise ValueError("member ids are 1-63 lowercase letters, digits and '-'")
-        return v
 
 
 class MatchSettings(_Model):

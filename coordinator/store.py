@@ -8,7 +8,8 @@ wholly stored or, after a crash, wholly absent and safely resent under the same 
 from __future__ import annotations
 
 import sqlite3
-from contextlib import contextmanager
+
+from dedup import sqlitedb
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -102,28 +103,14 @@ class StoredMatch:
 
 class Store:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # One connection shared under the service's intake lock; autocommit mode so that
-        # transactions are exactly the explicit BEGIN IMMEDIATE ... COMMIT blocks below.
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(SCHEMA)
+        # One connection, shared under the service's intake lock.
+        self._db = sqlitedb.connect(path, SCHEMA, synchronous="FULL", threads=True)
 
     def close(self) -> None:
         self._db.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        else:
-            self._db.execute("COMMIT")
+    def transaction(self):
+        return sqlitedb.transaction(self._db)
 
     # --- reads -------------------------------------------------------------------------
 

@@ -9,13 +9,23 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 S = TypeVar("S", bound=BaseModel)
 
 MEMBER_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+def _member_id(v: str) -> str:
+    if not MEMBER_ID.match(v):
+        raise ValueError("member ids are 1-63 lowercase letters, digits and '-'")
+    return v
+
+
+#: A member id: also the common name of the member's TLS certificate and its key's name.
+MemberId = Annotated[str, AfterValidator(_member_id)]
 
 
 class ConfigError(Exception):

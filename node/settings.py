@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from dedup.config import MEMBER_ID, TlsFiles, resolve_path
+from dedup.config import MemberId, TlsFiles, resolve_path
 
 
 class CoordinatorEndpoint(BaseModel):
@@ -20,7 +20,7 @@ class CoordinatorEndpoint(BaseModel):
 class NodeSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    member_id: str = Field(description="this institution's member id (the CN of its TLS certificate)")
+    member_id: MemberId = Field(description="this institution's member id (the CN of its TLS certificate)")
     catalogue: Path = Field(description="SQLite file of the node's local catalogue")
     signing_key: Path = Field(description="file holding the member's C2SP signer key (PRIVATE+KEY+...)")
     tls: TlsFiles | None = Field(None, description="mutual-TLS files; needed to push")
@@ -28,13 +28,6 @@ class NodeSettings(BaseModel):
     roots: list[Path] = Field(default_factory=list, description="folders `dedup node scan` reads when given none")
     batch_size: int = Field(500, ge=1, le=5000, description="assets per signed batch")
     workers: int = Field(0, ge=0, description="scan processes; 0 means one per CPU core")
-
-    @field_validator("member_id")
-    @classmethod
-    def _id(cls, v: str) -> str:
-        if not MEMBER_ID.match(v):
-            raise ValueError("member ids are 1-63 lowercase letters, digits and '-'")
-        return v
 
     @field_validator("catalogue", "signing_key")
     @classmethod
