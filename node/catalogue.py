@@ -10,27 +10,47 @@ from __future__ import annotations
 
 import json
 import sqlite3
-
-from dedup import sqlitedb
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from dedup import sqlitedb
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (
-    path TEXT PRIMARY KEY,
+    path TEXT PRIMARY KEY,      -- a local path, or s3://bucket/key
+    source TEXT NOT NULL DEFAULT '',  -- the scanned root the file was found under
     size INTEGER NOT NULL,
-    mtime_ns INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,  -- local mtime; for objects, last-modified
+    version TEXT NOT NULL DEFAULT '',  -- for objects, the ETag (a change marker, never a content hash)
     asset_id TEXT NOT NULL UNIQUE,
     scanned_unix INTEGER NOT NULL,
     error TEXT,                 -- why the file could not be read; NULL when it was
     sha256 BLOB,
+    pixel_digest BLOB,
     width INTEGER, height INTEGER, bit_depth INTEGER, mode TEXT, format TEXT,
     format_family TEXT, jpeg_quality INTEGER, capture_date TEXT, low_information INTEGER,
+    page_count INTEGER,
+    rights_uri TEXT,            -- rightsstatements.org URI, or 'unknown'
+    rights_text TEXT,           -- the statement found in the file, if any
+    rights_source TEXT,         -- which field decided (e.g. 'xmpRights:WebStatement', 'sidecar')
     record BLOB,                -- serialised dedup.v1.Asset as it would be sent
     pushed_record BLOB          -- the record the coordinator last acknowledged
+);
+CREATE TABLE IF NOT EXISTS sidecar (
+    key TEXT PRIMARY KEY,       -- a path as scanned, or an accession number
+    accession TEXT, title TEXT, rights TEXT
+);
+CREATE TABLE IF NOT EXISTS not_duplicates (
+    a_asset TEXT NOT NULL, b_asset TEXT NOT NULL,  -- a_asset < b_asset; asset ids survive rescans
+    marked_unix INTEGER NOT NULL, note TEXT,
+    PRIMARY KEY (a_asset, b_asset)
+);
+CREATE TABLE IF NOT EXISTS source_state (
+    source TEXT PRIMARY KEY,    -- an object-store prefix being listed
+    resume_after TEXT,          -- last key fully recorded, to resume an interrupted listing
+    completed_unix INTEGER
 );
 CREATE TABLE IF NOT EXISTS batches (
     batch_id TEXT PRIMARY KEY,
@@ -67,6 +87,7 @@ class Batch:
 class Catalogue:
     def __init__(self, path: Path) -> None:
         self._db = sqlitedb.connect(path, SCHEMA, synchronous="NORMAL")
+        self._sidecar: dict | None = None  # the imported catalogue, loaded on first use
 
     def close(self) -> None:
         self._db.close()
@@ -81,9 +102,74 @@ class Catalogue:
             "SELECT path, size, mtime_ns, asset_id, error, record FROM files WHERE path=?", (path,)).fetchone()
         return FileRow(*row) if row else None
 
-    def stat_index(self) -> dict[str, tuple[int, int, str]]:
-        """path -> (size, mtime_ns, asset_id), to decide what a rescan must read."""
-        return {p: (s, m, a) for p, s, m, a in self._db.execute("SELECT path, size, mtime_ns, asset_id FROM files")}
+    def file_state(self, path: str) -> tuple[int, int, str, str] | None:
+        """(size, mtime_ns, version, asset_id) as last recorded, to decide what a rescan must read."""
+        return self._db.execute(
+            "SELECT size, mtime_ns, version, asset_id FROM files WHERE path=?", (path,)).fetchone()
+
+    # --- object-store listings ---------------------------------------------------------------
+
+    def listing_resume(self, source: str) -> str | None:
+        """The last key recorded by an interrupted listing of ``source``, if any."""
+        row = self._db.execute("SELECT resume_after FROM source_state WHERE source=?", (source,)).fetchone()
+        return row[0] if row else None
+
+    def set_listing(self, source: str, resume_after: str | None, completed: bool = False) -> None:
+        self._db.execute(
+            "INSERT INTO source_state (source, resume_after, completed_unix) VALUES (?, ?, ?)"
+            " ON CONFLICT (source) DO UPDATE SET resume_after=excluded.resume_after,"
+            " completed_unix=COALESCE(excluded.completed_unix, source_state.completed_unix)",
+            (source, resume_after, int(time.time()) if completed else None))
+
+    # --- the institution's own catalogue (sidecar) --------------------------------------------
+
+    def replace_sidecar(self, rows: list[tuple[str, str, str, str]]) -> None:
+        """Replace the imported sidecar with (key, accession, title, rights URI) rows."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM sidecar")
+            db.executemany("INSERT INTO sidecar (key, accession, title, rights) VALUES (?, ?, ?, ?)", rows)
+        self._sidecar = None
+
+    def rights_override(self, path: str) -> tuple[str, str, str] | None:
+        """(uri, text, source) from the imported catalogue for this file, found by
+        ``sidecar.match`` (path, then relative path, then name or stem)."""
+        from .sidecar import SidecarRow, match
+
+        if self._sidecar is None:
+            self._sidecar = {k: SidecarRow(k, a or "", t or "", r or "")
+                             for k, a, t, r in self._db.execute("SELECT key, accession, title, rights FROM sidecar")}
+        if not self._sidecar:
+            return None
+        row = match(self._sidecar, path)
+        return (row.rights, "", "sidecar") if row is not None and row.rights else None
+
+    def apply_sidecar(self) -> int:
+        """Re-apply sidecar rights to files already catalogued; return how many changed."""
+        from .scan import rerecord_rights
+
+        changed = 0
+        for path, record, uri in list(self._db.execute(
+                "SELECT path, record, rights_uri FROM files WHERE error IS NULL AND record IS NOT NULL")):
+            override = self.rights_override(path)
+            if override and override[0] != uri:
+                new_record = rerecord_rights(record, override[0])
+                self._db.execute("UPDATE files SET rights_uri=?, rights_text=?, rights_source=?, record=? WHERE path=?",
+                                 (override[0], override[1], override[2], new_record, path))
+                changed += 1
+        return changed
+
+    # --- decisions a person made ----------------------------------------------------------------
+
+    def mark_not_duplicates(self, a_asset: str, b_asset: str, note: str = "") -> None:
+        a, b = sorted((a_asset, b_asset))
+        self._db.execute("INSERT OR REPLACE INTO not_duplicates VALUES (?, ?, ?, ?)", (a, b, int(time.time()), note))
+
+    def not_duplicate_pairs(self) -> set[tuple[str, str]]:
+        return {(a, b) for a, b in self._db.execute("SELECT a_asset, b_asset FROM not_duplicates")}
+
+    def asset_id_of(self, path: str) -> str | None:
+        row = self._db.execute("SELECT asset_id FROM files WHERE path=?", (path,)).fetchone()
+        return row[0] if row else None
 
     def put_file(self, db: sqlite3.Connection, row: dict) -> None:
         cols = ", ".join(row)

@@ -31,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "Unchanged files are not opened again. Unreadable files are recorded with the "
                                     "reason and the scan goes on.",
                         epilog=exits.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    s.add_argument("folders", nargs="*", type=Path, metavar="DIR", help="folders to scan (default: roots in the config)")
+    s.add_argument("folders", nargs="*", metavar="DIR|s3://BUCKET/PREFIX",
+                   help="folders or object-store prefixes to scan (default: roots in the config)")
     add_config(s, ENV, "node")
     s.add_argument("--json", action="store_true", help="print the summary as JSON (for scripts and cron)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -55,6 +56,57 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=_duplicates)
 
 
+    s = cmds.add_parser("import-catalogue", help="import the institution's own catalogue (CSV): rights, accession, title",
+                        description="Read a CSV export of the institution's catalogue (a path or accession-number "
+                                    "column, and rights, accession number, title) into the node. Its rights "
+                                    "statements override what is embedded in the files, now and on every rescan. "
+                                    "A bad file is refused whole, naming the line.",
+                        epilog=exits.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("csv", type=Path, metavar="CSV", help="the catalogue export")
+    add_config(s, ENV, "node")
+    s.add_argument("--json", action="store_true", help="print what was imported as JSON")
+    s.set_defaults(func=_import_catalogue)
+
+    s = cmds.add_parser("not-duplicates", help="record that two files are not copies of one another",
+                        description="Keep two files out of each other's duplicate clusters, across rescans (the "
+                                    "decision follows the files' asset ids, not their names).")
+    s.add_argument("a", metavar="FILE_A")
+    s.add_argument("b", metavar="FILE_B")
+    s.add_argument("--note", default="", help="why, for the record")
+    add_config(s, ENV, "node")
+    s.set_defaults(func=_not_duplicates)
+
+
+def _import_catalogue(args) -> int:
+    from .sidecar import SidecarError, read_sidecar
+
+    _, cat = _open(args)
+    try:
+        rows = read_sidecar(args.csv)
+    except (SidecarError, OSError) as exc:
+        raise CommandError(f"{args.csv}: {exc}", exits.FAILED) from exc
+    cat.replace_sidecar([(r.key, r.accession, r.title, r.rights) for r in rows])
+    changed = cat.apply_sidecar()
+    if args.json:
+        emit_json({"rows": len(rows), "files_changed": changed})
+    else:
+        print(f"imported {len(rows)} catalogue rows; rights changed on {changed} catalogued files")
+    return exits.OK
+
+
+def _not_duplicates(args) -> int:
+    _, cat = _open(args)
+    ids = []
+    for f in (args.a, args.b):
+        asset = cat.asset_id_of(f if f.startswith("s3://") else str(Path(f).resolve()))
+        if asset is None:
+            raise CommandError(f"{f} is not in the catalogue: scan it first")
+        ids.append(asset)
+    cat.mark_not_duplicates(ids[0], ids[1], args.note)
+    print(f"recorded: {args.a} and {args.b} are not duplicates")
+    return exits.OK
+
+
 def _open(args) -> tuple[NodeSettings, Catalogue]:
     settings = load_config(args, NodeSettings, ENV)
     return settings, Catalogue(settings.catalogue)
@@ -64,14 +116,20 @@ def _scan(args) -> int:
     from .scan import scan
 
     settings, cat = _open(args)
+    from .scan import ScanError
+
     roots = args.folders or settings.roots
     if not roots:
         raise CommandError("nothing to scan: give folders or set roots in the configuration")
-    missing = [str(r) for r in roots if not r.is_dir()]
+    missing = [r for r in roots if not r.startswith("s3://") and not Path(r).is_dir()]
     if missing:
         raise CommandError(f"not a folder: {', '.join(missing)}")
     workers = args.workers if args.workers is not None else settings.workers
-    summary = scan(cat, roots, workers=workers, progress=False if (args.quiet or args.json) else None)
+    try:
+        summary = scan(cat, roots, workers=workers, progress=False if (args.quiet or args.json) else None,
+                       s3_endpoint=settings.s3_endpoint)
+    except ScanError as exc:
+        raise CommandError(f"scan stopped: {exc}; rerun to resume", exits.FAILED) from exc
     counts = cat.counts()
     if args.json:
         emit_json({"scan": summary.as_dict(), "catalogue": counts})

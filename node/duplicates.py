@@ -35,7 +35,11 @@ def local_clusters(catalogue: Catalogue, rule: Rule = DEFAULT_RULE) -> tuple[lis
         assets.append(a)
     parent = list(range(len(rows)))
     links: list[LocalLink] = []
+    # A person's "not duplicates" decision removes the link, whatever the rule says.
+    marked = catalogue.not_duplicate_pairs()
     for j, i, lk in find_links(assets, rule):
+        if tuple(sorted((assets[i].asset_id, assets[j].asset_id))) in marked:
+            continue
         links.append(LocalLink(rows[j][0], rows[i][0], lk))
         ri, rj = _find(parent, i), _find(parent, j)
         if ri != rj:

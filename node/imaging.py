@@ -28,6 +28,8 @@ from dedup.fingerprint import dct
 from dedup.fingerprint.suite import Suite, compute
 from dedup.fingerprint.wire import to_wire
 
+from .rights import rights_of
+
 #: Longest side of the luminance array handed to the fingerprint code. The fingerprints
 #: average it onto a 128x128 grid, so more resolution would only cost time.
 LUMINANCE_MAX_SIDE = 320
@@ -92,6 +94,9 @@ class ImageFacts:
     luma_mean: int = 0
     luma_spread: int = 0
     saturation: int = 0
+    page_count: int = 1
+    #: (rightsstatements.org URI or 'unknown', statement text, the field that decided)
+    rights: tuple[str, str, str] = ("unknown", "", "")
 
 
 def read_image(path: Path, *, max_pixels: int | None = None) -> ImageFacts:
@@ -293,6 +298,8 @@ def _describe(image: Image.Image, handle: BinaryIO, head: bytes, sha256: bytes, 
     depth = _bit_depth(image, fmt, head)
     captured = _capture_date(image)
     orientation = _orientation(image)
+    pages = int(getattr(image, "n_frames", 1) or 1)
+    found = rights_of(image)
     full_w, full_h = image.info.get("dedup_full_size", image.size)
     try:
         # In place: avoids a full-size copy when there is nothing to rotate.
@@ -337,6 +344,8 @@ def _describe(image: Image.Image, handle: BinaryIO, head: bytes, sha256: bytes, 
         luma_mean=stats[0],
         luma_spread=stats[1],
         saturation=stats[2],
+        page_count=pages,
+        rights=(found.uri, found.text, found.source),
     )
 
 

@@ -25,7 +25,12 @@ class NodeSettings(BaseModel):
     signing_key: Path = Field(description="file holding the member's C2SP signer key (PRIVATE+KEY+...)")
     tls: TlsFiles | None = Field(None, description="mutual-TLS files; needed to push")
     coordinator: CoordinatorEndpoint | None = Field(None, description="where to push; absent for a local-only node")
-    roots: list[Path] = Field(default_factory=list, description="folders `dedup node scan` reads when given none")
+    roots: list[str] = Field(default_factory=list,
+                             description="folders or s3://bucket/prefix URLs `dedup node scan` reads when given none")
+    s3_endpoint: str | None = Field(None, description="endpoint URL of an S3-compatible store (default: AWS); "
+                                                      "credentials come from the usual AWS environment and profiles")
+    price_per_gb_month: tuple[float, float] = Field((0.08, 0.25), description="storage cost range, HK$ per GB-month, "
+                                                                               "for the report's cost figures")
     batch_size: int = Field(500, ge=1, le=5000, description="assets per signed batch")
     workers: int = Field(0, ge=0, description="scan processes; 0 means one per CPU core")
 
@@ -36,5 +41,5 @@ class NodeSettings(BaseModel):
 
     @field_validator("roots")
     @classmethod
-    def _roots(cls, v: list[Path], info: ValidationInfo) -> list[Path]:
-        return [resolve_path(p, info) for p in v]
+    def _roots(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        return [p if p.startswith("s3://") else str(resolve_path(Path(p), info)) for p in v]
