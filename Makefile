@@ -8,6 +8,10 @@ STAMP  := $(VENV)/.installed
 .PHONY: demo test proto clean
 
 $(STAMP): pyproject.toml
+	@# Headless Chromium renders the HTML report in a test; installed when this machine can.
+	command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		(apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium) >/dev/null 2>&1; } || \
+		echo "chromium not installed: the HTML report's browser test will be skipped"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -25,3 +29,18 @@ proto: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
+
+# Benchmarks (bench/README.md). Their extra packages (bench/requirements.txt) go into .venv first.
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP) bench/requirements.txt
+	sh bench/install.sh $(BIN)/python
+	touch $(BENCH_STAMP)
+
+.PHONY: bench-accuracy bench-hash
+
+bench-accuracy: $(BENCH_STAMP)
+	$(BIN)/python -m bench.accuracy
+
+bench-hash: $(BENCH_STAMP)
+	$(BIN)/python -m bench.hashspeed

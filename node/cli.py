@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -56,6 +57,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=_duplicates)
 
 
+    s = cmds.add_parser("report", help="write the internal audit: sizes, duplicates, costs, rights, fixity",
+                        description="Write the collection's audit into OUT: report.html (one self-contained file with "
+                                    "thumbnails of this node's own images, local only), clusters.csv, report.json, "
+                                    "plan.csv (copies that could go, for people to review) and fixity.jsonl "
+                                    "(PREMIS-style fixity events). It shows size per source and format, duplicate "
+                                    "clusters with the kind of each copy and the suggested keeper under the "
+                                    "published policy, reclaimable storage and its cost per month and year at both "
+                                    "ends of the price range, the oldest and poorest duplicates, rights-restricted "
+                                    "files and clusters mixing rights, and unreadable files. It never deletes or "
+                                    "moves a file.",
+                        epilog=exits.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder to write the report into")
+    add_config(s, ENV, "node")
+    s.add_argument("--price-low", type=float, help="HK$ per GB-month, low end (default: config, else 0.08)")
+    s.add_argument("--price-high", type=float, help="HK$ per GB-month, high end (default: config, else 0.25)")
+    s.add_argument("--no-thumbnails", action="store_true", help="leave images out of the HTML")
+    s.add_argument("--json", action="store_true", help="print what was written as JSON")
+    s.set_defaults(func=_report)
+
     s = cmds.add_parser("import-catalogue", help="import the institution's own catalogue (CSV): rights, accession, title",
                         description="Read a CSV export of the institution's catalogue (a path or accession-number "
                                     "column, and rights, accession number, title) into the node. Its rights "
@@ -75,6 +95,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--note", default="", help="why, for the record")
     add_config(s, ENV, "node")
     s.set_defaults(func=_not_duplicates)
+
+
+def _report(args) -> int:
+    from .report import build_report, write_csv, write_html, write_json, write_plan, write_premis
+
+    settings, cat = _open(args)
+    low = args.price_low if args.price_low is not None else settings.price_per_gb_month[0]
+    high = args.price_high if args.price_high is not None else settings.price_per_gb_month[1]
+    try:
+        report = build_report(cat, member_id=settings.member_id, price_low=low, price_high=high)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from exc
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    write_html(report, out / "report.html", thumbnails=not args.no_thumbnails)
+    write_csv(report, out / "clusters.csv")
+    write_json(report, out / "report.json")
+    write_plan(report, out / "plan.csv")
+    write_premis(cat, out / "fixity.jsonl")
+    if args.json:
+        emit_json({"out": str(out), "files": ["report.html", "clusters.csv", "report.json", "plan.csv", "fixity.jsonl"]})
+    else:
+        print(f"report written to {out}/report.html (also clusters.csv, report.json, plan.csv, fixity.jsonl)")
+        print("nothing was deleted or moved; plan.csv lists the copies that could go, for review")
+    return exits.OK
 
 
 def _import_catalogue(args) -> int:
