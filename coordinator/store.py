@@ -8,11 +8,11 @@ wholly stored or, after a crash, wholly absent and safely resent under the same 
 from __future__ import annotations
 
 import sqlite3
-
-from dedup import sqlitedb
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
+
+from dedup import sqlitedb
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
