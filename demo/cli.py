@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Create a throwaway consortium CA and keys, start a coordinator (SQLite) and three member "
                     "nodes on loopback, give each node a folder of sample photographs (shared ones appear as "
                     "real variants: recompressed, resized, greyscale, cropped), scan, push signed fingerprints, "
-                    "match across members, propose masters, export the log and verify it with the audit tool. "
+                    "match across members, propose masters, write each member's internal audit report, export the log and verify it with the audit tool. "
                     "The working folder is kept so every step can be inspected or rerun.",
         epilog=exits.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workdir", type=Path, help="working folder, replaced if it exists (default: ./demo-work, "
@@ -43,6 +43,9 @@ def _demo(args) -> int:
         print(f"    {cid}: {master}")
     print(f"  log verified: {out.log_entries} entries, root {out.log_root}")
     print()
+    print("each member's internal audit report:")
+    for path in out.reports:
+        print(f"  {path}")
     print(f"working folder: {out.workdir}")
     print(f"verify the log again with:\n  {out.verify_command}")
     return exits.OK

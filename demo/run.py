@@ -50,6 +50,7 @@ class Outcome:
     expected_groups: int
     found_groups: int
     verify_command: str
+    reports: list[Path]
 
 
 def _dedup(*args: str, step: str, expect: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess:
@@ -123,6 +124,7 @@ def run(workdir: Path, say=print) -> Outcome:
             if rescan["scan"]["read"] or rescan["scan"]["failed"]:
                 raise DemoFailure(f"{mid}: rescan", "an unchanged folder was read again")
             push = json.loads(_dedup("node", "push", "--config", str(cfg), "--json", step=f"{mid}: push").stdout)
+            _dedup("node", "report", "--config", str(cfg), "--out", str(cfg.parent / "report"), step=f"{mid}: report")
             assets += scan["scan"]["read"]
             unreadable += scan["scan"]["failed"]
             say(f"{mid}: {scan['scan']['read']} images fingerprinted, {scan['scan']['failed']} unreadable recorded; "
@@ -158,6 +160,7 @@ def run(workdir: Path, say=print) -> Outcome:
                         f" ({p.deciding_rule})" for cid, p in sorted(proposals.items())},
         log_entries=verify["entries"], log_root=verify["root"], expected_groups=len(samples.groups),
         found_groups=found, verify_command=f"{exe} audit verify {layout.export} --key {layout.log_public_key}",
+        reports=[cfg.parent / "report" / "report.html" for cfg in layout.node_configs.values()],
     )
 
 

@@ -113,7 +113,7 @@ def _read(locator: str, s3_endpoint: str | None = None) -> ImageFacts | str:
 
             bucket_url = "s3://" + locator[5:].split("/", 1)[0]
             try:
-                with _s3(bucket_url, s3_endpoint).open(locator.split("/", 3)[3]) as body:
+                with _s3(bucket_url, s3_endpoint).open(locator[5:].split("/", 1)[1]) as body:
                     return read_stream(body)
             except SourceError as exc:
                 return f"cannot read object: {exc}"
@@ -164,8 +164,9 @@ def scan(catalogue: Catalogue, roots: list[Path | str], workers: int = 0, progre
     with ProcessPoolExecutor(max_workers=n_workers) as pool:
         in_flight: deque[tuple[Entry, str, Future]] = deque()
         for root in roots:
-            s3_root = str(root) if str(root).startswith("s3://") else None
-            entries = _s3_entries(catalogue, s3_root, s3_endpoint) if s3_root else local_entries(
+            # An object store's source is named by its normalised root (s3://b/p == s3://b/p/).
+            s3_root = _s3(str(root), s3_endpoint).root if str(root).startswith("s3://") else None
+            entries = _s3_entries(catalogue, str(root), s3_endpoint) if s3_root else local_entries(
                 Path(root).resolve(), summary.skipped)
             for entry in entries:
                 summary.seen += 1
@@ -192,10 +193,10 @@ def _s3_entries(catalogue: Catalogue, url: str, endpoint: str | None) -> Iterato
     from .s3source import SourceError
 
     source = _s3(url, endpoint)
-    resume = catalogue.listing_resume(url)
+    resume = catalogue.listing_resume(source.root)
     try:
         for e in source.entries(start_after=resume):
-            yield Entry(e.locator, url, e.size, e.last_modified_ns, e.etag)
+            yield Entry(e.locator, source.root, e.size, e.last_modified_ns, e.etag)
     except SourceError as exc:
         raise ScanError(str(exc)) from exc
 
@@ -215,7 +216,7 @@ def _finish(catalogue: Catalogue, item: tuple[Entry, str, Future], summary: Scan
     _record(catalogue, entry, asset_id, fut.result(), summary)
     if entry.locator.startswith("s3://"):
         # Results come back in listing order: everything up to here is recorded.
-        catalogue.set_listing(entry.source, entry.locator.split("/", 3)[3])
+        catalogue.set_listing(entry.source, entry.locator[5:].split("/", 1)[1])
     _progress(bar, summary, entry.size)
 
 
