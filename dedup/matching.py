@@ -42,7 +42,7 @@ class Rule:
     low: int = DCT64_V1.threshold
     window: int = WIN64_V1.threshold
     #: Largest relative difference between a crop's frame shape and the window's shape.
-    aspect: float = 0.07
+    aspect: float = 0.12
     same_window: int = 2
     same_windows: int = 3
 

@@ -309,13 +309,15 @@ def _describe(image: Image.Image, handle: BinaryIO, head: bytes, sha256: bytes, 
     if orientation in (5, 6, 7, 8):
         full_w, full_h = full_h, full_w
     digest = _jpeg_digest(handle, orientation) if is_jpeg else _pixel_digest(image)
-    stats = _tone(image)
+    # Everything below works on one reduced copy (a no-op for a JPEG decoded at reduced size).
+    work = _reduced(image)
+    stats = _tone(work)
     channels = 1 if mode in _GREY_MODES or stats[3] else 3
     fingerprints: tuple[tuple[str, int, bytes], ...] = ()
     suite: Suite | None = None
     frame_w, frame_h = full_w, full_h
     if min(image.size) >= dct.MIN_SIDE:
-        gray = luminance(image)
+        gray = luminance(work)
         suite = compute(gray)
         if not suite.low_information:
             fingerprints = tuple(to_wire(suite))
@@ -444,6 +446,16 @@ def _pixel_digest(image: Image.Image) -> bytes:
         else:
             digest.update(part.tobytes())
     return digest.digest()
+
+
+def _reduced(image: Image.Image) -> Image.Image:
+    factor = _reduce_factor(*image.size)
+    if factor <= 1 or image.mode in ("P", "PA", "1", "I;16", "I;16B", "I;16L", "I;16N"):
+        return image  # luminance() reduces these after converting them
+    try:
+        return image.reduce(factor)
+    except (ValueError, NotImplementedError):
+        return image
 
 
 def _reduce_factor(width: int, height: int) -> int:
