@@ -1,7 +1,6 @@
 """The committed stubs in dedup/v1 are exactly what proto/generate.py makes from proto/."""
 
 import importlib.util
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
