@@ -53,6 +53,8 @@ class CandidateIndex:
             for v in h.dihedral[1:]:
                 rows.append(("turned", self._put("turned", self.turned, v, key)))
             rows.append(("low", self._put("low", self.low, h.low, key)))
+            if h.low_whole != h.low:
+                rows.append(("low", self._put("low", self.low, h.low_whole, key)))
             for k, w in enumerate(h.windows):
                 rows.append(("windows", self._put("windows", self.windows, w, key)))
                 rows.append((f"w{k}", self._put(f"w{k}", self.by_window[k], w, key)))
@@ -86,7 +88,7 @@ class CandidateIndex:
             found.add(owners["turned"][row])
         for row, _ in self.low.search(h.low, r.low):
             found.add(owners["low"][row])
-        for row, _ in self.windows.search(h.low, r.window):
+        for row in self.windows.search_many([h.low, h.low_whole], r.window):
             found.add(owners["windows"][row])
         for row in self.low.search_many(h.windows, r.window):
             found.add(owners["low"][row])

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from dedup.fingerprint.distance import hamming
-from dedup.fingerprint.kinds import DCT64_V1, DCT256_V2, WIN64_V1
+from dedup.fingerprint.kinds import DCT64_V2 as DCT64, DCT256_V2, WIN64_V2 as WIN64
 from dedup.fingerprint.suite import WINDOWS
 from dedup.fingerprint.wire import Hashes, from_wire
 from dedup.v1 import asset_pb2, statements_pb2
@@ -39,8 +39,8 @@ class Rule:
 
     whole: int = DCT256_V2.threshold
     whole_loose: int = 80
-    low: int = DCT64_V1.threshold
-    window: int = WIN64_V1.threshold
+    low: int = DCT64.threshold
+    window: int = WIN64.threshold
     #: Largest relative difference between a crop's frame shape and the window's shape.
     aspect: float = 0.12
     same_window: int = 2
@@ -117,26 +117,35 @@ def label(a: asset_pb2.Evidence, b: asset_pb2.Evidence, edited: bool = False) ->
 
 
 def _window_aspect(e: asset_pb2.Evidence, k: int) -> float:
+    # Windows are cut from the whole picture (after undoing skew, before trimming).
     _, top, bottom, left, right = WINDOWS[k]
-    w, h = (e.frame_width or e.width) * (right - left), (e.frame_height or e.height) * (bottom - top)
+    whole_w, whole_h = (e.frame_width, e.frame_height) if e.skew_centidegrees else (e.width, e.height)
+    w, h = whole_w * (right - left), whole_h * (bottom - top)
+    return w / h if h else 0.0
+
+
+def _whole_aspect(e: asset_pb2.Evidence) -> float:
+    w, h = (e.frame_width, e.frame_height) if e.skew_centidegrees else (e.width, e.height)
     return w / h if h else 0.0
 
 
 def _crop(small: asset_pb2.Asset, hs: Hashes, large: asset_pb2.Asset, hl: Hashes, rule: Rule) -> Link | None:
     """Is ``small`` a crop of ``large``? The best window that fits, if any."""
     best: Link | None = None
-    ra = _aspect(small.evidence)
-    for k, w in enumerate(hl.windows):
-        if _degenerate(w):
-            continue
-        d = hamming(hs.low, w)
-        if d > rule.window or (best is not None and d >= best.distance):
-            continue
-        rw = _window_aspect(large.evidence, k)
-        if ra and rw and abs(ra - rw) / max(ra, rw) > rule.aspect:
-            continue
-        _, top, bottom, left, right = WINDOWS[k]
-        best = Link(R.RELATION_CROPPED, WIN64_V1.name, d, round((bottom - top) * (right - left), 3))
+    # The crop as framed (trimmed) and as a whole: a flat strip left at its edge may or may
+    # not have been trimmed, depending on where the crop cut.
+    for low, ra in ((hs.low, _aspect(small.evidence)), (hs.low_whole, _whole_aspect(small.evidence))):
+        for k, w in enumerate(hl.windows):
+            if _degenerate(w):
+                continue
+            d = hamming(low, w)
+            if d > rule.window or (best is not None and d >= best.distance):
+                continue
+            rw = _window_aspect(large.evidence, k)
+            if ra and rw and abs(ra - rw) / max(ra, rw) > rule.aspect:
+                continue
+            _, top, bottom, left, right = WINDOWS[k]
+            best = Link(R.RELATION_CROPPED, WIN64.name, d, round((bottom - top) * (right - left), 3))
     return best
 
 
@@ -160,11 +169,11 @@ def link(a: asset_pb2.Asset, b: asset_pb2.Asset, rule: Rule = DEFAULT_RULE) -> L
     if d_up <= rule.whole_loose:
         d_low = hamming(ha.low, hb.low)
         if d_low <= rule.low:
-            return Link(label(a.evidence, b.evidence, edited=True), DCT64_V1.name, d_low)
+            return Link(label(a.evidence, b.evidence, edited=True), DCT64.name, d_low)
         same = sorted(hamming(x, y) for x, y in zip(ha.windows, hb.windows)
                       if not (_degenerate(x) or _degenerate(y)))
         if len(same) >= rule.same_windows and same[rule.same_windows - 1] <= rule.same_window:
-            return Link(label(a.evidence, b.evidence, edited=True), WIN64_V1.name, same[rule.same_windows - 1])
+            return Link(label(a.evidence, b.evidence, edited=True), WIN64.name, same[rule.same_windows - 1])
     crops = [c for c in (_crop(a, ha, b, hb, rule), _crop(b, hb, a, ha, rule)) if c is not None]
     return min(crops, key=lambda c: c.distance) if crops else None
 

@@ -118,8 +118,8 @@ def fingerprint_set(upright: bytes, seed: str) -> list[asset_pb2.Fingerprint]:
     dihedral = upright + b"".join(rng.randbytes(32) for _ in range(7))
     return [
         asset_pb2.Fingerprint(algorithm="dct256", version=2, value=dihedral),
-        asset_pb2.Fingerprint(algorithm="dct64", version=1, value=rng.randbytes(8)),
-        asset_pb2.Fingerprint(algorithm="win64", version=1, value=rng.randbytes(8 * 36)),
+        asset_pb2.Fingerprint(algorithm="dct64", version=2, value=rng.randbytes(16)),
+        asset_pb2.Fingerprint(algorithm="win64", version=2, value=rng.randbytes(8 * 36)),
     ]
 
 

@@ -9,11 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dedup.fingerprint import (
-    DCT64_V1,
+    DCT64_V2,
     DCT256_V2,
     DIHEDRAL_ORDER,
     KINDS,
-    WIN64_V1,
+    WIN64_V2,
     FingerprintError,
     as_matrix,
     dct256,
@@ -159,25 +159,25 @@ def test_hamming_many_and_matrix_agree_with_hamming() -> None:
 
 def test_registry_holds_exactly_the_new_kinds() -> None:
     """dct256 v1 (one 32-byte hash) is no longer exchanged; v2 carries all 8 dihedral hashes."""
-    assert set(KINDS) == {("dct256", 2), ("dct64", 1), ("win64", 1)}
+    assert set(KINDS) == {("dct256", 2), ("dct64", 2), ("win64", 2)}
     assert KINDS[("dct256", 2)] is DCT256_V2 and get_kind("dct256", 2) is DCT256_V2
-    assert KINDS[("dct64", 1)] is DCT64_V1 and KINDS[("win64", 1)] is WIN64_V1
+    assert KINDS[("dct64", 2)] is DCT64_V2 and KINDS[("win64", 2)] is WIN64_V2
     assert (DCT256_V2.size, DCT256_V2.parts, DCT256_V2.bits) == (256, 8, 2048)
-    assert (DCT64_V1.size, DCT64_V1.parts, DCT64_V1.bits) == (8, 1, 64)
-    assert (WIN64_V1.size, WIN64_V1.parts) == (8 * len(WINDOWS), len(WINDOWS))
-    assert DCT256_V2.refuse_degenerate and DCT64_V1.refuse_degenerate
-    assert not WIN64_V1.refuse_degenerate
+    assert (DCT64_V2.size, DCT64_V2.parts, DCT64_V2.bits) == (16, 2, 128)
+    assert (WIN64_V2.size, WIN64_V2.parts) == (8 * len(WINDOWS), len(WINDOWS))
+    assert DCT256_V2.refuse_degenerate and DCT64_V2.refuse_degenerate
+    assert not WIN64_V2.refuse_degenerate
     # Thresholds are per part: below half of a part's bits, where unrelated hashes sit.
     assert 0 < DCT256_V2.threshold < 64
-    assert 0 < DCT64_V1.threshold < 16 and 0 < WIN64_V1.threshold < 16
+    assert 0 < DCT64_V2.threshold < 16 and 0 < WIN64_V2.threshold < 16
 
 
 def test_validate_accepts_a_real_fingerprint_set() -> None:
     """What a node computes from a photograph passes the coordinator's validation."""
     records = to_wire(compute(camera()))
-    assert [(n, v) for n, v, _ in records] == [("dct256", 2), ("dct64", 1), ("win64", 1)]
+    assert [(n, v) for n, v, _ in records] == [("dct256", 2), ("dct64", 2), ("win64", 2)]
     kinds = [validate(n, v, value) for n, v, value in records]
-    assert kinds == [DCT256_V2, DCT64_V1, WIN64_V1]
+    assert kinds == [DCT256_V2, DCT64_V2, WIN64_V2]
 
 
 def _dihedral_with_part(index: int, part: bytes) -> bytes:
@@ -205,9 +205,9 @@ def test_dct256_v2_accepts_parts_that_are_only_partly_flat() -> None:
 def test_win64_accepts_degenerate_windows() -> None:
     """A window over a flat strip (sky, a plain wall) hashes to all 0s; the rest still count."""
     windows = [bytes(8), b"\xff" * 8] + [bytes(range(k, k + 8)) for k in range(len(WINDOWS) - 2)]
-    assert validate("win64", 1, b"".join(windows)) is WIN64_V1
-    assert validate("win64", 1, bytes(WIN64_V1.size)) is WIN64_V1
-    assert validate("win64", 1, b"\xff" * WIN64_V1.size) is WIN64_V1
+    assert validate("win64", 2, b"".join(windows)) is WIN64_V2
+    assert validate("win64", 2, bytes(WIN64_V2.size)) is WIN64_V2
+    assert validate("win64", 2, b"\xff" * WIN64_V2.size) is WIN64_V2
 
 
 @pytest.mark.parametrize(
@@ -215,15 +215,15 @@ def test_win64_accepts_degenerate_windows() -> None:
     [
         ("phash64", 1, bytes(range(32)), "unknown fingerprint algorithm 'phash64'"),
         ("dct256", 1, bytes(range(32)), "unknown version 1 of fingerprint algorithm 'dct256' \\(known: 2\\)"),
-        ("dct64", 2, bytes(range(8)), "unknown version 2 of fingerprint algorithm 'dct64' \\(known: 1\\)"),
+        ("dct64", 1, bytes(range(8)), "unknown version 1 of fingerprint algorithm 'dct64' \\(known: 2\\)"),
         ("dct256", 2, bytes(range(32)), "must be 256 bytes, got 32"),
         ("dct256", 2, bytes(range(255)), "must be 256 bytes, got 255"),
-        ("dct64", 1, bytes(range(9)), "must be 8 bytes, got 9"),
-        ("win64", 1, bytes(range(8)), f"must be {8 * len(WINDOWS)} bytes, got 8"),
-        ("dct64", 1, bytes(8), "degenerate dct64 v1 fingerprint: all bits are 0"),
-        ("dct64", 1, b"\xff" * 8, "degenerate dct64 v1 fingerprint: all bits are 1"),
+        ("dct64", 2, bytes(range(9)), "must be 16 bytes, got 9"),
+        ("win64", 2, bytes(range(8)), f"must be {8 * len(WINDOWS)} bytes, got 8"),
+        ("dct64", 2, bytes(8) + bytes(range(1, 9)), "degenerate dct64 v2 fingerprint \\(part 0\\): all bits are 0"),
+        ("dct64", 2, bytes(range(1, 9)) + b"\xff" * 8, "degenerate dct64 v2 fingerprint \\(part 1\\): all bits are 1"),
         ("dct256", 2, "ab" * 128, "must be bytes"),
-        ("win64", 1, [0] * WIN64_V1.size, "must be bytes"),
+        ("win64", 2, [0] * WIN64_V2.size, "must be bytes"),
     ],
 )
 def test_validate_errors(name: str, version: int, value: bytes, message: str) -> None:
@@ -232,9 +232,9 @@ def test_validate_errors(name: str, version: int, value: bytes, message: str) ->
 
 
 def test_validate_accepts_bytearray_and_memoryview() -> None:
-    value = bytes(range(1, 9))
-    assert validate("dct64", 1, bytearray(value)) is DCT64_V1
-    assert validate("dct64", 1, memoryview(value)) is DCT64_V1
+    value = bytes(range(1, 17))
+    assert validate("dct64", 2, bytearray(value)) is DCT64_V2
+    assert validate("dct64", 2, memoryview(value)) is DCT64_V2
 
 
 def test_fingerprint_error_is_a_value_error() -> None:

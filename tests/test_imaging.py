@@ -13,7 +13,7 @@ import pytest
 import skimage.data
 from PIL import Image, PngImagePlugin
 
-from dedup.fingerprint import DCT64_V1, DCT256_V2, WIN64_V1, hamming
+from dedup.fingerprint import DCT64_V2, DCT256_V2, WIN64_V2, hamming
 from dedup.fingerprint.suite import compute
 from dedup.fingerprint.wire import to_wire
 from dedup.matching import Link, link, relation_name
@@ -21,7 +21,7 @@ from dedup.node.imaging import ImageError, ImageFacts, estimate_jpeg_quality, lu
 from dedup.node.scan import to_record
 
 #: (algorithm, version, value size) of the three records every fingerprinted image has.
-RECORDS = [("dct256", 2, DCT256_V2.size), ("dct64", 1, DCT64_V1.size), ("win64", 1, WIN64_V1.size)]
+RECORDS = [("dct256", 2, DCT256_V2.size), ("dct64", 2, DCT64_V2.size), ("win64", 2, WIN64_V2.size)]
 
 
 def astronaut() -> Image.Image:

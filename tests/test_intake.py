@@ -177,7 +177,7 @@ def test_fingerprint_given_twice_refused(consortium):
     a = asset("a1", fingerprint(1))
     a.fingerprints.append(a.fingerprints[1])
     err = refused(consortium, A, batch(consortium, A, [a]))
-    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "dct64 v1 given twice" in err.details()
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "dct64 v2 given twice" in err.details()
 
 
 def test_unknown_fingerprint_version_refused(consortium):

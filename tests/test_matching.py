@@ -59,7 +59,8 @@ def make(
     dihedral += [rng.randbytes(32) for _ in range(8 - len(dihedral))]
     low = low if low is not None else rng.randbytes(8)
     windows = list(windows) if windows else [rng.randbytes(8) for _ in WINDOWS]
-    records = {"dct256": (2, b"".join(dihedral)), "dct64": (1, low), "win64": (1, b"".join(windows))}
+    low_whole = rng.randbytes(8)
+    records = {"dct256": (2, b"".join(dihedral)), "dct64": (2, low + low_whole), "win64": (2, b"".join(windows))}
     fw, fh = frame or (width, height)
     return asset_pb2.Asset(
         asset_id=asset_id,
@@ -79,7 +80,7 @@ def make(
 def parts(a: asset_pb2.Asset) -> tuple[list[bytes], bytes, list[bytes]]:
     values = {fp.algorithm: fp.value for fp in a.fingerprints}
     d, w = values["dct256"], values["win64"]
-    return [d[i:i + 32] for i in range(0, 256, 32)], values["dct64"], [w[i:i + 8] for i in range(0, len(w), 8)]
+    return [d[i:i + 32] for i in range(0, 256, 32)], values["dct64"][:8], [w[i:i + 8] for i in range(0, len(w), 8)]
 
 
 def copy_of(a: asset_pb2.Asset, asset_id: str, *, up_bits: int = 0, **kw) -> asset_pb2.Asset:

@@ -10,7 +10,7 @@ from PIL import Image
 
 from dedup.fingerprint import DIHEDRAL_ORDER, dct256, hamming
 from dedup.fingerprint.frame import frame
-from dedup.fingerprint.kinds import DCT64_V1, DCT256_V2, WIN64_V1, validate
+from dedup.fingerprint.kinds import DCT64_V2, DCT256_V2, WIN64_V2, validate
 from dedup.fingerprint.suite import (
     LOW_INFORMATION_THRESHOLD,
     WINDOWS,
@@ -144,7 +144,10 @@ def test_bordered_image_hashes_like_its_frame() -> None:
     a = camera()
     bordered = np.pad(a, 24, constant_values=255.0)
     s, original = compute(bordered), compute(a)
-    assert s.dihedral == original.dihedral and s.low == original.low and s.windows == original.windows
+    assert s.dihedral == original.dihedral and s.low == original.low
+    # Windows are cut from the whole picture, matte included, so a crop of either copy is found.
+    assert s.low_whole != original.low_whole and s.windows != original.windows
+    assert original.low_whole == original.low
     assert s.frame_shape == (512, 512)
     assert s.content_fraction == pytest.approx((512 * 512) / (560 * 560))
 
@@ -167,7 +170,7 @@ def test_low_hash_survives_noise() -> None:
     """dct64 of a slightly noisy copy stays within the kind's threshold."""
     a = camera()
     noisy = a + np.random.default_rng(1).normal(0, 4.0, a.shape).astype(np.float32)
-    assert hamming(compute(a).low, compute(noisy).low) <= DCT64_V1.threshold
+    assert hamming(compute(a).low, compute(noisy).low) <= DCT64_V2.threshold
 
 
 # --- windows --------------------------------------------------------------------------
@@ -175,7 +178,7 @@ def test_low_hash_survives_noise() -> None:
 
 def test_windows_table() -> None:
     """28 one-side crops (4%..28% from each side) then 8 centred crops (2%..16% a side)."""
-    assert len(WINDOWS) == 36 == WIN64_V1.parts
+    assert len(WINDOWS) == 36 == WIN64_V2.parts
     names = [w[0] for w in WINDOWS]
     assert len(set(names)) == len(names)
     assert names[:4] == ["t04", "b04", "l04", "r04"] and names[24:28] == ["t28", "b28", "l28", "r28"]
@@ -219,7 +222,7 @@ def test_a_crop_file_is_found_through_its_window() -> None:
     a = camera()
     crop = a[:, round(0.16 * 512):]
     k = [w[0] for w in WINDOWS].index("l16")
-    assert hamming(compute(crop).low, compute(a).windows[k]) <= WIN64_V1.threshold
+    assert hamming(compute(crop).low, compute(a).windows[k]) <= WIN64_V2.threshold
 
 
 def test_area_matrix_is_an_exact_average() -> None:
@@ -250,8 +253,8 @@ def test_to_wire_records() -> None:
     s = compute(camera())
     records = to_wire(s)
     assert [(n, v, len(value)) for n, v, value in records] == [
-        (*DCT256, DCT256_V2.size), (*DCT64, DCT64_V1.size), (*WIN64, WIN64_V1.size)]
-    assert [validate(n, v, value) for n, v, value in records] == [DCT256_V2, DCT64_V1, WIN64_V1]
+        (*DCT256, DCT256_V2.size), (*DCT64, DCT64_V2.size), (*WIN64, WIN64_V2.size)]
+    assert [validate(n, v, value) for n, v, value in records] == [DCT256_V2, DCT64_V2, WIN64_V2]
     assert records[0][2] == b"".join(s.dihedral)
     assert records[2][2] == b"".join(s.windows)
 
@@ -259,7 +262,7 @@ def test_to_wire_records() -> None:
 def test_wire_round_trip() -> None:
     s = compute(camera())
     h = from_wire(to_wire(s))
-    assert h == Hashes(s.dihedral, s.low, s.windows)
+    assert h == Hashes(s.dihedral, s.low, s.low_whole, s.windows)
     assert h.upright == s.dihedral[0]
     assert len(h.dihedral) == 8 and len(h.windows) == len(WINDOWS)
     # Record order and unknown kinds do not matter.
@@ -276,7 +279,7 @@ def test_from_wire_refuses_an_incomplete_set(missing: tuple[str, int]) -> None:
 def test_from_wire_of_nothing_or_of_old_kinds() -> None:
     assert from_wire([]) is None
     value = dct256(camera())
-    assert from_wire([("dct256", 1, value), ("dct64", 1, value[:8]), ("win64", 1, value * 9)]) is None
+    assert from_wire([("dct256", 1, value), ("dct64", 2, value[:8]), ("win64", 2, value * 9)]) is None
 
 
 def test_suite_is_a_value() -> None:

@@ -3,12 +3,12 @@
 from .dct import DIHEDRAL_ORDER, dct256, dihedral_hashes
 from .distance import as_matrix, hamming, hamming_many, hamming_matrix
 from .information import LOW_INFORMATION_THRESHOLD, information_score, is_low_information
-from .kinds import DCT64_V1, DCT256_V2, KINDS, WIN64_V1, FingerprintError, FingerprintKind, get_kind, validate
+from .kinds import DCT64_V2, DCT256_V2, KINDS, WIN64_V2, FingerprintError, FingerprintKind, get_kind, validate
 
 __all__ = [
-    "DCT64_V1",
+    "DCT64_V2",
     "DCT256_V2",
-    "WIN64_V1",
+    "WIN64_V2",
     "DIHEDRAL_ORDER",
     "KINDS",
     "LOW_INFORMATION_THRESHOLD",

@@ -38,6 +38,7 @@ BACKGROUND_TOL = 12.0
 @dataclass(frozen=True)
 class Frame:
     gray: np.ndarray  # float32 luminance of the frame
+    whole: np.ndarray  # the picture before trimming (after undoing skew): where windows are cut
     content_fraction: float  # share of the input area the frame covers (1.0 = no trim)
     skew_degrees: float  # rotation undone (0.0 = none); positive = the copy was turned clockwise
 
@@ -206,5 +207,7 @@ def frame(gray: np.ndarray) -> Frame:
     t, frac1 = trim(g)
     d, angle = deskew(t)
     if angle:
+        whole = d
         d, _ = trim(d)
-    return Frame(d, (d.shape[0] * d.shape[1]) / (h * w) if not angle else frac1, angle)
+        return Frame(d, whole, frac1, angle)
+    return Frame(d, g, (d.shape[0] * d.shape[1]) / (h * w), angle)

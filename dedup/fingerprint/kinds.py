@@ -45,25 +45,26 @@ DCT256_V2 = FingerprintKind(
         "and its 7 other dihedral variants from the same DCT, upright first"
     ),
 )
-DCT64_V1 = FingerprintKind(
+DCT64_V2 = FingerprintKind(
     name="dct64",
-    version=1,
-    size=8,
+    version=2,
+    size=16,
     threshold=6,
-    description="64-bit hash of DCT frequencies 1..8 of the frame: steady under local edits",
+    parts=2,
+    description="64-bit hashes of DCT frequencies 1..8 of the frame and of the untrimmed picture",
 )
-WIN64_V1 = FingerprintKind(
+WIN64_V2 = FingerprintKind(
     name="win64",
-    version=1,
+    version=2,
     size=8 * 36,
     threshold=6,
     parts=36,
     refuse_degenerate=False,
-    description="dct64 of 36 fixed sub-windows of the frame, for finding crops",
+    description="64-bit low-frequency hashes of 36 fixed sub-windows of the untrimmed picture, for crops",
 )
 
 KINDS: dict[tuple[str, int], FingerprintKind] = {
-    (k.name, k.version): k for k in (DCT256_V2, DCT64_V1, WIN64_V1)
+    (k.name, k.version): k for k in (DCT256_V2, DCT64_V2, WIN64_V2)
 }
 
 

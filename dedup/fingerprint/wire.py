@@ -8,14 +8,14 @@ from typing import Iterable
 from .suite import WINDOWS, Suite
 
 DCT256 = ("dct256", 2)
-DCT64 = ("dct64", 1)
-WIN64 = ("win64", 1)
+DCT64 = ("dct64", 2)
+WIN64 = ("win64", 2)
 
 
 def to_wire(suite: Suite) -> list[tuple[str, int, bytes]]:
     return [
         (*DCT256, b"".join(suite.dihedral)),
-        (*DCT64, suite.low),
+        (*DCT64, suite.low + suite.low_whole),
         (*WIN64, b"".join(suite.windows)),
     ]
 
@@ -25,7 +25,8 @@ class Hashes:
     """The perceptual fingerprints of one asset, split into their parts."""
 
     dihedral: tuple[bytes, ...]  # 8 x 32 bytes, upright first
-    low: bytes  # 8 bytes
+    low: bytes  # 8 bytes: the frame
+    low_whole: bytes  # 8 bytes: the whole picture before trimming
     windows: tuple[bytes, ...]  # len(WINDOWS) x 8 bytes
 
     @property
@@ -37,10 +38,11 @@ def from_wire(records: Iterable[tuple[str, int, bytes]]) -> Hashes | None:
     """The hashes of an asset's fingerprint records, or None when the set is incomplete."""
     got = {(name, version): value for name, version, value in records}
     d, low, w = got.get(DCT256), got.get(DCT64), got.get(WIN64)
-    if d is None or low is None or w is None or (len(d), len(low), len(w)) != (256, 8, 8 * len(WINDOWS)):
+    if d is None or low is None or w is None or (len(d), len(low), len(w)) != (256, 16, 8 * len(WINDOWS)):
         return None
     return Hashes(
         tuple(d[i:i + 32] for i in range(0, 256, 32)),
-        low,
+        low[:8],
+        low[8:],
         tuple(w[i:i + 8] for i in range(0, 8 * len(WINDOWS), 8)),
     )
