@@ -40,6 +40,10 @@ def tree(tmp_path: Path) -> Path:
                append_images=[PHOTO.rotate(90), PHOTO.convert("L")])
     PHOTO.convert("P").save(root / "a" / "b" / "anim.gif", save_all=True, append_images=[PHOTO.convert("P").rotate(180)])
     PHOTO.save(root / "a" / "b" / "old.bmp")
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    PHOTO.save(root / "a" / "b" / "phone.heic", quality=80)
     exif = Image.Exif()
     exif[0x8298] = "(c) 1972 City Museum"
     PHOTO.save(root / "a" / "noticed.jpg", quality=90, exif=exif)
@@ -61,11 +65,12 @@ def rows(cat_path: Path) -> dict[str, dict]:
 def test_every_file_recorded_with_its_facts(tmp_path: Path, tree: Path) -> None:
     cat_path = tmp_path / "cat.sqlite"
     summary = scan(Catalogue(cat_path), [tree], workers=2, progress=False)
-    assert (summary.seen, summary.read, summary.failed) == (14, 10, 4)
+    assert (summary.seen, summary.read, summary.failed) == (15, 11, 4)
     assert sorted(Path(p).name for p, _ in summary.skipped) == ["escape", "loop"]
     r = rows(cat_path)
     assert set(r) == {"master.png", "copy.jpg", "copy.webp", "grey16.tif", "camera16.png", "lzw.tif", "pages.tif",
-                      "anim.gif", "old.bmp", "noticed.jpg", "tiny.gif", "notes.txt", "broken.jpg", "empty.png"}
+                      "anim.gif", "old.bmp", "phone.heic", "noticed.jpg", "tiny.gif", "notes.txt", "broken.jpg",
+                      "empty.png"}
     assert {n for n, x in r.items() if x["error"]} == {"tiny.gif", "notes.txt", "broken.jpg", "empty.png"}
     assert r["empty.png"]["error"] == "empty file (0 bytes)"
     assert r["notes.txt"]["error"] == "not an image: the file contains text"
@@ -73,6 +78,7 @@ def test_every_file_recorded_with_its_facts(tmp_path: Path, tree: Path) -> None:
     assert (r["pages.tif"]["format"], r["pages.tif"]["page_count"]) == ("TIFF", 3)
     assert (r["anim.gif"]["format"], r["anim.gif"]["page_count"]) == ("GIF", 2)
     assert (r["old.bmp"]["format"], r["old.bmp"]["format_family"]) == ("BMP", "lossless")
+    assert (r["phone.heic"]["format"], r["phone.heic"]["format_family"], r["phone.heic"]["width"]) == ("HEIF", "lossy", 512)
     assert (r["camera16.png"]["bit_depth"], r["camera16.png"]["width"]) == (16, 512)
     assert r["copy.jpg"]["format_family"] == "lossy" and 75 <= r["copy.jpg"]["jpeg_quality"] <= 85
     assert (r["noticed.jpg"]["rights_uri"], r["noticed.jpg"]["rights_text"], r["noticed.jpg"]["rights_source"]) == (
@@ -161,4 +167,4 @@ def test_report_command_writes_every_part(tmp_path: Path, tree: Path) -> None:
     html = (tmp_path / "report" / "report.html").read_text()
     assert "master.png" in html and "<script src" not in html and "<link " not in html
     fixity = [json.loads(line) for line in (tmp_path / "report" / "fixity.jsonl").read_text().splitlines()]
-    assert len(fixity) == 14
+    assert len(fixity) == 15
