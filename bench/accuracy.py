@@ -1,0 +1,260 @@
+"""`make bench-accuracy`: how well the project finds copies, against phash and PDQ.
+
+One run, one corpus, the same pairs for all three methods. The project's fingerprints are
+recomputed every run (its code changes); the baselines' hashes are cached with the corpus.
+Writes bench/results/accuracy.json and the accuracy table in bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from bench import baselines, dataset, evaluate
+from bench.common import RESULTS, ROOT, code_label as _code, code_state, log, machine, now_iso, replace_section, versions, write_json
+from bench.variants import CLASSES
+
+TARGET_F1 = 0.97
+TARGET_CLASS_RECALL = 0.95
+TARGET_FALSE_PAIRS_VS_PHASH = 0.1
+COMMAND = ".venv/bin/python -m bench.accuracy"
+
+
+def _read(path: str):
+    """Worker: the project's facts for one file, or the reason it could not be read."""
+    from dedup.node.imaging import ImageError, read_image
+
+    try:
+        return read_image(Path(path)), None
+    except ImageError as exc:
+        return None, str(exc)
+
+
+def run_project(corpus: dataset.Corpus, workers: int) -> dict:
+    from dedup.matching import find_links, relation_name
+    from dedup.node.scan import to_record
+
+    paths = [str(corpus.path(e)) for e in corpus.entries]
+    facts: list = [None] * len(paths)
+    errors: dict[str, str] = {}
+    t0 = time.monotonic()
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for i, (f, err) in enumerate(pool.map(_read, paths, chunksize=8)):
+            facts[i] = f
+            if err is not None:
+                errors[corpus.entries[i].file] = err
+            if (i + 1) % 1000 == 0:
+                log(f"project: read_image {i + 1}/{len(paths)}")
+    read_s = time.monotonic() - t0
+    log(f"project: read {len(paths)} files in {read_s:.1f}s ({len(errors)} unreadable)")
+    # Unreadable files become empty records so indices still line up; they can link to nothing.
+    from dedup.v1 import asset_pb2
+
+    assets = []
+    for i, f in enumerate(facts):
+        if f is None:
+            assets.append(asset_pb2.Asset(asset_id=f"x{i}", sha256=i.to_bytes(32, "big"), pixel_digest=i.to_bytes(32, "big")))
+        else:
+            assets.append(to_record(f"a{i}", f))
+    t1 = time.monotonic()
+    found = find_links(assets)
+    match_s = time.monotonic() - t1
+    log(f"project: find_links gave {len(found)} links in {match_s:.1f}s")
+    links = np.array([(i, j) for i, j, _ in found], dtype=np.int64).reshape(-1, 2)
+    rel = [(i, j, relation_name(lk.relation)) for i, j, lk in found]
+    return {"facts": facts, "errors": errors, "links": links, "relations": rel,
+            "read_seconds": read_s, "match_seconds": match_s,
+            "algorithms": dict(Counter(lk.algorithm for _, _, lk in found))}
+
+
+def low_information_report(truth: evaluate.Truth, facts: list) -> dict:
+    """How many low-information images the project flags, and which other images it flags."""
+    flagged, total = Counter(), Counter()
+    wrong: list[int] = []
+    for i in range(truth.n):
+        is_flagged = facts[i] is not None and facts[i].low_information
+        if truth.role[i] == "low_information":
+            total[truth.label[i]] += 1
+            flagged[truth.label[i]] += is_flagged
+        elif is_flagged:
+            wrong.append(i)
+    return {
+        "low_information_images": sum(total.values()),
+        "flagged": sum(flagged.values()),
+        "by_kind": {k: {"flagged": flagged[k], "of": total[k]} for k in total},
+        "other_images_flagged": len(wrong),
+        "other_images_flagged_by_class": dict(Counter(truth.label[i] for i in wrong).most_common()),
+        "other_images_flagged_examples": [truth.corpus.entries[i].file for i in wrong[:20]],
+    }
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.1f}"
+
+
+def render(report: dict) -> str:
+    m = report["methods"]
+    names = [k for k in ("project", "phash", "pdq") if k in m]
+    title = {"project": "project (find_links)", "phash": "phash ≤ 10", "pdq": "PDQ dihedral ≤ 31"}
+    lines = [
+        f"Run {report['date']} on {_code(report['code'])} with `{report['command']}` "
+        f"({report['duration_seconds']:.0f} s; {report['corpus']['counts']['images']} images, "
+        f"{report['corpus']['counts']['originals']} originals, {report['corpus']['counts']['variants']} variants).",
+        "",
+        "| method | precision | recall | F1 | false pairs | cluster precision | cluster recall | cluster F1 | cluster false pairs |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for k in names:
+        p, c = m[k]["pairwise"], m[k]["clusters"]
+        lines.append(f"| {title[k]} | {p['precision']:.4f} | {p['recall']:.4f} | {p['f1']:.4f} | {p['false_pairs']} | "
+                     f"{c['precision']:.4f} | {c['recall']:.4f} | {c['f1']:.4f} | {c['false_pairs']} |")
+    for k, why in report.get("unavailable", {}).items():
+        lines.append(f"| {k} | unavailable: {why} | | | | | | | |")
+    lines += ["", "Recall per class (original → variant, %), and the project's label accuracy "
+              "(share of its found links with the expected relation):", "",
+              "| class | " + " | ".join(names) + " | project label ok | expected label | project's labels |",
+              "|---|" + "---|" * len(names) + "---|---|---|"]
+    labels = report.get("project_labels", {})
+    for vc in CLASSES:
+        if vc.name not in m[names[0]]["per_class_recall"]:
+            lines.append(f"| {vc.name} | skipped: {report['corpus']['skipped_classes'].get(vc.name, '')} |")
+            continue
+        row = [_pct(m[k]["per_class_recall"][vc.name]["recall"]) for k in names]
+        lb = labels.get(vc.name, {})
+        rels = ", ".join(f"{r} {n}" for r, n in lb.get("relations", {}).items())
+        ref = "" if lb.get("reference", "master") == "master" else f" (vs {lb['reference']})"
+        lines.append(f"| {vc.name} | " + " | ".join(row) + f" | {_pct(lb.get('accuracy'))}{ref} | "
+                     f"{' or '.join(sorted(vc.expected))} | {rels} |")
+    lines += ["", "Must-not-match sets (false matches among the set's named pairs):", "",
+              "| set | pairs | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+    for s, v in m[names[0]]["must_not_match"].items():
+        lines.append(f"| {s} | {v['pairs']} | " + " | ".join(str(m[k]["must_not_match"][s]["false_matches"]) for k in names) + " |")
+    lines.append("| low-information images: every false link touching one | — | "
+                 + " | ".join(str(m[k]["must_not_match"]["low_information"]["false_links_touching_set"]) for k in names) + " |")
+    lines.append("| derivatives (not scored): links to their kept picture | — | "
+                 + " | ".join(str(m[k]["informational"]["derivatives"]["links_to_their_kept_picture_or_its_copies"]) for k in names) + " |")
+    lo = report.get("project_low_information")
+    if lo:
+        kinds = ", ".join(f"{k} {v['flagged']}/{v['of']}" for k, v in lo["by_kind"].items())
+        lines += ["", f"Project `low_information` flags: {lo['flagged']} of {lo['low_information_images']} low-information "
+                  f"images ({kinds}); {lo['other_images_flagged']} other images flagged."]
+    lines += ["", "Targets for the project at its defaults:", ""]
+    for t in report["targets"]["checks"]:
+        lines.append(f"- {'met' if t['met'] else '**not met**'}: {t['what']} — {t['detail']}")
+    short = report["targets"]["classes_short"]
+    if short:
+        lines.append("- classes below the recall target, by how much: "
+                     + ", ".join(f"{c['class']} {100 * c['recall']:.1f}% ({100 * c['short_by']:.1f} points short)" for c in short))
+    if report["project"].get("unreadable"):
+        lines.append(f"- files the project could not read: {len(report['project']['unreadable'])} "
+                     f"(e.g. {next(iter(report['project']['unreadable'].values()))})")
+    return "\n".join(lines)
+
+
+def targets(report: dict) -> dict:
+    p = report["methods"]["project"]
+    checks = []
+    f1 = p["pairwise"]["f1"]
+    checks.append({"what": f"pairwise F1 ≥ {TARGET_F1}", "met": f1 >= TARGET_F1, "detail": f"F1 {f1:.4f}"})
+    short = []
+    for c, v in p["per_class_recall"].items():
+        if v["recall"] < TARGET_CLASS_RECALL:
+            short.append({"class": c, "recall": v["recall"], "short_by": round(TARGET_CLASS_RECALL - v["recall"], 4)})
+    short.sort(key=lambda s: -s["short_by"])
+    checks.append({"what": f"every class's recall ≥ {TARGET_CLASS_RECALL}", "met": not short,
+                   "detail": f"{len(short)} of {len(p['per_class_recall'])} classes below"})
+    if "phash" in report["methods"]:
+        ph = report["methods"]["phash"]["pairwise"]["false_pairs"]
+        fp = p["pairwise"]["false_pairs"]
+        limit = ph * TARGET_FALSE_PAIRS_VS_PHASH
+        checks.append({"what": "false pairs ≤ a tenth of phash's", "met": fp <= limit,
+                       "detail": f"{fp} false pairs vs phash {ph} (limit {limit:.1f})"})
+    return {"checks": checks, "classes_short": short}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--workers", type=int, default=2, help="processes for decoding (default 2)")
+    ap.add_argument("--rebuild-corpus", action="store_true", help="write the corpus again even if cached")
+    ap.add_argument("--no-readme", action="store_true", help="do not rewrite the table in bench/README.md")
+    args = ap.parse_args(argv)
+    started = time.monotonic()
+    corpus = dataset.build(workers=args.workers, force=args.rebuild_corpus)
+    truth = evaluate.Truth.build(corpus)
+    log(f"corpus: {truth.n} images; {len(truth.positives())} positive pairs, {truth.negatives_total()} negative pairs")
+
+    proj = run_project(corpus, args.workers)
+    report: dict = {
+        "command": COMMAND + ("" if not argv and len(sys.argv) <= 1 else " " + " ".join(argv or sys.argv[1:])),
+        "date": now_iso(),
+        "code": code_state(),
+        "machine": machine(),
+        "versions": versions("dedup-consortium", "pillow", "pillow-heif", "imagehash", "pdqhash", "numpy", "scikit-image", "tifffile"),
+        "methods": {},
+        "unavailable": {},
+    }
+    report["methods"]["project"] = evaluate.score(truth, proj["links"]) | {
+        "description": "dedup.matching.find_links at its defaults on to_record(read_image(file))",
+        "seconds": {"read_image": round(proj["read_seconds"], 1), "find_links": round(proj["match_seconds"], 2)},
+        "link_algorithms": proj["algorithms"],
+    }
+    report["project_labels"] = evaluate.label_accuracy(truth, proj["relations"])
+    report["project_low_information"] = low_information_report(truth, proj["facts"])
+    report["project"] = {"unreadable": proj["errors"]}
+
+    paths = [corpus.path(e) for e in corpus.entries]
+    hashes = baselines.compute(paths, workers=args.workers)
+    report["baseline_hash_seconds_uncached"] = round(hashes.seconds, 1)
+    log("baselines: phash all pairs")
+    report["methods"]["phash"] = evaluate.score(truth, baselines.phash_pairs(hashes)) | {
+        "description": f"imagehash.phash (64-bit), Hamming distance <= {baselines.PHASH_THRESHOLD}"}
+    why = baselines.pdq_available()
+    if why:
+        report["unavailable"]["pdq"] = why
+    else:
+        log("baselines: PDQ all pairs (8 dihedral x upright)")
+        report["methods"]["pdq"] = evaluate.score(truth, baselines.pdq_pairs(hashes)) | {
+            "description": f"pdqhash.compute_dihedral, min over 8 variants of one vs the other's upright <= {baselines.PDQ_THRESHOLD}",
+            "low_quality_hashes": int((hashes.pdq_quality < 50).sum())}
+    report["baseline_unreadable"] = [corpus.entries[i].file for i in np.flatnonzero(~hashes.ok)]
+
+    counts = Counter(e.role for e in corpus.entries)
+    report["corpus"] = {
+        "counts": {"images": len(corpus.entries), "originals": counts["master"], "variants": counts["variant"],
+                   "must_not_match": counts["must_not_match"], "low_information": counts["low_information"],
+                   "derivatives": counts["derivative"],
+                   "positive_pairs": len(truth.positives()), "negative_pairs": truth.negatives_total()},
+        "classes": [{"name": c.name, "group": c.group, "expected_relation": sorted(c.expected),
+                     "label_reference": c.label_reference} for c in CLASSES],
+        "skipped_classes": corpus.skipped_classes,
+        "sets": {k: {"description": v["description"], "images": len(v["images"]), "pairs": len(v["pairs"])} for k, v in corpus.sets.items()},
+        "generator": corpus.generator,
+        "originals": corpus.originals,
+        "reserved_sources": corpus.reserved,
+        "dropped_candidates": corpus.dropped,
+    }
+    report["duration_seconds"] = round(time.monotonic() - started, 1)
+    report["targets"] = targets(report)
+    # Keep the key order readable: headline first, corpus list last.
+    order = ["command", "date", "duration_seconds", "code", "machine", "versions", "targets", "methods",
+             "unavailable", "project_labels", "project_low_information", "project", "baseline_hash_seconds_uncached",
+             "baseline_unreadable", "corpus"]
+    report = {k: report[k] for k in order if k in report}
+    write_json(RESULTS / "accuracy.json", report)
+    log(f"wrote {(RESULTS / 'accuracy.json').relative_to(ROOT)}")
+    table = render(report)
+    if not args.no_readme:
+        replace_section("accuracy", table)
+        log("updated bench/README.md")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

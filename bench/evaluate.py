@@ -1,0 +1,187 @@
+"""Scores one method's links against the corpus's ground truth.
+
+Pairwise: positives are (master, variant) pairs; negatives are pairs of images of different
+pictures. Variant-variant pairs of one picture are left out, and so are cross-picture pairs
+within a family (a derivative and its kept picture's copies; two windows of one source) unless
+a must-not-match set names the pair. Clusters: connected components of the links; every pair
+inside a component is a predicted match, every pair of copies of one picture a real one.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from bench.dataset import Corpus
+from bench.variants import CLASS_BY_NAME
+
+
+def _c2(n: int | np.ndarray):
+    return n * (n - 1) // 2
+
+
+def prf(tp: int, fp: int, fn: int) -> dict:
+    p = tp / (tp + fp) if tp + fp else 1.0
+    r = tp / (tp + fn) if tp + fn else 1.0
+    f = 2 * p * r / (p + r) if p + r else 0.0
+    return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(f, 4),
+            "true_pairs": tp, "false_pairs": fp, "missed_pairs": fn}
+
+
+@dataclass
+class Truth:
+    """Index arrays over the corpus entries, built once and shared by every method."""
+
+    corpus: Corpus
+    group: np.ndarray
+    family: np.ndarray
+    role: list[str]
+    label: list[str]
+    master_of: dict[int, int]  # group id -> master index
+    sibling: dict[tuple[int, str], int]  # (group id, class) -> index
+    designated: dict[frozenset, str]  # must-not-match pair -> set name
+    set_members: dict[str, set[int]]
+
+    @classmethod
+    def build(cls, corpus: Corpus) -> "Truth":
+        es = corpus.entries
+        gids: dict[str, int] = {}
+        fids: dict[str, int] = {}
+        group = np.array([gids.setdefault(e.group, len(gids)) for e in es])
+        family = np.array([fids.setdefault(e.family, len(fids)) for e in es])
+        index = {e.file: i for i, e in enumerate(es)}
+        master_of = {int(group[i]): i for i, e in enumerate(es) if e.role == "master"}
+        sibling = {(int(group[i]), e.label): i for i, e in enumerate(es) if e.role == "variant"}
+        designated: dict[frozenset, str] = {}
+        members: dict[str, set[int]] = {}
+        for name, s in corpus.sets.items():
+            members[name] = {index[f] for f in s["images"]}
+            if name == "derivatives":
+                continue
+            for a, b in s["pairs"]:
+                designated[frozenset((index[a], index[b]))] = name
+        return cls(corpus, group, family, [e.role for e in es], [e.label for e in es], master_of, sibling,
+                   designated, members)
+
+    @property
+    def n(self) -> int:
+        return len(self.group)
+
+    def positives(self) -> list[tuple[int, int, str]]:
+        """(master, variant, class) for every variant file."""
+        return [(self.master_of[int(self.group[i])], i, self.label[i]) for i in range(self.n) if self.role[i] == "variant"]
+
+    def excluded(self, i: int, j: int) -> bool:
+        return (self.group[i] != self.group[j] and self.family[i] == self.family[j]
+                and frozenset((i, j)) not in self.designated)
+
+    def negatives_total(self) -> int:
+        # Every group lies inside one family, so cross-family pairs plus named pairs are the negatives.
+        same_family = int(_c2(np.bincount(self.family)).sum())
+        designated_in_family = sum(1 for p in self.designated if len({int(self.family[k]) for k in p}) == 1)
+        return _c2(self.n) - same_family + designated_in_family
+
+
+def score(truth: Truth, links: np.ndarray) -> dict:
+    """All the figures for one method from its (i, j) links."""
+    links = np.asarray(links, dtype=np.int64).reshape(-1, 2)
+    linked = {(int(min(a, b)), int(max(a, b))) for a, b in links}
+    pos = truth.positives()
+    found_by_class: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    tp = 0
+    for m, v, c in pos:
+        hit = (min(m, v), max(m, v)) in linked
+        tp += hit
+        found_by_class[c][0] += hit
+        found_by_class[c][1] += 1
+    fp = 0
+    false_links = []
+    per_set = Counter()
+    for i, j in sorted(linked):
+        if truth.group[i] == truth.group[j]:
+            continue
+        if truth.excluded(i, j):
+            continue
+        fp += 1
+        false_links.append((i, j))
+        s = truth.designated.get(frozenset((i, j)))
+        if s:
+            per_set[s] += 1
+    pairwise = prf(tp, fp, len(pos) - tp)
+    pairwise["negative_pairs"] = truth.negatives_total()
+    pairwise["positive_pairs"] = len(pos)
+
+    per_class = {c: {"recall": round(h / t, 4), "found": h, "total": t} for c, (h, t) in found_by_class.items()}
+
+    must_not = {}
+    for name, s in truth.corpus.sets.items():
+        if name in ("derivatives",):
+            continue
+        members = truth.set_members[name]
+        touching = sum(1 for i, j in false_links if i in members or j in members)
+        must_not[name] = {"pairs": len(s["pairs"]), "false_matches": per_set.get(name, 0),
+                          "false_links_touching_set": touching}
+    deriv = truth.set_members.get("derivatives", set())
+    deriv_links = sum(1 for i, j in linked if (i in deriv or j in deriv) and truth.group[i] != truth.group[j]
+                      and truth.family[i] == truth.family[j])
+    informational = {"derivatives": {"images": len(deriv), "links_to_their_kept_picture_or_its_copies": deriv_links}}
+
+    return {"pairwise": pairwise, "clusters": cluster_scores(truth, links), "per_class_recall": per_class,
+            "must_not_match": must_not, "informational": informational, "links": len(linked),
+            "false_link_examples": [[truth.corpus.entries[i].file, truth.corpus.entries[j].file] for i, j in false_links[:100]]}
+
+
+def cluster_scores(truth: Truth, links: np.ndarray) -> dict:
+    n = truth.n
+    if len(links):
+        g = coo_matrix((np.ones(len(links)), (links[:, 0], links[:, 1])), shape=(n, n))
+        _, comp = connected_components(g, directed=False)
+    else:
+        comp = np.arange(n)
+    predicted = int(_c2(np.bincount(comp)).sum())
+    tp = 0
+    excluded = 0
+    # Count pairs per (component, group) and (component, family) without listing pairs.
+    cg = Counter(zip(comp.tolist(), truth.group.tolist()))
+    cf = Counter(zip(comp.tolist(), truth.family.tolist()))
+    tp = sum(_c2(v) for v in cg.values())
+    same_family = sum(_c2(v) for v in cf.values())
+    designated_inside = sum(1 for p in truth.designated
+                            if len({int(comp[k]) for k in p}) == 1 and len({int(truth.family[k]) for k in p}) == 1)
+    excluded = same_family - tp - designated_inside
+    fp = predicted - tp - excluded
+    actual = int(_c2(np.bincount(truth.group)).sum())
+    out = prf(tp, fp, actual - tp)
+    sizes = np.bincount(comp)
+    out["components"] = int(len(sizes))
+    out["largest_component"] = int(sizes.max()) if len(sizes) else 0
+    return out
+
+
+def label_accuracy(truth: Truth, links: list[tuple[int, int, str]]) -> dict:
+    """For each class, the share of found reference-variant links whose relation is accepted."""
+    rel = {(min(i, j), max(i, j)): r for i, j, r in links}
+    out = {}
+    by_class: dict[str, list] = defaultdict(list)
+    for i in range(truth.n):
+        if truth.role[i] != "variant":
+            continue
+        vc = CLASS_BY_NAME[truth.label[i]]
+        g = int(truth.group[i])
+        ref = truth.master_of[g] if vc.label_reference == "master" else truth.sibling.get((g, vc.label_reference))
+        if ref is None:
+            continue
+        by_class[vc.name].append(rel.get((min(ref, i), max(ref, i))))
+    for name, rels in by_class.items():
+        found = [r for r in rels if r is not None]
+        ok = sum(1 for r in found if r in CLASS_BY_NAME[name].expected)
+        out[name] = {"expected": sorted(CLASS_BY_NAME[name].expected),
+                     "reference": CLASS_BY_NAME[name].label_reference,
+                     "found": len(found), "of": len(rels), "correct": ok,
+                     "accuracy": round(ok / len(found), 4) if found else None,
+                     "relations": dict(Counter(found).most_common())}
+    return out
