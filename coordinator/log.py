@@ -7,7 +7,6 @@ A new checkpoint is signed after every committed change.
 
 from __future__ import annotations
 
-import sqlite3
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -20,6 +19,7 @@ from dedup.note import NoteSigner, sign_note
 from dedup.signing import sign_statement
 from dedup.v1 import statement_pb2
 
+from .database import Database
 from .store import Store
 
 
@@ -27,7 +27,7 @@ from .store import Store
 class LogTransaction:
     """One store transaction that may append log entries."""
 
-    db: sqlite3.Connection
+    db: Database
     first_index: int
     signer: NoteSigner
     pending: list[bytes] = field(default_factory=list)

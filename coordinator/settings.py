@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from dedup.config import MemberId, TlsFiles, resolve_path
 from dedup.matching import DEFAULT_RULE, Rule
 
+from .database import is_url
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -36,7 +38,8 @@ class MatchSettings(_Model):
 
 class CoordinatorSettings(_Model):
     listen: str = Field("127.0.0.1:7443", description="host:port the gRPC server binds")
-    database: Path = Field(description="SQLite file of the coordinator's store")
+    database: str = Field(description="the store: a SQLite file (embedded default), or a PostgreSQL URL "
+                                      "postgresql://user@host:port/dbname for the records service")
     log_key: Path = Field(description="file holding the log's C2SP signer key (PRIVATE+KEY+...)")
     log_origin: str = Field(description="checkpoint origin line, e.g. 'records.example.hk/dedup-log'")
     tls: TlsFiles
@@ -44,10 +47,15 @@ class CoordinatorSettings(_Model):
     match: MatchSettings = MatchSettings()
     members: list[MemberSettings] = Field(default_factory=list)
 
-    @field_validator("database", "log_key")
+    @field_validator("log_key")
     @classmethod
     def _paths(cls, v: Path, info: ValidationInfo) -> Path:
         return resolve_path(v, info)
+
+    @field_validator("database")
+    @classmethod
+    def _database(cls, v: str, info: ValidationInfo) -> str:
+        return v if is_url(v) else str(resolve_path(Path(v), info))
 
     @field_validator("members")
     @classmethod

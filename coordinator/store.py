@@ -1,4 +1,4 @@
-"""The coordinator's durable store (SQLite, WAL).
+"""The coordinator's durable store: SQLite (WAL) by default, PostgreSQL by URL.
 
 Everything an intake changes — the batch, its assets, the matches, the clusters and the log
 entries recording them — is written in one transaction, so an acknowledged batch is either
@@ -7,35 +7,34 @@ wholly stored or, after a crash, wholly absent and safely resent under the same 
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from dedup import sqlitedb
+from .database import Database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS members (
     member_id TEXT PRIMARY KEY,
-    public_key BLOB NOT NULL,
-    admitted_index INTEGER NOT NULL
+    public_key {BLOB} NOT NULL,
+    admitted_index {INT} NOT NULL
 );
 CREATE TABLE IF NOT EXISTS batches (
     member_id TEXT NOT NULL,
     batch_id TEXT NOT NULL,
-    sequence INTEGER NOT NULL,
-    manifest BLOB NOT NULL,
-    accepted INTEGER NOT NULL,
-    new_matches INTEGER NOT NULL,
-    log_index INTEGER NOT NULL,
-    received_unix INTEGER NOT NULL,
+    sequence {INT} NOT NULL,
+    manifest {BLOB} NOT NULL,
+    accepted {INT} NOT NULL,
+    new_matches {INT} NOT NULL,
+    log_index {INT} NOT NULL,
+    received_unix {INT} NOT NULL,
     PRIMARY KEY (member_id, batch_id)
 );
 CREATE TABLE IF NOT EXISTS assets (
     member_id TEXT NOT NULL,
     asset_id TEXT NOT NULL,
-    record BLOB NOT NULL,           -- serialised dedup.v1.Asset as the member declared it
+    record {BLOB} NOT NULL,           -- serialised dedup.v1.Asset as the member declared it
     batch_id TEXT NOT NULL,
     PRIMARY KEY (member_id, asset_id)
 );
@@ -51,11 +50,11 @@ CREATE TABLE IF NOT EXISTS matches (
     cluster_id TEXT NOT NULL,
     a_member TEXT NOT NULL, a_asset TEXT NOT NULL,
     b_member TEXT NOT NULL, b_asset TEXT NOT NULL,
-    relation INTEGER NOT NULL,
+    relation {INT} NOT NULL,
     algorithm TEXT NOT NULL,
-    distance INTEGER NOT NULL,
-    kept_permille INTEGER NOT NULL,
-    log_index INTEGER NOT NULL
+    distance {INT} NOT NULL,
+    kept_permille {INT} NOT NULL,
+    log_index {INT} NOT NULL
 );
 CREATE INDEX IF NOT EXISTS matches_a ON matches (a_member);
 CREATE INDEX IF NOT EXISTS matches_b ON matches (b_member);
@@ -65,15 +64,15 @@ CREATE TABLE IF NOT EXISTS proposals (
     master_member TEXT NOT NULL,
     master_asset TEXT NOT NULL,
     deciding_rule TEXT NOT NULL,
-    log_index INTEGER NOT NULL
+    log_index {INT} NOT NULL
 );
 CREATE TABLE IF NOT EXISTS log_entries (
-    idx INTEGER PRIMARY KEY,
-    entry BLOB NOT NULL,
-    leaf_hash BLOB NOT NULL
+    idx {INT} PRIMARY KEY,
+    entry {BLOB} NOT NULL,
+    leaf_hash {BLOB} NOT NULL
 );
 CREATE TABLE IF NOT EXISTS checkpoints (
-    size INTEGER PRIMARY KEY,
+    size {INT} PRIMARY KEY,
     note TEXT NOT NULL
 );
 """
@@ -102,15 +101,19 @@ class StoredMatch:
 
 
 class Store:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, location: str | Path, *, options: str | None = None) -> None:
         # One connection, shared under the service's intake lock.
-        self._db = sqlitedb.connect(path, SCHEMA, synchronous="FULL", threads=True)
+        self._db = Database(location, SCHEMA, options=options)
+
+    @property
+    def dialect(self) -> str:
+        return self._db.dialect
 
     def close(self) -> None:
         self._db.close()
 
     def transaction(self):
-        return sqlitedb.transaction(self._db)
+        return self._db.transaction()
 
     # --- reads -------------------------------------------------------------------------
 
@@ -129,7 +132,7 @@ class Store:
         return row[0] if row and row[0] is not None else 0
 
     def assets(self) -> Iterator[tuple[str, str, bytes]]:
-        yield from self._db.execute("SELECT member_id, asset_id, record FROM assets ORDER BY rowid")
+        yield from self._db.execute("SELECT member_id, asset_id, record FROM assets ORDER BY member_id, asset_id")
 
     def asset(self, member_id: str, asset_id: str) -> bytes | None:
         row = self._db.execute("SELECT record FROM assets WHERE member_id=? AND asset_id=?", (member_id, asset_id)).fetchone()
@@ -188,11 +191,11 @@ class Store:
     # --- writes (inside transaction()) ----------------------------------------------------
 
     @staticmethod
-    def add_log_entry(db: sqlite3.Connection, index: int, entry: bytes, leaf_hash: bytes) -> None:
+    def add_log_entry(db: Database, index: int, entry: bytes, leaf_hash: bytes) -> None:
         db.execute("INSERT INTO log_entries (idx, entry, leaf_hash) VALUES (?, ?, ?)", (index, entry, leaf_hash))
 
     @staticmethod
-    def add_member(db: sqlite3.Connection, member_id: str, public_key: bytes, log_index: int) -> None:
+    def add_member(db: Database, member_id: str, public_key: bytes, log_index: int) -> None:
         db.execute("INSERT INTO members (member_id, public_key, admitted_index) VALUES (?, ?, ?)",
                    (member_id, public_key, log_index))
 
@@ -231,4 +234,4 @@ class Store:
                    (proposal_id, cluster_id, master_member, master_asset, deciding_rule, log_index))
 
     def add_checkpoint(self, size: int, note: str) -> None:
-        self._db.execute("INSERT OR IGNORE INTO checkpoints (size, note) VALUES (?, ?)", (size, note))
+        self._db.execute("INSERT INTO checkpoints (size, note) VALUES (?, ?) ON CONFLICT (size) DO NOTHING", (size, note))

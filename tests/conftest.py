@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import random
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +51,16 @@ class Consortium:
     def log(self, member_id: str) -> log_pb2_grpc.LogServiceStub:
         return log_pb2_grpc.LogServiceStub(self.channel(member_id))
 
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        """Read the coordinator's store through a connection of the test's own."""
+        from dedup.coordinator.store import Store
+
+        store = Store(self.settings.database)
+        try:
+            return [tuple(r) for r in store._db.execute(sql, params).fetchall()]
+        finally:
+            store.close()
+
     def start(self):
         from dedup.coordinator.server import start
 
@@ -69,8 +81,32 @@ def make_party(root: Path, ca: pki.KeyAndCert, member_id: str) -> Party:
     return Party(member_id, NoteSigner.generate(member_id), d / "tls.key", d / "tls.pem")
 
 
+PG_DSN = os.environ.get("DEDUP_TEST_PG_DSN")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, tmp_path):
+    """Where the coordinator stores: a SQLite file, or a fresh schema in the PostgreSQL named by
+    $DEDUP_TEST_PG_DSN (e.g. postgresql://postgres@127.0.0.1:5432/test)."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "coordinator.sqlite")
+        return
+    if not PG_DSN:
+        pytest.skip("PostgreSQL variant skipped: DEDUP_TEST_PG_DSN is not set "
+                    "(e.g. DEDUP_TEST_PG_DSN=postgresql://postgres@127.0.0.1:5432/test make test)")
+    import psycopg
+
+    schema = "t_" + secrets.token_hex(6)
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in PG_DSN else "?"
+    yield f"{PG_DSN}{sep}options=-csearch_path%3D{schema}"
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
 @pytest.fixture
-def consortium(tmp_path):
+def consortium(tmp_path, database):
     from dedup.coordinator.settings import CoordinatorSettings
 
     ca = pki.new_ca("test CA")
@@ -85,7 +121,7 @@ def consortium(tmp_path):
     # A certificate from the consortium CA for an organisation that is not a member.
     parties["outsider"] = make_party(tmp_path, ca, "outsider")
     settings = CoordinatorSettings(
-        listen="127.0.0.1:0", database=tmp_path / "coordinator.sqlite", log_key=tmp_path / "log.key",
+        listen="127.0.0.1:0", database=database, log_key=tmp_path / "log.key",
         log_origin="test.dedup.local/log",
         tls={"ca": tmp_path / "ca.pem", "cert": tmp_path / "server.pem", "key": tmp_path / "server.key"},
         members=[{"id": m, "name": m.title(), "public_key": parties[m].signer.verifier().to_string(),

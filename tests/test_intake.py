@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 
 import grpc
 import pytest
@@ -35,11 +34,7 @@ def submit(consortium, member, req, **kw):
 
 
 def rows(consortium, table):
-    db = sqlite3.connect(consortium.settings.database)
-    try:
-        return db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-    finally:
-        db.close()
+    return consortium.query(f"SELECT COUNT(*) FROM {table}")[0][0]
 
 
 def refused(consortium, member, req):
@@ -77,8 +72,8 @@ def test_cross_member_match_and_proposal(consortium):
     assert (m.own_asset_id, m.counterpart_member, m.counterpart_asset_id, m.distance) == ("b1", A, "a1", 6)
     assert m.relation == statements_pb2.RELATION_REENCODED
     assert (m.counterpart_evidence.width, m.counterpart_evidence.height) == (4000, 3000)
-    db = sqlite3.connect(consortium.settings.database)
-    (master_member, master_asset, rule), = db.execute("SELECT master_member, master_asset, deciding_rule FROM proposals")
+    (master_member, master_asset, rule), = consortium.query(
+        "SELECT master_member, master_asset, deciding_rule FROM proposals")
     assert (master_member, master_asset, rule) == (A, "a1", "pixel_count")
 
 
@@ -252,8 +247,7 @@ def test_cluster_does_not_chain_through_loose_links(consortium):
     submit(consortium, B, batch(consortium, B, [asset("y", y)]))
     r = submit(consortium, C, batch(consortium, C, [asset("z", z)]))
     assert r.new_matches == 0
-    db = sqlite3.connect(consortium.settings.database)
-    assert db.execute("SELECT COUNT(*) FROM clusters WHERE asset_id='z'").fetchone()[0] == 0
+    assert consortium.query("SELECT COUNT(*) FROM clusters WHERE asset_id='z'") == [(0,)]
 
 
 def test_restart_keeps_matching_state(consortium):
