@@ -35,17 +35,19 @@ class AuditReport:
     batches: int = 0
     matches: int = 0
     proposals: int = 0
+    revocations: int = 0
     checkpoints: int = 0
     origin: str = ""
 
     def as_dict(self) -> dict:
         return {"ok": True, "entries": self.entries, "root": self.root.hex(), "origin": self.origin,
                 "members": self.members, "batches": self.batches, "matches": self.matches,
-                "proposals": self.proposals, "checkpoints": self.checkpoints}
+                "proposals": self.proposals, "revocations": self.revocations, "checkpoints": self.checkpoints}
 
 
 COORDINATOR_TYPES = {
     statements_pb2.MemberAdmitted.DESCRIPTOR.full_name,
+    statements_pb2.MemberRevoked.DESCRIPTOR.full_name,
     statements_pb2.MatchRecorded.DESCRIPTOR.full_name,
     statements_pb2.MasterProposed.DESCRIPTOR.full_name,
 }
@@ -57,6 +59,7 @@ class _State:
     coordinator: NoteVerifier
     members: dict[str, NoteVerifier] = field(default_factory=dict)
     priority: dict[str, int] = field(default_factory=dict)
+    revoked: set[str] = field(default_factory=set)
 
 
 def _check_entry(i: int, entry: bytes, st: _State, report: AuditReport) -> None:
@@ -66,6 +69,8 @@ def _check_entry(i: int, entry: bytes, st: _State, report: AuditReport) -> None:
             raise SignatureError(f"the coordinator may not sign {stmt.type} statements")
         verify_statement(stmt, st.coordinator)
     elif stmt.signer in st.members:
+        if stmt.signer in st.revoked:
+            raise SignatureError(f"signed by {stmt.signer!r} after its key was revoked")
         if stmt.type not in MEMBER_TYPES:
             raise SignatureError(f"member {stmt.signer!r} may not sign {stmt.type} statements")
         verify_statement(stmt, st.members[stmt.signer])
@@ -82,6 +87,12 @@ def _check_entry(i: int, entry: bytes, st: _State, report: AuditReport) -> None:
         st.members[body.member_id] = v
         st.priority[body.member_id] = body.custodial_priority
         report.members.append(body.member_id)
+    elif isinstance(body, statements_pb2.MemberRevoked):
+        v = st.members.get(body.member_id)
+        if v is None or v.public_bytes() != body.public_key:
+            raise SignatureError(f"revocation of {body.member_id!r} names a key the log never admitted for it")
+        st.revoked.add(body.member_id)
+        report.revocations += 1
     elif isinstance(body, asset_pb2.BatchManifest):
         if body.member_id != stmt.signer:
             raise SignatureError(f"batch manifest names member {body.member_id!r} but is signed by {stmt.signer!r}")

@@ -71,7 +71,10 @@ class Coordinator:
             if mid in self.members and self.members[mid].verifier.public_bytes() != key:
                 raise ValueError(f"member {mid}: configured key differs from the key admitted in the log;"
                                  " key rotation must be logged, not edited in the configuration")
-        if not new:
+        revoked = self.store.revoked_keys()
+        to_revoke = [m for _, m in sorted(self.members.items())
+                     if m.settings.revoked and (m.settings.id, m.verifier.public_bytes()) not in revoked]
+        if not new and not to_revoke:
             return
         with self.log.transaction() as txn:
             for m in new:
@@ -83,6 +86,11 @@ class Coordinator:
                     admitted_unix=int(self.clock()),
                 ))
                 Store.add_member(txn.db, m.settings.id, m.verifier.public_bytes(), idx)
+            for m in to_revoke:
+                idx = txn.append_signed(statements_pb2.MemberRevoked(
+                    member_id=m.settings.id, public_key=m.verifier.public_bytes(), reason=m.settings.revoked,
+                    revoked_unix=int(self.clock())))
+                Store.add_revocation(txn.db, m.settings.id, m.verifier.public_bytes(), idx)
 
     # --- intake ------------------------------------------------------------------------
 
@@ -91,6 +99,9 @@ class Coordinator:
         if member is None:
             raise Refusal(grpc.StatusCode.PERMISSION_DENIED, "unknown_member",
                           f"TLS identity {identity!r} is not a member of this consortium")
+        if member.settings.revoked:
+            raise Refusal(grpc.StatusCode.PERMISSION_DENIED, "revoked",
+                          f"the key of member {identity!r} is revoked ({member.settings.revoked}); nothing it sends is accepted")
         if stmt.type != asset_pb2.BatchManifest.DESCRIPTOR.full_name:
             raise invalid("wrong_statement", f"manifest must be a dedup.v1.BatchManifest statement, got {stmt.type!r}")
         if stmt.signer != identity:

@@ -21,6 +21,8 @@ class MemberSettings(_Model):
     name: str = Field(description="display name of the institution")
     public_key: str = Field(description="the member's Ed25519 signing key as a C2SP verifier key string")
     custodial_priority: int = Field(100, ge=0, description="master policy tie-break: lower ranks first")
+    revoked: str | None = Field(None, description="set to the reason to revoke this member's key: everything it "
+                                                  "sends is refused from then on, and the log records the revocation")
 
 
 class MatchSettings(_Model):

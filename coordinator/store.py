@@ -20,6 +20,12 @@ CREATE TABLE IF NOT EXISTS members (
     public_key {BLOB} NOT NULL,
     admitted_index {INT} NOT NULL
 );
+CREATE TABLE IF NOT EXISTS revocations (
+    member_id TEXT NOT NULL,
+    public_key {BLOB} NOT NULL,
+    log_index {INT} NOT NULL,
+    PRIMARY KEY (member_id, public_key)
+);
 CREATE TABLE IF NOT EXISTS batches (
     member_id TEXT NOT NULL,
     batch_id TEXT NOT NULL,
@@ -119,6 +125,13 @@ class Store:
 
     def admitted_members(self) -> dict[str, bytes]:
         return {m: k for m, k in self._db.execute("SELECT member_id, public_key FROM members")}
+
+    def revoked_keys(self) -> set[tuple[str, bytes]]:
+        return {(m, bytes(k)) for m, k in self._db.execute("SELECT member_id, public_key FROM revocations")}
+
+    @staticmethod
+    def add_revocation(db, member_id: str, public_key: bytes, log_index: int) -> None:
+        db.execute("INSERT INTO revocations VALUES (?, ?, ?)", (member_id, public_key, log_index))
 
     def find_batch(self, member_id: str, batch_id: str) -> StoredBatch | None:
         row = self._db.execute(

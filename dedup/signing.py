@@ -31,6 +31,7 @@ STATEMENT_TYPES: dict[str, type[Message]] = {
     for cls in (
         asset_pb2.BatchManifest,
         statements_pb2.MemberAdmitted,
+        statements_pb2.MemberRevoked,
         statements_pb2.MatchRecorded,
         statements_pb2.MasterProposed,
     )

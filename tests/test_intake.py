@@ -274,3 +274,38 @@ def test_asset_without_fingerprint_refused_unless_low_information(consortium):
     del a.fingerprints[:]
     err = refused(consortium, A, batch(consortium, A, [a]))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "no fingerprint" in err.details()
+
+
+def test_revoked_member_refused_and_revocation_logged(consortium, tmp_path):
+    from dedup.audit.verify import AuditFailure, verify_export
+    from dedup.coordinator.export import export_log
+    from dedup.export import ENTRIES, read_entries, write_entries
+    from dedup.signing import parse_body, parse_entry
+
+    submit(consortium, A, batch(consortium, A, [asset("a1", fingerprint(1))], seq=1))
+    consortium.stop()
+    consortium.settings.members[0].revoked = "key reported lost"
+    consortium.start()
+    n = rows(consortium, "log_entries")
+    err = refused(consortium, A, batch(consortium, A, [asset("a2", fingerprint(2))], seq=2))
+    assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert err.details() == ("the key of member 'records-office' is revoked (key reported lost); "
+                             "nothing it sends is accepted")
+    # Restarting does not log the revocation twice.
+    consortium.stop()
+    consortium.start()
+    assert rows(consortium, "log_entries") == n
+    out = tmp_path / "export"
+    export_log(consortium.server.core.store, out, consortium.log_signer.verifier().to_string())
+    entries = list(read_entries(out))
+    kinds = [parse_entry(e).type for e in entries]
+    assert kinds.count("dedup.v1.MemberRevoked") == 1
+    revoked = parse_body(parse_entry(entries[kinds.index("dedup.v1.MemberRevoked")]))
+    assert (revoked.member_id, revoked.reason) == (A, "key reported lost")
+    assert verify_export(out, consortium.log_signer.verifier()).revocations == 1
+    # A batch the member signed, slipped in after the revocation, fails the audit.
+    from test_audit import _resign
+    late = batch(consortium, A, [asset("a3", fingerprint(3))], seq=3).manifest.SerializeToString(deterministic=True)
+    _resign(out, consortium.log_signer, entries + [late])
+    with pytest.raises(AuditFailure, match=f"entry {len(entries)}: signed by 'records-office' after its key was revoked"):
+        verify_export(out, consortium.log_signer.verifier())

@@ -26,23 +26,25 @@ _sym_db = _symbol_database.Default()
 from dedup.v1 import asset_pb2 as dedup_dot_v1_dot_asset__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x64\x65\x64up/v1/statements.proto\x12\x08\x64\x65\x64up.v1\x1a\x14\x64\x65\x64up/v1/asset.proto\"/\n\x08\x41ssetRef\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\x10\n\x08\x61sset_id\x18\x02 \x01(\t\"\x80\x01\n\x0eMemberAdmitted\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x12\n\npublic_key\x18\x03 \x01(\x0c\x12\x1a\n\x12\x63ustodial_priority\x18\x04 \x01(\r\x12\x15\n\radmitted_unix\x18\x05 \x01(\x03\"\xec\x01\n\rMatchRecorded\x12\x10\n\x08match_id\x18\x01 \x01(\t\x12\x12\n\ncluster_id\x18\x02 \x01(\t\x12\x1d\n\x01\x61\x18\x03 \x01(\x0b\x32\x12.dedup.v1.AssetRef\x12\x1d\n\x01\x62\x18\x04 \x01(\x0b\x32\x12.dedup.v1.AssetRef\x12$\n\x08relation\x18\x05 \x01(\x0e\x32\x12.dedup.v1.Relation\x12\x11\n\talgorithm\x18\x06 \x01(\t\x12\x10\n\x08\x64istance\x18\x07 \x01(\r\x12\x15\n\rrecorded_unix\x18\x08 \x01(\x03\x12\x15\n\rkept_permille\x18\t \x01(\r\"M\n\x04\x43opy\x12\x1f\n\x03ref\x18\x01 \x01(\x0b\x32\x12.dedup.v1.AssetRef\x12$\n\x08\x65vidence\x18\x02 \x01(\x0b\x32\x12.dedup.v1.Evidence\"\xc3\x01\n\x0eMasterProposed\x12\x13\n\x0bproposal_id\x18\x01 \x01(\t\x12\x12\n\ncluster_id\x18\x02 \x01(\t\x12\x1e\n\x06\x63opies\x18\x03 \x03(\x0b\x32\x0e.dedup.v1.Copy\x12\"\n\x06master\x18\x04 \x01(\x0b\x32\x12.dedup.v1.AssetRef\x12\x16\n\x0epolicy_version\x18\x05 \x01(\t\x12\x15\n\rdeciding_rule\x18\x06 \x01(\t\x12\x15\n\rproposed_unix\x18\x07 \x01(\x03*\xbb\x02\n\x08Relation\x12\x18\n\x14RELATION_UNSPECIFIED\x10\x00\x12\x1c\n\x18RELATION_IDENTICAL_BYTES\x10\x01\x12\x1d\n\x19RELATION_IDENTICAL_PIXELS\x10\x02\x12\x16\n\x12RELATION_REENCODED\x10\x03\x12\x19\n\x15RELATION_TONE_VARIANT\x10\x04\x12\x16\n\x12RELATION_GREYSCALE\x10\x05\x12\x14\n\x10RELATION_CROPPED\x10\x06\x12\x1d\n\x19RELATION_ROTATED_MIRRORED\x10\x07\x12\x15\n\x11RELATION_BORDERED\x10\x08\x12\x13\n\x0fRELATION_EDITED\x10\t\x12\x14\n\x10RELATION_SIMILAR\x10\n\x12\x16\n\x12RELATION_RESCANNED\x10\x0b\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x64\x65\x64up/v1/statements.proto\x12\x08\x64\x65\x64up.v1\x1a\x14\x64\x65\x64up/v1/asset.proto\"/\n\x08\x41ssetRef\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\x10\n\x08\x61sset_id\x18\x02 \x01(\t\"\x80\x01\n\x0eMemberAdmitted\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x12\n\npublic_key\x18\x03 \x01(\x0c\x12\x1a\n\x12\x63ustodial_priority\x18\x04 \x01(\r\x12\x15\n\radmitted_unix\x18\x05 \x01(\x03\"\\\n\rMemberRevoked\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x14\n\x0crevoked_unix\x18\x04 \x01(\x03\"\xec\x01\n\rMatchRecorded\x12\x10\n\x08match_id\x18\x01 \x01(\t\x12\x12\n\ncluster_id\x18\x02 \x01(\t\x12\x1d\n\x01\x61\x18\x03 \x01(\x0b\x32\x12.dedup.v1.AssetRef\x12\x1d\n\x01\x62\x18\x04 \x01(\x0b\x32\x12.dedup.v1.AssetRef\x12$\n\x08relation\x18\x05 \x01(\x0e\x32\x12.dedup.v1.Relation\x12\x11\n\talgorithm\x18\x06 \x01(\t\x12\x10\n\x08\x64istance\x18\x07 \x01(\r\x12\x15\n\rrecorded_unix\x18\x08 \x01(\x03\x12\x15\n\rkept_permille\x18\t \x01(\r\"M\n\x04\x43opy\x12\x1f\n\x03ref\x18\x01 \x01(\x0b\x32\x12.dedup.v1.AssetRef\x12$\n\x08\x65vidence\x18\x02 \x01(\x0b\x32\x12.dedup.v1.Evidence\"\xc3\x01\n\x0eMasterProposed\x12\x13\n\x0bproposal_id\x18\x01 \x01(\t\x12\x12\n\ncluster_id\x18\x02 \x01(\t\x12\x1e\n\x06\x63opies\x18\x03 \x03(\x0b\x32\x0e.dedup.v1.Copy\x12\"\n\x06master\x18\x04 \x01(\x0b\x32\x12.dedup.v1.AssetRef\x12\x16\n\x0epolicy_version\x18\x05 \x01(\t\x12\x15\n\rdeciding_rule\x18\x06 \x01(\t\x12\x15\n\rproposed_unix\x18\x07 \x01(\x03*\xbb\x02\n\x08Relation\x12\x18\n\x14RELATION_UNSPECIFIED\x10\x00\x12\x1c\n\x18RELATION_IDENTICAL_BYTES\x10\x01\x12\x1d\n\x19RELATION_IDENTICAL_PIXELS\x10\x02\x12\x16\n\x12RELATION_REENCODED\x10\x03\x12\x19\n\x15RELATION_TONE_VARIANT\x10\x04\x12\x16\n\x12RELATION_GREYSCALE\x10\x05\x12\x14\n\x10RELATION_CROPPED\x10\x06\x12\x1d\n\x19RELATION_ROTATED_MIRRORED\x10\x07\x12\x15\n\x11RELATION_BORDERED\x10\x08\x12\x13\n\x0fRELATION_EDITED\x10\t\x12\x14\n\x10RELATION_SIMILAR\x10\n\x12\x16\n\x12RELATION_RESCANNED\x10\x0b\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'dedup.v1.statements_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RELATION']._serialized_start=758
-  _globals['_RELATION']._serialized_end=1073
+  _globals['_RELATION']._serialized_start=852
+  _globals['_RELATION']._serialized_end=1167
   _globals['_ASSETREF']._serialized_start=61
   _globals['_ASSETREF']._serialized_end=108
   _globals['_MEMBERADMITTED']._serialized_start=111
   _globals['_MEMBERADMITTED']._serialized_end=239
-  _globals['_MATCHRECORDED']._serialized_start=242
-  _globals['_MATCHRECORDED']._serialized_end=478
-  _globals['_COPY']._serialized_start=480
-  _globals['_COPY']._serialized_end=557
-  _globals['_MASTERPROPOSED']._serialized_start=560
-  _globals['_MASTERPROPOSED']._serialized_end=755
+  _globals['_MEMBERREVOKED']._serialized_start=241
+  _globals['_MEMBERREVOKED']._serialized_end=333
+  _globals['_MATCHRECORDED']._serialized_start=336
+  _globals['_MATCHRECORDED']._serialized_end=572
+  _globals['_COPY']._serialized_start=574
+  _globals['_COPY']._serialized_end=651
+  _globals['_MASTERPROPOSED']._serialized_start=654
+  _globals['_MASTERPROPOSED']._serialized_end=849
 # @@protoc_insertion_point(module_scope)

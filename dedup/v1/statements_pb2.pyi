@@ -58,6 +58,18 @@ class MemberAdmitted(_message.Message):
     admitted_unix: int
     def __init__(self, member_id: _Optional[str] = ..., display_name: _Optional[str] = ..., public_key: _Optional[bytes] = ..., custodial_priority: _Optional[int] = ..., admitted_unix: _Optional[int] = ...) -> None: ...
 
+class MemberRevoked(_message.Message):
+    __slots__ = ("member_id", "public_key", "reason", "revoked_unix")
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_UNIX_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    public_key: bytes
+    reason: str
+    revoked_unix: int
+    def __init__(self, member_id: _Optional[str] = ..., public_key: _Optional[bytes] = ..., reason: _Optional[str] = ..., revoked_unix: _Optional[int] = ...) -> None: ...
+
 class MatchRecorded(_message.Message):
     __slots__ = ("match_id", "cluster_id", "a", "b", "relation", "algorithm", "distance", "recorded_unix", "kept_permille")
     MATCH_ID_FIELD_NUMBER: _ClassVar[int]
