@@ -17,6 +17,7 @@ from dedup.v1 import intake_pb2, intake_pb2_grpc, log_pb2, log_pb2_grpc
 
 from .consortium import Coordinator
 from .log import TransparencyLog
+from .metrics import Metrics
 from .service import IntakeService, LogService
 from .settings import CoordinatorSettings
 from .store import Store
@@ -35,11 +36,17 @@ class RunningServer:
     port: int
     core: Coordinator
     health: health.HealthServicer
+    metrics: Metrics
+    metrics_port: int | None = None
+    _metrics_server: object = None
 
     def stop(self, grace: float | None = 1.0) -> None:
         for name in ("", *SERVICES):
             self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         self.server.stop(grace).wait()
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+            self._metrics_server.server_close()
         self.core.store.close()
 
 
@@ -56,7 +63,10 @@ def build_core(settings: CoordinatorSettings) -> Coordinator:
 def start(settings: CoordinatorSettings, workers: int = 8) -> RunningServer:
     core = build_core(settings)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=SERVER_OPTIONS)
-    intake_pb2_grpc.add_IntakeServiceServicer_to_server(IntakeService(core), server)
+    metrics = Metrics()
+    metrics.index_size.set(len(core.matcher.index))
+    metrics.log_size.set(core.log.size)
+    intake_pb2_grpc.add_IntakeServiceServicer_to_server(IntakeService(core, metrics), server)
     log_pb2_grpc.add_LogServiceServicer_to_server(LogService(core), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -72,5 +82,9 @@ def start(settings: CoordinatorSettings, workers: int = 8) -> RunningServer:
     server.start()
     for name in ("", *SERVICES):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    event(log, "serving", listen=settings.listen, port=port, members=len(core.members), log_size=core.log.size)
-    return RunningServer(server, port, core, health_servicer)
+    running = RunningServer(server, port, core, health_servicer, metrics)
+    if settings.metrics_listen:
+        running._metrics_server, running.metrics_port = metrics.serve(settings.metrics_listen)
+    event(log, "serving", listen=settings.listen, port=port, members=len(core.members), log_size=core.log.size,
+          metrics_port=running.metrics_port)
+    return running

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import grpc
 
@@ -10,6 +11,7 @@ from dedup.jsonlog import event
 from dedup.v1 import intake_pb2, intake_pb2_grpc, log_pb2, log_pb2_grpc
 
 from .consortium import Coordinator
+from .metrics import Metrics
 from .refusal import Refusal
 
 log = logging.getLogger("dedup.coordinator")
@@ -24,32 +26,43 @@ def peer_identity(context: grpc.ServicerContext) -> str:
     return names[0].decode("utf-8", "replace") if names else ""
 
 
-def _refuse(context: grpc.ServicerContext, method: str, identity: str, r: Refusal):
+def _refuse(context: grpc.ServicerContext, metrics: Metrics, method: str, identity: str, r: Refusal):
+    metrics.refusals.labels(method, r.reason).inc()
     event(log, "refused", logging.WARNING, method=method, member=identity, reason=r.reason,
           code=r.code.name, detail=r.message)
     context.abort(r.code, r.message)
 
 
 class IntakeService(intake_pb2_grpc.IntakeServiceServicer):
-    def __init__(self, core: Coordinator) -> None:
+    def __init__(self, core: Coordinator, metrics: Metrics) -> None:
         self.core = core
+        self.metrics = metrics
 
     def SubmitBatch(self, request: intake_pb2.SubmitBatchRequest, context: grpc.ServicerContext):
         identity = peer_identity(context)
-        try:
-            resp = self.core.submit_batch(identity, request.manifest, request.assets)
-        except Refusal as r:
-            _refuse(context, "SubmitBatch", identity, r)
+        m = self.metrics
+        with m.latency.labels("SubmitBatch").time():
+            try:
+                resp = self.core.submit_batch(identity, request.manifest, request.assets)
+            except Refusal as r:
+                _refuse(context, m, "SubmitBatch", identity, r)
+        m.batches.labels("already_stored" if resp.already_stored else "stored").inc()
+        if not resp.already_stored:
+            m.assets.inc(resp.accepted)
+            m.matches.inc(resp.new_matches)
+        m.index_size.set(len(self.core.matcher.index))
+        m.log_size.set(self.core.log.size)
         event(log, "batch", member=identity, batch_id=resp.batch_id, accepted=resp.accepted,
               already_stored=resp.already_stored, new_matches=resp.new_matches, log_index=resp.log_index)
         return resp
 
     def ListMatches(self, request: intake_pb2.ListMatchesRequest, context: grpc.ServicerContext):
         identity = peer_identity(context)
-        try:
-            return self.core.list_matches(identity, request.page_size, request.page_token)
-        except Refusal as r:
-            _refuse(context, "ListMatches", identity, r)
+        with self.metrics.latency.labels("ListMatches").time():
+            try:
+                return self.core.list_matches(identity, request.page_size, request.page_token)
+            except Refusal as r:
+                _refuse(context, self.metrics, "ListMatches", identity, r)
 
 
 class LogService(log_pb2_grpc.LogServiceServicer):

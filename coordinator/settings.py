@@ -45,6 +45,8 @@ class CoordinatorSettings(_Model):
     log_key: Path = Field(description="file holding the log's C2SP signer key (PRIVATE+KEY+...)")
     log_origin: str = Field(description="checkpoint origin line, e.g. 'records.example.hk/dedup-log'")
     tls: TlsFiles
+    metrics_listen: str | None = Field(None, description="host:port to serve Prometheus metrics on (/metrics); "
+                                                         "off when unset")
     max_batch_assets: int = Field(5000, ge=1, description="largest batch accepted, in assets")
     match: MatchSettings = MatchSettings()
     members: list[MemberSettings] = Field(default_factory=list)

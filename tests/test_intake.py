@@ -309,3 +309,27 @@ def test_revoked_member_refused_and_revocation_logged(consortium, tmp_path):
     _resign(out, consortium.log_signer, entries + [late])
     with pytest.raises(AuditFailure, match=f"entry {len(entries)}: signed by 'records-office' after its key was revoked"):
         verify_export(out, consortium.log_signer.verifier())
+
+
+def test_prometheus_metrics_count_batches_refusals_and_matches(consortium):
+    import urllib.request
+
+    consortium.stop()
+    consortium.settings.metrics_listen = "127.0.0.1:0"
+    consortium.start()
+    fp = fingerprint(5)
+    submit(consortium, A, batch(consortium, A, [asset("a1", fp)]))
+    submit(consortium, B, batch(consortium, B, [asset("b1", near(fp, 4))]))
+    submit(consortium, B, batch(consortium, B, [asset("b1", near(fp, 4))]))  # a resend
+    refused(consortium, "outsider", batch(consortium, "outsider", [asset("x", fingerprint(9))],
+                                          signer=NoteSigner.generate("outsider")))
+    body = urllib.request.urlopen(f"http://127.0.0.1:{consortium.server.metrics_port}/metrics", timeout=5).read().decode()
+    metrics = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
+               if line and not line.startswith("#")}
+    assert metrics['dedup_batches_total{outcome="stored"}'] == 2
+    assert metrics['dedup_batches_total{outcome="already_stored"}'] == 1
+    assert metrics["dedup_assets_total"] == 2
+    assert metrics["dedup_matches_total"] == 1
+    assert metrics['dedup_refusals_total{method="SubmitBatch",reason="unknown_member"}'] == 1
+    assert metrics["dedup_index_assets"] == 2
+    assert metrics['dedup_request_seconds_count{method="SubmitBatch"}'] == 4  # refusals are timed too
