@@ -36,13 +36,14 @@ class AuditReport:
     matches: int = 0
     proposals: int = 0
     revocations: int = 0
+    withdrawals: int = 0
     checkpoints: int = 0
     origin: str = ""
 
     def as_dict(self) -> dict:
         return {"ok": True, "entries": self.entries, "root": self.root.hex(), "origin": self.origin,
                 "members": self.members, "batches": self.batches, "matches": self.matches,
-                "proposals": self.proposals, "revocations": self.revocations, "checkpoints": self.checkpoints}
+                "proposals": self.proposals, "revocations": self.revocations, "withdrawals": self.withdrawals, "checkpoints": self.checkpoints}
 
 
 COORDINATOR_TYPES = {
@@ -51,7 +52,7 @@ COORDINATOR_TYPES = {
     statements_pb2.MatchRecorded.DESCRIPTOR.full_name,
     statements_pb2.MasterProposed.DESCRIPTOR.full_name,
 }
-MEMBER_TYPES = {asset_pb2.BatchManifest.DESCRIPTOR.full_name}
+MEMBER_TYPES = {asset_pb2.BatchManifest.DESCRIPTOR.full_name, asset_pb2.AssetsWithdrawn.DESCRIPTOR.full_name}
 
 
 @dataclass
@@ -93,6 +94,10 @@ def _check_entry(i: int, entry: bytes, st: _State, report: AuditReport) -> None:
             raise SignatureError(f"revocation of {body.member_id!r} names a key the log never admitted for it")
         st.revoked.add(body.member_id)
         report.revocations += 1
+    elif isinstance(body, asset_pb2.AssetsWithdrawn):
+        if body.member_id != stmt.signer:
+            raise SignatureError(f"withdrawal names member {body.member_id!r} but is signed by {stmt.signer!r}")
+        report.withdrawals += 1
     elif isinstance(body, asset_pb2.BatchManifest):
         if body.member_id != stmt.signer:
             raise SignatureError(f"batch manifest names member {body.member_id!r} but is signed by {stmt.signer!r}")

@@ -138,6 +138,65 @@ class Coordinator:
                 self.matcher = self._load_matcher()
                 raise
 
+    def withdraw(self, identity: str, stmt: statement_pb2.SignedStatement) -> intake_pb2.WithdrawAssetsResponse:
+        """Tombstone a member's assets, by its own signed statement."""
+        self._signer(identity, stmt, asset_pb2.AssetsWithdrawn)
+        body = parse_body(stmt, asset_pb2.AssetsWithdrawn)
+        if body.member_id != identity:
+            raise invalid("member_mismatch", f"withdrawal names member {body.member_id!r}, signer is {identity!r}")
+        check_batch_id(body.withdrawal_id)
+        if not body.asset_ids or len(body.asset_ids) > self.settings.max_batch_assets:
+            raise invalid("bad_withdrawal", f"a withdrawal names 1 to {self.settings.max_batch_assets} assets")
+        with self.lock:
+            stored = self.store.find_withdrawal(identity, body.withdrawal_id)
+            if stored is not None:
+                if stored[0] != stmt.body:
+                    raise Refusal(grpc.StatusCode.ALREADY_EXISTS, "withdrawal_id_reused",
+                                  f"withdrawal id {body.withdrawal_id!r} was already used for another withdrawal")
+                return intake_pb2.WithdrawAssetsResponse(withdrawn=stored[1], already_stored=True, log_index=stored[2])
+            unknown = [a for a in body.asset_ids if (identity, a) not in self.matcher.assets]
+            if unknown:
+                raise Refusal(grpc.StatusCode.NOT_FOUND, "unknown_asset",
+                              f"{len(unknown)} asset(s) are not held by {identity!r} here, e.g. {unknown[0]!r}")
+            ids = sorted(set(body.asset_ids))
+            try:
+                touched: set[str] = set()
+                with self.log.transaction() as txn:
+                    idx = txn.append(stmt)
+                    Store.withdraw(txn.db, identity, body.withdrawal_id, stmt.body, ids, idx)
+                    for a in ids:
+                        cid = self.matcher.remove((identity, a))
+                        if cid is not None:
+                            touched.add(cid)
+                    for cid in sorted(touched):
+                        # A master that left, or a cluster now held by one member, needs a new look.
+                        if len({k[0] for k in self.matcher.members_of.get(cid, ())}) >= 2:
+                            self._propose(txn, cid)
+            except BaseException:
+                self.matcher = self._load_matcher()
+                raise
+        return intake_pb2.WithdrawAssetsResponse(withdrawn=len(ids), log_index=idx)
+
+    def _signer(self, identity: str, stmt: statement_pb2.SignedStatement, kind) -> Member:
+        """The member behind this connection, having checked it signed ``stmt`` of type ``kind``."""
+        member = self.members.get(identity)
+        if member is None:
+            raise Refusal(grpc.StatusCode.PERMISSION_DENIED, "unknown_member",
+                          f"TLS identity {identity!r} is not a member of this consortium")
+        if member.settings.revoked:
+            raise Refusal(grpc.StatusCode.PERMISSION_DENIED, "revoked",
+                          f"the key of member {identity!r} is revoked ({member.settings.revoked}); nothing it sends is accepted")
+        if stmt.type != kind.DESCRIPTOR.full_name:
+            raise invalid("wrong_statement", f"expected a {kind.DESCRIPTOR.full_name} statement, got {stmt.type!r}")
+        if stmt.signer != identity:
+            raise Refusal(grpc.StatusCode.PERMISSION_DENIED, "identity_mismatch",
+                          f"statement is signed by {stmt.signer!r} but the connection is authenticated as {identity!r}")
+        try:
+            verify_statement(stmt, member.verifier)
+        except SignatureError as exc:
+            raise Refusal(grpc.StatusCode.UNAUTHENTICATED, "bad_signature", str(exc)) from exc
+        return member
+
     def _store_batch(self, member_id: str, stmt, manifest, assets) -> intake_pb2.SubmitBatchResponse:
         touched: set[str] = set()
         new_matches = 0

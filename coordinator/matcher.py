@@ -42,6 +42,17 @@ class Matcher:
         self.assets[key] = asset
         self.index.add(key, asset)
 
+    def remove(self, key: Key) -> str | None:
+        """Forget a withdrawn asset; return the cluster it was in, if any."""
+        if key not in self.assets:
+            return None
+        del self.assets[key]
+        self.index.remove(key)
+        cid = self.cluster_of.pop(key, None)
+        if cid is not None:
+            self.members_of[cid].discard(key)
+        return cid
+
     def assign(self, key: Key, cluster_id: str) -> None:
         old = self.cluster_of.get(key)
         if old is not None:

@@ -56,6 +56,19 @@ class IntakeService(intake_pb2_grpc.IntakeServiceServicer):
               already_stored=resp.already_stored, new_matches=resp.new_matches, log_index=resp.log_index)
         return resp
 
+    def WithdrawAssets(self, request: intake_pb2.WithdrawAssetsRequest, context: grpc.ServicerContext):
+        identity = peer_identity(context)
+        with self.metrics.latency.labels("WithdrawAssets").time():
+            try:
+                resp = self.core.withdraw(identity, request.withdrawal)
+            except Refusal as r:
+                _refuse(context, self.metrics, "WithdrawAssets", identity, r)
+        self.metrics.index_size.set(len(self.core.matcher.index))
+        self.metrics.log_size.set(self.core.log.size)
+        event(log, "withdrawal", member=identity, withdrawn=resp.withdrawn, already_stored=resp.already_stored,
+              log_index=resp.log_index)
+        return resp
+
     def ListMatches(self, request: intake_pb2.ListMatchesRequest, context: grpc.ServicerContext):
         identity = peer_identity(context)
         with self.metrics.latency.labels("ListMatches").time():

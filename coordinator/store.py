@@ -20,6 +20,20 @@ CREATE TABLE IF NOT EXISTS members (
     public_key {BLOB} NOT NULL,
     admitted_index {INT} NOT NULL
 );
+CREATE TABLE IF NOT EXISTS withdrawals (
+    member_id TEXT NOT NULL,
+    withdrawal_id TEXT NOT NULL,
+    statement {BLOB} NOT NULL,
+    withdrawn {INT} NOT NULL,
+    log_index {INT} NOT NULL,
+    PRIMARY KEY (member_id, withdrawal_id)
+);
+CREATE TABLE IF NOT EXISTS tombstones (
+    member_id TEXT NOT NULL,
+    asset_id TEXT NOT NULL,
+    log_index {INT} NOT NULL,
+    PRIMARY KEY (member_id, asset_id)
+);
 CREATE TABLE IF NOT EXISTS revocations (
     member_id TEXT NOT NULL,
     public_key {BLOB} NOT NULL,
@@ -133,6 +147,22 @@ class Store:
     def add_revocation(db, member_id: str, public_key: bytes, log_index: int) -> None:
         db.execute("INSERT INTO revocations VALUES (?, ?, ?)", (member_id, public_key, log_index))
 
+    def find_withdrawal(self, member_id: str, withdrawal_id: str) -> tuple[bytes, int, int] | None:
+        row = self._db.execute("SELECT statement, withdrawn, log_index FROM withdrawals WHERE member_id=? AND withdrawal_id=?",
+                               (member_id, withdrawal_id)).fetchone()
+        return (bytes(row[0]), row[1], row[2]) if row else None
+
+    @staticmethod
+    def withdraw(db, member_id: str, withdrawal_id: str, statement: bytes, asset_ids: list[str], log_index: int) -> None:
+        """Tombstone the assets: their records go, a tombstone stays; re-declaring one revives it."""
+        db.execute("INSERT INTO withdrawals VALUES (?, ?, ?, ?, ?)",
+                   (member_id, withdrawal_id, statement, len(asset_ids), log_index))
+        for a in asset_ids:
+            db.execute("DELETE FROM assets WHERE member_id=? AND asset_id=?", (member_id, a))
+            db.execute("DELETE FROM clusters WHERE member_id=? AND asset_id=?", (member_id, a))
+            db.execute("INSERT INTO tombstones VALUES (?, ?, ?) ON CONFLICT (member_id, asset_id)"
+                       " DO UPDATE SET log_index=excluded.log_index", (member_id, a, log_index))
+
     def find_batch(self, member_id: str, batch_id: str) -> StoredBatch | None:
         row = self._db.execute(
             "SELECT manifest, accepted, new_matches, log_index FROM batches WHERE member_id=? AND batch_id=?",
@@ -160,10 +190,13 @@ class Store:
             "SELECT member_id, asset_id FROM clusters WHERE cluster_id=? ORDER BY member_id, asset_id", (cluster_id,)))
 
     def matches_for(self, member_id: str, offset: int, limit: int) -> list[StoredMatch]:
+        """A member's matches whose two assets are both still held (not tombstoned)."""
         rows = self._db.execute(
             "SELECT match_id, cluster_id, a_member, a_asset, b_member, b_asset, relation, algorithm, distance,"
-            " kept_permille"
-            " FROM matches WHERE a_member=? OR b_member=? ORDER BY log_index LIMIT ? OFFSET ?",
+            " kept_permille FROM matches m WHERE (a_member=? OR b_member=?)"
+            " AND EXISTS (SELECT 1 FROM assets x WHERE x.member_id=m.a_member AND x.asset_id=m.a_asset)"
+            " AND EXISTS (SELECT 1 FROM assets y WHERE y.member_id=m.b_member AND y.asset_id=m.b_asset)"
+            " ORDER BY log_index LIMIT ? OFFSET ?",
             (member_id, member_id, limit, offset),
         ).fetchall()
         return [StoredMatch(*r) for r in rows]
@@ -223,6 +256,7 @@ class Store:
         db.execute("INSERT INTO assets VALUES (?, ?, ?, ?) ON CONFLICT (member_id, asset_id)"
                    " DO UPDATE SET record=excluded.record, batch_id=excluded.batch_id",
                    (member_id, asset_id, record, batch_id))
+        db.execute("DELETE FROM tombstones WHERE member_id=? AND asset_id=?", (member_id, asset_id))
 
     @staticmethod
     def set_cluster(db, member_id: str, asset_id: str, cluster_id: str) -> None:

@@ -30,6 +30,7 @@ STATEMENT_TYPES: dict[str, type[Message]] = {
     cls.DESCRIPTOR.full_name: cls
     for cls in (
         asset_pb2.BatchManifest,
+        asset_pb2.AssetsWithdrawn,
         statements_pb2.MemberAdmitted,
         statements_pb2.MemberRevoked,
         statements_pb2.MatchRecorded,

@@ -167,6 +167,12 @@ class Catalogue:
     def not_duplicate_pairs(self) -> set[tuple[str, str]]:
         return {(a, b) for a, b in self._db.execute("SELECT a_asset, b_asset FROM not_duplicates")}
 
+    def forget(self, paths: list[str]) -> None:
+        """Drop files from the catalogue (after the consortium accepted their withdrawal)."""
+        with self.transaction() as db:
+            for p in paths:
+                db.execute("DELETE FROM files WHERE path=?", (p,))
+
     def asset_id_of(self, path: str) -> str | None:
         row = self._db.execute("SELECT asset_id FROM files WHERE path=?", (path,)).fetchone()
         return row[0] if row else None

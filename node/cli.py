@@ -48,6 +48,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--json", action="store_true", help="print the summary as JSON")
     s.set_defaults(func=_push)
 
+    s = cmds.add_parser("withdraw", help="withdraw files from the consortium (deaccessioned, deleted, no longer shared)",
+                        description="Send a signed withdrawal of these files' assets: the coordinator keeps a "
+                                    "tombstone, stops matching them, and proposes new masters where needed. The files "
+                                    "are then forgotten by the catalogue; a later scan that finds them again shares "
+                                    "them again.",
+                        epilog=exits.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("files", nargs="+", metavar="FILE", help="catalogued files (paths or s3:// locators)")
+    s.add_argument("--reason", default="", help="why, for the record (logged)")
+    add_config(s, ENV, "node")
+    s.add_argument("--json", action="store_true", help="print the result as JSON")
+    s.set_defaults(func=_withdraw)
+
     s = cmds.add_parser("duplicates", help="list this collection's own duplicate clusters",
                         description="Group the catalogue's files that are copies of one photograph (same bytes, "
                                     "same pixels, or perceptually the same), with the kind of copy for each link.")
@@ -118,6 +130,47 @@ def _report(args) -> int:
     else:
         print(f"report written to {out}/report.html (also clusters.csv, report.json, plan.csv, fixity.jsonl)")
         print("nothing was deleted or moved; plan.csv lists the copies that could go, for review")
+    return exits.OK
+
+
+def _withdraw(args) -> int:
+    import time
+    import uuid
+
+    import grpc
+
+    from dedup.signing import sign_statement
+    from dedup.v1 import asset_pb2, intake_pb2, intake_pb2_grpc
+
+    from .client import channel
+    from .push import KeyProblem, load_signer
+
+    settings, cat = _open(args)
+    paths = [f if f.startswith("s3://") else str(Path(f).resolve()) for f in args.files]
+    ids = []
+    for f, p in zip(args.files, paths):
+        a = cat.asset_id_of(p)
+        if a is None:
+            raise CommandError(f"{f} is not in the catalogue")
+        ids.append(a)
+    try:
+        signer = load_signer(settings)
+        stmt = sign_statement(signer, asset_pb2.AssetsWithdrawn(
+            member_id=settings.member_id, withdrawal_id=uuid.uuid4().hex, asset_ids=ids, reason=args.reason,
+            created_unix=int(time.time())))
+        with channel(settings) as ch:
+            resp = intake_pb2_grpc.IntakeServiceStub(ch).WithdrawAssets(
+                intake_pb2.WithdrawAssetsRequest(withdrawal=stmt), timeout=settings.coordinator.timeout_seconds)
+    except (NotConfigured, KeyProblem) as exc:
+        raise CommandError(str(exc)) from exc
+    except grpc.RpcError as err:
+        code = exits.UNAVAILABLE if err.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) else exits.FAILED
+        raise CommandError(f"withdrawal not accepted: {err.code().name}: {err.details()}", code) from err
+    cat.forget(paths)
+    if args.json:
+        emit_json({"withdrawn": resp.withdrawn, "log_index": resp.log_index})
+    else:
+        print(f"withdrew {resp.withdrawn} assets (log entry {resp.log_index}); they are no longer in the catalogue")
     return exits.OK
 
 

@@ -333,3 +333,51 @@ def test_prometheus_metrics_count_batches_refusals_and_matches(consortium):
     assert metrics['dedup_refusals_total{method="SubmitBatch",reason="unknown_member"}'] == 1
     assert metrics["dedup_index_assets"] == 2
     assert metrics['dedup_request_seconds_count{method="SubmitBatch"}'] == 4  # refusals are timed too
+
+
+def withdrawal(consortium, member, asset_ids, wid="w1", signer=None):
+    stmt = sign_statement(signer or consortium.parties[member].signer, asset_pb2.AssetsWithdrawn(
+        member_id=member, withdrawal_id=wid, asset_ids=asset_ids, reason="deaccessioned", created_unix=1))
+    return intake_pb2.WithdrawAssetsRequest(withdrawal=stmt)
+
+
+def test_withdrawal_tombstones_assets_reproposes_and_is_logged(consortium):
+    fp = fingerprint(40)
+    submit(consortium, A, batch(consortium, A, [asset("a1", fp, width=4000, height=3000)]))
+    submit(consortium, B, batch(consortium, B, [asset("b1", near(fp, 4), width=1000, height=750)]))
+    submit(consortium, C, batch(consortium, C, [asset("c1", near(fp, 6), width=2000, height=1500)]))
+    assert consortium.query("SELECT master_member FROM proposals ORDER BY log_index DESC LIMIT 1") == [(A,)]
+    resp = consortium.intake(A).WithdrawAssets(withdrawal(consortium, A, ["a1"]), timeout=10)
+    assert (resp.withdrawn, resp.already_stored) == (1, False)
+    # The master left: the cluster is proposed again, among the copies still held.
+    assert consortium.query("SELECT master_member, master_asset FROM proposals ORDER BY log_index DESC LIMIT 1") == [(C, "c1")]
+    assert consortium.query("SELECT member_id, asset_id FROM tombstones") == [(A, "a1")]
+    assert [m.counterpart_member for m in consortium.intake(B).ListMatches(intake_pb2.ListMatchesRequest(), timeout=5).matches] == [C]
+    # A resend stores nothing twice; a new record for the same asset id revives it.
+    n = rows(consortium, "log_entries")
+    again = consortium.intake(A).WithdrawAssets(withdrawal(consortium, A, ["a1"]), timeout=10)
+    assert again.already_stored and again.log_index == resp.log_index and rows(consortium, "log_entries") == n
+    r = submit(consortium, A, batch(consortium, A, [asset("a1", fp, width=4000, height=3000)], seq=2))
+    assert r.new_matches == 2 and rows(consortium, "tombstones") == 0
+    # The member-signed withdrawal is in the log, and the auditor accepts the whole history.
+    from dedup.audit.verify import verify_export
+    from dedup.coordinator.export import export_log
+
+    export_log(consortium.server.core.store, consortium.root / "export", consortium.log_signer.verifier().to_string())
+    report = verify_export(consortium.root / "export", consortium.log_signer.verifier())
+    assert (report.withdrawals, report.proposals) == (1, 4)
+
+
+def test_withdrawal_refusals_store_nothing(consortium):
+    submit(consortium, A, batch(consortium, A, [asset("a1", fingerprint(41))]))
+    n = rows(consortium, "log_entries")
+    for member, req, code, text in (
+        (A, withdrawal(consortium, A, ["nope"]), grpc.StatusCode.NOT_FOUND, "not held by 'records-office'"),
+        (B, withdrawal(consortium, A, ["a1"]), grpc.StatusCode.PERMISSION_DENIED, "authenticated as 'city-museum'"),
+        (A, withdrawal(consortium, A, ["a1"], signer=NoteSigner.generate(A)), grpc.StatusCode.UNAUTHENTICATED, "key id"),
+        (A, withdrawal(consortium, A, []), grpc.StatusCode.INVALID_ARGUMENT, "names 1 to 50 assets"),
+    ):
+        with pytest.raises(grpc.RpcError) as info:
+            consortium.intake(member).WithdrawAssets(req, timeout=10)
+        assert info.value.code() == code and text in info.value.details()
+    assert rows(consortium, "log_entries") == n and rows(consortium, "tombstones") == 0

@@ -151,3 +151,16 @@ def test_help_teaches_every_command():
                  ("node", "duplicates", "--help"), ("coordinator", "serve", "--help"),
                  ("coordinator", "export-log", "--help"), ("audit", "verify", "--help"), ("demo", "--help")):
         assert dedup(*args, check=0).stdout.startswith("usage: dedup")
+
+
+def test_withdraw_through_the_cli(consortium, tmp_path, collection):
+    cfg = node_config(consortium, A, tmp_path, collection)
+    dedup("node", "scan", "--config", cfg, "--json", check=1)
+    dedup("node", "push", "--config", cfg, "--json", check=0)
+    out = dedup("node", "withdraw", collection / "coffee.jpg", "--reason", "deaccessioned", "--config", cfg, "--json",
+                check=0)
+    assert json.loads(out.stdout)["withdrawn"] == 1
+    assert Catalogue(tmp_path / f"{A}.sqlite").asset_id_of(str(collection / "coffee.jpg")) is None
+    assert consortium.query("SELECT COUNT(*) FROM tombstones") == [(1,)]
+    missing = dedup("node", "withdraw", collection / "nothing.jpg", "--config", cfg)
+    assert missing.returncode == 2 and "not in the catalogue" in missing.stderr

@@ -81,6 +81,20 @@ class AssetList(_message.Message):
     assets: _containers.RepeatedCompositeFieldContainer[Asset]
     def __init__(self, assets: _Optional[_Iterable[_Union[Asset, _Mapping]]] = ...) -> None: ...
 
+class AssetsWithdrawn(_message.Message):
+    __slots__ = ("member_id", "withdrawal_id", "asset_ids", "reason", "created_unix")
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    WITHDRAWAL_ID_FIELD_NUMBER: _ClassVar[int]
+    ASSET_IDS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    CREATED_UNIX_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    withdrawal_id: str
+    asset_ids: _containers.RepeatedScalarFieldContainer[str]
+    reason: str
+    created_unix: int
+    def __init__(self, member_id: _Optional[str] = ..., withdrawal_id: _Optional[str] = ..., asset_ids: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ..., created_unix: _Optional[int] = ...) -> None: ...
+
 class BatchManifest(_message.Message):
     __slots__ = ("member_id", "batch_id", "sequence", "asset_count", "assets_sha256", "created_unix")
     MEMBER_ID_FIELD_NUMBER: _ClassVar[int]

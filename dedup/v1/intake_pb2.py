@@ -28,23 +28,27 @@ from dedup.v1 import statement_pb2 as dedup_dot_v1_dot_statement__pb2
 from dedup.v1 import statements_pb2 as dedup_dot_v1_dot_statements__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x64\x65\x64up/v1/intake.proto\x12\x08\x64\x65\x64up.v1\x1a\x14\x64\x65\x64up/v1/asset.proto\x1a\x18\x64\x65\x64up/v1/statement.proto\x1a\x19\x64\x65\x64up/v1/statements.proto\"Q\n\x12SubmitBatchRequest\x12+\n\x08manifest\x18\x01 \x01(\x0b\x32\x19.dedup.v1.SignedStatement\x12\x0e\n\x06\x61ssets\x18\x02 \x01(\x0c\"y\n\x13SubmitBatchResponse\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\r\x12\x16\n\x0e\x61lready_stored\x18\x03 \x01(\x08\x12\x11\n\tlog_index\x18\x04 \x01(\x04\x12\x13\n\x0bnew_matches\x18\x05 \x01(\r\";\n\x12ListMatchesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"\xf2\x01\n\x0bMemberMatch\x12\x12\n\ncluster_id\x18\x01 \x01(\t\x12\x14\n\x0cown_asset_id\x18\x02 \x01(\t\x12\x1a\n\x12\x63ounterpart_member\x18\x03 \x01(\t\x12\x1c\n\x14\x63ounterpart_asset_id\x18\x04 \x01(\t\x12$\n\x08relation\x18\x05 \x01(\x0e\x32\x12.dedup.v1.Relation\x12\x10\n\x08\x64istance\x18\x06 \x01(\r\x12\x30\n\x14\x63ounterpart_evidence\x18\x07 \x01(\x0b\x32\x12.dedup.v1.Evidence\x12\x15\n\rkept_permille\x18\x08 \x01(\r\"V\n\x13ListMatchesResponse\x12&\n\x07matches\x18\x01 \x03(\x0b\x32\x15.dedup.v1.MemberMatch\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xa7\x01\n\rIntakeService\x12J\n\x0bSubmitBatch\x12\x1c.dedup.v1.SubmitBatchRequest\x1a\x1d.dedup.v1.SubmitBatchResponse\x12J\n\x0bListMatches\x12\x1c.dedup.v1.ListMatchesRequest\x1a\x1d.dedup.v1.ListMatchesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x64\x65\x64up/v1/intake.proto\x12\x08\x64\x65\x64up.v1\x1a\x14\x64\x65\x64up/v1/asset.proto\x1a\x18\x64\x65\x64up/v1/statement.proto\x1a\x19\x64\x65\x64up/v1/statements.proto\"F\n\x15WithdrawAssetsRequest\x12-\n\nwithdrawal\x18\x01 \x01(\x0b\x32\x19.dedup.v1.SignedStatement\"V\n\x16WithdrawAssetsResponse\x12\x11\n\twithdrawn\x18\x01 \x01(\r\x12\x16\n\x0e\x61lready_stored\x18\x02 \x01(\x08\x12\x11\n\tlog_index\x18\x03 \x01(\x04\"Q\n\x12SubmitBatchRequest\x12+\n\x08manifest\x18\x01 \x01(\x0b\x32\x19.dedup.v1.SignedStatement\x12\x0e\n\x06\x61ssets\x18\x02 \x01(\x0c\"y\n\x13SubmitBatchResponse\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\r\x12\x16\n\x0e\x61lready_stored\x18\x03 \x01(\x08\x12\x11\n\tlog_index\x18\x04 \x01(\x04\x12\x13\n\x0bnew_matches\x18\x05 \x01(\r\";\n\x12ListMatchesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"\xf2\x01\n\x0bMemberMatch\x12\x12\n\ncluster_id\x18\x01 \x01(\t\x12\x14\n\x0cown_asset_id\x18\x02 \x01(\t\x12\x1a\n\x12\x63ounterpart_member\x18\x03 \x01(\t\x12\x1c\n\x14\x63ounterpart_asset_id\x18\x04 \x01(\t\x12$\n\x08relation\x18\x05 \x01(\x0e\x32\x12.dedup.v1.Relation\x12\x10\n\x08\x64istance\x18\x06 \x01(\r\x12\x30\n\x14\x63ounterpart_evidence\x18\x07 \x01(\x0b\x32\x12.dedup.v1.Evidence\x12\x15\n\rkept_permille\x18\x08 \x01(\r\"V\n\x13ListMatchesResponse\x12&\n\x07matches\x18\x01 \x03(\x0b\x32\x15.dedup.v1.MemberMatch\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xfc\x01\n\rIntakeService\x12J\n\x0bSubmitBatch\x12\x1c.dedup.v1.SubmitBatchRequest\x1a\x1d.dedup.v1.SubmitBatchResponse\x12J\n\x0bListMatches\x12\x1c.dedup.v1.ListMatchesRequest\x1a\x1d.dedup.v1.ListMatchesResponse\x12S\n\x0eWithdrawAssets\x12\x1f.dedup.v1.WithdrawAssetsRequest\x1a .dedup.v1.WithdrawAssetsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'dedup.v1.intake_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SUBMITBATCHREQUEST']._serialized_start=110
-  _globals['_SUBMITBATCHREQUEST']._serialized_end=191
-  _globals['_SUBMITBATCHRESPONSE']._serialized_start=193
-  _globals['_SUBMITBATCHRESPONSE']._serialized_end=314
-  _globals['_LISTMATCHESREQUEST']._serialized_start=316
-  _globals['_LISTMATCHESREQUEST']._serialized_end=375
-  _globals['_MEMBERMATCH']._serialized_start=378
-  _globals['_MEMBERMATCH']._serialized_end=620
-  _globals['_LISTMATCHESRESPONSE']._serialized_start=622
-  _globals['_LISTMATCHESRESPONSE']._serialized_end=708
-  _globals['_INTAKESERVICE']._serialized_start=711
-  _globals['_INTAKESERVICE']._serialized_end=878
+  _globals['_WITHDRAWASSETSREQUEST']._serialized_start=110
+  _globals['_WITHDRAWASSETSREQUEST']._serialized_end=180
+  _globals['_WITHDRAWASSETSRESPONSE']._serialized_start=182
+  _globals['_WITHDRAWASSETSRESPONSE']._serialized_end=268
+  _globals['_SUBMITBATCHREQUEST']._serialized_start=270
+  _globals['_SUBMITBATCHREQUEST']._serialized_end=351
+  _globals['_SUBMITBATCHRESPONSE']._serialized_start=353
+  _globals['_SUBMITBATCHRESPONSE']._serialized_end=474
+  _globals['_LISTMATCHESREQUEST']._serialized_start=476
+  _globals['_LISTMATCHESREQUEST']._serialized_end=535
+  _globals['_MEMBERMATCH']._serialized_start=538
+  _globals['_MEMBERMATCH']._serialized_end=780
+  _globals['_LISTMATCHESRESPONSE']._serialized_start=782
+  _globals['_LISTMATCHESRESPONSE']._serialized_end=868
+  _globals['_INTAKESERVICE']._serialized_start=871
+  _globals['_INTAKESERVICE']._serialized_end=1123
 # @@protoc_insertion_point(module_scope)

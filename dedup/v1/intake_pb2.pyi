@@ -10,6 +10,22 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class WithdrawAssetsRequest(_message.Message):
+    __slots__ = ("withdrawal",)
+    WITHDRAWAL_FIELD_NUMBER: _ClassVar[int]
+    withdrawal: _statement_pb2.SignedStatement
+    def __init__(self, withdrawal: _Optional[_Union[_statement_pb2.SignedStatement, _Mapping]] = ...) -> None: ...
+
+class WithdrawAssetsResponse(_message.Message):
+    __slots__ = ("withdrawn", "already_stored", "log_index")
+    WITHDRAWN_FIELD_NUMBER: _ClassVar[int]
+    ALREADY_STORED_FIELD_NUMBER: _ClassVar[int]
+    LOG_INDEX_FIELD_NUMBER: _ClassVar[int]
+    withdrawn: int
+    already_stored: bool
+    log_index: int
+    def __init__(self, withdrawn: _Optional[int] = ..., already_stored: _Optional[bool] = ..., log_index: _Optional[int] = ...) -> None: ...
+
 class SubmitBatchRequest(_message.Message):
     __slots__ = ("manifest", "assets")
     MANIFEST_FIELD_NUMBER: _ClassVar[int]

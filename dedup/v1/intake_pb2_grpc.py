@@ -47,6 +47,11 @@ class IntakeServiceStub:
                 request_serializer=dedup_dot_v1_dot_intake__pb2.ListMatchesRequest.SerializeToString,
                 response_deserializer=dedup_dot_v1_dot_intake__pb2.ListMatchesResponse.FromString,
                 _registered_method=True)
+        self.WithdrawAssets = channel.unary_unary(
+                '/dedup.v1.IntakeService/WithdrawAssets',
+                request_serializer=dedup_dot_v1_dot_intake__pb2.WithdrawAssetsRequest.SerializeToString,
+                response_deserializer=dedup_dot_v1_dot_intake__pb2.WithdrawAssetsResponse.FromString,
+                _registered_method=True)
 
 
 class IntakeServiceServicer:
@@ -66,6 +71,12 @@ class IntakeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WithdrawAssets(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IntakeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -78,6 +89,11 @@ def add_IntakeServiceServicer_to_server(servicer, server):
                     servicer.ListMatches,
                     request_deserializer=dedup_dot_v1_dot_intake__pb2.ListMatchesRequest.FromString,
                     response_serializer=dedup_dot_v1_dot_intake__pb2.ListMatchesResponse.SerializeToString,
+            ),
+            'WithdrawAssets': grpc.unary_unary_rpc_method_handler(
+                    servicer.WithdrawAssets,
+                    request_deserializer=dedup_dot_v1_dot_intake__pb2.WithdrawAssetsRequest.FromString,
+                    response_serializer=dedup_dot_v1_dot_intake__pb2.WithdrawAssetsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -136,6 +152,33 @@ class IntakeService:
             '/dedup.v1.IntakeService/ListMatches',
             dedup_dot_v1_dot_intake__pb2.ListMatchesRequest.SerializeToString,
             dedup_dot_v1_dot_intake__pb2.ListMatchesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WithdrawAssets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dedup.v1.IntakeService/WithdrawAssets',
+            dedup_dot_v1_dot_intake__pb2.WithdrawAssetsRequest.SerializeToString,
+            dedup_dot_v1_dot_intake__pb2.WithdrawAssetsResponse.FromString,
             options,
             channel_credentials,
             insecure,
