@@ -95,23 +95,11 @@ class Coordinator:
     # --- intake ------------------------------------------------------------------------
 
     def submit_batch(self, identity: str, stmt: statement_pb2.SignedStatement, payload: bytes) -> intake_pb2.SubmitBatchResponse:
-        member = self.members.get(identity)
-        if member is None:
-            raise Refusal(grpc.StatusCode.PERMISSION_DENIED, "unknown_member",
-                          f"TLS identity {identity!r} is not a member of this consortium")
-        if member.settings.revoked:
-            raise Refusal(grpc.StatusCode.PERMISSION_DENIED, "revoked",
-                          f"the key of member {identity!r} is revoked ({member.settings.revoked}); nothing it sends is accepted")
-        if stmt.type != asset_pb2.BatchManifest.DESCRIPTOR.full_name:
-            raise invalid("wrong_statement", f"manifest must be a dedup.v1.BatchManifest statement, got {stmt.type!r}")
-        if stmt.signer != identity:
-            raise Refusal(grpc.StatusCode.PERMISSION_DENIED, "identity_mismatch",
-                          f"batch is signed by {stmt.signer!r} but the connection is authenticated as {identity!r}")
+        self._signer(identity, stmt, asset_pb2.BatchManifest)
         try:
-            verify_statement(stmt, member.verifier)
             manifest = parse_body(stmt, asset_pb2.BatchManifest)
         except SignatureError as exc:
-            raise Refusal(grpc.StatusCode.UNAUTHENTICATED, "bad_signature", str(exc)) from exc
+            raise invalid("bad_manifest", str(exc)) from exc
         if manifest.member_id != identity:
             raise invalid("member_mismatch", f"manifest names member {manifest.member_id!r}, signer is {identity!r}")
         check_batch_id(manifest.batch_id)
@@ -141,7 +129,10 @@ class Coordinator:
     def withdraw(self, identity: str, stmt: statement_pb2.SignedStatement) -> intake_pb2.WithdrawAssetsResponse:
         """Tombstone a member's assets, by its own signed statement."""
         self._signer(identity, stmt, asset_pb2.AssetsWithdrawn)
-        body = parse_body(stmt, asset_pb2.AssetsWithdrawn)
+        try:
+            body = parse_body(stmt, asset_pb2.AssetsWithdrawn)
+        except SignatureError as exc:
+            raise invalid("bad_withdrawal", str(exc)) from exc
         if body.member_id != identity:
             raise invalid("member_mismatch", f"withdrawal names member {body.member_id!r}, signer is {identity!r}")
         check_batch_id(body.withdrawal_id)
