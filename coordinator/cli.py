@@ -44,13 +44,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _serve(args) -> int:
+    from .database import DatabaseError
     from .server import start
+    from .store import SchemaError
 
     settings = load_config(args, CoordinatorSettings, ENV)
     jsonlog.setup()
     try:
         running = start(settings)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, DatabaseError, SchemaError) as exc:
         raise CommandError(f"cannot start the coordinator: {exc}", exits.FAILED) from exc
     if args.ready_file:
         args.ready_file.write_text(f"{running.port}\n")

@@ -120,10 +120,35 @@ class StoredMatch:
     kept_permille: int = 1000
 
 
+#: Version of SCHEMA. A database records the version that wrote it; MIGRATIONS[v] holds the
+#: statements that bring version v to v + 1, applied in order in one transaction at start-up.
+SCHEMA_VERSION = 1
+MIGRATIONS: dict[int, tuple[str, ...]] = {}
+
+
+class SchemaError(Exception):
+    """The database was written by a newer version of the coordinator."""
+
+
 class Store:
     def __init__(self, location: str | Path, *, options: str | None = None) -> None:
         # One connection, shared under the service's intake lock.
         self._db = Database(location, SCHEMA, options=options)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        version = int(row[0]) if row else SCHEMA_VERSION
+        if version > SCHEMA_VERSION:
+            self._db.close()
+            raise SchemaError(f"the database has schema version {version}; this coordinator knows up to "
+                              f"{SCHEMA_VERSION}: upgrade the coordinator, never downgrade it")
+        with self._db.transaction() as db:
+            for v in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[v]:
+                    db.execute(statement)
+            db.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key)"
+                       " DO UPDATE SET value=excluded.value", (str(SCHEMA_VERSION),))
 
     @property
     def dialect(self) -> str:

@@ -381,3 +381,15 @@ def test_withdrawal_refusals_store_nothing(consortium):
             consortium.intake(member).WithdrawAssets(req, timeout=10)
         assert info.value.code() == code and text in info.value.details()
     assert rows(consortium, "log_entries") == n and rows(consortium, "tombstones") == 0
+
+
+def test_store_records_its_schema_version_and_refuses_a_newer_one(consortium, database):
+    from dedup.coordinator.store import SCHEMA_VERSION, SchemaError, Store
+
+    assert consortium.query("SELECT value FROM meta WHERE key='schema_version'") == [(str(SCHEMA_VERSION),)]
+    consortium.stop()
+    store = Store(database)
+    store._db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION + 1),))
+    store.close()
+    with pytest.raises(SchemaError, match="never downgrade"):
+        Store(database)
