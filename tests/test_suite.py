@@ -22,6 +22,9 @@ from dedup.fingerprint.suite import (
 )
 from dedup.fingerprint.wire import DCT64, DCT256, WIN64, Hashes, from_wire, to_wire
 
+# The same inputs as the dct256 tests: a 96x80 pattern (its grid weights are fractional) and camera.
+from test_fingerprint import DIHEDRAL_OPS, camera, grey, synthetic  # noqa: E402
+
 # Pinned so that any change in numpy, Pillow, scikit-image or this code that alters a
 # fingerprint fails loudly: stored fingerprints from other parties would stop matching.
 SYNTHETIC_DIHEDRAL = (
@@ -68,32 +71,6 @@ CAMERA_WINDOWS = (
     "f38280c49f1d7ce6", "f38280c49f1d3e76", "f39380c09f193f3c", "f3b3a0c08b191f3e",
     "f3b3e0e08b190f1e", "f3b3e4e28399030f", "72b3f4e6839b4305", "72b374e4d1dbc301",
 )
-
-
-DIHEDRAL_OPS = {
-    "identity": lambda a: a,
-    "rot90": lambda a: np.rot90(a, 1),
-    "rot180": lambda a: np.rot90(a, 2),
-    "rot270": lambda a: np.rot90(a, 3),
-    "flip_lr": lambda a: a[:, ::-1],
-    "flip_ud": lambda a: a[::-1, :],
-    "transpose": lambda a: a.T,
-    "transverse": lambda a: np.rot90(a, 2).T,
-}
-
-
-def synthetic() -> np.ndarray:
-    """Deterministic 96x80 pattern (not a multiple of 128, so grid weights are fractional)."""
-    y, x = np.mgrid[0:96, 0:80].astype(np.int64)
-    return ((x * x * 7 + y * 13 + x * y * 3) % 251).astype(np.float32)
-
-
-def camera() -> np.ndarray:
-    return skimage.data.camera().astype(np.float32)
-
-
-def grey(rgb: np.ndarray) -> np.ndarray:
-    return (rgb[..., :3].astype(np.float64) @ [0.299, 0.587, 0.114]).astype(np.float32)
 
 
 def arrays() -> dict[str, np.ndarray]:
