@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from bench import baselines, dataset, evaluate
-from bench.common import RESULTS, ROOT, code_label as _code, code_state, log, machine, now_iso, replace_section, versions, write_json
+from bench.common import code_label as _code, code_state, log, machine, now_iso, publish, versions
 from bench.variants import CLASSES
 
 TARGET_F1 = 0.97
@@ -246,13 +246,7 @@ def main(argv: list[str] | None = None) -> int:
              "unavailable", "project_labels", "project_low_information", "project", "baseline_hash_seconds_uncached",
              "baseline_unreadable", "corpus"]
     report = {k: report[k] for k in order if k in report}
-    write_json(RESULTS / "accuracy.json", report)
-    log(f"wrote {(RESULTS / 'accuracy.json').relative_to(ROOT)}")
-    table = render(report)
-    if not args.no_readme:
-        replace_section("accuracy", table)
-        log("updated bench/README.md")
-    print(table)
+    publish("accuracy", report, render(report), not args.no_readme)
     return 0
 
 

@@ -120,6 +120,17 @@ def write_json(path: Path, data: object) -> None:
     tmp.replace(path)
 
 
+def publish(name: str, report: dict, table: str, update_readme: bool) -> None:
+    """Write results/<name>.json and, unless told not to, the README section; print the table."""
+    path = RESULTS / f"{name}.json"
+    write_json(path, report)
+    log(f"wrote {path.relative_to(ROOT)}")
+    if update_readme:
+        replace_section(name, table)
+        log("updated bench/README.md")
+    print(table)
+
+
 def replace_section(name: str, body: str) -> None:
     """Rewrite the README between ``<!-- name:begin -->`` and ``<!-- name:end -->``."""
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"

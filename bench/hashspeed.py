@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 from bench import dataset
-from bench.common import CACHE, RESULTS, ROOT, code_label as _code, code_state, log, machine, now_iso, replace_section, sources_digest, versions, write_json
+from bench.common import CACHE, ROOT, code_label as _code, code_state, log, machine, now_iso, publish, sources_digest, versions
 
 SPEED = CACHE / "speed"
 N_JPEG = 40
@@ -325,13 +325,7 @@ def main(argv: list[str] | None = None) -> int:
             f"tree peak {res['peak_rss_process_tree_mib']} MiB, exit {res['exit_code']}")
         report["scan_memory"].append(res)
     report["duration_seconds"] = round(time.monotonic() - started, 1)
-    write_json(RESULTS / "hash.json", report)
-    log(f"wrote {(RESULTS / 'hash.json').relative_to(ROOT)}")
-    table = render(report)
-    if not args.no_readme:
-        replace_section("hash", table)
-        log("updated bench/README.md")
-    print(table)
+    publish("hash", report, render(report), not args.no_readme)
     return 0
 
 

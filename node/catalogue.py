@@ -188,9 +188,6 @@ class Catalogue:
         """(path, record) of every file that was read successfully."""
         return list(self._db.execute("SELECT path, record FROM files WHERE error IS NULL ORDER BY path"))
 
-    def unreadable(self) -> list[tuple[str, str]]:
-        return list(self._db.execute("SELECT path, error FROM files WHERE error IS NOT NULL ORDER BY path"))
-
     def unpushed(self) -> list[tuple[str, bytes]]:
         """(path, record) of readable files whose record the coordinator has not acknowledged."""
         return list(self._db.execute(

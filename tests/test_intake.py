@@ -279,7 +279,7 @@ def test_asset_without_fingerprint_refused_unless_low_information(consortium):
 def test_revoked_member_refused_and_revocation_logged(consortium, tmp_path):
     from dedup.audit.verify import AuditFailure, verify_export
     from dedup.coordinator.export import export_log
-    from dedup.export import ENTRIES, read_entries, write_entries
+    from dedup.export import read_entries
     from dedup.signing import parse_body, parse_entry
 
     submit(consortium, A, batch(consortium, A, [asset("a1", fingerprint(1))], seq=1))

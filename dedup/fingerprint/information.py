@@ -25,10 +25,14 @@ from . import dct
 LOW_INFORMATION_THRESHOLD = 2.0
 
 
+def band_energy(block: np.ndarray) -> float:
+    """RMS grey-level amplitude of an unquantised 16x16 ``dct256`` band."""
+    return float(np.sqrt(np.sum(block * block) / (dct.GRID * dct.GRID)))
+
+
 def information_score(gray: np.ndarray) -> float:
     """RMS grey-level amplitude of the band the ``dct256`` hash is built from."""
-    block = dct.frequency_band(gray)
-    return float(np.sqrt(np.sum(block * block) / (dct.GRID * dct.GRID)))
+    return band_energy(dct.frequency_band(gray))
 
 
 def is_low_information(gray: np.ndarray, threshold: float = LOW_INFORMATION_THRESHOLD) -> bool:

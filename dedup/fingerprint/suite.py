@@ -31,6 +31,7 @@ import numpy as np
 
 from . import dct
 from .frame import Frame, frame
+from .information import LOW_INFORMATION_THRESHOLD, band_energy
 
 GRID = 128
 LOW_BAND = 8
@@ -65,9 +66,6 @@ class Suite:
         return self.information < LOW_INFORMATION_THRESHOLD or self.flatness > FLATNESS_THRESHOLD
 
 
-#: RMS grey-level amplitude (0-255 scale) of the dct256 band below which an image is
-#: flat or near-blank; see ``information``.
-LOW_INFORMATION_THRESHOLD = 2.0
 #: Above this share of flat grid cells an image is a few flat areas and their edges (a colour
 #: target, a shape on a plain ground, a blank page): its hash describes only the layout of
 #: the areas, which unrelated images of the same kind share. Measured: such images 0.94-1.0;
@@ -109,10 +107,6 @@ def _quantise(block: np.ndarray, grid_max: float) -> np.ndarray:
     return np.rint(block * (2.0**20 / scale)).astype(np.int64)
 
 
-def _bits(q: np.ndarray) -> bytes:
-    return np.packbits((q > np.median(q)).reshape(-1)).tobytes()
-
-
 def grid(gray: np.ndarray) -> np.ndarray:
     """Exact area average of a 2-D array onto GRID x GRID cells (float64)."""
     h, w = gray.shape
@@ -120,8 +114,21 @@ def grid(gray: np.ndarray) -> np.ndarray:
 
 
 def low_hash(g: np.ndarray, top: float, bottom: float, left: float, right: float, grid_max: float) -> bytes:
+    """The 64-bit low-frequency hash of one window of the grid."""
     block = _window_rows(top, bottom) @ g @ _window_rows(left, right).T
-    return _bits(_quantise(block, grid_max))
+    return _block_bits(block[None], grid_max)[0]
+
+
+def _block_bits(blocks: np.ndarray, grid_max: float) -> list[bytes]:
+    """Quantise each (8 x 8) block as ``_quantise`` does and threshold it at its median."""
+    floor = dct.GRID * grid_max * 2.0**-12
+    scale = np.maximum(np.abs(blocks).max(axis=(1, 2)), floor)
+    safe = np.where(scale == 0.0, 1.0, scale)
+    q = np.rint(blocks * (2.0**20 / safe)[:, None, None]).astype(np.int64)
+    q[scale == 0.0] = 0
+    flat = q.reshape(q.shape[0], -1)
+    bits = flat > np.median(flat, axis=1)[:, None]
+    return [b.tobytes() for b in np.packbits(bits, axis=1)]
 
 
 @lru_cache(maxsize=1)
@@ -136,15 +143,7 @@ def _all_window_rows() -> tuple[np.ndarray, np.ndarray]:
 def _low_hashes(g: np.ndarray, grid_max: float) -> list[bytes]:
     """low_hash of the whole frame and of every window, computed together."""
     rows, cols = _all_window_rows()
-    blocks = (rows @ g) @ cols.transpose(0, 2, 1)  # (n, 8, 8)
-    floor = dct.GRID * grid_max * 2.0**-12
-    scale = np.maximum(np.abs(blocks).max(axis=(1, 2)), floor)
-    safe = np.where(scale == 0.0, 1.0, scale)
-    q = np.rint(blocks * (2.0**20 / safe)[:, None, None]).astype(np.int64)
-    q[scale == 0.0] = 0
-    flat = q.reshape(q.shape[0], -1)
-    bits = flat > np.median(flat, axis=1)[:, None]
-    return [b.tobytes() for b in np.packbits(bits, axis=1)]
+    return _block_bits((rows @ g) @ cols.transpose(0, 2, 1), grid_max)
 
 
 def _grid_and_max(gray: np.ndarray) -> tuple[np.ndarray, float]:
@@ -161,7 +160,7 @@ def compute(gray: np.ndarray) -> Suite:
     g64 = g.reshape(dct.GRID, 2, dct.GRID, 2).mean(axis=(1, 3))
     rows = dct._dct_rows()
     band = rows @ g64 @ rows.T
-    info = float(np.sqrt(np.sum(band * band) / (dct.GRID * dct.GRID)))
+    info = band_energy(band)
     q = _quantise(band, float(np.max(np.abs(g64))))
     dihedral = tuple(dct.bits_from_block(b) for b in dct.dihedral_blocks(q))
     low = _low_hashes(g, grid_max)[0]
