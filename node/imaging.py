@@ -393,8 +393,12 @@ def _jpeg_digest(handle: BinaryIO, orientation: int) -> bytes:
     segments are not, so a metadata-only edit keeps the digest. The EXIF orientation is
     hashed too, since it changes the upright pixels.
     """
-    handle.seek(0)
-    data = handle.read()
+    # Files read into memory are digested in place; larger ones are read once more.
+    if isinstance(handle, io.BytesIO):
+        data = handle.getvalue()
+    else:
+        handle.seek(0)
+        data = handle.read()
     digest = hashlib.sha256(_JPEG_DIGEST_TAG + b"\0" + str(orientation).encode() + b"\0")
     pos = 2
     n = len(data)
