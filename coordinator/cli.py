@@ -27,8 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     s = cmds.add_parser("serve", help="run the gRPC service until interrupted",
                         description="Serve IntakeService, LogService, gRPC health checking and reflection on the "
-                                    "configured address. Logs are JSON lines on stderr. Stops cleanly on SIGTERM "
-                                    "or Ctrl-C.")
+                                    "configured address, over mutual TLS, with the store in the configured SQLite "
+                                    "file or PostgreSQL URL. Prometheus metrics are served on metrics_listen when "
+                                    "set. Logs are JSON lines on stderr. Stops cleanly on SIGTERM or Ctrl-C.")
     add_config(s, ENV, "coordinator")
     s.add_argument("--ready-file", type=Path,
                    help="once serving, write the bound port to this file (for scripts that start the service)")

@@ -25,10 +25,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=exits.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     cmds = p.add_subparsers(dest="node_command", metavar="COMMAND", required=True)
 
-    s = cmds.add_parser("scan", help="fingerprint every image under the given folders",
-                        description="Walk the folders (or the configured roots), read every new or changed file "
-                                    "once, and record its digests, fingerprints and evidence in the catalogue. "
-                                    "Unchanged files are not opened again. Unreadable files are recorded with the "
+    s = cmds.add_parser("scan", help="fingerprint every image under the given folders or s3:// prefixes",
+                        description="Walk the folders or object-store prefixes (or the configured roots), read every "
+                                    "new or changed file once, and record its digests, fingerprints, evidence and "
+                                    "rights in the catalogue. Unchanged files are not read again; an interrupted "
+                                    "scan resumes where it stopped. Unreadable files are recorded with the "
                                     "reason and the scan goes on.",
                         epilog=exits.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("folders", nargs="*", metavar="DIR|s3://BUCKET/PREFIX",
