@@ -178,7 +178,7 @@ def luminance(image: Image.Image) -> np.ndarray:
     if im.mode == "LAB":
         return np.asarray(im.getchannel(0), dtype=np.float32)
     if im.mode != "L":
-        im = im.convert("RGB").convert("L")
+        im = (im if im.mode == "RGB" else im.convert("RGB")).convert("L")
     return np.asarray(im, dtype=np.float32)
 
 
@@ -373,13 +373,18 @@ def _tone(image: Image.Image) -> tuple[int, int, int, bool]:
         im = im.convert("RGB")
     elif im.mode.startswith("I") or im.mode == "F" or im.mode == "1":
         im = Image.fromarray(luminance(im).astype(np.uint8))
-    small = np.asarray(im.resize((64, 64), Image.BOX), dtype=np.float32)
+    small = np.asarray(im.resize((64, 64), Image.BOX))
     if small.ndim == 2:
-        return int(round(small.mean())), int(round(small.std())), 0, False
-    rgb = small[..., :3]
-    luma = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    spread = rgb.max(axis=2) - rgb.min(axis=2)
-    return int(round(luma.mean())), int(round(luma.std())), int(round(spread.mean())), bool(spread.max() <= 3.0)
+        grey = small.astype(np.float32)
+        return int(round(float(grey.mean()))), int(round(float(grey.std()))), 0, False
+    rgb = small[..., :3].reshape(-1, 3)
+    luma = rgb.astype(np.float32) @ _LUMA_WEIGHTS
+    spread = rgb.max(axis=1).astype(np.int16) - rgb.min(axis=1)
+    return (int(round(float(luma.mean()))), int(round(float(luma.std()))),
+            int(round(float(spread.mean()))), bool(spread.max() <= 3))
+
+
+_LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
 _JPEG_SKIP = set(range(0xE0, 0xF0)) - {0xEE} | {0xFE}  # APPn (except Adobe) and comments
@@ -400,6 +405,7 @@ def _jpeg_digest(handle: BinaryIO, orientation: int) -> bytes:
         handle.seek(0)
         data = handle.read()
     digest = hashlib.sha256(_JPEG_DIGEST_TAG + b"\0" + str(orientation).encode() + b"\0")
+    view = memoryview(data)
     pos = 2
     n = len(data)
     while pos + 4 <= n:
@@ -415,13 +421,13 @@ def _jpeg_digest(handle: BinaryIO, orientation: int) -> bytes:
         length = int.from_bytes(data[pos + 2:pos + 4], "big")
         if marker == 0xDA:
             end = data.rfind(b"\xff\xd9")
-            digest.update(data[pos:end + 2 if end >= pos else n])
+            digest.update(view[pos:end + 2 if end >= pos else n])  # a view: no copy of the scans
             return digest.digest()
         if marker not in _JPEG_SKIP:
-            digest.update(data[pos:pos + 2 + length])
+            digest.update(view[pos:pos + 2 + length])
         pos += 2 + length
     # No scan found: fall back to the whole file, which still identifies it.
-    digest.update(data)
+    digest.update(view)
     return digest.digest()
 
 

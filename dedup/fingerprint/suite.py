@@ -163,9 +163,12 @@ def compute(gray: np.ndarray) -> Suite:
     info = band_energy(band)
     q = _quantise(band, float(np.max(np.abs(g64))))
     dihedral = tuple(dct.bits_from_block(b) for b in dct.dihedral_blocks(q))
-    low = _low_hashes(g, grid_max)[0]
-    gw, gw_max = (g, grid_max) if fr.whole is fr.gray else _grid_and_max(fr.whole)
-    low_whole, *windows = _low_hashes(gw, gw_max)
+    if fr.whole is fr.gray:
+        low_whole, *windows = _low_hashes(g, grid_max)
+        low = low_whole
+    else:
+        low = low_hash(g, 0.0, 1.0, 0.0, 1.0, grid_max)
+        low_whole, *windows = _low_hashes(*_grid_and_max(fr.whole))
     step = np.maximum(np.abs(np.diff(g, axis=1))[:-1, :], np.abs(np.diff(g, axis=0))[:, :-1])
     flatness = float(np.mean(step < 1.0))
     return Suite(dihedral, low, low_whole, tuple(windows), info, flatness, fr.content_fraction, fr.skew_degrees, fr.gray.shape)
