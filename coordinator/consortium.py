@@ -19,7 +19,7 @@ from dedup.signing import SignatureError, parse_body, verify_statement
 from dedup.v1 import asset_pb2, intake_pb2, statement_pb2, statements_pb2
 
 from .log import LogTransaction, TransparencyLog
-from .matcher import Key, Matcher, new_cluster_id
+from .matcher import Candidate, Key, Matcher, new_cluster_id
 from .refusal import Refusal
 from .settings import CoordinatorSettings, MemberSettings
 from .store import StoredMatch, Store
@@ -54,13 +54,14 @@ class Coordinator:
 
     def _load_matcher(self) -> Matcher:
         matcher = Matcher(self.settings.match.rule())
-        for member_id, asset_id, record in self.store.assets():
+        items = []
+        for member_id, asset_id, record, cid in self.store.assets():
             a = asset_pb2.Asset()
             a.ParseFromString(record)
-            matcher.add((member_id, asset_id), a)
-            cid = self.store.cluster_of(member_id, asset_id)
+            items.append(((member_id, asset_id), a))
             if cid is not None:
                 matcher.assign((member_id, asset_id), cid)
+        matcher.add_many(items)
         return matcher
 
     def _admit_members(self) -> None:
@@ -193,10 +194,13 @@ class Coordinator:
         new_matches = 0
         with self.log.transaction() as txn:
             batch_index = txn.append(stmt)
-            for asset in assets:
+            # Other members' assets do not change during the batch, so all of its candidates
+            # are found in one search; clustering then goes asset by asset, in batch order.
+            found = self.matcher.candidates_many(member_id, assets)
+            for asset, candidates in zip(assets, found):
                 key = (member_id, asset.asset_id)
                 Store.put_asset(txn.db, member_id, asset.asset_id, asset.SerializeToString(deterministic=True), manifest.batch_id)
-                new_matches += self._match(txn, key, asset, touched)
+                new_matches += self._match(txn, key, asset, candidates, touched)
             Store.add_batch(txn.db, member_id, manifest.batch_id, manifest.sequence, stmt.body, len(assets),
                             new_matches, batch_index, int(self.clock()))
             for cid in sorted(touched):
@@ -204,9 +208,9 @@ class Coordinator:
         return intake_pb2.SubmitBatchResponse(batch_id=manifest.batch_id, accepted=len(assets),
                                               log_index=batch_index, new_matches=new_matches)
 
-    def _match(self, txn: LogTransaction, key: Key, asset: asset_pb2.Asset, touched: set[str]) -> int:
+    def _match(self, txn: LogTransaction, key: Key, asset: asset_pb2.Asset, candidates: list[Candidate],
+               touched: set[str]) -> int:
         m = self.matcher
-        candidates = m.candidates(key[0], asset)
         m.add(key, asset)
         accepted = []
         for c in candidates:

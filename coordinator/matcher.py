@@ -60,15 +60,28 @@ class Matcher:
         self.cluster_of[key] = cluster_id
         self.members_of[cluster_id].add(key)
 
+    def add_many(self, items: list[tuple[Key, asset_pb2.Asset]]) -> None:
+        for key, asset in items:
+            self.assets[key] = asset
+        self.index.add_many(items)
+
     def candidates(self, member_id: str, asset: asset_pb2.Asset) -> list[Candidate]:
         """Links from ``asset`` to other members' assets, by the shared matching rule."""
+        return self.candidates_many(member_id, [asset])[0]
+
+    def candidates_many(self, member_id: str, assets: list[asset_pb2.Asset]) -> list[list[Candidate]]:
+        """For each of one member's ``assets``, its links to other members' assets (one index
+        search for them all; the member's own assets are never candidates)."""
         out = []
-        for key in sorted(self.index.candidates(asset)):
-            if key[0] == member_id:
-                continue
-            found = link(self.assets[key], asset, self.rule)
-            if found is not None:
-                out.append(Candidate(key, found))
+        for asset, keys in zip(assets, self.index.candidates_many(assets)):
+            links = []
+            for key in sorted(keys):
+                if key[0] == member_id:
+                    continue
+                found = link(self.assets[key], asset, self.rule)
+                if found is not None:
+                    links.append(Candidate(key, found))
+            out.append(links)
         return out
 
     def verified(self, asset: asset_pb2.Asset, cluster_id: str) -> bool:

@@ -199,8 +199,12 @@ class Store:
         row = self._db.execute("SELECT MAX(sequence) FROM batches WHERE member_id=?", (member_id,)).fetchone()
         return row[0] if row and row[0] is not None else 0
 
-    def assets(self) -> Iterator[tuple[str, str, bytes]]:
-        yield from self._db.execute("SELECT member_id, asset_id, record FROM assets ORDER BY member_id, asset_id")
+    def assets(self) -> Iterator[tuple[str, str, bytes, str | None]]:
+        """Every live asset with its cluster id (or None), in one pass: the start-up load."""
+        for member_id, asset_id, record, cluster in self._db.execute(
+                "SELECT a.member_id, a.asset_id, a.record, c.cluster_id FROM assets a LEFT JOIN clusters c"
+                " ON c.member_id = a.member_id AND c.asset_id = a.asset_id ORDER BY a.member_id, a.asset_id"):
+            yield member_id, asset_id, bytes(record), cluster
 
     def asset(self, member_id: str, asset_id: str) -> bytes | None:
         row = self._db.execute("SELECT record FROM assets WHERE member_id=? AND asset_id=?", (member_id, asset_id)).fetchone()

@@ -1,27 +1,106 @@
-"""An in-memory Hamming-distance index over fixed-length binary fingerprints.
+"""Exact Hamming-radius search over fixed-length binary fingerprints, sub-linear in the rows.
 
-Rows are appended, never rebuilt: each intake adds its fingerprints and the index answers
-"every row within distance r of this value" exactly (a linear scan with hardware popcount,
-vectorised over 64-bit words). Callers keep their own row -> asset mapping.
+The answer to "every live row within distance r of q" is exactly brute force's, found by
+multi-index hashing (Norouzi, Punjani and Fleet, 2012): each row is cut into ``m`` disjoint
+bit chunks; if a row is within ``r`` of ``q``, its chunk distances add up to at most ``r``,
+so in at least one chunk it is within ``r // m`` of ``q`` (pigeonhole). Probing, in every
+chunk's table, each key within ``r // m`` of the query's chunk finds every such row; the
+candidates are then checked with the full distance. Nothing is approximate.
+
+Rows are appended, never rewritten. The newest rows (the *tail*) are scanned linearly; when
+the tail fills it is sealed into a *segment* with its own chunk tables, and segments merge
+like a binary counter (two of similar size become one), so each row is re-tabled
+O(log n) times and no insertion ever rebuilds the index as a whole. A segment's chunk width
+follows its size (about log2 of it, so a table has roughly one row per key) and the radius
+it is tuned for. ``add_many`` on an empty index, as on a restart, builds one segment.
+
+Removed rows keep their numbers and are filtered out of every answer.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Iterable, Sequence
+
 import numpy as np
+
+#: Rows kept out of the chunk tables and scanned linearly, before they are sealed.
+TAIL_ROWS = 4096
+#: Widest chunk: a table has 2**bits + 1 offsets, so this bounds a table at 64 MiB.
+MAX_CHUNK_BITS = 24
+#: Queries probed together; bounds the temporary arrays of one search.
+_PROBE_BUDGET = 1 << 22
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    word: int  # which 64-bit word the chunk lies in (chunks never straddle words)
+    shift: int
+    bits: int
+
+
+class _Segment:
+    """Rows [start, stop) with one sorted table per chunk: rows ordered by chunk value."""
+
+    def __init__(self, data: np.ndarray, start: int, stop: int, chunks: tuple[_Chunk, ...]) -> None:
+        self.start, self.stop, self.chunks = start, stop, chunks
+        block = data[start:stop]
+        self.order: list[np.ndarray] = []
+        self.offsets: list[np.ndarray] = []
+        for c in chunks:
+            keys = _keys(block, c)
+            order = np.argsort(keys, kind="stable").astype(np.uint32)
+            counts = np.bincount(keys, minlength=1 << c.bits)
+            offsets = np.zeros((1 << c.bits) + 1, dtype=np.int64 if stop - start >= 2**31 else np.int32)
+            np.cumsum(counts, out=offsets[1:])
+            self.order.append(order)
+            self.offsets.append(offsets)
+
+    @property
+    def size(self) -> int:
+        return self.stop - self.start
+
+    def nbytes(self) -> int:
+        return sum(o.nbytes for o in self.order) + sum(o.nbytes for o in self.offsets)
 
 
 class HammingIndex:
-    def __init__(self, nbytes: int, capacity: int = 1024) -> None:
-        if nbytes % 8:
+    """Rows of ``nbytes``-byte fingerprints, searchable by Hamming radius.
+
+    ``radius`` is the distance searches are usually made at; it only tunes the chunk
+    layout (any radius is answered exactly).
+    """
+
+    def __init__(self, nbytes: int, capacity: int = 1024, *, radius: int | None = None,
+                 tail: int = TAIL_ROWS) -> None:
+        if nbytes <= 0 or nbytes % 8:
             raise ValueError("fingerprint length must be a multiple of 8 bytes")
         self.nbytes = nbytes
+        self.bits = nbytes * 8
+        self.radius = self.bits // 8 if radius is None else radius
         self._words = nbytes // 8
-        self._data = np.zeros((capacity, self._words), dtype=np.uint64)
-        self._alive = np.zeros(capacity, dtype=bool)
+        self._data = np.zeros((max(1, capacity), self._words), dtype=np.uint64)
+        self._alive = np.zeros(max(1, capacity), dtype=bool)
         self._n = 0
+        self._tail = max(1, tail)
+        self._segments: list[_Segment] = []
+        self._sealed = 0  # rows [0, _sealed) are in segments
 
     def __len__(self) -> int:
         return self._n
+
+    @property
+    def live(self) -> int:
+        return int(self._alive[: self._n].sum())
+
+    def memory_bytes(self) -> int:
+        """Bytes held by rows and chunk tables (for metrics and benchmarks)."""
+        return self._data.nbytes + self._alive.nbytes + sum(s.nbytes() for s in self._segments)
+
+    # -- writing -----------------------------------------------------------------------
 
     def _grow(self, need: int) -> None:
         cap = self._data.shape[0]
@@ -39,36 +118,206 @@ class HammingIndex:
             raise ValueError(f"expected {self.nbytes} bytes, got {len(value)}")
         return np.frombuffer(value, dtype=np.uint64)
 
+    def _rows(self, values) -> np.ndarray:
+        """(n, words) uint64 from an (n, nbytes) uint8 array or a sequence of bytes."""
+        if isinstance(values, np.ndarray):
+            arr = np.ascontiguousarray(values)
+            if arr.dtype == np.uint64 and arr.ndim == 2 and arr.shape[1] == self._words:
+                return arr
+            if arr.dtype != np.uint8 or arr.ndim != 2 or arr.shape[1] != self.nbytes:
+                raise ValueError(f"expected an (n, {self.nbytes}) uint8 array, got {arr.dtype} {arr.shape}")
+            return arr.view(np.uint64)
+        rows = [self._row(v) for v in values]
+        return np.stack(rows) if rows else np.zeros((0, self._words), dtype=np.uint64)
+
     def add(self, value: bytes) -> int:
         """Append one fingerprint; return its row number."""
-        self._grow(self._n + 1)
-        self._data[self._n] = self._row(value)
-        self._alive[self._n] = True
-        self._n += 1
-        return self._n - 1
+        return self.add_many(self._row(value)[None, :])
+
+    def add_many(self, values) -> int:
+        """Append fingerprints (an (n, nbytes) uint8 array or a sequence of bytes); return
+        the first new row number (the rest follow in order)."""
+        rows = self._rows(values)
+        first = self._n
+        k = rows.shape[0]
+        if k == 0:
+            return first
+        self._grow(self._n + k)
+        self._data[self._n:self._n + k] = rows
+        self._alive[self._n:self._n + k] = True
+        self._n += k
+        if self._n - self._sealed >= self._tail:
+            self._seal()
+        return first
 
     def remove(self, row: int) -> None:
         """Withdraw a row; it is never returned again (row numbers stay stable)."""
+        if not 0 <= row < self._n:
+            raise IndexError(f"no row {row}")
         self._alive[row] = False
 
-    def search_many(self, values, radius: int, chunk: int = 1 << 16) -> set[int]:
-        """Every live row within ``radius`` of any of ``values``."""
-        if self._n == 0 or not values:
-            return set()
-        q = np.stack([self._row(v) for v in values])  # (Q, words)
-        out: set[int] = set()
-        for start in range(0, self._n, chunk):
-            block = self._data[start:min(self._n, start + chunk)]
-            dist = np.bitwise_count(block[:, None, :] ^ q[None, :, :]).sum(axis=2, dtype=np.int64)
-            hit = (dist <= radius).any(axis=1) & self._alive[start:start + block.shape[0]]
-            out.update((np.flatnonzero(hit) + start).tolist())
-        return out
+    def _seal(self) -> None:
+        """Table the tail as a segment, then merge segments of similar size."""
+        self._segments.append(self._build(self._sealed, self._n))
+        self._sealed = self._n
+        while len(self._segments) >= 2 and self._segments[-2].size < 2 * self._segments[-1].size:
+            b = self._segments.pop()
+            a = self._segments.pop()
+            self._segments.append(self._build(a.start, b.stop))
+
+    def _build(self, start: int, stop: int) -> _Segment:
+        return _Segment(self._data, start, stop, _layout(self.bits, self.radius, stop - start))
+
+    # -- reading -----------------------------------------------------------------------
 
     def search(self, value: bytes, radius: int) -> list[tuple[int, int]]:
         """Every live row within Hamming distance ``radius``, as (row, distance), by row."""
-        if self._n == 0:
-            return []
-        q = self._row(value)
-        dist = np.bitwise_count(self._data[: self._n] ^ q).sum(axis=1, dtype=np.int64)
-        hits = np.nonzero((dist <= radius) & self._alive[: self._n])[0]
-        return [(int(r), int(dist[r])) for r in hits]
+        _, rows, dist = self.search_batch(self._row(value)[None, :], radius)
+        return list(zip(rows.tolist(), dist.tolist()))
+
+    def search_many(self, values: Iterable[bytes], radius: int) -> set[int]:
+        """Every live row within ``radius`` of any of ``values``."""
+        values = list(values)
+        if not values:
+            return set()
+        _, rows, _ = self.search_batch(self._rows(values), radius)
+        return set(rows.tolist())
+
+    def search_batch(self, queries, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """All (query, row) pairs within ``radius``: three int64 arrays (query number, row,
+        distance), sorted by query then row. ``queries`` is an (n, nbytes) uint8 array or a
+        sequence of bytes."""
+        q = self._rows(queries)
+        empty = (np.zeros(0, np.int64),) * 3
+        if self._n == 0 or q.shape[0] == 0 or radius < 0:
+            return empty
+        parts = [self._scan(q, self._sealed, self._n, radius)]
+        for seg in self._segments:
+            parts.append(self._probe(seg, q, radius))
+        qi = np.concatenate([p[0] for p in parts])
+        rows = np.concatenate([p[1] for p in parts])
+        dist = np.concatenate([p[2] for p in parts])
+        keep = self._alive[rows]
+        qi, rows, dist = qi[keep], rows[keep], dist[keep]
+        order = np.lexsort((rows, qi))
+        return qi[order], rows[order], dist[order]
+
+    def _scan(self, q: np.ndarray, start: int, stop: int, radius: int):
+        """Linear scan of rows [start, stop) (the tail, or a segment probing would not pay)."""
+        out_q, out_r, out_d = [], [], []
+        step = max(1, (1 << 22) // max(1, q.shape[0] * self._words))
+        for lo in range(start, stop, step):
+            block = self._data[lo:min(stop, lo + step)]
+            dist = np.bitwise_count(block[None, :, :] ^ q[:, None, :]).sum(axis=2, dtype=np.int64)
+            qi, ri = np.nonzero(dist <= radius)
+            out_q.append(qi.astype(np.int64))
+            out_r.append(ri.astype(np.int64) + lo)
+            out_d.append(dist[qi, ri])
+        if not out_q:
+            return (np.zeros(0, np.int64),) * 3
+        return np.concatenate(out_q), np.concatenate(out_r), np.concatenate(out_d)
+
+    def _probe(self, seg: _Segment, q: np.ndarray, radius: int):
+        m = len(seg.chunks)
+        t = radius // m
+        probes = sum(_ball_size(c.bits, t) for c in seg.chunks)
+        # Expected candidates per query: each probe finds size / 2**bits rows on average.
+        expected = sum(_ball_size(c.bits, t) * seg.size / (1 << c.bits) for c in seg.chunks)
+        if probes + expected >= seg.size:
+            return self._scan(q, seg.start, seg.stop, radius)
+        out_q, out_r, out_d = [], [], []
+        per_block = max(1, _PROBE_BUDGET // max(1, probes))
+        for lo in range(0, q.shape[0], per_block):
+            qb = q[lo:lo + per_block]
+            cand_q, cand_r = [], []
+            for c, order, offsets in zip(seg.chunks, seg.order, seg.offsets):
+                masks = _ball(c.bits, t)
+                keys = _keys(qb, c)[:, None] ^ masks[None, :]  # (Q, V) probe keys
+                begin = offsets[keys].ravel()
+                count = offsets[keys + 1].ravel() - begin
+                hit = count > 0
+                if not hit.any():
+                    continue
+                begin, count = begin[hit], count[hit]
+                owner = np.repeat(np.arange(qb.shape[0], dtype=np.int64), masks.size)[hit]
+                # Expand each [begin, begin + count) range into its positions.
+                total = int(count.sum())
+                ends = np.cumsum(count)
+                pos = np.arange(total, dtype=np.int64) + np.repeat(begin - (ends - count), count)
+                cand_r.append(order[pos].astype(np.int64) + seg.start)
+                cand_q.append(np.repeat(owner, count))
+            if not cand_q:
+                continue
+            cq = np.concatenate(cand_q)
+            cr = np.concatenate(cand_r)
+            dist = np.bitwise_count(self._data[cr] ^ qb[cq]).sum(axis=1, dtype=np.int64)
+            ok = dist <= radius
+            cq, cr, dist = cq[ok] + lo, cr[ok], dist[ok]
+            # A row near the query in several chunks was found once per chunk.
+            uniq = np.unique(cq * self._n + cr, return_index=True)[1]
+            out_q.append(cq[uniq])
+            out_r.append(cr[uniq])
+            out_d.append(dist[uniq])
+        if not out_q:
+            return (np.zeros(0, np.int64),) * 3
+        return np.concatenate(out_q), np.concatenate(out_r), np.concatenate(out_d)
+
+
+def _keys(rows: np.ndarray, c: _Chunk) -> np.ndarray:
+    return ((rows[:, c.word] >> np.uint64(c.shift)) & np.uint64((1 << c.bits) - 1)).astype(np.intp)
+
+
+@lru_cache(maxsize=None)
+def _ball_size(bits: int, t: int) -> int:
+    return sum(math.comb(bits, k) for k in range(min(t, bits) + 1))
+
+
+@lru_cache(maxsize=64)
+def _ball(bits: int, t: int) -> np.ndarray:
+    """Every mask of ``bits`` bits with at most ``t`` set: the keys within t of 0."""
+    out = [0]
+    for k in range(1, min(t, bits) + 1):
+        out += [sum(1 << b for b in combo) for combo in itertools.combinations(range(bits), k)]
+    arr = np.array(out, dtype=np.intp)
+    arr.setflags(write=False)
+    return arr
+
+
+@lru_cache(maxsize=256)
+def _layout(bits: int, radius: int, size: int) -> tuple[_Chunk, ...]:
+    """The chunking of a ``bits``-bit row for a segment of ``size`` rows searched at ``radius``:
+    the number of chunks with the least estimated work per query (probes plus candidates),
+    chunks no wider than about log2(size) + 1 bits so the tables stay near one key per row."""
+    widest = max(4, min(MAX_CHUNK_BITS, math.ceil(math.log2(max(2, size))) + 1))
+    best: tuple[float, int] | None = None
+    for m in range(max(1, math.ceil(bits / widest)), bits + 1):
+        widths = _widths(bits, m)
+        if max(widths) > widest:
+            continue
+        t = radius // m
+        cost = sum(_ball_size(w, t) * (1.0 + size / (1 << w)) for w in widths)
+        if best is None or cost < best[0]:
+            best = (cost, m)
+        if t == 0:
+            break  # more chunks only add probes
+    return _place(_widths(bits, best[1]))
+
+
+def _widths(bits: int, m: int) -> list[int]:
+    """m chunk widths as even as possible, none crossing a 64-bit word boundary."""
+    words = bits // 64
+    per_word = [m // words + (1 if i < m % words else 0) for i in range(words)]
+    out = []
+    for n in per_word:
+        out += [64 // n + (1 if i < 64 % n else 0) for i in range(n)] if n else []
+    return out
+
+
+def _place(widths: Sequence[int]) -> tuple[_Chunk, ...]:
+    chunks, word, shift = [], 0, 0
+    for w in widths:
+        if shift + w > 64:
+            word, shift = word + 1, 0
+        chunks.append(_Chunk(word, shift, w))
+        shift += w
+    return tuple(chunks)

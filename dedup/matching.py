@@ -184,13 +184,18 @@ def find_links(assets: Sequence[asset_pb2.Asset], rule: Rule = DEFAULT_RULE) -> 
     from dedup.candidates import CandidateIndex
 
     index = CandidateIndex(rule)
-    out = []
     for i, a in enumerate(assets):
-        for j in sorted(index.candidates(a)):
-            lk = link(assets[j], a, rule)
-            if lk is not None:
-                out.append((j, i, lk))
         index.add(i, a)
+    out = []
+    # With every asset indexed, asking for i finds each j < i that asking when i was the
+    # newest would have found (and more, which the j < i filter drops).
+    step = 512
+    for lo in range(0, len(assets), step):
+        for i, found in enumerate(index.candidates_many(assets[lo:lo + step]), start=lo):
+            for j in sorted(k for k in found if k < i):
+                lk = link(assets[j], assets[i], rule)
+                if lk is not None:
+                    out.append((j, i, lk))
     return out
 
 

@@ -17,7 +17,7 @@ def brute(values: list[bytes], q: bytes, radius: int, removed: set[int]) -> list
     return [(i, hamming(v, q)) for i, v in enumerate(values) if i not in removed and hamming(v, q) <= radius]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.sampled_from([8, 32]), st.integers(0, 96), st.integers(1, 3000))
 def test_search_equals_brute_force_on_random_values(seed: int, nbytes: int, radius: int, n: int) -> None:
     rng = np.random.default_rng(seed)
@@ -30,9 +30,16 @@ def test_search_equals_brute_force_on_random_values(seed: int, nbytes: int, radi
         for bit in flips:
             v[bit // 8] ^= 1 << (bit % 8)
         values.append(v.tobytes())
-    index = HammingIndex(nbytes, capacity=7)  # small, so growth is exercised
-    for v in values:
-        index.add(v)
+    # Small capacity and tail, so growth, sealed segments and their merging are all exercised.
+    index = HammingIndex(nbytes, capacity=7, radius=radius % 40, tail=int(rng.integers(1, 300)))
+    k = 0
+    while k < n:
+        step = int(rng.integers(1, 400))
+        if step == 1:
+            index.add(values[k])
+        else:
+            index.add_many(np.frombuffer(b"".join(values[k:k + step]), dtype=np.uint8).reshape(-1, nbytes))
+        k += step
     removed = set(rng.choice(n, size=min(n, 5), replace=False).tolist())
     for r in removed:
         index.remove(r)
@@ -73,3 +80,48 @@ def test_wrong_length_refused() -> None:
         HammingIndex(5)
     with pytest.raises(ValueError, match="expected 32 bytes"):
         HammingIndex(32).add(b"\0" * 8)
+
+
+def brute_batch(data: np.ndarray, queries: np.ndarray, radius: int, alive: np.ndarray):
+    d = np.bitwise_count(data.view(np.uint64)[None, :, :] ^ queries.view(np.uint64)[:, None, :]).sum(axis=2)
+    qi, ri = np.nonzero((d <= radius) & alive[None, :])
+    return qi, ri, d[qi, ri]
+
+
+@pytest.mark.parametrize("nbytes,radius", [(32, 32), (32, 0), (32, 80), (8, 6), (8, 2), (8, 0), (8, 20)])
+def test_batch_search_equals_brute_force_across_segments(nbytes: int, radius: int) -> None:
+    """Clustered rows in enough batches to seal and merge many segments; every pair within
+    the radius is found once, none beyond it, removed rows never."""
+    rng = np.random.default_rng(nbytes * 1000 + radius)
+    centres = rng.integers(0, 256, (40, nbytes), dtype=np.uint8)
+    n = 12_000
+    data = centres[rng.integers(0, 40, n)]
+    data ^= np.packbits(rng.random((n, nbytes * 8)) < 0.05, axis=1)
+    index = HammingIndex(nbytes, radius=radius, tail=512)
+    for lo in range(0, n, 700):
+        index.add_many(data[lo:lo + 700])
+    assert len(index._segments) >= 2  # the layout under test, not only the linear tail
+    alive = np.ones(n, dtype=bool)
+    for row in rng.choice(n, 300, replace=False):
+        index.remove(int(row))
+        alive[row] = False
+    queries = np.concatenate([data[rng.choice(n, 150)], rng.integers(0, 256, (20, nbytes), dtype=np.uint8)])
+    got = index.search_batch(queries, radius)
+    want = brute_batch(data, queries, radius, alive)
+    for g, w in zip(got, want):
+        assert np.array_equal(g, w)
+    assert index.live == n - 300
+
+
+def test_one_segment_from_a_bulk_load_equals_brute_force() -> None:
+    """A restart loads every row at once: one segment, the same answers."""
+    rng = np.random.default_rng(5)
+    data = rng.integers(0, 256, (20_000, 8), dtype=np.uint8)
+    data[10_000:] = data[:10_000] ^ np.packbits(rng.random((10_000, 64)) < 0.04, axis=1)
+    index = HammingIndex(8, radius=6)
+    index.add_many(data)
+    assert len(index._segments) == 1 and index._sealed == len(data)
+    got = index.search_batch(data[::50], 6)
+    want = brute_batch(data, data[::50], 6, np.ones(len(data), dtype=bool))
+    for g, w in zip(got, want):
+        assert np.array_equal(g, w)
