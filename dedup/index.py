@@ -8,9 +8,9 @@ chunk's table, each key within ``r // m`` of the query's chunk finds every such 
 candidates are then checked with the full distance. Nothing is approximate.
 
 Rows are appended, never rewritten. The newest rows (the *tail*) are scanned linearly; when
-the tail fills it is sealed into a *segment* with its own chunk tables, and segments merge
-like a binary counter (two of similar size become one), so each row is re-tabled
-O(log n) times and no insertion ever rebuilds the index as a whole. A segment's chunk width
+the tail fills it is sealed into a *segment* with its own chunk tables, and a segment merges
+into the one before it once it has a quarter of that one's rows, so there are only a few
+segments to probe and each row is re-tabled a bounded number of times on average. A segment's chunk width
 follows its size (about log2 of it, so a table has roughly one row per key) and the radius
 it is tuned for. ``add_many`` on an empty index, as on a restart, builds one segment.
 
@@ -27,12 +27,17 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from dedup import index_kernels as kernels
+
 #: Rows kept out of the chunk tables and scanned linearly, before they are sealed.
 TAIL_ROWS = 4096
 #: Widest chunk: a table has 2**bits + 1 offsets, so this bounds a table at 64 MiB.
 MAX_CHUNK_BITS = 24
-#: Queries probed together; bounds the temporary arrays of one search.
-_PROBE_BUDGET = 1 << 22
+#: A segment merges into the one before it once it holds a quarter of that one's rows: few
+#: segments to probe (each costs a search its probes), each row re-tabled a few times.
+_FANOUT = 4
+#: Largest tail rows x queries scanned linearly; beyond it the tail is tabled first.
+_SCAN_BUDGET = 1 << 21
 
 
 @dataclass(frozen=True)
@@ -51,13 +56,9 @@ class _Segment:
         self.order: list[np.ndarray] = []
         self.offsets: list[np.ndarray] = []
         for c in chunks:
-            keys = _keys(block, c)
-            order = np.argsort(keys, kind="stable").astype(np.uint32)
-            counts = np.bincount(keys, minlength=1 << c.bits)
-            offsets = np.zeros((1 << c.bits) + 1, dtype=np.int64 if stop - start >= 2**31 else np.int32)
-            np.cumsum(counts, out=offsets[1:])
+            order, offsets = kernels.bucket_order(_keys(block, c), 1 << c.bits)
             self.order.append(order)
-            self.offsets.append(offsets)
+            self.offsets.append(offsets.astype(np.int32) if stop - start < 2**31 else offsets)
 
     @property
     def size(self) -> int:
@@ -127,8 +128,12 @@ class HammingIndex:
             if arr.dtype != np.uint8 or arr.ndim != 2 or arr.shape[1] != self.nbytes:
                 raise ValueError(f"expected an (n, {self.nbytes}) uint8 array, got {arr.dtype} {arr.shape}")
             return arr.view(np.uint64)
-        rows = [self._row(v) for v in values]
-        return np.stack(rows) if rows else np.zeros((0, self._words), dtype=np.uint64)
+        values = list(values)
+        joined = b"".join(values)
+        if len(joined) != len(values) * self.nbytes:
+            for v in values:
+                self._row(v)  # names the offending length
+        return np.frombuffer(joined, dtype=np.uint64).reshape(len(values), self._words)
 
     def add(self, value: bytes) -> int:
         """Append one fingerprint; return its row number."""
@@ -160,7 +165,7 @@ class HammingIndex:
         """Table the tail as a segment, then merge segments of similar size."""
         self._segments.append(self._build(self._sealed, self._n))
         self._sealed = self._n
-        while len(self._segments) >= 2 and self._segments[-2].size < 2 * self._segments[-1].size:
+        while len(self._segments) >= 2 and self._segments[-1].size * _FANOUT >= self._segments[-2].size:
             b = self._segments.pop()
             a = self._segments.pop()
             self._segments.append(self._build(a.start, b.stop))
@@ -191,6 +196,9 @@ class HammingIndex:
         empty = (np.zeros(0, np.int64),) * 3
         if self._n == 0 or q.shape[0] == 0 or radius < 0:
             return empty
+        q = np.ascontiguousarray(q)
+        if (self._n - self._sealed) * q.shape[0] > _SCAN_BUDGET:
+            self._seal()  # a big batch of queries pays for tabling the tail many times over
         parts = [self._scan(q, self._sealed, self._n, radius)]
         for seg in self._segments:
             parts.append(self._probe(seg, q, radius))
@@ -204,18 +212,7 @@ class HammingIndex:
 
     def _scan(self, q: np.ndarray, start: int, stop: int, radius: int):
         """Linear scan of rows [start, stop) (the tail, or a segment probing would not pay)."""
-        out_q, out_r, out_d = [], [], []
-        step = max(1, (1 << 22) // max(1, q.shape[0] * self._words))
-        for lo in range(start, stop, step):
-            block = self._data[lo:min(stop, lo + step)]
-            dist = np.bitwise_count(block[None, :, :] ^ q[:, None, :]).sum(axis=2, dtype=np.int64)
-            qi, ri = np.nonzero(dist <= radius)
-            out_q.append(qi.astype(np.int64))
-            out_r.append(ri.astype(np.int64) + lo)
-            out_d.append(dist[qi, ri])
-        if not out_q:
-            return (np.zeros(0, np.int64),) * 3
-        return np.concatenate(out_q), np.concatenate(out_r), np.concatenate(out_d)
+        return kernels.scan(self._data, start, stop, q, radius)
 
     def _probe(self, seg: _Segment, q: np.ndarray, radius: int):
         m = len(seg.chunks)
@@ -225,42 +222,14 @@ class HammingIndex:
         expected = sum(_ball_size(c.bits, t) * seg.size / (1 << c.bits) for c in seg.chunks)
         if probes + expected >= seg.size:
             return self._scan(q, seg.start, seg.stop, radius)
-        out_q, out_r, out_d = [], [], []
-        per_block = max(1, _PROBE_BUDGET // max(1, probes))
-        for lo in range(0, q.shape[0], per_block):
-            qb = q[lo:lo + per_block]
-            cand_q, cand_r = [], []
-            for c, order, offsets in zip(seg.chunks, seg.order, seg.offsets):
-                masks = _ball(c.bits, t)
-                keys = _keys(qb, c)[:, None] ^ masks[None, :]  # (Q, V) probe keys
-                begin = offsets[keys].ravel()
-                count = offsets[keys + 1].ravel() - begin
-                hit = count > 0
-                if not hit.any():
-                    continue
-                begin, count = begin[hit], count[hit]
-                owner = np.repeat(np.arange(qb.shape[0], dtype=np.int64), masks.size)[hit]
-                # Expand each [begin, begin + count) range into its positions.
-                total = int(count.sum())
-                ends = np.cumsum(count)
-                pos = np.arange(total, dtype=np.int64) + np.repeat(begin - (ends - count), count)
-                cand_r.append(order[pos].astype(np.int64) + seg.start)
-                cand_q.append(np.repeat(owner, count))
-            if not cand_q:
-                continue
-            cq = np.concatenate(cand_q)
-            cr = np.concatenate(cand_r)
-            dist = np.bitwise_count(self._data[cr] ^ qb[cq]).sum(axis=1, dtype=np.int64)
-            ok = dist <= radius
-            cq, cr, dist = cq[ok] + lo, cr[ok], dist[ok]
-            # A row near the query in several chunks was found once per chunk.
-            uniq = np.unique(cq * self._n + cr, return_index=True)[1]
-            out_q.append(cq[uniq])
-            out_r.append(cr[uniq])
-            out_d.append(dist[uniq])
-        if not out_q:
-            return (np.zeros(0, np.int64),) * 3
-        return np.concatenate(out_q), np.concatenate(out_r), np.concatenate(out_d)
+        parts = [kernels.probe(self._data, seg.start, q, _keys(q, c), _ball(c.bits, t), order, offsets, radius)
+                 for c, order, offsets in zip(seg.chunks, seg.order, seg.offsets)]
+        qi = np.concatenate([p[0] for p in parts])
+        rows = np.concatenate([p[1] for p in parts])
+        dist = np.concatenate([p[2] for p in parts])
+        # A row near the query in several chunks was found once per chunk.
+        uniq = np.unique(qi * self._n + rows, return_index=True)[1]
+        return qi[uniq], rows[uniq], dist[uniq]
 
 
 def _keys(rows: np.ndarray, c: _Chunk) -> np.ndarray:

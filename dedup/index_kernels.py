@@ -1,0 +1,105 @@
+"""The inner loops of the Hamming index, compiled with numba.
+
+Each is a plain loop over rows or table entries: too data-dependent to vectorise without
+materialising every candidate, and too hot to leave to the interpreter. Compiled code is
+cached beside this module, so only the first use on a machine pays for compilation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+@njit(cache=True)
+def _popcount(x):
+    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return (x * np.uint64(0x0101010101010101)) >> np.uint64(56)
+
+
+@njit(cache=True)
+def _distance(data, row, q, i):
+    d = np.uint64(0)
+    for w in range(data.shape[1]):
+        d += _popcount(data[row, w] ^ q[i, w])
+    return d
+
+
+# Each search runs twice: once counting hits, once writing them into arrays of the exact
+# size. Loops with no growing output vectorise; the count pass is cheaper than the copies
+# and the aliasing a growing buffer would bring into the hot loop.
+
+
+@njit(cache=True)
+def _scan_pass(data, start, stop, q, r, oq, orow, od, write):
+    n = 0
+    dist = np.empty(max(0, stop - start), np.uint64)
+    for i in range(q.shape[0]):
+        for row in range(start, stop):
+            dist[row - start] = _distance(data, row, q, i)
+        for j in range(dist.size):
+            if dist[j] <= r:
+                if write:
+                    oq[n], orow[n], od[n] = i, start + j, dist[j]
+                n += 1
+    return n
+
+
+@njit(cache=True)
+def scan(data, start, stop, q, radius):
+    """(query, row, distance) for every row in [start, stop) within ``radius`` of a query."""
+    r = np.uint64(radius)
+    none = np.empty(0, np.int64)
+    n = _scan_pass(data, start, stop, q, r, none, none, none, False)
+    oq, orow, od = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
+    _scan_pass(data, start, stop, q, r, oq, orow, od, True)
+    return oq, orow, od
+
+
+@njit(cache=True)
+def _probe_pass(data, start, q, qkeys, masks, order, offsets, r, oq, orow, od, write):
+    n = 0
+    for i in range(q.shape[0]):
+        key = qkeys[i]
+        for m in masks:
+            k = key ^ m
+            for p in range(offsets[k], offsets[k + 1]):
+                row = np.int64(order[p]) + start
+                d = _distance(data, row, q, i)
+                if d <= r:
+                    if write:
+                        oq[n], orow[n], od[n] = i, row, d
+                    n += 1
+    return n
+
+
+@njit(cache=True)
+def probe(data, start, q, qkeys, masks, order, offsets, radius):
+    """Rows of one chunk table whose chunk is within the ball ``masks`` of a query's chunk
+    key, checked with the full distance: (query, row, distance), possibly repeating a row
+    that another chunk's table also finds."""
+    r = np.uint64(radius)
+    none = np.empty(0, np.int64)
+    n = _probe_pass(data, start, q, qkeys, masks, order, offsets, r, none, none, none, False)
+    oq, orow, od = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
+    _probe_pass(data, start, q, qkeys, masks, order, offsets, r, oq, orow, od, True)
+    return oq, orow, od
+
+
+@njit(cache=True)
+def bucket_order(keys, buckets):
+    """Counting sort: (order, offsets) with rows ordered by key, stable, and offsets[k] the
+    first position of key k (offsets[buckets] = number of rows)."""
+    offsets = np.zeros(buckets + 1, np.int64)
+    for k in keys:
+        offsets[k + 1] += 1
+    for k in range(buckets):
+        offsets[k + 1] += offsets[k]
+    fill = offsets[:-1].copy()
+    order = np.empty(keys.size, np.uint32)
+    for i in range(keys.size):
+        k = keys[i]
+        order[fill[k]] = i
+        fill[k] += 1
+    return order, offsets
