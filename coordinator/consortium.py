@@ -199,8 +199,10 @@ class Coordinator:
             found = self.matcher.candidates_many(member_id, assets)
             for asset, candidates in zip(assets, found):
                 key = (member_id, asset.asset_id)
+                self._update(txn, key, asset, touched)
                 Store.put_asset(txn.db, member_id, asset.asset_id, asset.SerializeToString(deterministic=True), manifest.batch_id)
                 new_matches += self._match(txn, key, asset, candidates, touched)
+            self.matcher.index.add_many([((member_id, a.asset_id), a) for a in assets])
             Store.add_batch(txn.db, member_id, manifest.batch_id, manifest.sequence, stmt.body, len(assets),
                             new_matches, batch_index, int(self.clock()))
             for cid in sorted(touched):
@@ -208,10 +210,30 @@ class Coordinator:
         return intake_pb2.SubmitBatchResponse(batch_id=manifest.batch_id, accepted=len(assets),
                                               log_index=batch_index, new_matches=new_matches)
 
+    def _update(self, txn: LogTransaction, key: Key, asset: asset_pb2.Asset, touched: set[str]) -> None:
+        """A member declaring an asset again (a rescan). New evidence only: its cluster stays
+        and gets a fresh proposal, since the master may change. New pixels or fingerprints:
+        it leaves its cluster (which is proposed again without it) and is matched afresh."""
+        m = self.matcher
+        old = m.assets.get(key)
+        if old is None or old == asset:
+            return
+        cid = m.cluster_of.get(key)
+        if cid is None:
+            return
+        same_picture = (old.sha256 == asset.sha256 and old.pixel_digest == asset.pixel_digest
+                        and old.low_information == asset.low_information
+                        and list(old.fingerprints) == list(asset.fingerprints))
+        if not same_picture:
+            m.detach(key)
+            Store.leave_cluster(txn.db, key[0], key[1])
+        if len({k[0] for k in m.members_of.get(cid, ())}) >= 2:
+            touched.add(cid)
+
     def _match(self, txn: LogTransaction, key: Key, asset: asset_pb2.Asset, candidates: list[Candidate],
                touched: set[str]) -> int:
         m = self.matcher
-        m.add(key, asset)
+        m.add_many([(key, asset)], indexed=False)
         accepted = []
         for c in candidates:
             cid = m.cluster_of.get(c.key)

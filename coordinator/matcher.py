@@ -53,6 +53,13 @@ class Matcher:
             self.members_of[cid].discard(key)
         return cid
 
+    def detach(self, key: Key) -> str | None:
+        """Take an asset out of its cluster (it stays findable); return that cluster."""
+        cid = self.cluster_of.pop(key, None)
+        if cid is not None:
+            self.members_of[cid].discard(key)
+        return cid
+
     def assign(self, key: Key, cluster_id: str) -> None:
         old = self.cluster_of.get(key)
         if old is not None:
@@ -60,10 +67,13 @@ class Matcher:
         self.cluster_of[key] = cluster_id
         self.members_of[cluster_id].add(key)
 
-    def add_many(self, items: list[tuple[Key, asset_pb2.Asset]]) -> None:
+    def add_many(self, items: list[tuple[Key, asset_pb2.Asset]], *, indexed: bool = True) -> None:
+        """``indexed=False`` records the assets without making them findable yet (an intake
+        adds a batch's assets to the index in one go, once its own search is done)."""
         for key, asset in items:
             self.assets[key] = asset
-        self.index.add_many(items)
+        if indexed:
+            self.index.add_many(items)
 
     def candidates(self, member_id: str, asset: asset_pb2.Asset) -> list[Candidate]:
         """Links from ``asset`` to other members' assets, by the shared matching rule."""
@@ -87,8 +97,16 @@ class Matcher:
     def verified(self, asset: asset_pb2.Asset, cluster_id: str) -> bool:
         """Does ``asset`` also match more than half of the copies already in the cluster?"""
         members = self.members_of.get(cluster_id, ())
-        agree = sum(1 for k in members if link(self.assets[k], asset, self.verify_rule) is not None)
-        return 2 * agree > len(members)
+        need = len(members) // 2 + 1
+        agree = 0
+        for left, k in enumerate(sorted(members), start=0):
+            if agree + (len(members) - left) < need:
+                return False  # the rest could not make a majority
+            if link(self.assets[k], asset, self.verify_rule) is not None:
+                agree += 1
+                if agree >= need:
+                    return True
+        return agree >= need
 
 
 def new_cluster_id(a: Key, b: Key) -> str:

@@ -288,6 +288,10 @@ class Store:
         db.execute("DELETE FROM tombstones WHERE member_id=? AND asset_id=?", (member_id, asset_id))
 
     @staticmethod
+    def leave_cluster(db, member_id: str, asset_id: str) -> None:
+        db.execute("DELETE FROM clusters WHERE member_id=? AND asset_id=?", (member_id, asset_id))
+
+    @staticmethod
     def set_cluster(db, member_id: str, asset_id: str, cluster_id: str) -> None:
         db.execute("INSERT INTO clusters VALUES (?, ?, ?) ON CONFLICT (member_id, asset_id)"
                    " DO UPDATE SET cluster_id=excluded.cluster_id", (member_id, asset_id, cluster_id))

@@ -393,3 +393,42 @@ def test_store_records_its_schema_version_and_refuses_a_newer_one(consortium, da
     store.close()
     with pytest.raises(SchemaError, match="never downgrade"):
         Store(database)
+
+
+def proposals(consortium, cluster_id):
+    return consortium.query("SELECT master_member, master_asset FROM proposals WHERE cluster_id=? ORDER BY log_index",
+                            (cluster_id,))
+
+
+def test_update_with_new_evidence_keeps_the_cluster_and_proposes_again(consortium):
+    """A rescan finds a better copy of the same picture: same cluster, and the master moves."""
+    fp = fingerprint(41)
+    submit(consortium, A, batch(consortium, A, [asset("a1", fp, width=1000, height=800)]))
+    submit(consortium, B, batch(consortium, B, [asset("b1", near(fp, 3), width=2000, height=1600)]))
+    [(cid,)] = consortium.query("SELECT DISTINCT cluster_id FROM clusters")
+    assert proposals(consortium, cid)[-1] == (B, "b1")
+    # Same pixels and fingerprints, now declared at a larger size and lossless.
+    submit(consortium, A, batch(consortium, A, [asset("a1", fp, width=4000, height=3200, lossless=True)], seq=2))
+    assert consortium.query("SELECT asset_id FROM clusters WHERE cluster_id=? ORDER BY asset_id", (cid,)) == [
+        ("a1",), ("b1",)]
+    assert proposals(consortium, cid)[-1] == (A, "a1")
+
+
+def test_update_with_other_pixels_leaves_the_cluster(consortium):
+    """A rescan shows the file is now another picture: it leaves the cluster, which is
+    proposed again without it, and it is matched afresh."""
+    fp, other = fingerprint(51), fingerprint(52)
+    submit(consortium, A, batch(consortium, A, [asset("a1", fp)]))
+    submit(consortium, B, batch(consortium, B, [asset("b1", near(fp, 3)), asset("b2", near(fp, 4))]))
+    submit(consortium, C, batch(consortium, C, [asset("c1", near(other, 2))]))
+    [(cid,)] = consortium.query("SELECT DISTINCT cluster_id FROM clusters")
+    before = len(proposals(consortium, cid))
+    r = submit(consortium, A, batch(consortium, A, [asset("a1", other)], seq=2))
+    assert r.new_matches == 1  # now a copy of c1
+    assert consortium.query("SELECT cluster_id FROM clusters WHERE asset_id='a1'") != [(cid,)]
+    assert consortium.query("SELECT asset_id FROM clusters WHERE cluster_id=? ORDER BY asset_id", (cid,)) == [
+        ("b1",), ("b2",)]
+    # b1 and b2 are one member's copies: no cross-member cluster is left to propose for.
+    assert len(proposals(consortium, cid)) == before
+    [(c1_cluster,)] = consortium.query("SELECT cluster_id FROM clusters WHERE asset_id='c1'")
+    assert consortium.query("SELECT cluster_id FROM clusters WHERE asset_id='a1'") == [(c1_cluster,)]
