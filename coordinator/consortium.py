@@ -26,6 +26,11 @@ from .store import StoredMatch, Store
 from .validation import check_batch_id, invalid, parse_assets
 
 
+#: Records parsed at a time when the index is rebuilt on start-up (parsed records are large;
+#: the index keeps only their hashes).
+_LOAD_CHUNK = 100_000
+
+
 @dataclass(frozen=True)
 class Member:
     settings: MemberSettings
@@ -53,16 +58,21 @@ class Coordinator:
     # --- start-up ----------------------------------------------------------------------
 
     def _load_matcher(self) -> Matcher:
-        matcher = Matcher(self.settings.match.rule())
+        matcher = Matcher(self.settings.match.rule(), self._record)
         items = []
         for member_id, asset_id, record, cid in self.store.assets():
-            a = asset_pb2.Asset()
-            a.ParseFromString(record)
-            items.append(((member_id, asset_id), a))
+            items.append(((member_id, asset_id), asset_pb2.Asset.FromString(record)))
             if cid is not None:
                 matcher.assign((member_id, asset_id), cid)
-        matcher.add_many(items)
+            if len(items) == _LOAD_CHUNK:
+                matcher.add_many(items, remember=False)
+                items = []
+        matcher.add_many(items, remember=False)
         return matcher
+
+    def _record(self, key: Key) -> asset_pb2.Asset | None:
+        blob = self.store.asset(*key)
+        return None if blob is None else asset_pb2.Asset.FromString(bytes(blob))
 
     def _admit_members(self) -> None:
         """Log a MemberAdmitted entry for each configured member not admitted yet."""
@@ -146,7 +156,7 @@ class Coordinator:
                     raise Refusal(grpc.StatusCode.ALREADY_EXISTS, "withdrawal_id_reused",
                                   f"withdrawal id {body.withdrawal_id!r} was already used for another withdrawal")
                 return intake_pb2.WithdrawAssetsResponse(withdrawn=stored[1], already_stored=True, log_index=stored[2])
-            unknown = [a for a in body.asset_ids if (identity, a) not in self.matcher.assets]
+            unknown = [a for a in body.asset_ids if (identity, a) not in self.matcher]
             if unknown:
                 raise Refusal(grpc.StatusCode.NOT_FOUND, "unknown_asset",
                               f"{len(unknown)} asset(s) are not held by {identity!r} here, e.g. {unknown[0]!r}")
@@ -197,11 +207,12 @@ class Coordinator:
             # Other members' assets do not change during the batch, so all of its candidates
             # are found in one search; clustering then goes asset by asset, in batch order.
             found = self.matcher.candidates_many(member_id, assets)
+            for asset in assets:
+                self._update(txn, (member_id, asset.asset_id), asset, touched)
+            Store.put_assets(txn.db, member_id, [(a.asset_id, a.SerializeToString(deterministic=True)) for a in assets],
+                             manifest.batch_id)
             for asset, candidates in zip(assets, found):
-                key = (member_id, asset.asset_id)
-                self._update(txn, key, asset, touched)
-                Store.put_asset(txn.db, member_id, asset.asset_id, asset.SerializeToString(deterministic=True), manifest.batch_id)
-                new_matches += self._match(txn, key, asset, candidates, touched)
+                new_matches += self._match(txn, (member_id, asset.asset_id), asset, candidates, touched)
             self.matcher.index.add_many([((member_id, a.asset_id), a) for a in assets])
             Store.add_batch(txn.db, member_id, manifest.batch_id, manifest.sequence, stmt.body, len(assets),
                             new_matches, batch_index, int(self.clock()))
@@ -215,7 +226,7 @@ class Coordinator:
         and gets a fresh proposal, since the master may change. New pixels or fingerprints:
         it leaves its cluster (which is proposed again without it) and is matched afresh."""
         m = self.matcher
-        old = m.assets.get(key)
+        old = m.record(key)
         if old is None or old == asset:
             return
         cid = m.cluster_of.get(key)
@@ -272,7 +283,7 @@ class Coordinator:
     def _propose(self, txn: LogTransaction, cluster_id: str) -> None:
         keys = sorted(self.matcher.members_of[cluster_id])
         candidates = [
-            PolicyCandidate(k[0], k[1], self.matcher.assets[k].evidence, self.members[k[0]].settings.custodial_priority)
+            PolicyCandidate(k[0], k[1], self.matcher.record(k).evidence, self.members[k[0]].settings.custodial_priority)
             for k in keys
         ]
         decision = choose_master(candidates)
@@ -306,7 +317,7 @@ class Coordinator:
         for r in rows:
             own, other = ((r.a_asset, (r.b_member, r.b_asset)) if r.a_member == identity
                           else (r.b_asset, (r.a_member, r.a_asset)))
-            record = self.matcher.assets.get(other)
+            record = self.matcher.record(other)
             out.matches.append(intake_pb2.MemberMatch(
                 cluster_id=r.cluster_id, own_asset_id=own, counterpart_member=other[0],
                 counterpart_asset_id=other[1], relation=r.relation, distance=r.distance,

@@ -10,7 +10,9 @@ unrelated photographs together.
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
+import threading
+from collections import OrderedDict, defaultdict
+from typing import Callable
 from dataclasses import dataclass
 
 from dedup.candidates import CandidateIndex
@@ -29,24 +31,69 @@ class Candidate:
 
 
 class Matcher:
-    def __init__(self, rule: Rule) -> None:
+    """The index, the clusters, and the records the rule needs, read through ``fetch``.
+
+    Records are not all held in memory (a parsed record costs kilobytes, and a coordinator
+    holds millions): ``fetch(key)`` reads one from the store, and the most recently used
+    are kept. ``fetch`` must see the current transaction's own writes.
+    """
+
+    def __init__(self, rule: Rule, fetch: Callable[[Key], asset_pb2.Asset | None], cache: int = 20_000) -> None:
         self.rule = rule
         self.verify_rule = rule.loosened(VERIFY_SLACK)
         self.index = CandidateIndex(rule)
-        self.assets: dict[Key, asset_pb2.Asset] = {}
+        self._fetch = fetch
+        self._cache: OrderedDict[Key, asset_pb2.Asset] = OrderedDict()
+        self._cache_size = cache
+        self._cache_lock = threading.Lock()
         self.cluster_of: dict[Key, str] = {}
         self.members_of: dict[str, set[Key]] = defaultdict(set)
 
+    def __contains__(self, key: Key) -> bool:
+        return key in self.index
+
+    def record(self, key: Key) -> asset_pb2.Asset | None:
+        """The asset's current record, or None if it is not held here."""
+        with self._cache_lock:
+            found = self._cache.get(key)
+            if found is not None:
+                self._cache.move_to_end(key)
+                return found
+        if key not in self.index:
+            return None
+        found = self._fetch(key)
+        if found is not None:
+            self._remember(key, found)
+        return found
+
+    def _remember(self, key: Key, asset: asset_pb2.Asset) -> None:
+        with self._cache_lock:  # readers of ListMatches share the cache with intake
+            self._cache[key] = asset
+            self._cache.move_to_end(key)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+
     def add(self, key: Key, asset: asset_pb2.Asset) -> None:
         """Make ``asset`` findable (replacing an earlier record under the same key)."""
-        self.assets[key] = asset
-        self.index.add(key, asset)
+        self.add_many([(key, asset)])
+
+    def add_many(self, items: list[tuple[Key, asset_pb2.Asset]], *, indexed: bool = True,
+                 remember: bool = True) -> None:
+        """``indexed=False`` records the assets without making them findable yet (an intake
+        adds a batch's assets to the index in one go, once its own search is done);
+        ``remember=False`` indexes without caching the records (loading a whole store)."""
+        if remember:
+            for key, asset in items:
+                self._remember(key, asset)
+        if indexed:
+            self.index.add_many(items)
 
     def remove(self, key: Key) -> str | None:
         """Forget a withdrawn asset; return the cluster it was in, if any."""
-        if key not in self.assets:
+        if key not in self.index:
             return None
-        del self.assets[key]
+        with self._cache_lock:
+            self._cache.pop(key, None)
         self.index.remove(key)
         cid = self.cluster_of.pop(key, None)
         if cid is not None:
@@ -67,14 +114,6 @@ class Matcher:
         self.cluster_of[key] = cluster_id
         self.members_of[cluster_id].add(key)
 
-    def add_many(self, items: list[tuple[Key, asset_pb2.Asset]], *, indexed: bool = True) -> None:
-        """``indexed=False`` records the assets without making them findable yet (an intake
-        adds a batch's assets to the index in one go, once its own search is done)."""
-        for key, asset in items:
-            self.assets[key] = asset
-        if indexed:
-            self.index.add_many(items)
-
     def candidates(self, member_id: str, asset: asset_pb2.Asset) -> list[Candidate]:
         """Links from ``asset`` to other members' assets, by the shared matching rule."""
         return self.candidates_many(member_id, [asset])[0]
@@ -88,7 +127,7 @@ class Matcher:
             for key in sorted(keys):
                 if key[0] == member_id:
                     continue
-                found = link(self.assets[key], asset, self.rule)
+                found = link(self.record(key), asset, self.rule)
                 if found is not None:
                     links.append(Candidate(key, found))
             out.append(links)
@@ -102,7 +141,7 @@ class Matcher:
         for left, k in enumerate(sorted(members), start=0):
             if agree + (len(members) - left) < need:
                 return False  # the rest could not make a majority
-            if link(self.assets[k], asset, self.verify_rule) is not None:
+            if link(self.record(k), asset, self.verify_rule) is not None:
                 agree += 1
                 if agree >= need:
                     return True

@@ -281,11 +281,12 @@ class Store:
                    (member_id, batch_id, sequence, manifest, accepted, new_matches, log_index, received_unix))
 
     @staticmethod
-    def put_asset(db, member_id: str, asset_id: str, record: bytes, batch_id: str) -> None:
-        db.execute("INSERT INTO assets VALUES (?, ?, ?, ?) ON CONFLICT (member_id, asset_id)"
-                   " DO UPDATE SET record=excluded.record, batch_id=excluded.batch_id",
-                   (member_id, asset_id, record, batch_id))
-        db.execute("DELETE FROM tombstones WHERE member_id=? AND asset_id=?", (member_id, asset_id))
+    def put_assets(db, member_id: str, records: list[tuple[str, bytes]], batch_id: str) -> None:
+        """Store a batch's records (asset id, serialized record) in two statements."""
+        db.executemany("INSERT INTO assets VALUES (?, ?, ?, ?) ON CONFLICT (member_id, asset_id)"
+                       " DO UPDATE SET record=excluded.record, batch_id=excluded.batch_id",
+                       [(member_id, a, r, batch_id) for a, r in records])
+        db.executemany("DELETE FROM tombstones WHERE member_id=? AND asset_id=?", [(member_id, a) for a, _ in records])
 
     @staticmethod
     def leave_cluster(db, member_id: str, asset_id: str) -> None:

@@ -72,6 +72,9 @@ class CandidateIndex:
     def __len__(self) -> int:
         return len(self._number)
 
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._number
+
     def add(self, key: Hashable, asset: asset_pb2.Asset) -> None:
         self.add_many([(key, asset)])
 

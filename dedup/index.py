@@ -42,9 +42,9 @@ _SCAN_BUDGET = 1 << 21
 
 @dataclass(frozen=True)
 class _Chunk:
-    word: int  # which 64-bit word the chunk lies in (chunks never straddle words)
+    word: int  # the 64-bit word holding the chunk's lowest bit
     shift: int
-    bits: int
+    bits: int  # may run on into the next word
 
 
 class _Segment:
@@ -233,7 +233,10 @@ class HammingIndex:
 
 
 def _keys(rows: np.ndarray, c: _Chunk) -> np.ndarray:
-    return ((rows[:, c.word] >> np.uint64(c.shift)) & np.uint64((1 << c.bits) - 1)).astype(np.intp)
+    key = rows[:, c.word] >> np.uint64(c.shift)
+    if c.shift + c.bits > 64:
+        key = key | (rows[:, c.word + 1] << np.uint64(64 - c.shift))
+    return (key & np.uint64((1 << c.bits) - 1)).astype(np.intp)
 
 
 @lru_cache(maxsize=None)
@@ -273,20 +276,13 @@ def _layout(bits: int, radius: int, size: int) -> tuple[_Chunk, ...]:
 
 
 def _widths(bits: int, m: int) -> list[int]:
-    """m chunk widths as even as possible, none crossing a 64-bit word boundary."""
-    words = bits // 64
-    per_word = [m // words + (1 if i < m % words else 0) for i in range(words)]
-    out = []
-    for n in per_word:
-        out += [64 // n + (1 if i < 64 % n else 0) for i in range(n)] if n else []
-    return out
+    """m chunk widths as even as possible."""
+    return [bits // m + (1 if i < bits % m else 0) for i in range(m)]
 
 
 def _place(widths: Sequence[int]) -> tuple[_Chunk, ...]:
-    chunks, word, shift = [], 0, 0
+    chunks, at = [], 0
     for w in widths:
-        if shift + w > 64:
-            word, shift = word + 1, 0
-        chunks.append(_Chunk(word, shift, w))
-        shift += w
+        chunks.append(_Chunk(at // 64, at % 64, w))
+        at += w
     return tuple(chunks)
