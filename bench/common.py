@@ -93,7 +93,7 @@ def code_state() -> dict[str, object]:
             dirty = bool(out.stdout.strip())
     except (OSError, subprocess.TimeoutExpired):
         pass
-    files = sorted(p for d in ("dedup", "node") for p in (ROOT / d).rglob("*.py"))
+    files = sorted(p for d in ("dedup", "node", "coordinator") for p in (ROOT / d).rglob("*.py"))
     return {"head": git_revision(), "uncommitted_changes": dirty,
             "source_digest": sources_digest(*files) if files else None}
 

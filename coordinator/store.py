@@ -86,6 +86,7 @@ CREATE TABLE IF NOT EXISTS proposals (
     deciding_rule TEXT NOT NULL,
     log_index {INT} NOT NULL
 );
+CREATE INDEX IF NOT EXISTS proposals_by_cluster ON proposals (cluster_id);
 CREATE TABLE IF NOT EXISTS log_entries (
     idx {INT} PRIMARY KEY,
     entry {BLOB} NOT NULL,
@@ -122,8 +123,11 @@ class StoredMatch:
 
 #: Version of SCHEMA. A database records the version that wrote it; MIGRATIONS[v] holds the
 #: statements that bring version v to v + 1, applied in order in one transaction at start-up.
-SCHEMA_VERSION = 1
-MIGRATIONS: dict[int, tuple[str, ...]] = {}
+SCHEMA_VERSION = 2
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    # 1 -> 2: proposals are counted per cluster on every proposal.
+    1: ("CREATE INDEX IF NOT EXISTS proposals_by_cluster ON proposals (cluster_id)",),
+}
 
 
 class SchemaError(Exception):

@@ -1,8 +1,8 @@
 """The inner loops of the Hamming index, compiled with numba.
 
 Each is a plain loop over rows or table entries: too data-dependent to vectorise without
-materialising every candidate, and too hot to leave to the interpreter. Compiled code is
-cached beside this module, so only the first use on a machine pays for compilation.
+materialising every candidate, and too hot to leave to the interpreter. Compiled code
+is cached beside this module, so only the first use on a machine pays for compilation.
 """
 
 from __future__ import annotations
@@ -26,51 +26,52 @@ def _distance(data, row, q, i):
     return d
 
 
-# Each search runs twice: once counting hits, once writing them into arrays of the exact
-# size. Loops with no growing output vectorise; the count pass is cheaper than the copies
-# and the aliasing a growing buffer would bring into the hot loop.
+# Each search runs twice over the queries: once counting each query's hits, then writing
+# them at that query's offset into arrays of the exact size. No output grows inside a
+# loop, so the distance loops vectorise. (Threads were tried: on a coordinator sharing
+# its cores with gRPC and the database they cost far more than they gave.)
 
 
 @njit(cache=True)
-def _scan_pass(data, start, stop, q, r, oq, orow, od, write):
+def _scan_one(data, start, stop, q, i, r, oq, orow, od, at, write):
     n = 0
-    dist = np.empty(max(0, stop - start), np.uint64)
-    for i in range(q.shape[0]):
-        for row in range(start, stop):
-            dist[row - start] = _distance(data, row, q, i)
-        for j in range(dist.size):
-            if dist[j] <= r:
-                if write:
-                    oq[n], orow[n], od[n] = i, start + j, dist[j]
-                n += 1
+    for row in range(start, stop):
+        d = _distance(data, row, q, i)
+        if d <= r:
+            if write:
+                oq[at + n], orow[at + n], od[at + n] = i, row, d
+            n += 1
     return n
 
 
 @njit(cache=True)
 def scan(data, start, stop, q, radius):
-    """(query, row, distance) for every row in [start, stop) within ``radius`` of a query."""
+    """(query, row, distance) for every row in [start, stop) within ``radius`` of a query,
+    ordered by query then row."""
     r = np.uint64(radius)
     none = np.empty(0, np.int64)
-    n = _scan_pass(data, start, stop, q, r, none, none, none, False)
-    oq, orow, od = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
-    _scan_pass(data, start, stop, q, r, oq, orow, od, True)
+    counts = np.zeros(q.shape[0] + 1, np.int64)
+    for i in range(q.shape[0]):
+        counts[i + 1] = _scan_one(data, start, stop, q, i, r, none, none, none, 0, False)
+    at = np.cumsum(counts)
+    oq, orow, od = np.empty(at[-1], np.int64), np.empty(at[-1], np.int64), np.empty(at[-1], np.int64)
+    for i in range(q.shape[0]):
+        _scan_one(data, start, stop, q, i, r, oq, orow, od, at[i], True)
     return oq, orow, od
 
 
 @njit(cache=True)
-def _probe_pass(data, start, q, qkeys, masks, order, offsets, r, oq, orow, od, write):
+def _probe_one(data, start, q, i, key, masks, order, offsets, r, oq, orow, od, at, write):
     n = 0
-    for i in range(q.shape[0]):
-        key = qkeys[i]
-        for m in masks:
-            k = key ^ m
-            for p in range(offsets[k], offsets[k + 1]):
-                row = np.int64(order[p]) + start
-                d = _distance(data, row, q, i)
-                if d <= r:
-                    if write:
-                        oq[n], orow[n], od[n] = i, row, d
-                    n += 1
+    for m in masks:
+        k = key ^ m
+        for p in range(offsets[k], offsets[k + 1]):
+            row = np.int64(order[p]) + start
+            d = _distance(data, row, q, i)
+            if d <= r:
+                if write:
+                    oq[at + n], orow[at + n], od[at + n] = i, row, d
+                n += 1
     return n
 
 
@@ -81,9 +82,13 @@ def probe(data, start, q, qkeys, masks, order, offsets, radius):
     that another chunk's table also finds."""
     r = np.uint64(radius)
     none = np.empty(0, np.int64)
-    n = _probe_pass(data, start, q, qkeys, masks, order, offsets, r, none, none, none, False)
-    oq, orow, od = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
-    _probe_pass(data, start, q, qkeys, masks, order, offsets, r, oq, orow, od, True)
+    counts = np.zeros(q.shape[0] + 1, np.int64)
+    for i in range(q.shape[0]):
+        counts[i + 1] = _probe_one(data, start, q, i, qkeys[i], masks, order, offsets, r, none, none, none, 0, False)
+    at = np.cumsum(counts)
+    oq, orow, od = np.empty(at[-1], np.int64), np.empty(at[-1], np.int64), np.empty(at[-1], np.int64)
+    for i in range(q.shape[0]):
+        _probe_one(data, start, q, i, qkeys[i], masks, order, offsets, r, oq, orow, od, at[i], True)
     return oq, orow, od
 
 

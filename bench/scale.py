@@ -1,0 +1,269 @@
+"""The coordinator's core at consortium scale: N assets taken in and matched, then a restart.
+
+One fresh process per N (so its peak RSS is this N's alone) builds a coordinator exactly as
+``dedup coordinator serve`` does (``build_core``: SQLite store, signed log, matcher) and
+submits pre-signed batches of 1,000 assets from 4 members in turn through
+``Coordinator.submit_batch`` — signature checks, validation, storage, candidate search,
+the matching rule, clustering, proposals and the log all run; only gRPC is left out (its
+throughput is measured by ``bench.intake``). Then it closes the store and builds a new
+coordinator on it, timing the rebuild of the index from storage.
+
+Assets: real fingerprint records from the accuracy corpus (read with the node's own
+``read_image``): each picture's master and 1-3 of its variants, held by different members,
+and the must-not-match and low-information images once each; then synthetic groups up to N. A group's base
+is a real record whose hashes are XORed with a random mask of the group (a new picture with
+real hashes' bit balance but no relation to the corpus); 70% of groups are one asset, the
+rest two or three copies held by different members, each copy with about 4 of the 256 bits
+of each dct256 hash flipped (8 draws, each kept with probability 1/2) and about half a bit
+of each 64-bit hash. Every asset has its own digests.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")
+
+import argparse
+import hashlib
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from bench.common import CACHE, ROOT, log, sources_digest
+
+MEMBERS = ("records-office", "city-museum", "university-library", "film-archive")
+BATCH = 1000
+SCALE = CACHE / "scale"
+
+
+def _read(job: tuple[str, str]) -> bytes | None:
+    from dedup.node.imaging import ImageError, read_image
+    from dedup.node.scan import to_record
+
+    path, asset_id = job
+    try:
+        return to_record(asset_id, read_image(Path(path))).SerializeToString(deterministic=True)
+    except ImageError:
+        return None
+
+
+def real_records() -> list[bytes]:
+    """The corpus's fingerprint records, computed once and cached."""
+    from bench import dataset
+
+    key = sources_digest(ROOT / "node" / "imaging.py", ROOT / "dedup" / "fingerprint" / "suite.py",
+                         ROOT / "dedup" / "fingerprint" / "frame.py") + dataset._generator_key()
+    cache = SCALE / f"real-{hashlib.sha256(key.encode()).hexdigest()[:16]}.bin"
+    if cache.exists():
+        from dedup.v1 import asset_pb2
+
+        return [a.SerializeToString(deterministic=True) for a in asset_pb2.AssetList.FromString(cache.read_bytes()).assets]
+    corpus = dataset.build()
+    # The asset id carries the corpus group and role: copies of one picture share a group.
+    jobs = [(str(corpus.path(e)), f"{e.group}|{e.role}") for e in corpus.entries]
+    log(f"scale: reading {len(jobs)} corpus images for real fingerprint records")
+    with ProcessPoolExecutor(2) as pool:
+        records = [r for r in pool.map(_read, jobs, chunksize=32) if r is not None]
+    from dedup.v1 import asset_pb2
+
+    SCALE.mkdir(parents=True, exist_ok=True)
+    cache.write_bytes(asset_pb2.AssetList(assets=[asset_pb2.Asset.FromString(r) for r in records])
+                      .SerializeToString(deterministic=True))
+    return records
+
+
+def batches(n: int, seed: int = 1):
+    """Yield (member, assets) batches of up to BATCH until N assets are made, generating as it
+    goes so memory holds one chunk (see the module docstring for what the assets are)."""
+    from dedup.v1 import asset_pb2
+
+    rng = np.random.default_rng(seed)
+    real = [asset_pb2.Asset.FromString(r) for r in real_records()]
+    pending: dict[str, list] = {m: [] for m in MEMBERS}
+    made = 0
+
+    def put(member: str, a):
+        nonlocal made
+        a.asset_id = f"a{made:08d}"
+        made += 1
+        pending[member].append(a)
+        if len(pending[member]) == BATCH:
+            out, pending[member] = pending[member], []
+            return member, out
+        return None
+
+    # Real copies: each corpus picture's master and 1-3 of its variants, at different members;
+    # the must-not-match and low-information images once each.
+    groups: dict[str, list] = {}
+    for a in real:
+        group, role = a.asset_id.split("|")
+        groups.setdefault(group if role in ("master", "variant") else a.asset_id + str(len(groups)), []).append(a)
+    chosen = []
+    for copies in groups.values():
+        k = min(len(copies), int(rng.integers(2, 5)))
+        picks = [copies[0]] + [copies[int(j)] for j in rng.choice(np.arange(1, len(copies)), size=k - 1, replace=False)] \
+            if len(copies) > 1 else copies
+        holders = rng.choice(len(MEMBERS), size=len(picks), replace=False)
+        chosen += list(zip(picks, holders))
+    for a, holder in chosen[:n]:
+        b = asset_pb2.Asset()
+        b.CopyFrom(a)
+        b.sha256, b.pixel_digest = rng.bytes(32), rng.bytes(32)
+        if (full := put(MEMBERS[int(holder)], b)) is not None:
+            yield full
+    # Synthetic groups, as 64-bit words: dct256 (8 x 4 words), dct64 (2), win64 (36). A group's
+    # mask is the XOR of two rows of random tables (distinct for every group up to 2**24).
+    with_hashes = [a for a in real if not a.low_information and len(a.fingerprints) == 3]
+    words = np.stack([np.frombuffer(b"".join(fp.value for fp in _ordered(a)), dtype=np.uint64) for a in with_hashes])
+    tables = rng.integers(0, 2**64 - 1, (2, 4096, words.shape[1]), dtype=np.uint64, endpoint=True)
+    left = n - made
+    sizes = np.where(rng.random(left) < 0.7, 1, rng.integers(2, 4, left))
+    sizes = sizes[: int(np.searchsorted(np.cumsum(sizes), left)) + 1]
+    group = np.repeat(np.arange(sizes.size), sizes)[:left]
+    base = rng.integers(0, len(with_hashes), sizes.size)
+    holder = np.concatenate([rng.permutation(len(MEMBERS))[:k] for k in sizes])[:left]
+    for lo in range(0, left, 10_000):
+        g = group[lo:lo + 10_000]
+        k = g.size
+        vals = words[base[g]] ^ tables[0][g % 4096] ^ tables[1][(g // 4096) % 4096]
+        rows = np.arange(k)
+        for _ in range(8):  # about 4 of each dct256 hash's 256 bits flipped per copy
+            pos = rng.integers(0, 256, (k, 8))
+            keep = (rng.random((k, 8)) < 0.5).astype(np.uint64)
+            vals[rows[:, None], np.arange(8)[None, :] * 4 + pos // 64] ^= keep << (pos % 64).astype(np.uint64)
+        pos = rng.integers(0, 64, (k, vals.shape[1] - 32)).astype(np.uint64)
+        vals[:, 32:] ^= (rng.random((k, vals.shape[1] - 32)) < 0.5).astype(np.uint64) << pos  # ~0.5 bit per 64
+        blob = vals.tobytes()
+        width = vals.shape[1] * 8
+        for i in range(k):
+            template = with_hashes[base[g[i]]]
+            v = blob[i * width:(i + 1) * width]
+            b = asset_pb2.Asset(sha256=rng.bytes(32), pixel_digest=rng.bytes(32), evidence=template.evidence,
+                                fingerprints=[asset_pb2.Fingerprint(algorithm=fp.algorithm, version=fp.version, value=part)
+                                              for fp, part in zip(_ordered(template), (v[:256], v[256:272], v[272:]))])
+            if (full := put(MEMBERS[int(holder[lo + i])], b)) is not None:
+                yield full
+    for m in MEMBERS:
+        if pending[m]:
+            yield m, pending[m]
+
+
+def _ordered(a):
+    """The record's fingerprints as dct256, dct64, win64."""
+    by = {fp.algorithm: fp for fp in a.fingerprints}
+    return [by["dct256"], by["dct64"], by["win64"]]
+
+
+def _one(n: int) -> dict:
+    """Run in a fresh process: intake of N assets, then a restart."""
+    from dedup import pki
+    from dedup.coordinator.server import build_core
+    from dedup.coordinator.settings import CoordinatorSettings
+    from dedup.note import NoteSigner
+    from dedup.signing import sign_statement
+    from dedup.v1 import asset_pb2
+
+    work = Path(tempfile.mkdtemp(prefix="dedup-scale-", dir=SCALE))
+    signers = {m: NoteSigner.generate(m) for m in MEMBERS}
+    log_signer = NoteSigner.generate("bench.dedup.local/log")
+    pki.write_private(work / "log.key", log_signer.to_string().encode())
+    ca = pki.new_ca("bench CA")
+    pki.write_cert(work / "ca.pem", ca[1])
+    key, cert = pki.issue(ca, "coordinator", dns_names=("coordinator",), server=True, client=False)
+    pki.write_key(work / "server.key", key)
+    pki.write_cert(work / "server.pem", cert)
+    settings = CoordinatorSettings(
+        database=str(work / "coordinator.sqlite"), log_key=work / "log.key", log_origin="bench.dedup.local/log",
+        tls={"ca": work / "ca.pem", "cert": work / "server.pem", "key": work / "server.key"},
+        members=[{"id": m, "name": m, "public_key": signers[m].verifier().to_string(), "custodial_priority": 10 * i}
+                 for i, m in enumerate(MEMBERS)],
+        max_batch_assets=BATCH,
+    )
+    real_records()  # read (or load) the corpus before anything is measured
+    rss_before = _rss_mib()
+    core = build_core(settings)
+    seq = {m: 0 for m in MEMBERS}
+    intake = 0.0  # only Coordinator.submit_batch is timed; making and signing batches is the members' work
+    matches = batches_sent = 0
+    started = time.monotonic()
+    for m, chunk in batches(n):
+        seq[m] += 1
+        payload = asset_pb2.AssetList(assets=chunk).SerializeToString(deterministic=True)
+        manifest = asset_pb2.BatchManifest(member_id=m, batch_id=f"{m}-{seq[m]}", sequence=seq[m],
+                                           asset_count=len(chunk), assets_sha256=hashlib.sha256(payload).digest())
+        stmt = sign_statement(signers[m], manifest)
+        t0 = time.monotonic()
+        matches += core.submit_batch(m, stmt, payload).new_matches
+        intake += time.monotonic() - t0
+        batches_sent += 1
+        if batches_sent % 100 == 0:
+            log(f"scale {n}: {batches_sent} batches, intake {intake:.0f} s of {time.monotonic() - started:.0f} s, "
+                f"{matches} matches")
+    counts = core.store.counts()
+    index_mib = sum(getattr(core.matcher.index, name).memory_bytes() for name in core.matcher.index._names) / 2**20
+    # Perceptual hash values indexed (8 orientations, 1-2 dct64, 36 windows per asset).
+    hashes = sum(len(getattr(core.matcher.index, name)) for name in ("upright", "turned", "low", "windows"))
+    peak_intake = _rss_mib()
+    core.store.close()
+    del core
+    t0 = time.monotonic()
+    core = build_core(settings)
+    restart = time.monotonic() - t0
+    assert len(core.matcher.index) == counts["assets"], "restart lost assets"
+    core.store.close()
+    return {
+        "n": n, "assets": counts["assets"], "matches": counts.get("matches"), "clusters": counts.get("clusters"),
+        "hash_values_indexed": hashes, "batches": batches_sent, "intake_seconds": round(intake, 1), "assets_per_second": round(n / intake, 1),
+        "restart_seconds": round(restart, 1), "index_mib": round(index_mib, 1),
+        "peak_rss_mib_before_intake": round(rss_before, 1), "peak_rss_mib": round(max(peak_intake, _rss_mib()), 1),
+        "database_mib": round((work / "coordinator.sqlite").stat().st_size / 2**20, 1), "workdir": str(work),
+    }
+
+
+def _rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run(sizes=(10**4, 10**5, 10**6)) -> list[dict]:
+    out = []
+    for n in sizes:
+        proc = subprocess.run([sys.executable, "-m", "bench.scale", "--one", str(n)], cwd=ROOT,
+                              capture_output=True, text=True)
+        sys.stderr.write(proc.stderr[-4000:] if proc.returncode else "")
+        if proc.returncode:
+            out.append({"n": n, "error": f"exit {proc.returncode}"})
+            continue
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        import shutil
+
+        shutil.rmtree(result.pop("workdir"), ignore_errors=True)
+        log(f"scale {n}: {result}")
+        out.append(result)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", default="10000,100000,1000000", help="comma-separated N (default %(default)s)")
+    p.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.one:
+        SCALE.mkdir(parents=True, exist_ok=True)
+        print(json.dumps(_one(args.one)))
+        return 0
+    print(json.dumps(run([int(s) for s in args.sizes.split(",")]), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
