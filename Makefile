@@ -33,14 +33,17 @@ clean:
 # Benchmarks (bench/README.md). Their extra packages (bench/requirements.txt) go into .venv first.
 BENCH_STAMP := $(VENV)/.bench-installed
 
-$(BENCH_STAMP): $(STAMP) bench/requirements.txt
-	sh bench/install.sh $(BIN)/python
+$(BENCH_STAMP): $(STAMP) bench/requirements.txt bench/requirements-coordinator.txt
+	sh bench/install.sh $(BIN)/python bench/requirements.txt bench/requirements-coordinator.txt
 	touch $(BENCH_STAMP)
 
-.PHONY: bench-accuracy bench-hash
+.PHONY: bench-accuracy bench-hash bench-coordinator
 
 bench-accuracy: $(BENCH_STAMP)
 	$(BIN)/python -m bench.accuracy
 
 bench-hash: $(BENCH_STAMP)
 	$(BIN)/python -m bench.hashspeed
+
+bench-coordinator: $(BENCH_STAMP)
+	$(BIN)/python -m bench.coordinator

@@ -39,7 +39,7 @@ class _Owners:
         if first_row != self.n:
             raise RuntimeError("index rows and owners out of step")
         if self.n + k > self.asset.size:
-            cap = max(self.n + k, 2 * self.asset.size)
+            cap = max(self.n + k, self.asset.size + self.asset.size // 2)
             self.asset = np.resize(self.asset, cap)
             self.position = np.resize(self.position, cap)
         self.asset[self.n:self.n + k] = assets

@@ -107,7 +107,7 @@ class HammingIndex:
         cap = self._data.shape[0]
         if need <= cap:
             return
-        new_cap = max(need, cap * 2)
+        new_cap = max(need, cap + cap // 2)  # x1.5: at tens of millions of rows, doubling wastes too much
         data = np.zeros((new_cap, self._words), dtype=np.uint64)
         data[: self._n] = self._data[: self._n]
         alive = np.zeros(new_cap, dtype=bool)
