@@ -70,6 +70,14 @@ class TransparencyLog:
         if txn.pending:
             self.publish_checkpoint()
 
+    def checkpoint_note(self, size: int | None = None) -> str | None:
+        """The published checkpoint of ``size`` entries (default: the latest) as a signed note,
+        or None if no checkpoint of that size was published."""
+        if size is None:
+            latest = self.store.latest_checkpoint()
+            return latest[1] if latest else None
+        return self.store.checkpoint(size)
+
     def signed_checkpoint(self) -> str:
         cp = Checkpoint(self.origin, self.tree.size, self.tree.root())
         return sign_note(cp.to_text(), [self.signer])

@@ -263,6 +263,11 @@ class Store:
     def checkpoints(self) -> list[tuple[int, str]]:
         return list(self._db.execute("SELECT size, note FROM checkpoints ORDER BY size"))
 
+    def checkpoint(self, size: int) -> str | None:
+        """The signed checkpoint published for ``size`` entries, if one was."""
+        row = self._db.execute("SELECT note FROM checkpoints WHERE size = ?", (size,)).fetchone()
+        return row[0] if row else None
+
     def latest_checkpoint(self) -> tuple[int, str] | None:
         row = self._db.execute("SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1").fetchone()
         return (row[0], row[1]) if row else None

@@ -35,6 +35,7 @@ STATEMENT_TYPES: dict[str, type[Message]] = {
         statements_pb2.MemberRevoked,
         statements_pb2.MatchRecorded,
         statements_pb2.MasterProposed,
+        statements_pb2.LogKeyRotated,
     )
 }
 

@@ -27,7 +27,8 @@ if _version_not_supported:
 
 
 class LogServiceStub:
-    """Read access to the signed append-only log, for members (as witnesses) and auditors.
+    """Read access to the signed append-only log, for members (as witnesses) and auditors, and
+    the one write a member makes to it: its cosignature on a checkpoint it has verified.
     """
 
     def __init__(self, channel):
@@ -46,20 +47,58 @@ class LogServiceStub:
                 request_serializer=dedup_dot_v1_dot_log__pb2.GetEntriesRequest.SerializeToString,
                 response_deserializer=dedup_dot_v1_dot_log__pb2.GetEntriesResponse.FromString,
                 _registered_method=True)
+        self.GetInclusionProof = channel.unary_unary(
+                '/dedup.v1.LogService/GetInclusionProof',
+                request_serializer=dedup_dot_v1_dot_log__pb2.GetInclusionProofRequest.SerializeToString,
+                response_deserializer=dedup_dot_v1_dot_log__pb2.GetInclusionProofResponse.FromString,
+                _registered_method=True)
+        self.GetConsistencyProof = channel.unary_unary(
+                '/dedup.v1.LogService/GetConsistencyProof',
+                request_serializer=dedup_dot_v1_dot_log__pb2.GetConsistencyProofRequest.SerializeToString,
+                response_deserializer=dedup_dot_v1_dot_log__pb2.GetConsistencyProofResponse.FromString,
+                _registered_method=True)
+        self.AddCosignature = channel.unary_unary(
+                '/dedup.v1.LogService/AddCosignature',
+                request_serializer=dedup_dot_v1_dot_log__pb2.AddCosignatureRequest.SerializeToString,
+                response_deserializer=dedup_dot_v1_dot_log__pb2.AddCosignatureResponse.FromString,
+                _registered_method=True)
 
 
 class LogServiceServicer:
-    """Read access to the signed append-only log, for members (as witnesses) and auditors.
+    """Read access to the signed append-only log, for members (as witnesses) and auditors, and
+    the one write a member makes to it: its cosignature on a checkpoint it has verified.
     """
 
     def GetCheckpoint(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The latest checkpoint, with the witness cosignatures collected for it so far.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetEntries(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetInclusionProof(self, request, context):
+        """RFC 9162 inclusion proof of one entry in the tree of a published checkpoint.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetConsistencyProof(self, request, context):
+        """RFC 9162 consistency proof between two published tree sizes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddCosignature(self, request, context):
+        """A member, as witness, returns a checkpoint it verified with its C2SP cosignature.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -77,6 +116,21 @@ def add_LogServiceServicer_to_server(servicer, server):
                     request_deserializer=dedup_dot_v1_dot_log__pb2.GetEntriesRequest.FromString,
                     response_serializer=dedup_dot_v1_dot_log__pb2.GetEntriesResponse.SerializeToString,
             ),
+            'GetInclusionProof': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetInclusionProof,
+                    request_deserializer=dedup_dot_v1_dot_log__pb2.GetInclusionProofRequest.FromString,
+                    response_serializer=dedup_dot_v1_dot_log__pb2.GetInclusionProofResponse.SerializeToString,
+            ),
+            'GetConsistencyProof': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConsistencyProof,
+                    request_deserializer=dedup_dot_v1_dot_log__pb2.GetConsistencyProofRequest.FromString,
+                    response_serializer=dedup_dot_v1_dot_log__pb2.GetConsistencyProofResponse.SerializeToString,
+            ),
+            'AddCosignature': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddCosignature,
+                    request_deserializer=dedup_dot_v1_dot_log__pb2.AddCosignatureRequest.FromString,
+                    response_serializer=dedup_dot_v1_dot_log__pb2.AddCosignatureResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'dedup.v1.LogService', rpc_method_handlers)
@@ -86,7 +140,8 @@ def add_LogServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class LogService:
-    """Read access to the signed append-only log, for members (as witnesses) and auditors.
+    """Read access to the signed append-only log, for members (as witnesses) and auditors, and
+    the one write a member makes to it: its cosignature on a checkpoint it has verified.
     """
 
     @staticmethod
@@ -133,6 +188,87 @@ class LogService:
             '/dedup.v1.LogService/GetEntries',
             dedup_dot_v1_dot_log__pb2.GetEntriesRequest.SerializeToString,
             dedup_dot_v1_dot_log__pb2.GetEntriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetInclusionProof(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dedup.v1.LogService/GetInclusionProof',
+            dedup_dot_v1_dot_log__pb2.GetInclusionProofRequest.SerializeToString,
+            dedup_dot_v1_dot_log__pb2.GetInclusionProofResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConsistencyProof(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dedup.v1.LogService/GetConsistencyProof',
+            dedup_dot_v1_dot_log__pb2.GetConsistencyProofRequest.SerializeToString,
+            dedup_dot_v1_dot_log__pb2.GetConsistencyProofResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddCosignature(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dedup.v1.LogService/AddCosignature',
+            dedup_dot_v1_dot_log__pb2.AddCosignatureRequest.SerializeToString,
+            dedup_dot_v1_dot_log__pb2.AddCosignatureResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -117,3 +117,15 @@ class MasterProposed(_message.Message):
     deciding_rule: str
     proposed_unix: int
     def __init__(self, proposal_id: _Optional[str] = ..., cluster_id: _Optional[str] = ..., copies: _Optional[_Iterable[_Union[Copy, _Mapping]]] = ..., master: _Optional[_Union[AssetRef, _Mapping]] = ..., policy_version: _Optional[str] = ..., deciding_rule: _Optional[str] = ..., proposed_unix: _Optional[int] = ...) -> None: ...
+
+class LogKeyRotated(_message.Message):
+    __slots__ = ("old_verifier_key", "new_verifier_key", "reason", "rotated_unix")
+    OLD_VERIFIER_KEY_FIELD_NUMBER: _ClassVar[int]
+    NEW_VERIFIER_KEY_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    ROTATED_UNIX_FIELD_NUMBER: _ClassVar[int]
+    old_verifier_key: str
+    new_verifier_key: str
+    reason: str
+    rotated_unix: int
+    def __init__(self, old_verifier_key: _Optional[str] = ..., new_verifier_key: _Optional[str] = ..., reason: _Optional[str] = ..., rotated_unix: _Optional[int] = ...) -> None: ...
