@@ -21,12 +21,14 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_v, "1")
 
 import argparse
+import json
 import sys
 import time
 
-from bench.common import code_label, code_state, log, machine, now_iso, publish, versions
+from bench.common import RESULTS, code_label, code_state, log, machine, now_iso, publish, versions
 
 COMMAND = ".venv/bin/python -m bench.coordinator"
+ALL = {"intake", "matching", "scale"}
 
 
 def _ints(text: str) -> list[int]:
@@ -37,6 +39,10 @@ def render(r: dict) -> str:
     m = r["machine"]
     lines = [f"Run {r['date']} on {code_label(r['code'])} with `{r['command']}` ({r['duration_seconds']:.0f} s), "
              f"on {m['cpu']}, {m['cores']} cores, {m['memory']}.", ""]
+    def when(part: str) -> list[str]:
+        run = r.get(f"{part}_run")
+        return [f"({part}: finished {run['date']} on {code_label(run['code'])})", ""] if run else []
+
     if "intake" in r:
         lines += ["**Intake over gRPC + mutual TLS on loopback** (coordinator process on SQLite; node processes "
                   "sending signed batches concurrently):", "",
@@ -48,13 +54,13 @@ def render(r: dict) -> str:
                          f"{lv['wall_seconds']:.1f} | {lv['assets_per_second']:,.0f} | {lv['fingerprints_per_second']:,.0f} | "
                          f"{lv['batch_latency_seconds']['median']:.2f} | {lv['coordinator_peak_rss_mib']:.0f} | "
                          f"{'yes' if lv['stored_ok'] else 'NO'} |")
-        lines.append("")
+        lines += [""] + when("intake")
     if "matching" in r:
         from bench import matching
 
         lines += ["**Cross-member matching, one fingerprint kind at a time** (rows arrive in batches of 1,000; "
                   "each batch is searched against all earlier rows, then added; one thread unless the method "
-                  "says `_mt`):", "", matching.table(r["matching"]), ""]
+                  "says `_mt`):", "", matching.table(r["matching"]), ""] + when("matching")
     if "scale" in r:
         lines += ["**The coordinator's core at scale** (`Coordinator.submit_batch`: signature checks, validation, "
                   "SQLite store, candidate search, the matching rule, clustering, proposals, signed log; "
@@ -69,7 +75,7 @@ def render(r: dict) -> str:
             lines.append(f"| {s['assets']:,} | {s['hash_values_indexed']:,} | {s['matches']:,} | {s['clusters']:,} | "
                          f"{s['intake_seconds']:.1f} | {s['assets_per_second']:,.0f} | {s['peak_rss_mib']:,.0f} | "
                          f"{s['index_mib']:,.0f} | {s['restart_seconds']:.1f} | {s['database_mib']:,.0f} |")
-        lines.append("")
+        lines += [""] + when("scale")
     return "\n".join(lines)
 
 
@@ -81,10 +87,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-readme", action="store_true", help="do not rewrite the tables in bench/README.md")
     args = ap.parse_args(argv)
     parts = {p.strip() for p in args.parts.split(",")}
+    if not parts <= ALL:
+        ap.error(f"unknown parts: {sorted(parts - ALL)}")
     sizes = _ints(args.sizes)
     started = time.monotonic()
     report: dict = {"benchmark": "coordinator", "date": now_iso(), "command": COMMAND, "code": code_state(),
                     "machine": machine(), "versions": versions("numpy", "numba", "grpcio", "faiss-cpu")}
+    earlier = RESULTS / "coordinator.json"
+    if parts != ALL and earlier.exists():
+        # Running some parts keeps the others' last figures, each with its own date and code.
+        old = json.loads(earlier.read_text())
+        report.update({k: old[k] for p in ALL - parts for k in (p, f"{p}_run") if k in old})
+    command = COMMAND if parts == ALL else f"{COMMAND} --parts {','.join(sorted(parts))}"
+    report["command"] = command
     if "intake" in parts:
         from bench import intake
 
@@ -100,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
 
         log("coordinator: the core at scale")
         report["scale"] = scale.run(sizes)
+    for p in parts:
+        report[f"{p}_run"] = {"date": now_iso(), "code": code_state(), "sizes": sizes}
     report["duration_seconds"] = round(time.monotonic() - started, 1)
     publish("coordinator", report, render(report), not args.no_readme)
     print(render(report))
