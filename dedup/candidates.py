@@ -8,9 +8,11 @@ against stored other orientations, its ``dct64`` against whole pictures and agai
 windows, its windows against whole pictures and against the same window position, each at
 the rule's distance, so every pair the rule would link is among the candidates.
 
-Queries are answered for a whole batch of assets at once (one search per index), and rows
-map to assets through compact integer arrays, so the index costs a few bytes per
-fingerprint beyond the fingerprints themselves.
+Queries are answered for a whole batch of assets at once (one search per index). An asset's
+rows in each index are consecutive and assets are numbered in the order they are added, so
+each index needs only the first row of every asset: a row's asset is found by binary search
+and a window's position is its offset from that first row. Beyond the fingerprints and
+their chunk tables, the index costs 8 bytes per asset and index, nothing per row.
 """
 
 from __future__ import annotations
@@ -24,27 +26,6 @@ from dedup.fingerprint.suite import WINDOWS
 from dedup.index import HammingIndex
 from dedup.matching import DEFAULT_RULE, Rule, hashes
 from dedup.v1 import asset_pb2
-
-
-class _Owners:
-    """Row -> asset number (and window position) for one HammingIndex, as growable arrays."""
-
-    def __init__(self) -> None:
-        self.asset = np.zeros(1024, dtype=np.int32)
-        self.position = np.zeros(1024, dtype=np.int8)
-        self.n = 0
-
-    def extend(self, first_row: int, assets: np.ndarray, positions: Sequence[int] | None) -> None:
-        k = len(assets)
-        if first_row != self.n:
-            raise RuntimeError("index rows and owners out of step")
-        if self.n + k > self.asset.size:
-            cap = max(self.n + k, self.asset.size + self.asset.size // 2)
-            self.asset = np.resize(self.asset, cap)
-            self.position = np.resize(self.position, cap)
-        self.asset[self.n:self.n + k] = assets
-        self.position[self.n:self.n + k] = 0 if positions is None else positions
-        self.n += k
 
 
 class CandidateIndex:
@@ -62,12 +43,11 @@ class CandidateIndex:
         # prefix collisions only add a candidate, since the rule compares whole digests.
         self.exact = HammingIndex(8, radius=0)
         self._names = ("exact", "upright", "turned", "low", "windows")
-        self._owners = {name: _Owners() for name in self._names}
         self._keys: list[Hashable | None] = []
         self._number: dict[Hashable, int] = {}
-        # Per asset number and index: its first row there and how many rows it has.
-        self._first = np.zeros((1024, len(self._names)), dtype=np.int64)
-        self._count = np.zeros((1024, len(self._names)), dtype=np.int8)
+        # _first[col, n]: asset n's first row in index col (where its rows would start if it
+        # has none). Non-decreasing in n, so searchsorted maps rows back to asset numbers.
+        self._first = np.zeros((len(self._names), 1024), dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self._number)
@@ -81,56 +61,52 @@ class CandidateIndex:
     def add_many(self, items: Sequence[tuple[Hashable, asset_pb2.Asset]]) -> None:
         """Make assets findable (replacing earlier records under the same keys); one append
         per index, so loading a whole store on start-up builds each index in one go."""
-        values: dict[str, list[bytes]] = {name: [] for name in self._names}
-        owners: dict[str, list[int]] = {name: [] for name in self._names}
-        positions: list[int] = []
         items = list(dict(items).items())  # a key given twice keeps its last record
-        for key, asset in items:
-            if key in self._number:
-                self.remove(key)
-            number = len(self._keys)
-            self._keys.append(key)
-            self._number[key] = number
-
-            def put(name: str, vals: list[bytes]) -> None:
-                values[name] += vals
-                owners[name] += [number] * len(vals)
-
-            put("exact", [bytes(asset.sha256[:8]).ljust(8, b"\0"), bytes(asset.pixel_digest[:8]).ljust(8, b"\0")])
-            h = None if asset.low_information else hashes(asset)
-            if h is not None:
-                put("upright", [h.upright])
-                put("turned", list(h.dihedral[1:]))
-                put("low", [h.low] if h.low_whole == h.low else [h.low, h.low_whole])
-                put("windows", list(h.windows))
-                positions += range(len(h.windows))
-        need = len(self._keys)
-        if need > self._first.shape[0]:
-            cap = max(need, 2 * self._first.shape[0])
-            self._first = np.resize(self._first, (cap, len(self._names)))
-            self._count = np.resize(self._count, (cap, len(self._names)))
         if not items:
             return
-        numbers = np.array([self._number[k] for k, _ in items], dtype=np.int64)
-        self._count[numbers] = 0
+        values: dict[str, list[bytes]] = {name: [] for name in self._names}
+        counts = np.zeros((len(self._names), len(items)), dtype=np.int64)
+        for key, _ in items:
+            if key in self._number:
+                self.remove(key)  # before any new number exists, so every row range is known
+        for i, (key, asset) in enumerate(items):
+            self._number[key] = len(self._keys)
+            self._keys.append(key)
+            rows = {"exact": [bytes(asset.sha256[:8]).ljust(8, b"\0"), bytes(asset.pixel_digest[:8]).ljust(8, b"\0")]}
+            h = None if asset.low_information else hashes(asset)
+            if h is not None:
+                rows["upright"] = [h.upright]
+                rows["turned"] = list(h.dihedral[1:])
+                rows["low"] = [h.low] if h.low_whole == h.low else [h.low, h.low_whole]
+                rows["windows"] = list(h.windows)
+            for col, name in enumerate(self._names):
+                vals = rows.get(name, ())
+                values[name] += vals
+                counts[col, i] = len(vals)
+        first_number = len(self._keys) - len(items)
+        if len(self._keys) > self._first.shape[1]:
+            self._first = np.resize(self._first, (len(self._names), max(len(self._keys), self._first.shape[1] * 3 // 2)))
         for col, name in enumerate(self._names):
-            if not values[name]:
-                continue
-            first = getattr(self, name).add_many(values[name])
-            own = np.array(owners[name], dtype=np.int64)
-            self._owners[name].extend(first, own, positions if name == "windows" else None)
-            # Rows of one asset are consecutive: its first row is where its number first appears.
-            nums, start, count = np.unique(own, return_index=True, return_counts=True)
-            self._first[nums, col] = first + start
-            self._count[nums, col] = count
+            index: HammingIndex = getattr(self, name)
+            start = index.add_many(values[name]) if values[name] else len(index)
+            firsts = start + np.concatenate(([0], np.cumsum(counts[col])[:-1]))
+            self._first[col, first_number:len(self._keys)] = firsts
+
+    def _rows_of(self, number: int, col: int) -> range:
+        first = int(self._first[col, number])
+        stop = int(self._first[col, number + 1]) if number + 1 < len(self._keys) else len(getattr(self, self._names[col]))
+        return range(first, stop)
+
+    def _owners(self, col: int, rows: np.ndarray) -> np.ndarray:
+        """Asset numbers of index rows."""
+        return np.searchsorted(self._first[col, :len(self._keys)], rows, side="right") - 1
 
     def remove(self, key: Hashable) -> None:
         number = self._number.pop(key)
         self._keys[number] = None
         for col, name in enumerate(self._names):
             index = getattr(self, name)
-            first = int(self._first[number, col])
-            for row in range(first, first + int(self._count[number, col])):
+            for row in self._rows_of(number, col):
                 index.remove(row)
 
     def candidates(self, asset: asset_pb2.Asset) -> set[Hashable]:
@@ -158,22 +134,21 @@ class CandidateIndex:
             ask("low_by_window", i, list(h.windows))
             ask("same_window", i, list(h.windows), range(len(h.windows)))
         r = self.rule
-        plan = (("exact", self.exact, "exact", 0), ("upright", self.upright, "upright", r.whole), ("turned", self.turned, "turned", r.whole),
-                ("low", self.low, "low", r.low), ("windows", self.windows, "windows", r.window),
-                ("low_by_window", self.low, "low", r.window),
-                ("same_window", self.windows, "windows", r.same_window))
-        for kind, index, owners_name, radius in plan:
+        plan = (("exact", "exact", 0), ("upright", "upright", r.whole), ("turned", "turned", r.whole),
+                ("low", "low", r.low), ("windows", "windows", r.window), ("low_by_window", "low", r.window),
+                ("same_window", "windows", r.same_window))
+        for kind, name, radius in plan:
             if not queries.get(kind):
                 continue
-            qi, rows, _ = index.search_batch(queries[kind], radius)
+            qi, rows, _ = getattr(self, name).search_batch(queries[kind], radius)
             if qi.size == 0:
                 continue
-            owners = self._owners[owners_name]
+            col = self._names.index(name)
             asks = np.array(owner_of[kind], dtype=np.int64).reshape(-1, 2)
             asker, position = asks[qi, 0], asks[qi, 1]
-            hit = owners.asset[rows]
+            hit = self._owners(col, rows)
             if kind == "same_window":
-                keep = owners.position[rows] == position
+                keep = rows - self._first[col, hit] == position
                 asker, hit = asker[keep], hit[keep]
             for i, number in set(zip(asker.tolist(), hit.tolist())):
                 numbers[i].add(number)
