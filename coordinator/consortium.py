@@ -7,6 +7,7 @@ same order (the store has one writer anyway).
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -61,6 +62,7 @@ class Coordinator:
         matcher = Matcher(self.settings.match.rule(), self._record)
         items = []
         for member_id, asset_id, record, cid in self.store.assets():
+            member_id = sys.intern(member_id)  # one string per member, not one per asset
             items.append(((member_id, asset_id), asset_pb2.Asset.FromString(record)))
             if cid is not None:
                 matcher.assign((member_id, asset_id), cid)
