@@ -43,6 +43,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--json", action="store_true", help="print what was written as JSON")
     s.set_defaults(func=_export)
 
+    s = cmds.add_parser("rotate-log-key", help="replace the log's signing key, announcing the new one in the log",
+                        description="Append a LogKeyRotated entry, signed by the current log key, naming the new "
+                                    "key; the checkpoint covering it and everything after are signed by the new "
+                                    "key, and log_key in the configuration file is rewritten to name NEW_KEY. "
+                                    "Members' nodes that trusted the old key learn the new one from that entry "
+                                    "when they next witness; give auditors the new verifier key (printed) as well. "
+                                    "Run it while the coordinator is stopped, then start it again. If NEW_KEY does "
+                                    "not exist, a new key named like the current one is generated there (mode "
+                                    "0600). Afterwards the old key file is no longer used and can be destroyed.",
+                        epilog=exits.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config(s, ENV, "coordinator")
+    s.add_argument("--new-key", type=Path, required=True, metavar="NEW_KEY",
+                   help="file holding the new signer key (PRIVATE+KEY+...), or where to generate one")
+    s.add_argument("--reason", default="scheduled rotation", help="why, recorded in the log entry")
+    s.add_argument("--json", action="store_true", help="print the result as JSON")
+    s.set_defaults(func=_rotate)
+
 
 def _serve(args) -> int:
     from .database import DatabaseError
@@ -84,4 +101,26 @@ def _export(args) -> int:
         emit_json({"export": str(args.out), "entries": entries, "checkpoints": checkpoints})
     else:
         print(f"exported {entries} entries and {checkpoints} checkpoints to {args.out}")
+    return exits.OK
+
+
+def _rotate(args) -> int:
+    from .database import DatabaseError
+    from .log import LogKeyMismatch
+    from .rotation import RotationError, rotate_log_key
+    from .store import SchemaError
+
+    load_config(args, CoordinatorSettings, ENV)  # a bad or missing file is a usage error (exit 2)
+    try:
+        r = rotate_log_key(args.config, args.new_key, args.reason)
+    except (RotationError, LogKeyMismatch, DatabaseError, SchemaError, OSError) as exc:
+        raise CommandError(f"log key not rotated: {exc}", exits.FAILED) from exc
+    out = {"entry_index": r.entry_index, "old_key": r.old_key, "new_key": r.new_key,
+           "new_key_file": str(r.new_key_file), "generated": r.generated, "config": str(args.config)}
+    if args.json:
+        emit_json(out)
+    else:
+        where = "already in the log" if r.entry_index is None else f"log entry {r.entry_index}"
+        print(f"log key rotated ({where}); new verifier key:\n  {r.new_key}\n"
+              f"{args.config} now names {r.new_key_file}; start the coordinator again")
     return exits.OK

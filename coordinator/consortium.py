@@ -181,15 +181,21 @@ class Coordinator:
                 raise
         return intake_pb2.WithdrawAssetsResponse(withdrawn=len(ids), log_index=idx)
 
-    def _signer(self, identity: str, stmt: statement_pb2.SignedStatement, kind) -> Member:
-        """The member behind this connection, having checked it signed ``stmt`` of type ``kind``."""
+    def member(self, identity: str, refused: str = "nothing it sends is accepted") -> Member:
+        """The member behind this connection; refused if unknown or revoked (``refused`` says
+        what the revocation stops, for the message)."""
         member = self.members.get(identity)
         if member is None:
             raise Refusal(grpc.StatusCode.PERMISSION_DENIED, "unknown_member",
                           f"TLS identity {identity!r} is not a member of this consortium")
         if member.settings.revoked:
             raise Refusal(grpc.StatusCode.PERMISSION_DENIED, "revoked",
-                          f"the key of member {identity!r} is revoked ({member.settings.revoked}); nothing it sends is accepted")
+                          f"the key of member {identity!r} is revoked ({member.settings.revoked}); {refused}")
+        return member
+
+    def _signer(self, identity: str, stmt: statement_pb2.SignedStatement, kind) -> Member:
+        """The member behind this connection, having checked it signed ``stmt`` of type ``kind``."""
+        member = self.member(identity)
         if stmt.type != kind.DESCRIPTOR.full_name:
             raise invalid("wrong_statement", f"expected a {kind.DESCRIPTOR.full_name} statement, got {stmt.type!r}")
         if stmt.signer != identity:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from dedup.export import PUBLIC_KEY, ENTRIES, write_checkpoint, write_entries
 
+from .log import with_cosignatures
 from .store import Store
 
 
@@ -34,7 +35,8 @@ def export_log(store: Store, out: Path, verifier_key: str) -> tuple[int, int]:
             os.fsync(f.fileno())
         checkpoints = [(s, n) for s, n in store.checkpoints() if s <= size]
         for s, note in checkpoints:
-            write_checkpoint(tmp, s, note)
+            # As served: with the members' cosignatures, which auditors may require a quorum of.
+            write_checkpoint(tmp, s, with_cosignatures(store, s, note))
         (tmp / PUBLIC_KEY).write_text(verifier_key + "\n", encoding="utf-8")
         if out.exists():
             shutil.rmtree(out)

@@ -14,10 +14,10 @@ from typing import Iterator
 from google.protobuf.message import Message
 
 from dedup.checkpoint import Checkpoint
+from dedup.note import MAX_SIGNATURES, NoteSigner, split_note, sign_note
 from dedup.merkle import Tree, leaf_hash
-from dedup.note import NoteSigner, sign_note
 from dedup.signing import sign_statement
-from dedup.v1 import statement_pb2
+from dedup.v1 import statement_pb2, statements_pb2
 
 from .database import Database
 from .store import Store
@@ -45,11 +45,36 @@ class LogTransaction:
         return self.append(sign_statement(self.signer, message))
 
 
+def with_cosignatures(store: Store, size: int, note: str) -> str:
+    """The published checkpoint ``note`` of ``size`` with the stored witness cosignatures appended."""
+    text, sigs = split_note(note)
+    lines = [s.to_line() for s in sigs]
+    # A note carries at most MAX_SIGNATURES lines; the log's own come first.
+    lines += store.cosignature_lines(size)[: MAX_SIGNATURES - len(lines)]
+    return text + "\n" + "".join(lines)
+
+
+#: meta key holding the verifier key the log currently signs with (set at first start and by rotations).
+LOG_KEY_META = "log_verifier_key"
+
+
+class LogKeyMismatch(ValueError):
+    """The configured log key is not the one the log currently signs with."""
+
+
 class TransparencyLog:
     def __init__(self, store: Store, signer: NoteSigner, origin: str) -> None:
         self.store = store
         self.signer = signer
         self.origin = origin
+        current = store.meta(LOG_KEY_META)
+        mine = signer.verifier().to_string()
+        if current is None:
+            store.set_meta(LOG_KEY_META, mine)
+        elif current != mine:
+            # Checked before anything is signed: after a rotation the old key must never sign again.
+            raise LogKeyMismatch(f"the log signs with {current}, but log_key holds {mine}; after "
+                                 "`dedup coordinator rotate-log-key`, log_key must name the new key's file")
         self.tree = Tree.from_leaf_hashes(store.leaf_hashes())
         latest = store.latest_checkpoint()
         if latest is None or latest[0] != self.tree.size:
@@ -72,11 +97,46 @@ class TransparencyLog:
 
     def checkpoint_note(self, size: int | None = None) -> str | None:
         """The published checkpoint of ``size`` entries (default: the latest) as a signed note,
-        or None if no checkpoint of that size was published."""
+        with every witness cosignature stored for it appended; None if no checkpoint of that
+        size was published."""
         if size is None:
             latest = self.store.latest_checkpoint()
-            return latest[1] if latest else None
-        return self.store.checkpoint(size)
+            if latest is None:
+                return None
+            size, note = latest
+        else:
+            note = self.store.checkpoint(size)
+            if note is None:
+                return None
+        return with_cosignatures(self.store, size, note)
+
+    def rotate_key(self, new: NoteSigner, reason: str, when: int) -> int:
+        """Append a LogKeyRotated entry signed by the current key and publish its checkpoint with
+        ``new``, all in one transaction; from then on everything is signed by ``new``.
+        Returns the entry's index."""
+        if new.name != self.signer.name:
+            raise ValueError(f"the new log key is named {new.name!r}; it must keep the name {self.signer.name!r}")
+        if new.key_id == self.signer.key_id:
+            raise ValueError("the new log key is the current one")
+        old = self.signer
+        stmt = statements_pb2.LogKeyRotated(old_verifier_key=old.verifier().to_string(),
+                                            new_verifier_key=new.verifier().to_string(), reason=reason,
+                                            rotated_unix=when)
+        try:
+            with self.store.transaction() as db:
+                txn = LogTransaction(db, self.tree.size, old)
+                index = txn.append_signed(stmt)
+                for h in txn.pending:
+                    self.tree.append_leaf_hash(h)
+                cp = Checkpoint(self.origin, self.tree.size, self.tree.root())
+                self.store.add_checkpoint(self.tree.size, sign_note(cp.to_text(), [new]))
+                self.store.set_meta(LOG_KEY_META, new.verifier().to_string())
+        except BaseException:
+            # The tree may hold the rolled-back leaf.
+            self.tree = Tree.from_leaf_hashes(self.store.leaf_hashes())
+            raise
+        self.signer = new
+        return index
 
     def signed_checkpoint(self) -> str:
         cp = Checkpoint(self.origin, self.tree.size, self.tree.root())

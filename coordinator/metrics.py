@@ -15,6 +15,9 @@ class Metrics:
         self.refusals = Counter("dedup_refusals_total", "Requests refused, by reason", ["method", "reason"], registry=r)
         self.matches = Counter("dedup_matches_total", "Cross-member matches recorded", registry=r)
         self.index_size = Gauge("dedup_index_assets", "Assets in the matching index", registry=r)
+        self.cosignatures = Counter("dedup_cosignatures_total",
+                                    "Witness cosignatures sent by members, by outcome (accepted, refused)",
+                                    ["outcome"], registry=r)
         self.log_size = Gauge("dedup_log_entries", "Entries in the signed log", registry=r)
         self.latency = Histogram("dedup_request_seconds", "Time to answer a request, by method", ["method"],
                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=r)

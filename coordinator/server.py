@@ -67,7 +67,7 @@ def start(settings: CoordinatorSettings, workers: int = 8) -> RunningServer:
     metrics.index_size.set(len(core.matcher.index))
     metrics.log_size.set(core.log.size)
     intake_pb2_grpc.add_IntakeServiceServicer_to_server(IntakeService(core, metrics), server)
-    log_pb2_grpc.add_LogServiceServicer_to_server(LogService(core), server)
+    log_pb2_grpc.add_LogServiceServicer_to_server(LogService(core, metrics), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)

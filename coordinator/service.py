@@ -10,6 +10,7 @@ import grpc
 from dedup.jsonlog import event
 from dedup.v1 import intake_pb2, intake_pb2_grpc, log_pb2, log_pb2_grpc
 
+from . import witnessing
 from .consortium import Coordinator
 from .metrics import Metrics
 from .refusal import Refusal
@@ -79,12 +80,32 @@ class IntakeService(intake_pb2_grpc.IntakeServiceServicer):
 
 
 class LogService(log_pb2_grpc.LogServiceServicer):
-    def __init__(self, core: Coordinator) -> None:
+    def __init__(self, core: Coordinator, metrics: Metrics | None = None) -> None:
         self.core = core
+        self.metrics = metrics or Metrics()
 
     def GetCheckpoint(self, request, context):
-        latest = self.core.store.latest_checkpoint()
-        return log_pb2.GetCheckpointResponse(signed_checkpoint=latest[1] if latest else "")
+        return log_pb2.GetCheckpointResponse(signed_checkpoint=self.core.log.checkpoint_note() or "")
+
+    def GetConsistencyProof(self, request: log_pb2.GetConsistencyProofRequest, context):
+        try:
+            size, proof, note = witnessing.consistency_proof(self.core, request.old_size, request.new_size)
+        except Refusal as r:
+            context.abort(r.code, r.message)
+        return log_pb2.GetConsistencyProofResponse(old_size=request.old_size, new_size=size, hashes=proof,
+                                                   signed_checkpoint=note)
+
+    def AddCosignature(self, request: log_pb2.AddCosignatureRequest, context):
+        identity = peer_identity(context)
+        with self.metrics.latency.labels("AddCosignature").time():
+            try:
+                size, _ = witnessing.add_cosignature(self.core, identity, request.cosigned_checkpoint)
+            except Refusal as r:
+                self.metrics.cosignatures.labels("refused").inc()
+                _refuse(context, self.metrics, "AddCosignature", identity, r)
+        self.metrics.cosignatures.labels("accepted").inc()
+        event(log, "cosignature", member=identity, tree_size=size)
+        return log_pb2.AddCosignatureResponse(tree_size=size)
 
     def GetEntries(self, request: log_pb2.GetEntriesRequest, context):
         size = self.core.log.size
@@ -93,3 +114,22 @@ class LogService(log_pb2_grpc.LogServiceServicer):
                           f"entries [{request.start}, {request.end}) are not in a log of {size} entries")
         end = min(request.end, size, request.start + MAX_ENTRIES_PER_CALL)
         return log_pb2.GetEntriesResponse(entries=self.core.store.log_entries(request.start, end))
+
+    def GetInclusionProof(self, request: log_pb2.GetInclusionProofRequest, context):
+        latest = self.core.store.latest_checkpoint()
+        latest_size = latest[0] if latest else 0
+        size = request.tree_size or latest_size
+        if size > latest_size:
+            context.abort(grpc.StatusCode.OUT_OF_RANGE,
+                          f"tree size {size} is beyond the latest checkpoint's size {latest_size}")
+        # Only published sizes: a proof against a root nobody signed would prove nothing.
+        note = self.core.log.checkpoint_note(size)
+        if note is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no checkpoint was published for tree size {size}")
+        if request.index >= size:
+            context.abort(grpc.StatusCode.OUT_OF_RANGE,
+                          f"entry index {request.index} is not inside the tree of size {size}")
+        entry, = self.core.store.log_entries(request.index, request.index + 1)
+        return log_pb2.GetInclusionProofResponse(
+            index=request.index, tree_size=size, hashes=self.core.log.tree.inclusion_proof(request.index, size),
+            entry=entry, signed_checkpoint=note)

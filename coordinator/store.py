@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from .database import Database
+from .database import TYPES, Database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -96,6 +96,13 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     size {INT} PRIMARY KEY,
     note TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS cosignatures (
+    size {INT} NOT NULL,              -- the published checkpoint it cosigns
+    member_id TEXT NOT NULL,          -- the witness (its cosigner name is its member id)
+    line TEXT NOT NULL,               -- the C2SP signature line as verified, newline-terminated
+    cosigned_unix {INT} NOT NULL,     -- the cosignature's own timestamp
+    PRIMARY KEY (size, member_id)
+);
 """
 
 
@@ -123,10 +130,13 @@ class StoredMatch:
 
 #: Version of SCHEMA. A database records the version that wrote it; MIGRATIONS[v] holds the
 #: statements that bring version v to v + 1, applied in order in one transaction at start-up.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     # 1 -> 2: proposals are counted per cluster on every proposal.
     1: ("CREATE INDEX IF NOT EXISTS proposals_by_cluster ON proposals (cluster_id)",),
+    # 2 -> 3: members' witness cosignatures on published checkpoints.
+    2: ("CREATE TABLE IF NOT EXISTS cosignatures (size {INT} NOT NULL, member_id TEXT NOT NULL, line TEXT NOT NULL,"
+        " cosigned_unix {INT} NOT NULL, PRIMARY KEY (size, member_id))",),
 }
 
 
@@ -150,7 +160,7 @@ class Store:
         with self._db.transaction() as db:
             for v in range(version, SCHEMA_VERSION):
                 for statement in MIGRATIONS[v]:
-                    db.execute(statement)
+                    db.execute(statement.format(**TYPES[db.dialect]))
             db.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key)"
                        " DO UPDATE SET value=excluded.value", (str(SCHEMA_VERSION),))
 
@@ -322,6 +332,25 @@ class Store:
                      deciding_rule: str, log_index: int) -> None:
         db.execute("INSERT INTO proposals VALUES (?, ?, ?, ?, ?, ?)",
                    (proposal_id, cluster_id, master_member, master_asset, deciding_rule, log_index))
+
+    def cosignature_lines(self, size: int) -> list[str]:
+        """The stored witness cosignature lines for checkpoint ``size``, by member id."""
+        return [line for (line,) in self._db.execute(
+            "SELECT line FROM cosignatures WHERE size = ? ORDER BY member_id", (size,))]
+
+    def put_cosignature(self, size: int, member_id: str, line: str, cosigned_unix: int) -> None:
+        """Keep one cosignature per member per checkpoint: a later one replaces the earlier."""
+        self._db.execute("INSERT INTO cosignatures (size, member_id, line, cosigned_unix) VALUES (?, ?, ?, ?)"
+                         " ON CONFLICT (size, member_id) DO UPDATE SET line=excluded.line,"
+                         " cosigned_unix=excluded.cosigned_unix", (size, member_id, line, cosigned_unix))
+
+    def meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key)"
+                         " DO UPDATE SET value=excluded.value", (key, value))
 
     def add_checkpoint(self, size: int, note: str) -> None:
         self._db.execute("INSERT INTO checkpoints (size, note) VALUES (?, ?) ON CONFLICT (size) DO NOTHING", (size, note))

@@ -24,7 +24,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from dedup.note import NoteError, Signature, _check_name, _split_note
+from dedup.note import NoteError, Signature, check_key_name, split_note
 
 __all__ = ["ALG_COSIGNATURE_V1", "Cosignature", "CosignatureError", "CosignatureSigner",
            "CosignatureVerifier", "add_cosignature", "cosignatures", "cosigned_message", "cosigner_key_id"]
@@ -67,7 +67,7 @@ class CosignatureVerifier:
     """A named Ed25519 cosigner key."""
 
     def __init__(self, name: str, public_key: Ed25519PublicKey) -> None:
-        _check_name(name)
+        check_key_name(name)
         self.name = name
         self.public_key = public_key
         self.key_id = cosigner_key_id(name, _raw(public_key))
@@ -117,7 +117,7 @@ class CosignatureSigner:
     """A named Ed25519 cosigner key (a witness)."""
 
     def __init__(self, name: str, private_key: Ed25519PrivateKey) -> None:
-        _check_name(name)
+        check_key_name(name)
         self.name = name
         self.private_key = private_key
         self.verifier = CosignatureVerifier(name, private_key.public_key())
@@ -131,7 +131,7 @@ class CosignatureSigner:
 
 def add_cosignature(signed_note: str, signer: CosignatureSigner, timestamp: int | None = None) -> str:
     """``signed_note`` with ``signer``'s cosignature appended (replacing an earlier one by it)."""
-    text, old = _split_note(signed_note)
+    text, old = split_note(signed_note)
     new = signer.cosign(text, timestamp)
     kept = [s for s in old if (s.name, s.key_id) != (new.name, new.key_id)]
     return text + "\n" + "".join(s.to_line() for s in kept + [new])
@@ -144,7 +144,7 @@ def cosignatures(signed_note: str, verifiers: Sequence[CosignatureVerifier]) -> 
     for note signatures. The note's own (log) signature is not checked here.
     """
     try:
-        text, sigs = _split_note(signed_note)
+        text, sigs = split_note(signed_note)
     except NoteError as e:
         raise CosignatureError(str(e)) from None
     known = {(v.name, v.key_id): v for v in verifiers}

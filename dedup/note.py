@@ -34,9 +34,12 @@ __all__ = [
     "NoteVerifier",
     "Signature",
     "add_signatures",
+    "b64decode_canonical",
+    "check_key_name",
     "key_id",
     "open_note",
     "sign_note",
+    "split_note",
 ]
 
 ALG_ED25519 = 0x01
@@ -51,7 +54,7 @@ class NoteError(ValueError):
     """A key string, note text or signed note is malformed or does not verify."""
 
 
-def _check_name(name: str) -> None:
+def check_key_name(name: str) -> None:
     if not isinstance(name, str) or not name:
         raise NoteError("key name must be a non-empty string")
     if "+" in name:
@@ -66,7 +69,7 @@ def _check_name(name: str) -> None:
         raise NoteError(f"key name {name!r} is not valid UTF-8") from None
 
 
-def _b64decode(s: str, what: str) -> bytes:
+def b64decode_canonical(s: str, what: str) -> bytes:
     """Standard base64, padded and canonical, so one value has one spelling."""
     try:
         raw = base64.b64decode(s.encode("ascii"), validate=True)
@@ -92,10 +95,10 @@ def _parse_key_string(s: str, parts: int, what: str) -> tuple[list[str], bytes, 
     if len(fields) != parts:
         raise NoteError(f"malformed {what}: expected {parts} '+'-separated fields")
     *head, hex_id, b64 = fields
-    _check_name(head[-1])
+    check_key_name(head[-1])
     if not _HEX8.fullmatch(hex_id):
         raise NoteError(f"malformed {what}: key id {hex_id!r} is not 8 hex digits")
-    key = _b64decode(b64, f"{what} key data")
+    key = b64decode_canonical(b64, f"{what} key data")
     if len(key) != 33:
         raise NoteError(f"malformed {what}: key data is {len(key)} bytes, want 33")
     if key[0] != ALG_ED25519:
@@ -107,7 +110,7 @@ class NoteVerifier:
     """A named Ed25519 public key that checks note signatures."""
 
     def __init__(self, name: str, public_key: Ed25519PublicKey) -> None:
-        _check_name(name)
+        check_key_name(name)
         self.name = name
         self.public_key = public_key
         self.key_id = key_id(name, _raw_public(public_key))
@@ -148,7 +151,7 @@ class NoteSigner:
     """A named Ed25519 private key that signs notes."""
 
     def __init__(self, name: str, private_key: Ed25519PrivateKey) -> None:
-        _check_name(name)
+        check_key_name(name)
         self.name = name
         self.private_key = private_key
         self.key_id = key_id(name, _raw_public(private_key.public_key()))
@@ -229,7 +232,7 @@ def _check_text(text: str) -> None:
     _check_chars(text, "note text")
 
 
-def _split_note(msg: str | bytes) -> tuple[str, list[Signature]]:
+def split_note(msg: str | bytes) -> tuple[str, list[Signature]]:
     """Parse a signed note into its text and signature lines, verifying nothing."""
     if isinstance(msg, (bytes, bytearray)):
         try:
@@ -258,10 +261,10 @@ def _split_note(msg: str | bytes) -> tuple[str, list[Signature]]:
         if not sep or not b64:
             raise NoteError(f"signature line {n} has no signature after the key name")
         try:
-            _check_name(name)
+            check_key_name(name)
         except NoteError as e:
             raise NoteError(f"signature line {n}: {e}") from None
-        raw = _b64decode(b64, f"signature line {n}")
+        raw = b64decode_canonical(b64, f"signature line {n}")
         if len(raw) < 5:
             raise NoteError(f"signature line {n} is too short ({len(raw)} bytes)")
         sigs.append(Signature(name, raw[:4], raw[4:]))
@@ -281,7 +284,7 @@ def open_note(msg: str | bytes, verifiers: Sequence[NoteVerifier]) -> Note:
         if k in known:
             raise NoteError(f"ambiguous verifiers: two keys for {v.name}+{v.key_id.hex()}")
         known[k] = v
-    text, sigs = _split_note(msg)
+    text, sigs = split_note(msg)
     message = text.encode("utf-8")
     verified: list[Signature] = []
     seen: set[tuple[str, bytes]] = set()
@@ -320,7 +323,7 @@ def add_signatures(signed_note: str, signers: Sequence[NoteSigner]) -> str:
     Nothing is verified here; existing lines are kept in order, except those
     by the same name and key id as a new signer, which the new one replaces.
     """
-    text, old = _split_note(signed_note)
+    text, old = split_note(signed_note)
     new = _signature_lines(text, signers)
     replaced = {(s.name, s.key_id) for s in new}
     kept = [s for s in old if (s.name, s.key_id) not in replaced]

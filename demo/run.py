@@ -129,7 +129,8 @@ def run(workdir: Path, say=print) -> Outcome:
             unreadable += scan["scan"]["failed"]
             say(f"{mid}: {scan['scan']['read']} images fingerprinted, {scan['scan']['failed']} unreadable recorded; "
                 f"pushed {push['assets_accepted']} signed fingerprints in {push['batches_sent']} batches, "
-                f"{push['new_matches']} new cross-member matches")
+                f"{push['new_matches']} new cross-member matches; witnessed and cosigned the log at size "
+                f"{push['witness']['size']}")
         _dedup("coordinator", "export-log", "--config", str(layout.coordinator_config), str(layout.export),
                step="export log")
     finally:

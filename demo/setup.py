@@ -67,6 +67,8 @@ def create(root: Path, members: dict[str, str], collections: dict[str, Path]) ->
             "tls": {"ca": "../../pki/ca.pem", "cert": "tls.pem", "key": "tls.key"},
             # The coordinator's address is filled in once it has bound its port.
             "coordinator": {"address": "127.0.0.1:0", "server_name": SERVER_NAME, "timeout_seconds": 30.0},
+            # Each node witnesses the log after its push, trusting the published log key.
+            "log_verifier_key": "../../log.pub",
         }
         node_configs[mid] = ndir / "node.toml"
         node_configs[mid].write_text(tomli_w.dumps(cfg))

@@ -62,6 +62,19 @@ CREATE TABLE IF NOT EXISTS batches (
     detail TEXT,
     created_unix INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS witness_state (
+    origin TEXT PRIMARY KEY,    -- the log's origin (its key's name)
+    size INTEGER NOT NULL,      -- the last checkpoint this node verified and cosigned
+    root BLOB NOT NULL,
+    note TEXT NOT NULL,         -- that checkpoint as the signed note it was shown
+    verified_unix INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS witness_keys (
+    vkey TEXT PRIMARY KEY,      -- a log verifier key this node trusts (C2SP vkey string)
+    source TEXT NOT NULL,       -- 'config', or the LogKeyRotated entry that announced it
+    retired_by TEXT,            -- the LogKeyRotated entry that replaced it; NULL while current
+    added_unix INTEGER NOT NULL
+);
 """
 
 
@@ -224,3 +237,32 @@ class Catalogue:
 
     def refuse(self, batch: Batch, detail: str) -> None:
         self._db.execute("UPDATE batches SET state='refused', detail=? WHERE batch_id=?", (detail, batch.batch_id))
+
+    # --- witnessing the coordinator's log ---------------------------------------------------
+
+    def witness_state(self, origin: str) -> tuple[int, bytes, str] | None:
+        """(size, root, signed note) of the last checkpoint of ``origin`` this node verified."""
+        row = self._db.execute("SELECT size, root, note FROM witness_state WHERE origin=?", (origin,)).fetchone()
+        return (row[0], bytes(row[1]), row[2]) if row else None
+
+    def log_keys(self) -> list[tuple[str, str, str | None]]:
+        """(verifier key, source, retired_by) of every log key this node has trusted."""
+        return list(self._db.execute("SELECT vkey, source, retired_by FROM witness_keys ORDER BY added_unix, vkey"))
+
+    def trust_log_key(self, vkey: str, source: str) -> None:
+        """Trust ``vkey`` unless already known (a retired key stays retired)."""
+        self._db.execute("INSERT INTO witness_keys (vkey, source, retired_by, added_unix) VALUES (?, ?, NULL, ?)"
+                         " ON CONFLICT (vkey) DO NOTHING", (vkey, source, int(time.time())))
+
+    def save_witness(self, origin: str, size: int, root: bytes, note: str,
+                     rotations: list[tuple[str, str, str]]) -> None:
+        """Record a verified checkpoint and the key rotations ((old, new, source)) that led to it, at once."""
+        with self.transaction() as db:
+            now = int(time.time())
+            for old, new, source in rotations:
+                db.execute("UPDATE witness_keys SET retired_by=? WHERE vkey=?", (source, old))
+                db.execute("INSERT INTO witness_keys (vkey, source, retired_by, added_unix) VALUES (?, ?, NULL, ?)"
+                           " ON CONFLICT (vkey) DO UPDATE SET retired_by=NULL", (new, source, now))
+            db.execute("INSERT INTO witness_state (origin, size, root, note, verified_unix) VALUES (?, ?, ?, ?, ?)"
+                       " ON CONFLICT (origin) DO UPDATE SET size=excluded.size, root=excluded.root,"
+                       " note=excluded.note, verified_unix=excluded.verified_unix", (origin, size, root, note, now))

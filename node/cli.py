@@ -43,11 +43,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = cmds.add_parser("push", help="send new and changed fingerprints to the coordinator, signed",
                         description="Sign the records the coordinator has not yet acknowledged into batches and "
                                     "send them over mutual TLS. Batches left pending by an interrupted push are "
-                                    "resent first with the same id, so nothing is stored twice.",
+                                    "resent first with the same id, so nothing is stored twice. After a push with no refusal, "
+                                    "the log is witnessed as by `dedup node witness` (when log_verifier_key is set "
+                                    "and witness_after_push is not false); with --json its result is under "
+                                    "\"witness\".",
                         epilog=exits.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config(s, ENV, "node")
     s.add_argument("--json", action="store_true", help="print the summary as JSON")
     s.set_defaults(func=_push)
+
+    s = cmds.add_parser("witness", help="check that the coordinator's log only grows, and cosign its checkpoint",
+                        description="Act as one of the log's witnesses. Fetch the coordinator's latest checkpoint, "
+                                    "check its signature with the log key this node trusts (log_verifier_key, and "
+                                    "any key a LogKeyRotated entry signed by a trusted key announced), and check with "
+                                    "a consistency proof that it extends the last checkpoint this node verified. "
+                                    "Then remember it in the catalogue and send the coordinator this member's "
+                                    "cosignature (C2SP cosignature/v1, cosigner name = member id, with the member's "
+                                    "signing key). If the coordinator shows a checkpoint that contradicts the one "
+                                    "remembered (same size with another root, a smaller size, or a failing proof), "
+                                    "nothing is cosigned or remembered: both signed checkpoints and the proof are "
+                                    "written to a JSON file in the evidence/ folder beside the catalogue, and the "
+                                    "command exits 4. `push` runs this at its end unless witness_after_push = false.",
+                        epilog=exits.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config(s, ENV, "node")
+    s.add_argument("--json", action="store_true", help="print the result as JSON")
+    s.set_defaults(func=_witness)
 
     s = cmds.add_parser("withdraw", help="withdraw files from the consortium (deaccessioned, deleted, no longer shared)",
                         description="Send a signed withdrawal of these files' assets: the coordinator keeps a "
@@ -250,8 +270,11 @@ def _push(args) -> int:
         summary = push(settings, cat)
     except (NotConfigured, KeyProblem) as exc:
         raise CommandError(str(exc)) from exc
+    witnessing = (settings.witness_after_push and settings.log_verifier_key and not summary.unreachable
+                  and not summary.refused)
     if args.json:
-        emit_json(summary.as_dict())
+        if not witnessing:  # else printed with the witness result
+            emit_json(summary.as_dict())
     else:
         print(f"pushed {summary.batches_sent} batches ({summary.assets_accepted} assets, {summary.resent} resent); "
               f"{summary.new_matches} new cross-member matches")
@@ -261,7 +284,50 @@ def _push(args) -> int:
             print(f"  coordinator unavailable ({summary.unreachable}); pending batches will be resent", file=sys.stderr)
     if summary.unreachable:
         return exits.UNAVAILABLE
-    return exits.FAILED if summary.refused else exits.OK
+    if summary.refused:
+        return exits.FAILED
+    if settings.witness_after_push and settings.log_verifier_key:
+        return _run_witness(settings, cat, args.json, after_push=summary.as_dict())
+    return exits.OK
+
+
+def _witness(args) -> int:
+    settings, cat = _open(args)
+    return _run_witness(settings, cat, args.json)
+
+
+def _run_witness(settings: NodeSettings, cat: Catalogue, as_json: bool, after_push: dict | None = None) -> int:
+    """Witness the log; print the result (inside the push summary, after a push) and return the exit code."""
+    import grpc
+
+    from .push import KeyProblem
+    from .witness import Inconsistent, WitnessError, witness
+
+    def report(data: dict, code: int) -> int:
+        if as_json:
+            emit_json({**after_push, "witness": data} if after_push is not None else data)
+        return code
+
+    try:
+        result = witness(settings, cat)
+    except (NotConfigured, KeyProblem) as exc:
+        raise CommandError(str(exc)) from exc
+    except Inconsistent as exc:
+        print(f"dedup: the coordinator's log is inconsistent: {exc}", file=sys.stderr)
+        return report({"inconsistent": True, "problem": exc.problem, "evidence": str(exc.evidence)},
+                      exits.INCONSISTENT)
+    except WitnessError as exc:
+        print(f"dedup: not witnessed: {exc}", file=sys.stderr)
+        return report({"error": str(exc)}, exits.FAILED)
+    except grpc.RpcError as err:
+        unreachable = err.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+        print(f"dedup: not witnessed: {err.code().name}: {err.details()}", file=sys.stderr)
+        return report({"error": f"{err.code().name}: {err.details()}"}, exits.UNAVAILABLE if unreachable else exits.FAILED)
+    if not as_json:
+        print(f"witnessed {result.origin} at size {result.size} ({result.proof}); cosignature sent")
+        for k in result.learned_keys:
+            print(f"  now trusting the log key {k}, announced in the log by the previous key")
+    return report(result.as_dict(), exits.OK)
 
 
 def _duplicates(args) -> int:

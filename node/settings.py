@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from dedup.config import MemberId, TlsFiles, resolve_path
+from dedup.note import NoteError, NoteVerifier
 
 
 class CoordinatorEndpoint(BaseModel):
@@ -33,6 +34,32 @@ class NodeSettings(BaseModel):
                                                                                "for the report's cost figures")
     batch_size: int = Field(500, ge=1, le=5000, description="assets per signed batch")
     workers: int = Field(0, ge=0, description="scan processes; 0 means one per CPU core")
+    log_verifier_key: str | None = Field(None, description="the coordinator's log verifier key (C2SP vkey string), "
+                                                           "or a file holding it (e.g. the consortium's log.pub); "
+                                                           "needed to witness the log")
+    witness_after_push: bool = Field(True, description="witness the log (`dedup node witness`) at the end of every "
+                                                       "successful push, when log_verifier_key is set")
+
+    @field_validator("log_verifier_key")
+    @classmethod
+    def _log_key(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None:
+            return None
+        try:
+            NoteVerifier.from_string(v.strip())
+            return v.strip()
+        except NoteError:
+            pass
+        path = resolve_path(Path(v), info)
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ValueError(f"neither a verifier key nor a readable file: {v} ({exc.strerror})") from None
+        try:
+            NoteVerifier.from_string(text)
+        except NoteError as exc:
+            raise ValueError(f"{path} does not hold a verifier key: {exc}") from None
+        return text
 
     @field_validator("catalogue", "signing_key")
     @classmethod
