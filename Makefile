@@ -37,7 +37,7 @@ $(BENCH_STAMP): $(STAMP) bench/requirements.txt bench/requirements-coordinator.t
 	sh bench/install.sh $(BIN)/python bench/requirements.txt bench/requirements-coordinator.txt
 	touch $(BENCH_STAMP)
 
-.PHONY: bench-accuracy bench-hash bench-coordinator
+.PHONY: bench-accuracy bench-hash bench-coordinator bench-audit
 
 bench-accuracy: $(BENCH_STAMP)
 	$(BIN)/python -m bench.accuracy
@@ -47,3 +47,7 @@ bench-hash: $(BENCH_STAMP)
 
 bench-coordinator: $(BENCH_STAMP)
 	$(BIN)/python -m bench.coordinator
+
+# Audit of a generated 10^6-entry export (cached under bench/.cache/): bench/results/audit.json.
+bench-audit: $(STAMP)
+	$(BIN)/python -m bench.audit

@@ -1,0 +1,247 @@
+"""`make bench-audit`: `dedup audit verify` on an export of 10^6 entries.
+
+The export is what a coordinator would write for a consortium of eight members: each member
+admitted by a coordinator-signed entry, then batches in turn, each a member-signed
+BatchManifest followed by the coordinator-signed MatchRecorded and MasterProposed entries it
+caused (every proposal the policy's true choice on its evidence, so the audit must pass), and
+a signed checkpoint after every batch, as the coordinator publishes one per commit.
+Generating it signs 10^6 statements, so it is done by a process pool once and cached under
+bench/.cache/ (keyed by size and GENERATOR).
+
+Then the real command runs as a subprocess, `dedup audit verify EXPORT --key log.pub --json`,
+timed; peak RSS is the largest single process of its tree (the auditor or one of its
+workers), from getrusage. Writes bench/results/audit.json and the audit section of
+bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from bench.common import CACHE, ROOT, code_label, code_state, log, machine, now_iso, publish, versions
+
+COMMAND = ".venv/bin/python -m bench.audit"
+MEMBERS = [f"member-{k}" for k in range(8)]
+ORIGIN = "bench.dedup.local/log"
+GENERATOR = "g1"
+PAIRS_PER_BATCH = 24  # matches and proposals per batch: one batch is 1 + 2 * 24 entries
+
+
+def _signer(name: str):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from dedup.note import NoteSigner
+
+    seed = hashlib.sha256(b"bench-audit/" + name.encode()).digest()
+    return NoteSigner(name, Ed25519PrivateKey.from_private_bytes(seed))
+
+
+def _evidence(rng: random.Random):
+    from dedup.v1 import asset_pb2
+
+    w = rng.choice([800, 1000, 2000, 3000, 4000])
+    lossless = rng.random() < 0.3
+    return asset_pb2.Evidence(
+        width=w, height=w * 3 // 4, bit_depth=rng.choice([8, 8, 16]), channels=rng.choice([1, 3, 3]),
+        format_family=asset_pb2.FORMAT_FAMILY_LOSSLESS if lossless else asset_pb2.FORMAT_FAMILY_LOSSY,
+        jpeg_quality=0 if lossless else rng.randint(60, 95), capture_date=rng.choice(["", "1998-05-01T10:00:00"]),
+        rights=rng.choice(["unknown", "http://rightsstatements.org/vocab/InC/1.0/"]), frame_width=w,
+        frame_height=w * 3 // 4, luma_mean=rng.randint(40, 200), luma_spread=rng.randint(10, 80),
+        saturation=rng.randint(0, 90))
+
+
+def _batch_entries(b: int) -> list[bytes]:
+    """Entries of batch ``b``: its manifest, then the matches and proposals it caused."""
+    from dedup.policy import POLICY_VERSION, Candidate, choose_master
+    from dedup.signing import sign_statement
+    from dedup.v1 import asset_pb2, statements_pb2
+
+    rng = random.Random(b)
+    coord = _signers()[ORIGIN]
+    member = MEMBERS[b % len(MEMBERS)]
+    seq = b // len(MEMBERS) + 1
+    out = [sign_statement(_signers()[member], asset_pb2.BatchManifest(
+        member_id=member, batch_id=f"{member}-{seq}", sequence=seq, asset_count=500,
+        assets_sha256=hashlib.sha256(str(b).encode()).digest(), created_unix=1_700_000_000 + b))]
+    for k in range(PAIRS_PER_BATCH):
+        other = rng.choice([m for m in MEMBERS if m != member])
+        mine = f"a-{rng.getrandbits(96):024x}"
+        theirs = f"a-{rng.getrandbits(96):024x}"
+        cluster = f"c{b}-{k}"
+        out.append(sign_statement(coord, statements_pb2.MatchRecorded(
+            match_id=f"m{b}-{k}", cluster_id=cluster, a=statements_pb2.AssetRef(member_id=other, asset_id=theirs),
+            b=statements_pb2.AssetRef(member_id=member, asset_id=mine), relation=statements_pb2.RELATION_REENCODED,
+            algorithm="dct256", distance=rng.randint(0, 32), recorded_unix=1_700_000_000 + b)))
+        copies = sorted([(other, theirs, _evidence(rng)), (member, mine, _evidence(rng))])
+        if rng.random() < 0.3:  # some clusters have a third copy
+            third = rng.choice([m for m in MEMBERS if m not in (member, other)])
+            copies = sorted(copies + [(third, f"a-{rng.getrandbits(96):024x}", _evidence(rng))])
+        cands = [Candidate(m, a, e, 10 * (MEMBERS.index(m) + 1)) for m, a, e in copies]
+        d = choose_master(cands)
+        out.append(sign_statement(coord, statements_pb2.MasterProposed(
+            proposal_id=f"{cluster}/p1", cluster_id=cluster,
+            copies=[statements_pb2.Copy(ref=statements_pb2.AssetRef(member_id=m, asset_id=a), evidence=e)
+                    for m, a, e in copies],
+            master=statements_pb2.AssetRef(member_id=d.master.member_id, asset_id=d.master.asset_id),
+            policy_version=POLICY_VERSION, deciding_rule=d.deciding_rule, proposed_unix=1_700_000_000 + b)))
+    return [s.SerializeToString(deterministic=True) for s in out]
+
+
+_SIGNERS: dict = {}
+
+
+def _signers() -> dict:
+    if not _SIGNERS:
+        for name in [ORIGIN] + MEMBERS:
+            _SIGNERS[name] = _signer(name)
+    return _SIGNERS
+
+
+def _batches(lo: int, hi: int) -> list[list[bytes]]:
+    return [_batch_entries(b) for b in range(lo, hi)]
+
+
+def generate(out: Path, n: int, workers: int) -> None:
+    """Write an export of exactly ``n`` entries to ``out`` (via a temporary folder)."""
+    from dedup.checkpoint import Checkpoint
+    from dedup.export import PUBLIC_KEY, write_checkpoint, write_entries
+    from dedup.merkle import Tree, leaf_hash
+    from dedup.note import sign_note
+    from dedup.signing import sign_statement
+    from dedup.v1 import statements_pb2
+
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    coord = _signers()[ORIGIN]
+    tree = Tree()
+    checkpoints = 0
+
+    def commit(f, entries: list[bytes]) -> None:
+        nonlocal checkpoints
+        write_entries(f, entries)
+        for e in entries:
+            tree.append_leaf_hash(leaf_hash(e))
+        write_checkpoint(tmp, tree.size, sign_note(Checkpoint(ORIGIN, tree.size, tree.root()).to_text(), [coord]))
+        checkpoints += 1
+
+    per_batch = 1 + 2 * PAIRS_PER_BATCH
+    with open(tmp / "entries", "wb") as f:
+        commit(f, [sign_statement(coord, statements_pb2.MemberAdmitted(
+            member_id=m, display_name=m.title(), public_key=_signers()[m].verifier().public_bytes(),
+            custodial_priority=10 * (k + 1), admitted_unix=1_700_000_000)).SerializeToString(deterministic=True)
+            for k, m in enumerate(MEMBERS)])
+        batches = (n - len(MEMBERS) + per_batch - 1) // per_batch
+        step = 200
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(_batches, lo, min(batches, lo + step)) for lo in range(0, batches, step)]
+            for k, fut in enumerate(futures):
+                for entries in fut.result():
+                    commit(f, entries[: n - tree.size])
+                    if tree.size >= n:
+                        break
+                futures[k] = None  # drop results as they are written
+                if k % 20 == 0:
+                    log(f"  generated {tree.size:,} of {n:,} entries")
+    (tmp / PUBLIC_KEY).write_text(coord.verifier().to_string() + "\n")
+    (tmp / "meta.json").write_text(json.dumps({"entries": tree.size, "checkpoints": checkpoints,
+                                               "root": tree.root().hex()}))
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
+
+
+def run_verify(export: Path, workers: int | None) -> dict:
+    cmd = [sys.executable, "-m", "dedup.cli.main", "audit", "verify", str(export), "--key", str(export / "log.pub"),
+           "--json"]
+    if workers is not None:
+        cmd += ["--workers", str(workers)]
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before = r0.ru_maxrss
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    seconds = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak = r1.ru_maxrss
+    # CPU time of the auditor and its workers: with other work on the machine, the wall time
+    # alone says little, and CPU seconds / cores is what an idle machine would take at best.
+    cpu = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
+    load = os.getloadavg()[0]
+    result = json.loads(proc.stdout) if proc.stdout.strip() else {}
+    return {"exit": proc.returncode, "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 1),
+            "load_average_after": round(load, 2), "peak_rss_mib": round(max(peak, before) / 1024, 1),
+            "ok": result.get("ok", False), "stderr": proc.stderr[-500:], "result": result}
+
+
+def render(r: dict) -> str:
+    m = r["machine"]
+    lines = [f"Run {r['date']} on {code_label(r['code'])} with `{r['command']}`, on {m['cpu']}, {m['cores']} cores "
+             f"({r['versions'].get('pynacl', '?')} PyNaCl).", "",
+             f"Export: {r['entries']:,} entries ({r['mix']}), {r['checkpoints']:,} checkpoints, "
+             f"{r['export_mib']:.0f} MiB; generated in {r['generate_seconds']:.0f} s (cached afterwards).", "",
+             "| workers | seconds | entries/s | CPU seconds (all processes) | load average after | "
+             "peak RSS of one process (MiB) | exit |", "|---|---|---|---|---|---|---|"]
+    for run in r["runs"]:
+        lines.append(f"| {run['workers']} | {run['seconds']:.1f} | {run['entries_per_second']:,.0f} | "
+                     f"{run['cpu_seconds']:.0f} | {run['load_average_after']:.1f} | {run['peak_rss_mib']:.0f} | "
+                     f"{run['exit']} |")
+    best = min(run["seconds"] for run in r["runs"])
+    lines += ["", f"Target: 10^6 entries in under 60 s: **{'met' if best < 60 else 'not met'}** ({best:.1f} s)."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.audit", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--entries", type=int, default=1_000_000)
+    ap.add_argument("--workers", default="auto", help="comma-separated worker counts to time, 'auto' = the default")
+    ap.add_argument("--no-readme", action="store_true", help="do not rewrite bench/README.md")
+    args = ap.parse_args(argv)
+    started = time.monotonic()
+    # Bump GENERATOR when the generated export changes, so the cached one is not reused.
+    export = CACHE / f"audit-{args.entries}-{GENERATOR}"
+    gen_seconds = 0.0
+    if not (export / "meta.json").exists():
+        log(f"generating an export of {args.entries:,} entries in {export.relative_to(ROOT)}")
+        t0 = time.perf_counter()
+        generate(export, args.entries, os.cpu_count() or 1)
+        gen_seconds = time.perf_counter() - t0
+        meta = json.loads((export / "meta.json").read_text())
+        meta["generate_seconds"] = round(gen_seconds, 1)
+        (export / "meta.json").write_text(json.dumps(meta))
+    meta = json.loads((export / "meta.json").read_text())
+    runs = []
+    for w in args.workers.split(","):
+        workers = None if w == "auto" else int(w)
+        log(f"dedup audit verify, workers={w}")
+        run = run_verify(export, workers)
+        run["workers"] = w
+        run["entries_per_second"] = round(meta["entries"] / run["seconds"], 0)
+        log(f"  exit {run['exit']} in {run['seconds']} s, peak RSS {run['peak_rss_mib']} MiB")
+        if run["exit"] != 0:
+            log(run["stderr"])
+        runs.append(run)
+    report = {"date": now_iso(), "command": COMMAND, "code": code_state(), "machine": machine(),
+              "versions": versions("cryptography", "pynacl", "protobuf"), "entries": meta["entries"],
+              "checkpoints": meta["checkpoints"], "generate_seconds": meta.get("generate_seconds", gen_seconds),
+              "export_mib": round(sum(p.stat().st_size for p in export.rglob("*") if p.is_file()) / 2**20, 1),
+              "mix": f"8 member admissions; per batch 1 member-signed manifest, {PAIRS_PER_BATCH} matches and "
+                     f"{PAIRS_PER_BATCH} master proposals signed by the coordinator",
+              "runs": [{k: v for k, v in run.items() if k != "stderr"} for run in runs],
+              "duration_seconds": round(time.monotonic() - started, 1)}
+    publish("audit", report, render(report), not args.no_readme)
+    return 0 if all(r["exit"] == 0 for r in runs) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
