@@ -36,6 +36,9 @@ STATEMENT_TYPES: dict[str, type[Message]] = {
         statements_pb2.MatchRecorded,
         statements_pb2.MasterProposed,
         statements_pb2.LogKeyRotated,
+        statements_pb2.MasterVote,
+        statements_pb2.MasterRuling,
+        statements_pb2.MasterAgreed,
     )
 }
 

@@ -23,6 +23,20 @@ class Relation(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RELATION_EDITED: _ClassVar[Relation]
     RELATION_SIMILAR: _ClassVar[Relation]
     RELATION_RESCANNED: _ClassVar[Relation]
+
+class VoteChoice(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    VOTE_CHOICE_UNSPECIFIED: _ClassVar[VoteChoice]
+    VOTE_CHOICE_ACCEPT: _ClassVar[VoteChoice]
+    VOTE_CHOICE_REJECT: _ClassVar[VoteChoice]
+    VOTE_CHOICE_CLAIM: _ClassVar[VoteChoice]
+
+class AgreementBasis(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    AGREEMENT_BASIS_UNSPECIFIED: _ClassVar[AgreementBasis]
+    AGREEMENT_BASIS_UNANIMOUS: _ClassVar[AgreementBasis]
+    AGREEMENT_BASIS_DEADLINE: _ClassVar[AgreementBasis]
+    AGREEMENT_BASIS_RULING: _ClassVar[AgreementBasis]
 RELATION_UNSPECIFIED: Relation
 RELATION_IDENTICAL_BYTES: Relation
 RELATION_IDENTICAL_PIXELS: Relation
@@ -35,6 +49,14 @@ RELATION_BORDERED: Relation
 RELATION_EDITED: Relation
 RELATION_SIMILAR: Relation
 RELATION_RESCANNED: Relation
+VOTE_CHOICE_UNSPECIFIED: VoteChoice
+VOTE_CHOICE_ACCEPT: VoteChoice
+VOTE_CHOICE_REJECT: VoteChoice
+VOTE_CHOICE_CLAIM: VoteChoice
+AGREEMENT_BASIS_UNSPECIFIED: AgreementBasis
+AGREEMENT_BASIS_UNANIMOUS: AgreementBasis
+AGREEMENT_BASIS_DEADLINE: AgreementBasis
+AGREEMENT_BASIS_RULING: AgreementBasis
 
 class AssetRef(_message.Message):
     __slots__ = ("member_id", "asset_id")
@@ -45,18 +67,22 @@ class AssetRef(_message.Message):
     def __init__(self, member_id: _Optional[str] = ..., asset_id: _Optional[str] = ...) -> None: ...
 
 class MemberAdmitted(_message.Message):
-    __slots__ = ("member_id", "display_name", "public_key", "custodial_priority", "admitted_unix")
+    __slots__ = ("member_id", "display_name", "public_key", "custodial_priority", "admitted_unix", "arbiter", "reader")
     MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     CUSTODIAL_PRIORITY_FIELD_NUMBER: _ClassVar[int]
     ADMITTED_UNIX_FIELD_NUMBER: _ClassVar[int]
+    ARBITER_FIELD_NUMBER: _ClassVar[int]
+    READER_FIELD_NUMBER: _ClassVar[int]
     member_id: str
     display_name: str
     public_key: bytes
     custodial_priority: int
     admitted_unix: int
-    def __init__(self, member_id: _Optional[str] = ..., display_name: _Optional[str] = ..., public_key: _Optional[bytes] = ..., custodial_priority: _Optional[int] = ..., admitted_unix: _Optional[int] = ...) -> None: ...
+    arbiter: bool
+    reader: bool
+    def __init__(self, member_id: _Optional[str] = ..., display_name: _Optional[str] = ..., public_key: _Optional[bytes] = ..., custodial_priority: _Optional[int] = ..., admitted_unix: _Optional[int] = ..., arbiter: _Optional[bool] = ..., reader: _Optional[bool] = ...) -> None: ...
 
 class MemberRevoked(_message.Message):
     __slots__ = ("member_id", "public_key", "reason", "revoked_unix")
@@ -93,15 +119,17 @@ class MatchRecorded(_message.Message):
     def __init__(self, match_id: _Optional[str] = ..., cluster_id: _Optional[str] = ..., a: _Optional[_Union[AssetRef, _Mapping]] = ..., b: _Optional[_Union[AssetRef, _Mapping]] = ..., relation: _Optional[_Union[Relation, str]] = ..., algorithm: _Optional[str] = ..., distance: _Optional[int] = ..., recorded_unix: _Optional[int] = ..., kept_permille: _Optional[int] = ...) -> None: ...
 
 class Copy(_message.Message):
-    __slots__ = ("ref", "evidence")
+    __slots__ = ("ref", "evidence", "derived")
     REF_FIELD_NUMBER: _ClassVar[int]
     EVIDENCE_FIELD_NUMBER: _ClassVar[int]
+    DERIVED_FIELD_NUMBER: _ClassVar[int]
     ref: AssetRef
     evidence: _asset_pb2.Evidence
-    def __init__(self, ref: _Optional[_Union[AssetRef, _Mapping]] = ..., evidence: _Optional[_Union[_asset_pb2.Evidence, _Mapping]] = ...) -> None: ...
+    derived: bool
+    def __init__(self, ref: _Optional[_Union[AssetRef, _Mapping]] = ..., evidence: _Optional[_Union[_asset_pb2.Evidence, _Mapping]] = ..., derived: _Optional[bool] = ...) -> None: ...
 
 class MasterProposed(_message.Message):
-    __slots__ = ("proposal_id", "cluster_id", "copies", "master", "policy_version", "deciding_rule", "proposed_unix")
+    __slots__ = ("proposal_id", "cluster_id", "copies", "master", "policy_version", "deciding_rule", "proposed_unix", "supersedes", "reason", "deadline_unix")
     PROPOSAL_ID_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
     COPIES_FIELD_NUMBER: _ClassVar[int]
@@ -109,6 +137,9 @@ class MasterProposed(_message.Message):
     POLICY_VERSION_FIELD_NUMBER: _ClassVar[int]
     DECIDING_RULE_FIELD_NUMBER: _ClassVar[int]
     PROPOSED_UNIX_FIELD_NUMBER: _ClassVar[int]
+    SUPERSEDES_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_UNIX_FIELD_NUMBER: _ClassVar[int]
     proposal_id: str
     cluster_id: str
     copies: _containers.RepeatedCompositeFieldContainer[Copy]
@@ -116,7 +147,68 @@ class MasterProposed(_message.Message):
     policy_version: str
     deciding_rule: str
     proposed_unix: int
-    def __init__(self, proposal_id: _Optional[str] = ..., cluster_id: _Optional[str] = ..., copies: _Optional[_Iterable[_Union[Copy, _Mapping]]] = ..., master: _Optional[_Union[AssetRef, _Mapping]] = ..., policy_version: _Optional[str] = ..., deciding_rule: _Optional[str] = ..., proposed_unix: _Optional[int] = ...) -> None: ...
+    supersedes: str
+    reason: str
+    deadline_unix: int
+    def __init__(self, proposal_id: _Optional[str] = ..., cluster_id: _Optional[str] = ..., copies: _Optional[_Iterable[_Union[Copy, _Mapping]]] = ..., master: _Optional[_Union[AssetRef, _Mapping]] = ..., policy_version: _Optional[str] = ..., deciding_rule: _Optional[str] = ..., proposed_unix: _Optional[int] = ..., supersedes: _Optional[str] = ..., reason: _Optional[str] = ..., deadline_unix: _Optional[int] = ...) -> None: ...
+
+class MasterVote(_message.Message):
+    __slots__ = ("proposal_id", "cluster_id", "member_id", "choice", "reason", "claimed_master", "claim_kind", "claim_evidence", "voted_unix")
+    PROPOSAL_ID_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    CHOICE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    CLAIMED_MASTER_FIELD_NUMBER: _ClassVar[int]
+    CLAIM_KIND_FIELD_NUMBER: _ClassVar[int]
+    CLAIM_EVIDENCE_FIELD_NUMBER: _ClassVar[int]
+    VOTED_UNIX_FIELD_NUMBER: _ClassVar[int]
+    proposal_id: str
+    cluster_id: str
+    member_id: str
+    choice: VoteChoice
+    reason: str
+    claimed_master: AssetRef
+    claim_kind: str
+    claim_evidence: str
+    voted_unix: int
+    def __init__(self, proposal_id: _Optional[str] = ..., cluster_id: _Optional[str] = ..., member_id: _Optional[str] = ..., choice: _Optional[_Union[VoteChoice, str]] = ..., reason: _Optional[str] = ..., claimed_master: _Optional[_Union[AssetRef, _Mapping]] = ..., claim_kind: _Optional[str] = ..., claim_evidence: _Optional[str] = ..., voted_unix: _Optional[int] = ...) -> None: ...
+
+class MasterRuling(_message.Message):
+    __slots__ = ("proposal_id", "cluster_id", "master", "reasoning", "arbiter_id", "ruled_unix")
+    PROPOSAL_ID_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    MASTER_FIELD_NUMBER: _ClassVar[int]
+    REASONING_FIELD_NUMBER: _ClassVar[int]
+    ARBITER_ID_FIELD_NUMBER: _ClassVar[int]
+    RULED_UNIX_FIELD_NUMBER: _ClassVar[int]
+    proposal_id: str
+    cluster_id: str
+    master: AssetRef
+    reasoning: str
+    arbiter_id: str
+    ruled_unix: int
+    def __init__(self, proposal_id: _Optional[str] = ..., cluster_id: _Optional[str] = ..., master: _Optional[_Union[AssetRef, _Mapping]] = ..., reasoning: _Optional[str] = ..., arbiter_id: _Optional[str] = ..., ruled_unix: _Optional[int] = ...) -> None: ...
+
+class MasterAgreed(_message.Message):
+    __slots__ = ("proposal_id", "cluster_id", "master", "basis", "vote_indexes", "ruling_index", "silent_members", "agreed_unix")
+    PROPOSAL_ID_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    MASTER_FIELD_NUMBER: _ClassVar[int]
+    BASIS_FIELD_NUMBER: _ClassVar[int]
+    VOTE_INDEXES_FIELD_NUMBER: _ClassVar[int]
+    RULING_INDEX_FIELD_NUMBER: _ClassVar[int]
+    SILENT_MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    AGREED_UNIX_FIELD_NUMBER: _ClassVar[int]
+    proposal_id: str
+    cluster_id: str
+    master: AssetRef
+    basis: AgreementBasis
+    vote_indexes: _containers.RepeatedScalarFieldContainer[int]
+    ruling_index: int
+    silent_members: _containers.RepeatedScalarFieldContainer[str]
+    agreed_unix: int
+    def __init__(self, proposal_id: _Optional[str] = ..., cluster_id: _Optional[str] = ..., master: _Optional[_Union[AssetRef, _Mapping]] = ..., basis: _Optional[_Union[AgreementBasis, str]] = ..., vote_indexes: _Optional[_Iterable[int]] = ..., ruling_index: _Optional[int] = ..., silent_members: _Optional[_Iterable[str]] = ..., agreed_unix: _Optional[int] = ...) -> None: ...
 
 class LogKeyRotated(_message.Message):
     __slots__ = ("old_verifier_key", "new_verifier_key", "reason", "rotated_unix")
