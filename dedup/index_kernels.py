@@ -26,10 +26,18 @@ def _distance(data, row, q, i):
     return d
 
 
-# Each search runs twice over the queries: once counting each query's hits, then writing
-# them at that query's offset into arrays of the exact size. No output grows inside a
-# loop, so the distance loops vectorise. (Threads were tried: on a coordinator sharing
-# its cores with gRPC and the database they cost far more than they gave.)
+# A scan runs twice over the queries: once counting each query's hits (a branch-free
+# loop that vectorises), then writing them at that query's offset. A probe is bound by
+# random reads into the tables and rows, so it runs once, appending hits to arrays that
+# double when full (hits are few). (Threads were tried: on a coordinator sharing its
+# cores with gRPC and the database they cost far more than they gave.)
+
+
+@njit(cache=True)
+def _grown(a, n):
+    b = np.empty(2 * a.size, a.dtype)
+    b[:n] = a[:n]
+    return b
 
 
 @njit(cache=True)
@@ -61,35 +69,26 @@ def scan(data, start, stop, q, radius):
 
 
 @njit(cache=True)
-def _probe_one(data, start, q, i, key, masks, order, offsets, r, oq, orow, od, at, write):
-    n = 0
-    for m in masks:
-        k = key ^ m
-        for p in range(offsets[k], offsets[k + 1]):
-            row = np.int64(order[p]) + start
-            d = _distance(data, row, q, i)
-            if d <= r:
-                if write:
-                    oq[at + n], orow[at + n], od[at + n] = i, row, d
-                n += 1
-    return n
-
-
-@njit(cache=True)
 def probe(data, start, q, qkeys, masks, order, offsets, radius):
     """Rows of one chunk table whose chunk is within the ball ``masks`` of a query's chunk
     key, checked with the full distance: (query, row, distance), possibly repeating a row
     that another chunk's table also finds."""
     r = np.uint64(radius)
-    none = np.empty(0, np.int64)
-    counts = np.zeros(q.shape[0] + 1, np.int64)
+    n = 0
+    oq, orow, od = np.empty(1024, np.int64), np.empty(1024, np.int64), np.empty(1024, np.int64)
     for i in range(q.shape[0]):
-        counts[i + 1] = _probe_one(data, start, q, i, qkeys[i], masks, order, offsets, r, none, none, none, 0, False)
-    at = np.cumsum(counts)
-    oq, orow, od = np.empty(at[-1], np.int64), np.empty(at[-1], np.int64), np.empty(at[-1], np.int64)
-    for i in range(q.shape[0]):
-        _probe_one(data, start, q, i, qkeys[i], masks, order, offsets, r, oq, orow, od, at[i], True)
-    return oq, orow, od
+        key = qkeys[i]
+        for m in masks:
+            k = key ^ m
+            for p in range(offsets[k], offsets[k + 1]):
+                row = np.int64(order[p]) + start
+                d = _distance(data, row, q, i)
+                if d <= r:
+                    if n == oq.size:
+                        oq, orow, od = _grown(oq, n), _grown(orow, n), _grown(od, n)
+                    oq[n], orow[n], od[n] = i, row, d
+                    n += 1
+    return oq[:n], orow[:n], od[:n]
 
 
 @njit(cache=True)
