@@ -5,13 +5,17 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test proto clean
+.PHONY: demo test proto clean config-reference
 
 $(STAMP): pyproject.toml
 	@# Headless Chromium renders the HTML report in a test; installed when this machine can.
 	command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 		(apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium) >/dev/null 2>&1; } || \
 		echo "chromium not installed: the HTML report's browser test will be skipped"
+	@# iproute2 (`ip netns`) and systemd-analyze: the multi-host deployment test and the unit check.
+	command -v ip >/dev/null 2>&1 && command -v systemd-analyze >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		(apt-get update -qq && apt-get install -y -qq --no-install-recommends iproute2 systemd) >/dev/null 2>&1; } || \
+		echo "iproute2/systemd not installed: the network-namespace and systemd-analyze tests will be skipped"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -22,6 +26,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# Regenerate deploy/CONFIGURATION.md from the settings models (a test fails if it drifts).
+config-reference: $(STAMP)
+	$(BIN)/dedup config reference --out deploy/CONFIGURATION.md
 
 # Regenerate dedup/v1 from proto/ (the stubs are committed; a test fails if they drift).
 proto: $(STAMP)

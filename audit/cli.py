@@ -30,7 +30,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "verify", help="replay an export: signatures, rules, Merkle root, checkpoints, witnesses",
         description="Replay every entry of EXPORT: each signature (members are introduced by coordinator-signed "
                     "admission entries, a new coordinator key by a LogKeyRotated entry signed with the old one), "
-                    "who may sign what, that every master proposal is the published policy's choice; rebuild the "
+                    "who may sign what, that every master proposal is the choice of the policy version it cites "
+                    "(1 or 2, with the copies marked derived exactly as the log's matches show), that every vote "
+                    "is by a member holding a copy, once, on a proposal still open, every ruling by an arbiter on "
+                    "a disputed proposal, and every agreed master follows from the votes, the ruling or the "
+                    "deadline; rebuild the "
                     "Merkle tree and check every signed checkpoint against it. With --quorum, the latest "
                     "checkpoint must carry that many valid witness cosignatures; with --state, the log must "
                     "extend the checkpoint trusted last time, which is then replaced by the new latest one. "
@@ -158,6 +162,8 @@ def _verify(args) -> int:
         print(f"log verified: {report.entries} entries, root {report.root.hex()}")
         print(f"  origin {report.origin}; {len(report.members)} members, {report.batches} batches, "
               f"{report.matches} matches, {report.proposals} master proposals, {report.checkpoints} checkpoints")
+        if report.votes or report.rulings or report.agreements:
+            print(f"  {report.votes} votes, {report.rulings} rulings, {report.agreements} agreed masters")
         if report.rotations:
             print(f"  {report.rotations} coordinator key rotation(s); key in force: {report.coordinator_key}")
         if args.quorum:

@@ -12,7 +12,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from dedup.policy import POLICY_VERSION, Candidate, choose_master
+from dedup.policy import POLICIES, Candidate, choose_master
 from dedup.signing import pae
 from dedup.v1 import statement_pb2, statements_pb2
 
@@ -103,14 +103,16 @@ def check_chunk(chunk: Chunk) -> list[tuple[int, int, str]]:
 def policy_problem(p: statements_pb2.MasterProposed, priorities: dict[str, int]) -> str | None:
     """Why a proposal is not the published policy's choice on its own evidence, or None.
 
-    Membership, policy version and the cross-member rule are checked in order by the
-    sequential pass; this is the costly part, re-ranking the copies."""
-    if p.policy_version != POLICY_VERSION or any(c.ref.member_id not in priorities for c in p.copies):
+    Membership, policy version, the cross-member rule and which copies are derived (from the
+    log's matches) are checked in order by the sequential pass; this is the costly part,
+    re-ranking the copies by the version the proposal cites."""
+    if p.policy_version not in POLICIES or any(c.ref.member_id not in priorities for c in p.copies):
         return None
-    cands = [Candidate(c.ref.member_id, c.ref.asset_id, c.evidence, priorities[c.ref.member_id]) for c in p.copies]
+    cands = [Candidate(c.ref.member_id, c.ref.asset_id, c.evidence, priorities[c.ref.member_id], c.derived)
+             for c in p.copies]
     if len({c.member_id for c in cands}) < 2:
         return None
-    decision = choose_master(cands)
+    decision = choose_master(cands, p.policy_version)
     got = (p.master.member_id, p.master.asset_id)
     want = (decision.master.member_id, decision.master.asset_id)
     if got != want:

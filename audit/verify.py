@@ -3,8 +3,11 @@
 Replays every entry in order: each statement's signature by a key the log itself has
 introduced (members are admitted by coordinator-signed entries, a new coordinator key by a
 ``LogKeyRotated`` entry signed with the old one), that each statement is well formed and
-signed by the party allowed to make it, that every master proposal is the published policy's
-choice on the evidence it states; then rebuilds the Merkle tree and checks every signed
+signed by the party allowed to make it, that every master proposal is the cited policy's
+choice on the evidence it states (and marks as derived exactly the copies the log's matches
+show to be crops or bordered copies), that every vote is by a holder of a copy, once, on a
+proposal still open, every ruling by an arbiter on a disputed proposal, and every agreed
+outcome follows from those votes, that ruling or the deadline; then rebuilds the Merkle tree and checks every signed
 checkpoint's root against it, the latest checkpoint's witness cosignatures against a quorum,
 and that the log extends the last checkpoint this auditor trusted (the state file).
 
@@ -35,7 +38,7 @@ from dedup.cosignature import CosignatureError, CosignatureVerifier, cosignature
 from dedup.export import CHECKPOINTS, ENTRIES, MAX_ENTRY, ExportError, checkpoint_name
 from dedup.merkle import Tree
 from dedup.note import NoteError, NoteVerifier, Signature, split_note
-from dedup.policy import POLICY_VERSION
+from dedup.policy import POLICIES, POLICY_V1, derived_copies
 from dedup.signing import STATEMENT_TYPES
 from dedup.v1 import asset_pb2, statement_pb2, statements_pb2
 
@@ -120,6 +123,9 @@ class AuditReport:
     proposals: int = 0
     revocations: int = 0
     withdrawals: int = 0
+    votes: int = 0
+    rulings: int = 0
+    agreements: int = 0
     rotations: int = 0
     checkpoints: int = 0
     origin: str = ""
@@ -134,6 +140,7 @@ class AuditReport:
         return {"ok": True, "entries": self.entries, "root": self.root.hex(), "origin": self.origin,
                 "members": self.members, "batches": self.batches, "matches": self.matches,
                 "proposals": self.proposals, "revocations": self.revocations, "withdrawals": self.withdrawals,
+                "votes": self.votes, "rulings": self.rulings, "agreements": self.agreements,
                 "rotations": self.rotations, "checkpoints": self.checkpoints, "coordinator_key": self.coordinator_key,
                 "cosigned_by": self.cosigned_by, "quorum": self.quorum, "trusted_size": self.trusted_size,
                 "seconds": round(self.seconds, 3)}
@@ -145,8 +152,12 @@ COORDINATOR_TYPES = {
     statements_pb2.MatchRecorded.DESCRIPTOR.full_name,
     statements_pb2.MasterProposed.DESCRIPTOR.full_name,
     statements_pb2.LogKeyRotated.DESCRIPTOR.full_name,
+    statements_pb2.MasterAgreed.DESCRIPTOR.full_name,
 }
-MEMBER_TYPES = {asset_pb2.BatchManifest.DESCRIPTOR.full_name, asset_pb2.AssetsWithdrawn.DESCRIPTOR.full_name}
+MEMBER_TYPES = {asset_pb2.BatchManifest.DESCRIPTOR.full_name, asset_pb2.AssetsWithdrawn.DESCRIPTOR.full_name,
+                statements_pb2.MasterVote.DESCRIPTOR.full_name, statements_pb2.MasterRuling.DESCRIPTOR.full_name}
+_ACCEPT, _REJECT, _CLAIM = (statements_pb2.VOTE_CHOICE_ACCEPT, statements_pb2.VOTE_CHOICE_REJECT,
+                            statements_pb2.VOTE_CHOICE_CLAIM)
 
 # Below this many bytes of entries the pool costs more to start than it saves.
 POOL_THRESHOLD = 4 << 20
@@ -174,9 +185,38 @@ class _State:
     # (entry index of each rotation, the key in force from the next entry on)
     rotations: list[tuple[int, NoteVerifier]] = field(default_factory=list)
 
+    arbiters: set[str] = field(default_factory=set)
+    # the latest MatchRecorded between two assets (pair in sorted order) -> (a, b, relation, crop or None)
+    links: dict[tuple, tuple] = field(default_factory=dict)
+    proposals: dict[str, _Proposal] = field(default_factory=dict)
+    live: dict[str, list[str]] = field(default_factory=dict)  # cluster id -> its proposals not superseded
+
     def slot(self, key: bytes) -> int:
         self.keys.append(key)
         return len(self.keys) - 1
+
+
+_OPEN, _DISPUTED, _AGREED, _SUPERSEDED = "open", "disputed", "agreed", "superseded"
+
+
+@dataclass(slots=True)
+class _Proposal:
+    """What the auditor keeps of a proposal to judge the votes, ruling and outcome on it."""
+
+    cluster_id: str
+    holders: frozenset[str]
+    copies: frozenset[tuple[str, str]]
+    master: tuple[str, str]
+    deadline_unix: int
+    status: str = _OPEN
+    votes: dict[str, tuple[int, int]] = field(default_factory=dict)  # member -> (entry index, choice)
+    ruling: tuple[int, tuple[str, str]] | None = None  # (entry index, master)
+
+    def close(self, status: str) -> None:
+        # A closed proposal only has to refuse what comes later: drop what judged it.
+        self.status = status
+        self.copies = frozenset()
+        self.votes = {}
 
 
 def _frames(path: Path) -> Iterator[tuple[int, int, bytes]]:
@@ -264,16 +304,24 @@ def _check_entry(i: int, entry: bytes, st: _State, report: AuditReport) -> int:
                 fail(f"match {body.match_id!r} names {ref.member_id!r}, not an admitted member")
         if body.a.member_id == body.b.member_id:
             fail(f"match {body.match_id!r} links two assets of the same member")
+        a, b = _key(body.a), _key(body.b)
+        crop = _key(body.crop) if body.HasField("crop") else None
+        if crop is not None and crop not in (a, b):
+            fail(f"match {body.match_id!r} names {crop[0]}/{crop[1]} as the crop, which is neither of its assets")
+        st.links[(min(a, b), max(a, b))] = (a, b, body.relation, crop)
         report.matches += 1
     elif isinstance(body, statements_pb2.MasterProposed):
-        if body.policy_version != POLICY_VERSION:
-            fail(f"proposal {body.proposal_id!r} cites policy {body.policy_version!r}; this auditor knows {POLICY_VERSION!r}")
-        for cp in body.copies:
-            if cp.ref.member_id not in st.members:
-                fail(f"proposal {body.proposal_id!r} names {cp.ref.member_id!r}, not an admitted member")
-        if len({cp.ref.member_id for cp in body.copies}) < 2:
-            fail(f"proposal {body.proposal_id!r} is not for a cross-member cluster")
-        report.proposals += 1  # the policy itself is re-run by the workers
+        _check_proposal(body, st, fail)
+        report.proposals += 1  # the ranking itself is re-run by the workers
+    elif isinstance(body, statements_pb2.MasterVote):
+        _check_vote(i, body, stmt.signer, st, fail)
+        report.votes += 1
+    elif isinstance(body, statements_pb2.MasterRuling):
+        _check_ruling(i, body, stmt.signer, st, fail)
+        report.rulings += 1
+    elif isinstance(body, statements_pb2.MasterAgreed):
+        _check_agreed(body, st, fail)
+        report.agreements += 1
     elif isinstance(body, asset_pb2.BatchManifest):
         if body.member_id != stmt.signer:
             fail(f"batch manifest names member {body.member_id!r} but is signed by {stmt.signer!r}")
@@ -294,6 +342,8 @@ def _check_entry(i: int, entry: bytes, st: _State, report: AuditReport) -> int:
         except (ValueError, NoteError) as exc:
             fail(f"member {body.member_id!r}: {exc}")
         st.priority[body.member_id] = body.custodial_priority
+        if body.arbiter:
+            st.arbiters.add(body.member_id)
         st.member_slot[body.member_id] = st.slot(body.public_key)
         report.members.append(body.member_id)
     elif isinstance(body, statements_pb2.MemberRevoked):
@@ -320,6 +370,145 @@ def _check_entry(i: int, entry: bytes, st: _State, report: AuditReport) -> int:
         st.rotations.append((i, new))
         report.rotations += 1
     return slot
+
+
+def _key(ref: statements_pb2.AssetRef) -> tuple[str, str]:
+    return (ref.member_id, ref.asset_id)
+
+
+def _name(key: tuple[str, str]) -> str:
+    return f"{key[0]}/{key[1]}"
+
+
+def _check_proposal(p: statements_pb2.MasterProposed, st: _State, fail) -> None:
+    """Everything about a proposal but the ranking (the workers re-run that)."""
+    pid = p.proposal_id
+    if p.policy_version not in POLICIES:
+        fail(f"proposal {pid!r} cites policy {p.policy_version!r}; this auditor knows {', '.join(map(repr, POLICIES))}")
+    for cp in p.copies:
+        if cp.ref.member_id not in st.members:
+            fail(f"proposal {pid!r} names {cp.ref.member_id!r}, not an admitted member")
+    if len({cp.ref.member_id for cp in p.copies}) < 2:
+        fail(f"proposal {pid!r} is not for a cross-member cluster")
+    if pid in st.proposals:
+        fail(f"proposal {pid!r} is proposed twice")
+    evidence = {_key(cp.ref): cp.evidence for cp in p.copies}
+    if len(evidence) != len(p.copies):
+        fail(f"proposal {pid!r} lists a copy twice")
+    if p.policy_version == POLICY_V1:
+        want: set = set()
+    else:
+        # Only pairs of this proposal's copies: a match to anything else cannot make a copy derived.
+        keys = sorted(evidence)
+        links = [st.links[(x, y)] for n, x in enumerate(keys) for y in keys[n + 1:] if (x, y) in st.links]
+        want = derived_copies(evidence, links)
+    for cp in p.copies:
+        if cp.derived != (_key(cp.ref) in want):
+            why = ("the log's matches show it is a crop or bordered copy of another copy" if not cp.derived
+                   else "no match in the log shows it is a crop or bordered copy of another copy")
+            fail(f"proposal {pid!r} marks copy {_name(_key(cp.ref))} derived={cp.derived}, but {why}")
+    if p.supersedes:
+        old = st.proposals.get(p.supersedes)
+        if old is None or old.cluster_id != p.cluster_id:
+            fail(f"proposal {pid!r} supersedes {p.supersedes!r}, which is no earlier proposal for cluster {p.cluster_id!r}")
+        if old.status == _SUPERSEDED:
+            fail(f"proposal {pid!r} supersedes {p.supersedes!r}, which was already superseded")
+    # A new proposal replaces every earlier one for its cluster still open, disputed or agreed.
+    for old_id in st.live.pop(p.cluster_id, ()):
+        st.proposals[old_id].close(_SUPERSEDED)
+    st.proposals[pid] = _Proposal(p.cluster_id, frozenset(m for m, _ in evidence), frozenset(evidence),
+                                  _key(p.master), p.deadline_unix)
+    st.live[p.cluster_id] = [pid]
+
+
+def _open_proposal(kind: str, pid: str, cluster_id: str, st: _State, fail) -> _Proposal:
+    p = st.proposals.get(pid)
+    if p is None:
+        fail(f"{kind} on proposal {pid!r}, which the log does not hold")
+    if cluster_id != p.cluster_id:
+        fail(f"{kind} on proposal {pid!r} names cluster {cluster_id!r}, not its cluster {p.cluster_id!r}")
+    if p.status == _SUPERSEDED:
+        fail(f"{kind} on proposal {pid!r}, which was superseded")
+    if p.status == _AGREED:
+        fail(f"{kind} on proposal {pid!r}, which was already agreed")
+    return p
+
+
+def _check_vote(i: int, v: statements_pb2.MasterVote, signer: str, st: _State, fail) -> None:
+    pid = v.proposal_id
+    if v.member_id != signer:
+        fail(f"vote on proposal {pid!r} names member {v.member_id!r} but is signed by {signer!r}")
+    p = st.proposals.get(pid)
+    if p is not None and signer not in p.holders:
+        fail(f"vote on proposal {pid!r} signed by {signer}, who holds no copy in cluster {p.cluster_id}")
+    p = _open_proposal("vote", pid, v.cluster_id, st, fail)
+    if signer in p.votes:
+        fail(f"second vote by {signer} on proposal {pid!r} (the first is entry {p.votes[signer][0]})")
+    if v.choice not in (_ACCEPT, _REJECT, _CLAIM):
+        fail(f"vote by {signer} on proposal {pid!r} has no valid choice")
+    if v.choice == _REJECT and not v.reason.strip():
+        fail(f"vote by {signer} on proposal {pid!r} rejects it without a reason")
+    if v.choice == _CLAIM and (_key(v.claimed_master) not in p.copies or not v.claim_kind.strip()):
+        fail(f"vote by {signer} on proposal {pid!r} claims {_name(_key(v.claimed_master))}, which is not a copy in"
+             " the cluster, or names no kind of evidence")
+    p.votes[signer] = (i, v.choice)
+    if v.choice != _ACCEPT:
+        p.status = _DISPUTED
+
+
+def _check_ruling(i: int, r: statements_pb2.MasterRuling, signer: str, st: _State, fail) -> None:
+    pid = r.proposal_id
+    if signer not in st.arbiters:
+        fail(f"ruling on proposal {pid!r} signed by {signer}, who was not admitted as an arbiter")
+    if r.arbiter_id != signer:
+        fail(f"ruling on proposal {pid!r} names arbiter {r.arbiter_id!r} but is signed by {signer!r}")
+    p = _open_proposal("ruling", pid, r.cluster_id, st, fail)
+    if p.status != _DISPUTED:
+        fail(f"ruling on proposal {pid!r}, which no holder disputed")
+    if p.ruling is not None:
+        fail(f"second ruling on proposal {pid!r} (the first is entry {p.ruling[0]})")
+    if _key(r.master) not in p.copies:
+        fail(f"ruling on proposal {pid!r} names master {_name(_key(r.master))}, which is not a copy in the cluster")
+    p.ruling = (i, _key(r.master))
+
+
+def _check_agreed(a: statements_pb2.MasterAgreed, st: _State, fail) -> None:
+    pid = a.proposal_id
+    p = _open_proposal("outcome", pid, a.cluster_id, st, fail)
+    master, indexes = _key(a.master), list(a.vote_indexes)
+    all_votes = sorted(i for i, _ in p.votes.values())
+    accepts = {m for m, (_, c) in p.votes.items() if c == _ACCEPT}
+    what = f"outcome of proposal {pid!r}"
+    if a.basis == statements_pb2.AGREEMENT_BASIS_UNANIMOUS:
+        if p.status != _OPEN or accepts != p.holders:
+            missing = ", ".join(sorted(p.holders - accepts))
+            fail(f"{what} claims unanimity, but {missing} did not accept it")
+        if master != p.master:
+            fail(f"{what} agrees master {_name(master)}, not the proposed {_name(p.master)}")
+        if indexes != all_votes:
+            fail(f"{what} cites votes {indexes}; the votes on it are entries {all_votes}")
+    elif a.basis == statements_pb2.AGREEMENT_BASIS_DEADLINE:
+        if p.status != _OPEN:
+            fail(f"{what} is agreed at the deadline, but a holder rejected it or claimed the master")
+        if a.agreed_unix < p.deadline_unix:
+            fail(f"{what} is agreed at the deadline at {a.agreed_unix}, before the deadline {p.deadline_unix}")
+        silent = sorted(p.holders - set(p.votes))
+        if list(a.silent_members) != silent:
+            fail(f"{what} counts {list(a.silent_members)} as silent; the holders who did not vote are {silent}")
+        if master != p.master:
+            fail(f"{what} agrees master {_name(master)}, not the proposed {_name(p.master)}")
+        if indexes != all_votes:
+            fail(f"{what} cites votes {indexes}; the votes on it are entries {all_votes}")
+    elif a.basis == statements_pb2.AGREEMENT_BASIS_RULING:
+        if p.ruling is None or p.ruling[0] != a.ruling_index:
+            fail(f"{what} cites ruling entry {a.ruling_index}, which is not a ruling on it")
+        if master != p.ruling[1]:
+            fail(f"{what} agrees master {_name(master)}, but the ruling names {_name(p.ruling[1])}")
+        if indexes != all_votes:
+            fail(f"{what} cites votes {indexes}; the votes on it are entries {all_votes}")
+    else:
+        fail(f"{what} has no valid basis")
+    p.close(_AGREED)
 
 
 class _Inline(Executor):

@@ -26,12 +26,18 @@ roles:
   audit        anyone: verify an exported log offline with the coordinator's public key
   demo         run a three-member consortium on this machine, end to end
 
+deployment:
+  pki          the consortium CA, TLS certificates and Ed25519 keys: init, issue, revoke, check
+  config       the configuration reference, and checking a configuration file
+
 Run `dedup ROLE --help` for each role's commands.
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
     from dedup.audit.cli import register as audit
+    from dedup.cli.config import register as config
+    from dedup.cli.pki import register as pki
     from dedup.coordinator.cli import register as coordinator
     from dedup.demo.cli import register as demo
     from dedup.node.cli import register as node
@@ -39,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dedup", description=DESCRIPTION, epilog=exits.EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="role", metavar="ROLE", required=True)
-    for register in (node, coordinator, audit, demo):
+    for register in (node, coordinator, audit, demo, pki, config):
         register(sub)
     return parser
 

@@ -26,7 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     cmds = p.add_subparsers(dest="coordinator_command", metavar="COMMAND", required=True)
 
     s = cmds.add_parser("serve", help="run the gRPC service until interrupted",
-                        description="Serve IntakeService, LogService, gRPC health checking and reflection on the "
+                        description="Serve IntakeService, LogService, NegotiationService (members' signed votes "
+                                    "on master proposals, arbiters' rulings; open proposals past "
+                                    "vote_deadline_seconds are agreed, silence counting as acceptance, checked "
+                                    "every deadline_check_seconds), gRPC health checking and reflection on the "
                                     "configured address, over mutual TLS, with the store in the configured SQLite "
                                     "file or PostgreSQL URL. Prometheus metrics are served on metrics_listen when "
                                     "set. Logs are JSON lines on stderr. Stops cleanly on SIGTERM or Ctrl-C.")
@@ -59,6 +62,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--reason", default="scheduled rotation", help="why, recorded in the log entry")
     s.add_argument("--json", action="store_true", help="print the result as JSON")
     s.set_defaults(func=_rotate)
+
+    s = cmds.add_parser("health", help="ask a running coordinator's health port whether it is serving",
+                        description="Call grpc.health.v1.Health/Check on the coordinator's plaintext health port "
+                                    "(health_listen) and exit 0 if it answers SERVING. For container health checks "
+                                    "and scripts; Kubernetes probes the same port with a native grpc probe. The "
+                                    "address is --address, else health_listen from the configuration (an "
+                                    "all-interfaces address such as 0.0.0.0 is asked on 127.0.0.1).",
+                        epilog="exit codes:\n  0  serving\n  1  answering, but not serving\n"
+                               "  2  no address: give --address or a configuration with health_listen\n"
+                               "  3  no answer within the timeout\n",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config(s, ENV, "coordinator")
+    s.add_argument("--address", metavar="HOST:PORT", help="health port to ask (default: health_listen)")
+    s.add_argument("--service", default="", help="service name to ask about (default: the whole server)")
+    s.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the answer (default 5)")
+    s.add_argument("--json", action="store_true", help="print the answer as JSON")
+    s.set_defaults(func=_health)
 
 
 def _serve(args) -> int:
@@ -124,3 +144,36 @@ def _rotate(args) -> int:
         print(f"log key rotated ({where}); new verifier key:\n  {r.new_key}\n"
               f"{args.config} now names {r.new_key_file}; start the coordinator again")
     return exits.OK
+
+
+def _health(args) -> int:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    address = args.address
+    if address is None:
+        if args.config is None:
+            raise CommandError("no address: pass --address HOST:PORT, or --config naming a file with health_listen")
+        settings = load_config(args, CoordinatorSettings, ENV)
+        if not settings.health_listen:
+            raise CommandError(f"{args.config} sets no health_listen; pass --address")
+        host, _, port = settings.health_listen.rpartition(":")
+        address = f"{'127.0.0.1' if host in ('', '0.0.0.0', '[::]', '::') else host}:{port}"
+    with grpc.insecure_channel(address) as channel:
+        try:
+            resp = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout)
+        except grpc.RpcError as exc:
+            status = exc.code().name
+            if args.json:
+                emit_json({"address": address, "service": args.service, "status": status, "serving": False})
+            else:
+                print(f"{address}: no answer ({status}: {exc.details()})")
+            return exits.FAILED if exc.code() == grpc.StatusCode.NOT_FOUND else exits.UNAVAILABLE
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
+    serving = resp.status == health_pb2.HealthCheckResponse.SERVING
+    if args.json:
+        emit_json({"address": address, "service": args.service, "status": status, "serving": serving})
+    else:
+        print(f"{address}: {status}")
+    return exits.OK if serving else exits.FAILED

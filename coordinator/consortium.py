@@ -15,12 +15,13 @@ from dataclasses import dataclass
 import grpc
 
 from dedup.note import NoteVerifier
-from dedup.policy import POLICY_VERSION, Candidate as PolicyCandidate, choose_master
+from dedup.policy import POLICY_VERSION, Candidate as PolicyCandidate, choose_master, derived_copies
 from dedup.signing import SignatureError, parse_body, verify_statement
-from dedup.v1 import asset_pb2, intake_pb2, statement_pb2, statements_pb2
+from dedup.v1 import asset_pb2, intake_pb2, negotiation_pb2, statement_pb2, statements_pb2
 
 from .log import LogTransaction, TransparencyLog
 from .matcher import Candidate, Key, Matcher, new_cluster_id
+from .negotiation import Negotiator
 from .refusal import Refusal
 from .settings import CoordinatorSettings, MemberSettings
 from .store import StoredMatch, Store
@@ -54,7 +55,10 @@ class Coordinator:
         self.members = {m.id: _member(m) for m in settings.members}
         self.lock = threading.Lock()
         self.matcher = self._load_matcher()
+        self.negotiation = Negotiator(self)
         self._admit_members()
+        #: Members admitted as arbiters in the log (the log, not the configuration, decides).
+        self.arbiters = self.store.admitted_arbiters()
 
     # --- start-up ----------------------------------------------------------------------
 
@@ -84,6 +88,11 @@ class Coordinator:
             if mid in self.members and self.members[mid].verifier.public_bytes() != key:
                 raise ValueError(f"member {mid}: configured key differs from the key admitted in the log;"
                                  " key rotation must be logged, not edited in the configuration")
+        arbiters = self.store.admitted_arbiters()
+        for mid in admitted:
+            if mid in self.members and self.members[mid].settings.arbiter != (mid in arbiters):
+                raise ValueError(f"member {mid}: configured arbiter = {self.members[mid].settings.arbiter}, but the log"
+                                 f" admitted it with arbiter = {mid in arbiters}; arbiters are named when first admitted")
         revoked = self.store.revoked_keys()
         to_revoke = [m for _, m in sorted(self.members.items())
                      if m.settings.revoked and (m.settings.id, m.verifier.public_bytes()) not in revoked]
@@ -97,8 +106,9 @@ class Coordinator:
                     public_key=m.verifier.public_bytes(),
                     custodial_priority=m.settings.custodial_priority,
                     admitted_unix=int(self.clock()),
+                    arbiter=m.settings.arbiter,
                 ))
-                Store.add_member(txn.db, m.settings.id, m.verifier.public_bytes(), idx)
+                Store.add_member(txn.db, m.settings.id, m.verifier.public_bytes(), idx, m.settings.arbiter)
             for m in to_revoke:
                 idx = txn.append_signed(statements_pb2.MemberRevoked(
                     member_id=m.settings.id, public_key=m.verifier.public_bytes(), reason=m.settings.revoked,
@@ -175,7 +185,10 @@ class Coordinator:
                     for cid in sorted(touched):
                         # A master that left, or a cluster now held by one member, needs a new look.
                         if len({k[0] for k in self.matcher.members_of.get(cid, ())}) >= 2:
-                            self._propose(txn, cid)
+                            self._propose(txn, cid, "copy_withdrawn")
+                        else:
+                            # Nothing left to agree between members: no more votes on it.
+                            self.negotiation.supersede(txn.db, cid, None)
             except BaseException:
                 self.matcher = self._load_matcher()
                 raise
@@ -208,7 +221,8 @@ class Coordinator:
         return member
 
     def _store_batch(self, member_id: str, stmt, manifest, assets) -> intake_pb2.SubmitBatchResponse:
-        touched: set[str] = set()
+        # cluster -> why it is proposed again; a cluster that gained a copy says so, whatever else changed.
+        touched: dict[str, str] = {}
         new_matches = 0
         with self.log.transaction() as txn:
             batch_index = txn.append(stmt)
@@ -225,11 +239,14 @@ class Coordinator:
             Store.add_batch(txn.db, member_id, manifest.batch_id, manifest.sequence, stmt.body, len(assets),
                             new_matches, batch_index, int(self.clock()))
             for cid in sorted(touched):
-                self._propose(txn, cid)
+                if len({k[0] for k in self.matcher.members_of.get(cid, ())}) >= 2:
+                    self._propose(txn, cid, touched[cid])
+                else:
+                    self.negotiation.supersede(txn.db, cid, None)
         return intake_pb2.SubmitBatchResponse(batch_id=manifest.batch_id, accepted=len(assets),
                                               log_index=batch_index, new_matches=new_matches)
 
-    def _update(self, txn: LogTransaction, key: Key, asset: asset_pb2.Asset, touched: set[str]) -> None:
+    def _update(self, txn: LogTransaction, key: Key, asset: asset_pb2.Asset, touched: dict[str, str]) -> None:
         """A member declaring an asset again (a rescan). New evidence only: its cluster stays
         and gets a fresh proposal, since the master may change. New pixels or fingerprints:
         it leaves its cluster (which is proposed again without it) and is matched afresh."""
@@ -246,11 +263,11 @@ class Coordinator:
         if not same_picture:
             m.detach(key)
             Store.leave_cluster(txn.db, key[0], key[1])
-        if len({k[0] for k in m.members_of.get(cid, ())}) >= 2:
-            touched.add(cid)
+        # Proposed again if still cross-member; closed (no more votes) if not.
+        touched.setdefault(cid, "copy_changed")
 
     def _match(self, txn: LogTransaction, key: Key, asset: asset_pb2.Asset, candidates: list[Candidate],
-               touched: set[str]) -> int:
+               touched: dict[str, str]) -> int:
         m = self.matcher
         m.add_many([(key, asset)], indexed=False)
         accepted = []
@@ -266,13 +283,21 @@ class Coordinator:
         target = existing[0] if existing else new_cluster_id(accepted[0].key, key)
         for other in existing[1:]:
             Store.rename_cluster(txn.db, other, target)
+            # Its proposals end with it; the merged cluster gets a proposal of its own.
+            self.negotiation.supersede(txn.db, other, None)
+            touched.pop(other, None)
             for k in list(m.members_of.get(other, ())):
                 m.assign(k, target)
+        joined = bool(existing[1:])
         for k in [key, *(c.key for c in accepted)]:
             if m.cluster_of.get(k) != target:
                 m.assign(k, target)
                 Store.set_cluster(txn.db, k[0], k[1], target)
-        touched.add(target)
+                joined = True
+        if joined:
+            touched[target] = "copy_added"
+        else:  # a copy declared again, its links found again
+            touched.setdefault(target, "copy_changed")
         for c in accepted:
             match_id = f"{target}/{c.key[0]}/{c.key[1]}/{key[0]}/{key[1]}"
             stmt = statements_pb2.MatchRecorded(
@@ -282,30 +307,58 @@ class Coordinator:
                 relation=c.link.relation, algorithm=c.link.algorithm, distance=c.link.distance,
                 recorded_unix=int(self.clock()), kept_permille=round(c.link.kept * 1000),
             )
+            # The link was found as link(candidate, new asset): side 1 is a, side 2 is b.
+            if c.link.crop:
+                stmt.crop.CopyFrom(stmt.a if c.link.crop == 1 else stmt.b)
             idx = txn.append_signed(stmt)
             Store.add_match(txn.db, StoredMatch(match_id, target, c.key[0], c.key[1], key[0], key[1],
                                                 c.link.relation, c.link.algorithm, c.link.distance,
-                                                round(c.link.kept * 1000)), idx)
+                                                round(c.link.kept * 1000), c.link.crop), idx)
         return len(accepted)
 
-    def _propose(self, txn: LogTransaction, cluster_id: str) -> None:
+    def _propose(self, txn: LogTransaction, cluster_id: str, reason: str) -> None:
+        """Propose a master for the cluster by the current policy, superseding its open, disputed
+        or agreed proposal; ``reason`` says what changed ("copy_added", "copy_changed",
+        "copy_withdrawn"; "new_cluster" when the cluster was never proposed)."""
         keys = sorted(self.matcher.members_of[cluster_id])
+        evidence = {k: self.matcher.record(k).evidence for k in keys}
+        derived = derived_copies(evidence, Store.links_between(txn.db, keys))
         candidates = [
-            PolicyCandidate(k[0], k[1], self.matcher.record(k).evidence, self.members[k[0]].settings.custodial_priority)
+            PolicyCandidate(k[0], k[1], evidence[k], self.members[k[0]].settings.custodial_priority, k in derived)
             for k in keys
         ]
-        decision = choose_master(candidates)
+        decision = choose_master(candidates, POLICY_VERSION)
         n = txn.db.execute("SELECT COUNT(*) FROM proposals WHERE cluster_id=?", (cluster_id,)).fetchone()[0]
         proposal_id = f"{cluster_id}/p{n + 1}"
+        supersedes = self.negotiation.supersede(txn.db, cluster_id, proposal_id)
+        now = int(self.clock())
         master = statements_pb2.AssetRef(member_id=decision.master.member_id, asset_id=decision.master.asset_id)
-        idx = txn.append_signed(statements_pb2.MasterProposed(
+        proposal = statements_pb2.MasterProposed(
             proposal_id=proposal_id, cluster_id=cluster_id,
             copies=[statements_pb2.Copy(ref=statements_pb2.AssetRef(member_id=c.member_id, asset_id=c.asset_id),
-                                        evidence=c.evidence) for c in candidates],
+                                        evidence=c.evidence, derived=c.derived) for c in candidates],
             master=master, policy_version=POLICY_VERSION, deciding_rule=decision.deciding_rule,
-            proposed_unix=int(self.clock()),
-        ))
+            proposed_unix=now, supersedes=supersedes, reason=reason if n else "new_cluster",
+            deadline_unix=now + self.settings.vote_deadline_seconds,
+        )
+        idx = txn.append_signed(proposal)
         Store.add_proposal(txn.db, proposal_id, cluster_id, master.member_id, master.asset_id, decision.deciding_rule, idx)
+        self.negotiation.opened(txn.db, proposal, idx)
+
+    # --- negotiation (coordinator/negotiation.py) ---------------------------------------------
+
+    def vote(self, identity: str, stmt: statement_pb2.SignedStatement) -> negotiation_pb2.VoteResponse:
+        return self.negotiation.vote(identity, stmt)
+
+    def rule(self, identity: str, stmt: statement_pb2.SignedStatement) -> negotiation_pb2.RuleResponse:
+        return self.negotiation.rule(identity, stmt)
+
+    def list_proposals(self, identity: str, statuses, page_size: int, page_token: str):
+        return self.negotiation.list_proposals(identity, statuses, page_size, page_token)
+
+    def expire_deadlines(self, now: int | None = None) -> list[tuple[str, int]]:
+        """Agree the open proposals past their deadline (silence counts as acceptance)."""
+        return self.negotiation.expire_deadlines(int(self.clock()) if now is None else int(now))
 
     # --- what a member may read ------------------------------------------------------------
 

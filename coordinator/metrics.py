@@ -19,6 +19,13 @@ class Metrics:
                                     "Witness cosignatures sent by members, by outcome (accepted, refused)",
                                     ["outcome"], registry=r)
         self.log_size = Gauge("dedup_log_entries", "Entries in the signed log", registry=r)
+        self.votes = Counter("dedup_votes_total", "Master votes accepted, by choice (accept, reject, claim)",
+                             ["choice"], registry=r)
+        self.rulings = Counter("dedup_rulings_total", "Arbiters' rulings accepted", registry=r)
+        self.agreements = Counter("dedup_agreements_total", "Master proposals agreed, by basis (unanimous, deadline,"
+                                  " ruling)", ["basis"], registry=r)
+        self.proposals = Gauge("dedup_proposals", "Master proposals by status (open, disputed, agreed, superseded)",
+                               ["status"], registry=r)
         self.latency = Histogram("dedup_request_seconds", "Time to answer a request, by method", ["method"],
                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=r)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent import futures
 from dataclasses import dataclass
 
@@ -13,12 +14,13 @@ from grpc_reflection.v1alpha import reflection
 from dedup.jsonlog import event
 from dedup.note import NoteSigner
 from dedup.transport import SERVER_OPTIONS
-from dedup.v1 import intake_pb2, intake_pb2_grpc, log_pb2, log_pb2_grpc
+from dedup.v1 import (intake_pb2, intake_pb2_grpc, log_pb2, log_pb2_grpc, negotiation_pb2, negotiation_pb2_grpc,
+                      statements_pb2)
 
 from .consortium import Coordinator
 from .log import TransparencyLog
 from .metrics import Metrics
-from .service import IntakeService, LogService
+from .service import IntakeService, LogService, NegotiationService, record_agreement, update_proposal_gauge
 from .settings import CoordinatorSettings
 from .store import Store
 
@@ -27,6 +29,7 @@ log = logging.getLogger("dedup.coordinator")
 SERVICES = (
     intake_pb2.DESCRIPTOR.services_by_name["IntakeService"].full_name,
     log_pb2.DESCRIPTOR.services_by_name["LogService"].full_name,
+    negotiation_pb2.DESCRIPTOR.services_by_name["NegotiationService"].full_name,
 )
 
 
@@ -38,16 +41,70 @@ class RunningServer:
     health: health.HealthServicer
     metrics: Metrics
     metrics_port: int | None = None
+    health_port: int | None = None
     _metrics_server: object = None
+    _health_server: grpc.Server | None = None
+    _deadlines: DeadlineTimer | None = None
 
     def stop(self, grace: float | None = 1.0) -> None:
         for name in ("", *SERVICES):
             self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        if self._deadlines is not None:
+            self._deadlines.stop()
         self.server.stop(grace).wait()
+        if self._health_server is not None:
+            self._health_server.stop(None).wait()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
             self._metrics_server.server_close()
         self.core.store.close()
+
+
+class DeadlineTimer:
+    """Agrees open proposals past their vote deadline, at start-up and then every
+    ``deadline_check_seconds``, in a thread of its own."""
+
+    def __init__(self, core: Coordinator, metrics: Metrics, interval: float) -> None:
+        self.core, self.metrics, self.interval = core, metrics, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="dedup-deadlines", daemon=True)
+
+    def check(self) -> None:
+        try:
+            agreed = self.core.expire_deadlines()
+        except Exception as exc:  # noqa: BLE001 - a failed check is retried at the next tick
+            event(log, "deadline_check_failed", logging.ERROR, error=str(exc))
+            return
+        for proposal_id, index in agreed:
+            record_agreement(self.metrics, statements_pb2.AGREEMENT_BASIS_DEADLINE)
+            event(log, "agreed_at_deadline", proposal_id=proposal_id, log_index=index)
+        self.metrics.log_size.set(self.core.log.size)
+        update_proposal_gauge(self.core, self.metrics)
+
+    def start(self) -> None:
+        self.check()
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.check()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+
+def _serve_health(servicer: health.HealthServicer, listen: str) -> tuple[grpc.Server, int]:
+    """The same health statuses, without TLS, on a port of their own: orchestrators' probes
+    (Kubernetes `grpc:` probes) cannot present a client certificate. Nothing else is served there."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), options=SERVER_OPTIONS)
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    port = server.add_insecure_port(listen)
+    if port == 0:
+        raise OSError(f"cannot listen on {listen} (health_listen)")
+    server.start()
+    return server, port
 
 
 def load_signer(settings: CoordinatorSettings) -> NoteSigner:
@@ -68,6 +125,7 @@ def start(settings: CoordinatorSettings, workers: int = 8) -> RunningServer:
     metrics.log_size.set(core.log.size)
     intake_pb2_grpc.add_IntakeServiceServicer_to_server(IntakeService(core, metrics), server)
     log_pb2_grpc.add_LogServiceServicer_to_server(LogService(core, metrics), server)
+    negotiation_pb2_grpc.add_NegotiationServiceServicer_to_server(NegotiationService(core, metrics), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
@@ -83,8 +141,12 @@ def start(settings: CoordinatorSettings, workers: int = 8) -> RunningServer:
     for name in ("", *SERVICES):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     running = RunningServer(server, port, core, health_servicer, metrics)
+    running._deadlines = DeadlineTimer(core, metrics, settings.deadline_check_seconds)
+    running._deadlines.start()
     if settings.metrics_listen:
         running._metrics_server, running.metrics_port = metrics.serve(settings.metrics_listen)
+    if settings.health_listen:
+        running._health_server, running.health_port = _serve_health(health_servicer, settings.health_listen)
     event(log, "serving", listen=settings.listen, port=port, members=len(core.members), log_size=core.log.size,
-          metrics_port=running.metrics_port)
+          metrics_port=running.metrics_port, health_port=running.health_port)
     return running

@@ -8,7 +8,8 @@ import time
 import grpc
 
 from dedup.jsonlog import event
-from dedup.v1 import intake_pb2, intake_pb2_grpc, log_pb2, log_pb2_grpc
+from dedup.v1 import (intake_pb2, intake_pb2_grpc, log_pb2, log_pb2_grpc, negotiation_pb2, negotiation_pb2_grpc,
+                      statements_pb2)
 
 from . import witnessing
 from .consortium import Coordinator
@@ -133,3 +134,67 @@ class LogService(log_pb2_grpc.LogServiceServicer):
         return log_pb2.GetInclusionProofResponse(
             index=request.index, tree_size=size, hashes=self.core.log.tree.inclusion_proof(request.index, size),
             entry=entry, signed_checkpoint=note)
+
+
+def _name(enum, value: int, prefix: str) -> str:
+    return enum.Name(value).removeprefix(prefix).lower()
+
+
+def update_proposal_gauge(core: Coordinator, metrics: Metrics) -> None:
+    counts = core.negotiation.counts()
+    for value in negotiation_pb2.ProposalStatus.values():
+        if value:
+            metrics.proposals.labels(_name(negotiation_pb2.ProposalStatus, value, "PROPOSAL_STATUS_")).set(
+                counts.get(value, 0))
+
+
+def record_agreement(metrics: Metrics, basis: int) -> None:
+    metrics.agreements.labels(_name(statements_pb2.AgreementBasis, basis, "AGREEMENT_BASIS_")).inc()
+
+
+class NegotiationService(negotiation_pb2_grpc.NegotiationServiceServicer):
+    def __init__(self, core: Coordinator, metrics: Metrics) -> None:
+        self.core = core
+        self.metrics = metrics
+
+    def ListProposals(self, request: negotiation_pb2.ListProposalsRequest, context: grpc.ServicerContext):
+        identity = peer_identity(context)
+        with self.metrics.latency.labels("ListProposals").time():
+            try:
+                return self.core.list_proposals(identity, list(request.status), request.page_size, request.page_token)
+            except Refusal as r:
+                _refuse(context, self.metrics, "ListProposals", identity, r)
+
+    def Vote(self, request: negotiation_pb2.VoteRequest, context: grpc.ServicerContext):
+        identity = peer_identity(context)
+        m = self.metrics
+        with m.latency.labels("Vote").time():
+            try:
+                resp = self.core.vote(identity, request.vote)
+            except Refusal as r:
+                _refuse(context, m, "Vote", identity, r)
+        if not resp.already_stored:
+            choice = statements_pb2.MasterVote.FromString(request.vote.body).choice
+            m.votes.labels(_name(statements_pb2.VoteChoice, choice, "VOTE_CHOICE_")).inc()
+            if resp.outcome_log_index:
+                record_agreement(m, statements_pb2.AGREEMENT_BASIS_UNANIMOUS)
+            update_proposal_gauge(self.core, m)
+        m.log_size.set(self.core.log.size)
+        event(log, "vote", member=identity, status=_name(negotiation_pb2.ProposalStatus, resp.status, "PROPOSAL_STATUS_"),
+              already_stored=resp.already_stored, log_index=resp.log_index, outcome_log_index=resp.outcome_log_index)
+        return resp
+
+    def Rule(self, request: negotiation_pb2.RuleRequest, context: grpc.ServicerContext):
+        identity = peer_identity(context)
+        m = self.metrics
+        with m.latency.labels("Rule").time():
+            try:
+                resp = self.core.rule(identity, request.ruling)
+            except Refusal as r:
+                _refuse(context, m, "Rule", identity, r)
+        m.rulings.inc()
+        record_agreement(m, statements_pb2.AGREEMENT_BASIS_RULING)
+        update_proposal_gauge(self.core, m)
+        m.log_size.set(self.core.log.size)
+        event(log, "ruling", member=identity, log_index=resp.log_index, outcome_log_index=resp.outcome_log_index)
+        return resp

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -23,6 +24,8 @@ class MemberSettings(_Model):
     custodial_priority: int = Field(100, ge=0, description="master policy tie-break: lower ranks first")
     revoked: str | None = Field(None, description="set to the reason to revoke this member's key: everything it "
                                                   "sends is refused from then on, and the log records the revocation")
+    arbiter: bool = Field(False, description="may settle disputed master proposals with a signed ruling (logged in "
+                                             "the member's admission, so it is set when the member is first admitted)")
 
 
 class MatchSettings(_Model):
@@ -39,6 +42,9 @@ class MatchSettings(_Model):
 
 
 class CoordinatorSettings(_Model):
+    #: Environment variables that override the file (dedup/config.py).
+    ENV_PREFIX: ClassVar[str] = "DEDUP_COORDINATOR__"
+
     listen: str = Field("127.0.0.1:7443", description="host:port the gRPC server binds")
     database: str = Field(description="the store: a SQLite file (embedded default), or a PostgreSQL URL "
                                       "postgresql://user@host:port/dbname for the records service")
@@ -47,8 +53,18 @@ class CoordinatorSettings(_Model):
     tls: TlsFiles
     metrics_listen: str | None = Field(None, description="host:port to serve Prometheus metrics on (/metrics); "
                                                          "off when unset")
+    health_listen: str | None = Field(None, description="host:port to serve gRPC health checking on without TLS "
+                                                        "(grpc.health.v1 only, nothing else), for orchestrators' "
+                                                        "probes (Kubernetes grpc probes cannot present a client "
+                                                        "certificate); off when unset")
     max_batch_assets: int = Field(5000, ge=1, description="largest batch accepted, in assets")
     match: MatchSettings = MatchSettings()
+    vote_deadline_seconds: int = Field(14 * 86400, ge=0,
+                                       description="time members have to vote on a master proposal; a proposal "
+                                                   "with no rejection or claim by then is agreed, silence counting "
+                                                   "as acceptance (default 14 days)")
+    deadline_check_seconds: float = Field(60.0, gt=0, description="how often the server looks for proposals "
+                                                                  "past their deadline")
     members: list[MemberSettings] = Field(default_factory=list)
 
     @field_validator("log_key")

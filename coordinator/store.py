@@ -18,7 +18,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS members (
     member_id TEXT PRIMARY KEY,
     public_key {BLOB} NOT NULL,
-    admitted_index {INT} NOT NULL
+    admitted_index {INT} NOT NULL,
+    arbiter {INT} NOT NULL DEFAULT 0  -- as logged in its MemberAdmitted entry
 );
 CREATE TABLE IF NOT EXISTS withdrawals (
     member_id TEXT NOT NULL,
@@ -74,10 +75,13 @@ CREATE TABLE IF NOT EXISTS matches (
     algorithm TEXT NOT NULL,
     distance {INT} NOT NULL,
     kept_permille {INT} NOT NULL,
-    log_index {INT} NOT NULL
+    log_index {INT} NOT NULL,
+    crop {INT} NOT NULL DEFAULT 0     -- which side is the crop: 1 a, 2 b, 0 not known
 );
 CREATE INDEX IF NOT EXISTS matches_a ON matches (a_member);
 CREATE INDEX IF NOT EXISTS matches_b ON matches (b_member);
+CREATE INDEX IF NOT EXISTS matches_a_asset ON matches (a_member, a_asset);
+CREATE INDEX IF NOT EXISTS matches_b_asset ON matches (b_member, b_asset);
 CREATE TABLE IF NOT EXISTS proposals (
     proposal_id TEXT PRIMARY KEY,
     cluster_id TEXT NOT NULL,
@@ -87,6 +91,41 @@ CREATE TABLE IF NOT EXISTS proposals (
     log_index {INT} NOT NULL
 );
 CREATE INDEX IF NOT EXISTS proposals_by_cluster ON proposals (cluster_id);
+CREATE TABLE IF NOT EXISTS negotiations (
+    proposal_id TEXT PRIMARY KEY,
+    cluster_id TEXT NOT NULL,
+    status {INT} NOT NULL,            -- dedup.v1.ProposalStatus
+    proposal {BLOB} NOT NULL,         -- the MasterProposed body as logged
+    log_index {INT} NOT NULL,
+    deadline_unix {INT} NOT NULL,
+    outcome_index {INT},              -- the MasterAgreed entry, once agreed
+    agreed_member TEXT,
+    agreed_asset TEXT,
+    basis {INT} NOT NULL DEFAULT 0,   -- dedup.v1.AgreementBasis
+    superseded_by TEXT                -- the proposal that replaced it, if any
+);
+CREATE INDEX IF NOT EXISTS negotiations_by_cluster ON negotiations (cluster_id);
+CREATE INDEX IF NOT EXISTS negotiations_by_status ON negotiations (status, deadline_unix);
+CREATE TABLE IF NOT EXISTS proposal_holders (
+    member_id TEXT NOT NULL,
+    log_index {INT} NOT NULL,         -- the proposal's entry: pages are in log order
+    proposal_id TEXT NOT NULL,
+    PRIMARY KEY (member_id, log_index)
+);
+CREATE TABLE IF NOT EXISTS votes (
+    proposal_id TEXT NOT NULL,
+    member_id TEXT NOT NULL,
+    choice {INT} NOT NULL,
+    statement {BLOB} NOT NULL,        -- the member's MasterVote body as signed
+    log_index {INT} NOT NULL,
+    PRIMARY KEY (proposal_id, member_id)
+);
+CREATE TABLE IF NOT EXISTS rulings (
+    proposal_id TEXT PRIMARY KEY,
+    arbiter_id TEXT NOT NULL,
+    statement {BLOB} NOT NULL,        -- the arbiter's MasterRuling body as signed
+    log_index {INT} NOT NULL
+);
 CREATE TABLE IF NOT EXISTS log_entries (
     idx {INT} PRIMARY KEY,
     entry {BLOB} NOT NULL,
@@ -126,22 +165,52 @@ class StoredMatch:
     algorithm: str
     distance: int
     kept_permille: int = 1000
+    crop: int = 0  # which side is the crop: 1 a, 2 b, 0 not known
 
 
 #: Version of SCHEMA. A database records the version that wrote it; MIGRATIONS[v] holds the
 #: statements that bring version v to v + 1, applied in order in one transaction at start-up.
-SCHEMA_VERSION = 3
-MIGRATIONS: dict[int, tuple[str, ...]] = {
+#: A (table, column, definition) step adds the column unless the table already has it (neither
+#: database has a portable ADD COLUMN IF NOT EXISTS).
+SCHEMA_VERSION = 4
+MIGRATIONS: dict[int, tuple[str | tuple[str, str, str], ...]] = {
     # 1 -> 2: proposals are counted per cluster on every proposal.
     1: ("CREATE INDEX IF NOT EXISTS proposals_by_cluster ON proposals (cluster_id)",),
     # 2 -> 3: members' witness cosignatures on published checkpoints.
     2: ("CREATE TABLE IF NOT EXISTS cosignatures (size {INT} NOT NULL, member_id TEXT NOT NULL, line TEXT NOT NULL,"
         " cosigned_unix {INT} NOT NULL, PRIMARY KEY (size, member_id))",),
+    # 3 -> 4: master negotiation (proposal states, holders, votes, rulings), arbiters, and the
+    # side of a crop match, with indexes to find a cluster's matches by asset. Proposals logged
+    # before have no state: the cluster's next proposal is the first open to votes.
+    3: (("members", "arbiter", "{INT} NOT NULL DEFAULT 0"),
+        ("matches", "crop", "{INT} NOT NULL DEFAULT 0"),
+        "CREATE INDEX IF NOT EXISTS matches_a_asset ON matches (a_member, a_asset)",
+        "CREATE INDEX IF NOT EXISTS matches_b_asset ON matches (b_member, b_asset)",
+        "CREATE TABLE IF NOT EXISTS negotiations (proposal_id TEXT PRIMARY KEY, cluster_id TEXT NOT NULL,"
+        " status {INT} NOT NULL, proposal {BLOB} NOT NULL, log_index {INT} NOT NULL, deadline_unix {INT} NOT NULL,"
+        " outcome_index {INT}, agreed_member TEXT, agreed_asset TEXT, basis {INT} NOT NULL DEFAULT 0,"
+        " superseded_by TEXT)",
+        "CREATE INDEX IF NOT EXISTS negotiations_by_cluster ON negotiations (cluster_id)",
+        "CREATE INDEX IF NOT EXISTS negotiations_by_status ON negotiations (status, deadline_unix)",
+        "CREATE TABLE IF NOT EXISTS proposal_holders (member_id TEXT NOT NULL, log_index {INT} NOT NULL,"
+        " proposal_id TEXT NOT NULL, PRIMARY KEY (member_id, log_index))",
+        "CREATE TABLE IF NOT EXISTS votes (proposal_id TEXT NOT NULL, member_id TEXT NOT NULL, choice {INT} NOT NULL,"
+        " statement {BLOB} NOT NULL, log_index {INT} NOT NULL, PRIMARY KEY (proposal_id, member_id))",
+        "CREATE TABLE IF NOT EXISTS rulings (proposal_id TEXT PRIMARY KEY, arbiter_id TEXT NOT NULL,"
+        " statement {BLOB} NOT NULL, log_index {INT} NOT NULL)"),
 }
 
 
 class SchemaError(Exception):
     """The database was written by a newer version of the coordinator."""
+
+
+def _columns(db: Database, table: str) -> set[str]:
+    if db.dialect == "sqlite":
+        return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+    return {row[0] for row in db.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ?",
+        (table,))}
 
 
 class Store:
@@ -160,6 +229,11 @@ class Store:
         with self._db.transaction() as db:
             for v in range(version, SCHEMA_VERSION):
                 for statement in MIGRATIONS[v]:
+                    if isinstance(statement, tuple):
+                        table, column, definition = statement
+                        if column in _columns(db, table):
+                            continue
+                        statement = f"ALTER TABLE {table} ADD COLUMN {column} {definition}"
                     db.execute(statement.format(**TYPES[db.dialect]))
             db.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key)"
                        " DO UPDATE SET value=excluded.value", (str(SCHEMA_VERSION),))
@@ -178,6 +252,9 @@ class Store:
 
     def admitted_members(self) -> dict[str, bytes]:
         return {m: k for m, k in self._db.execute("SELECT member_id, public_key FROM members")}
+
+    def admitted_arbiters(self) -> set[str]:
+        return {m for (m,) in self._db.execute("SELECT member_id FROM members WHERE arbiter = 1")}
 
     def revoked_keys(self) -> set[tuple[str, bytes]]:
         return {(m, bytes(k)) for m, k in self._db.execute("SELECT member_id, public_key FROM revocations")}
@@ -289,9 +366,9 @@ class Store:
         db.execute("INSERT INTO log_entries (idx, entry, leaf_hash) VALUES (?, ?, ?)", (index, entry, leaf_hash))
 
     @staticmethod
-    def add_member(db: Database, member_id: str, public_key: bytes, log_index: int) -> None:
-        db.execute("INSERT INTO members (member_id, public_key, admitted_index) VALUES (?, ?, ?)",
-                   (member_id, public_key, log_index))
+    def add_member(db: Database, member_id: str, public_key: bytes, log_index: int, arbiter: bool = False) -> None:
+        db.execute("INSERT INTO members (member_id, public_key, admitted_index, arbiter) VALUES (?, ?, ?, ?)",
+                   (member_id, public_key, log_index, int(arbiter)))
 
     @staticmethod
     def add_batch(db, member_id: str, batch_id: str, sequence: int, manifest: bytes, accepted: int,
@@ -323,9 +400,29 @@ class Store:
 
     @staticmethod
     def add_match(db, m: StoredMatch, log_index: int) -> None:
-        db.execute("INSERT INTO matches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        db.execute("INSERT INTO matches (match_id, cluster_id, a_member, a_asset, b_member, b_asset, relation,"
+                   " algorithm, distance, kept_permille, log_index, crop) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                    (m.match_id, m.cluster_id, m.a_member, m.a_asset, m.b_member, m.b_asset,
-                    m.relation, m.algorithm, m.distance, m.kept_permille, log_index))
+                    m.relation, m.algorithm, m.distance, m.kept_permille, log_index, m.crop))
+
+    @staticmethod
+    def links_between(db, keys: list[tuple[str, str]]) -> list[tuple[tuple[str, str], tuple[str, str], int, tuple[str, str] | None]]:
+        """The latest recorded match between each pair of ``keys`` (whatever cluster it was
+        recorded in): (a, b, relation, the crop or None), as master policy 2 reads them."""
+        wanted = set(keys)
+        latest: dict[tuple, tuple[int, tuple]] = {}
+        for member_id, asset_id in keys:
+            for side in ("a", "b"):
+                for am, aa, bm, ba, relation, crop, idx in db.execute(
+                        "SELECT a_member, a_asset, b_member, b_asset, relation, crop, log_index FROM matches"
+                        f" WHERE {side}_member=? AND {side}_asset=?", (member_id, asset_id)):
+                    a, b = (am, aa), (bm, ba)
+                    if a not in wanted or b not in wanted:
+                        continue
+                    pair = (min(a, b), max(a, b))
+                    if pair not in latest or latest[pair][0] < idx:
+                        latest[pair] = (idx, (a, b, relation, a if crop == 1 else b if crop == 2 else None))
+        return [v for _, v in sorted(latest.values())]
 
     @staticmethod
     def add_proposal(db, proposal_id: str, cluster_id: str, master_member: str, master_asset: str,

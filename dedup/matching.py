@@ -21,7 +21,7 @@ beyond what is already sent.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 from dedup.fingerprint.distance import hamming
@@ -63,6 +63,9 @@ class Link:
     distance: int
     #: For crops, the share of the larger picture that the smaller keeps (else 1.0).
     kept: float = 1.0
+    #: For crops found by window, which argument of ``link`` is the crop: 1 the first, 2 the
+    #: second, 0 unknown. Not part of equality: it orients the link, it is not its kind.
+    crop: int = field(default=0, compare=False)
 
 
 def hashes(asset: asset_pb2.Asset) -> Hashes | None:
@@ -174,7 +177,8 @@ def link(a: asset_pb2.Asset, b: asset_pb2.Asset, rule: Rule = DEFAULT_RULE) -> L
                       if not (_degenerate(x) or _degenerate(y)))
         if len(same) >= rule.same_windows and same[rule.same_windows - 1] <= rule.same_window:
             return Link(label(a.evidence, b.evidence, edited=True), WIN64.name, same[rule.same_windows - 1])
-    crops = [c for c in (_crop(a, ha, b, hb, rule), _crop(b, hb, a, ha, rule)) if c is not None]
+    crops = [replace(c, crop=side) for side, c in ((1, _crop(a, ha, b, hb, rule)), (2, _crop(b, hb, a, ha, rule)))
+             if c is not None]
     return min(crops, key=lambda c: c.distance) if crops else None
 
 

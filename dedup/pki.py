@@ -110,3 +110,115 @@ def write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
 def write_cert(path: Path, cert: x509.Certificate) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+# --- consortium material on disk (`dedup pki`, and the demo) ------------------------------
+#
+# One layout for every party, so operators, the demo and the tests read the same files:
+#   CA:          ca.pem, ca.key
+#   coordinator: tls.pem, tls.key (server certificate), log.key (C2SP signer key)
+#   member:      tls.pem, tls.key (client certificate, CN = member id), signing.key, signing.pub
+
+CA_CERT, CA_KEY = "ca.pem", "ca.key"
+TLS_CERT, TLS_KEY = "tls.pem", "tls.key"
+LOG_KEY, LOG_PUB = "log.key", "log.pub"
+SIGNING_KEY, SIGNING_PUB = "signing.key", "signing.pub"
+
+
+class PkiError(Exception):
+    """Consortium material is missing, unreadable or would be overwritten; the message says which."""
+
+
+def private_dir(path: Path) -> Path:
+    """A folder holding private keys: created 0700 (an existing one is narrowed to 0700)."""
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
+def write_signer(path: Path, signer) -> None:
+    """A C2SP signer key (``PRIVATE+KEY+...``), mode 0600."""
+    write_private(path, (signer.to_string() + "\n").encode())
+
+
+def write_ca(directory: Path, common_name: str, *, organisation: str = "dedup consortium",
+             days: int = 3650) -> KeyAndCert:
+    ca = new_ca(common_name, organisation=organisation, days=days)
+    private_dir(directory)
+    write_key(directory / CA_KEY, ca[0])
+    write_cert(directory / CA_CERT, ca[1])
+    return ca
+
+
+def load_ca(directory: Path) -> KeyAndCert:
+    try:
+        cert = x509.load_pem_x509_certificate((directory / CA_CERT).read_bytes())
+        key = serialization.load_pem_private_key((directory / CA_KEY).read_bytes(), password=None)
+    except FileNotFoundError as exc:
+        raise PkiError(f"no consortium CA in {directory} ({exc.filename} is missing); run `dedup pki init` "
+                       f"first, or pass the folder it wrote with --dir") from exc
+    except (OSError, ValueError) as exc:
+        raise PkiError(f"cannot read the consortium CA in {directory}: {exc}") from exc
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.public_key() != cert.public_key():
+        raise PkiError(f"{directory / CA_KEY} is not the private key of {directory / CA_CERT}")
+    return key, cert
+
+
+def write_server_tls(ca: KeyAndCert, directory: Path, server_name: str, *, dns_names: tuple[str, ...] = (),
+                     ip_addresses: tuple[str, ...] = (), days: int = 825) -> x509.Certificate:
+    """The coordinator's server certificate: CN and first SAN ``server_name`` (what nodes set as
+    ``coordinator.server_name``), plus any other names and addresses nodes dial."""
+    names = tuple(dict.fromkeys((server_name, *dns_names)))
+    key, cert = issue(ca, server_name, dns_names=names, ip_addresses=ip_addresses, server=True, client=False,
+                      days=days)
+    private_dir(directory)
+    write_key(directory / TLS_KEY, key)
+    write_cert(directory / TLS_CERT, cert)
+    return cert
+
+
+def write_member_tls(ca: KeyAndCert, directory: Path, member_id: str, *, days: int = 825) -> x509.Certificate:
+    """A member's client certificate, CN = member id (the coordinator maps it to the member)."""
+    key, cert = issue(ca, member_id, dns_names=(member_id,), client=True, days=days)
+    private_dir(directory)
+    write_key(directory / TLS_KEY, key)
+    write_cert(directory / TLS_CERT, cert)
+    return cert
+
+
+def write_log_key(directory: Path, origin: str):
+    """The log's Ed25519 signer, named by the log origin; returns it (``log.pub`` is the caller's)."""
+    from dedup.note import NoteSigner
+
+    signer = NoteSigner.generate(origin)
+    private_dir(directory)
+    write_signer(directory / LOG_KEY, signer)
+    return signer
+
+
+def write_member_key(directory: Path, member_id: str):
+    """A member's Ed25519 statement key, named by its member id; the verifier goes beside it."""
+    from dedup.note import NoteSigner
+
+    signer = NoteSigner.generate(member_id)
+    private_dir(directory)
+    write_signer(directory / SIGNING_KEY, signer)
+    (directory / SIGNING_PUB).write_text(signer.verifier().to_string() + "\n")
+    return signer
+
+
+def certificate_summary(path: Path) -> dict:
+    """What an operator checks on a certificate: subject, issuer, validity, usages."""
+    cert = x509.load_pem_x509_certificate(path.read_bytes())
+    cn = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    issuer = cert.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)
+    try:
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = [str(n.value) for n in sans]
+    except x509.ExtensionNotFound:
+        names = []
+    left = cert.not_valid_after_utc - dt.datetime.now(dt.timezone.utc)
+    return {"file": str(path), "common_name": str(cn[0].value) if cn else None,
+            "issuer": str(issuer[0].value) if issuer else None, "names": names,
+            "not_after": cert.not_valid_after_utc.isoformat(), "days_left": left.days,
+            "serial": format(cert.serial_number, "x")}

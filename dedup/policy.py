@@ -2,17 +2,21 @@
 
 Pure and deterministic, so the coordinator that proposes and the auditor that checks run
 the same code on the same evidence and must reach the same answer. SPEC.md ("Master
-policy") is the normative text; POLICY_VERSION changes whenever the ranking does.
+policy") is the normative text; POLICY_VERSION changes whenever the ranking does, and every
+earlier version stays computable so old logs still audit.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
-from dedup.v1 import asset_pb2
+from dedup.v1 import asset_pb2, statements_pb2
 
-POLICY_VERSION = "dedup-master-policy/1"
+POLICY_V1 = "dedup-master-policy/1"
+#: Version 2 puts ``not_derived`` first: a crop or a bordered copy never outranks the fuller one.
+POLICY_V2 = "dedup-master-policy/2"
+POLICY_VERSION = POLICY_V2
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,9 @@ class Candidate:
     asset_id: str
     evidence: asset_pb2.Evidence
     custodial_priority: int
+    #: The cluster's matches show this copy is a crop, or the bordered copy, of another
+    #: (see derived_copies); ignored by policy 1.
+    derived: bool = False
 
 
 def _quality(e: asset_pb2.Evidence) -> int:
@@ -37,8 +44,8 @@ def _date_key(e: asset_pb2.Evidence) -> tuple[int, str]:
     return (0, e.capture_date) if e.capture_date else (1, "")
 
 
-#: (rule name, key) in order; a smaller key ranks higher.
-RULES: tuple[tuple[str, Callable[[Candidate], object]], ...] = (
+#: (rule name, key) in order; a smaller key ranks higher. Policy 1.
+RULES_V1: tuple[tuple[str, Callable[[Candidate], object]], ...] = (
     ("pixel_count", lambda c: -(c.evidence.width * c.evidence.height)),
     ("lossless", lambda c: 0 if c.evidence.format_family == asset_pb2.FORMAT_FAMILY_LOSSLESS else 1),
     ("bit_depth", lambda c: -c.evidence.bit_depth),
@@ -51,8 +58,17 @@ RULES: tuple[tuple[str, Callable[[Candidate], object]], ...] = (
 )
 
 
-def _key(c: Candidate) -> tuple:
-    return tuple(rule(c) for _, rule in RULES)
+RULES_V2: tuple[tuple[str, Callable[[Candidate], object]], ...] = (
+    ("not_derived", lambda c: 1 if c.derived else 0),
+    *RULES_V1,
+)
+
+#: The rules of every policy version this code can compute.
+POLICIES: dict[str, tuple[tuple[str, Callable[[Candidate], object]], ...]] = {
+    POLICY_V1: RULES_V1,
+    POLICY_V2: RULES_V2,
+}
+RULES = POLICIES[POLICY_VERSION]
 
 
 @dataclass(frozen=True)
@@ -62,16 +78,59 @@ class Decision:
     ranking: tuple[Candidate, ...]
 
 
-def choose_master(candidates: Sequence[Candidate]) -> Decision:
-    """Rank the copies; name the rule that put the master ahead of the runner-up."""
+def choose_master(candidates: Sequence[Candidate], version: str = POLICY_VERSION) -> Decision:
+    """Rank the copies by policy ``version``; name the rule that put the master ahead of the
+    runner-up. ValueError for a version this code does not know."""
+    rules = POLICIES.get(version)
+    if rules is None:
+        raise ValueError(f"unknown master policy {version!r}")
     if not candidates:
         raise ValueError("a cluster needs at least one copy")
-    ranking = tuple(sorted(candidates, key=_key))
+    ranking = tuple(sorted(candidates, key=lambda c: tuple(rule(c) for _, rule in rules)))
     if len(ranking) == 1:
         return Decision(ranking[0], "only_copy", ranking)
     first, second = ranking[0], ranking[1]
-    for name, rule in RULES:
+    for name, rule in rules:
         if rule(first) != rule(second):
             return Decision(first, name, ranking)
     # Unreachable while tie_break compares distinct (member_id, asset_id) pairs.
     return Decision(first, "tie_break", ranking)
+
+
+Key = tuple[str, str]  # (member_id, asset_id)
+
+#: Two copies' frames must cover shares of their images this far apart for one to count as
+#: the bordered copy of the other (the matching rule's threshold for "bordered").
+BORDER_SHARE = 0.03
+
+
+def frame_share(e: asset_pb2.Evidence) -> float:
+    """The share of the image its frame covers (1.0 when unknown or deskewed)."""
+    if not (e.width and e.height and e.frame_width and e.frame_height) or e.skew_centidegrees:
+        return 1.0
+    return (e.frame_width * e.frame_height) / (e.width * e.height)
+
+
+def derived_copies(evidence: dict[Key, asset_pb2.Evidence],
+                   links: Iterable[tuple[Key, Key, int, Key | None]]) -> set[Key]:
+    """The copies that policy 2 ranks last: a crop of a fuller copy, or the bordered (matted)
+    copy of an unbordered one.
+
+    ``evidence`` holds the cluster's copies; ``links`` the latest recorded match between
+    each pair of them: (a, b, relation, the copy the match names as the crop or None). A crop
+    is known only when the match says which side it is; a bordered copy is the one whose
+    frame covers the smaller share of its image. Any other relation (an edit, a re-encode)
+    has no direction, and neither copy is derived by it.
+    """
+    out: set[Key] = set()
+    for a, b, relation, crop in links:
+        if a not in evidence or b not in evidence:
+            continue
+        if relation == statements_pb2.RELATION_CROPPED:
+            if crop in (a, b):
+                out.add(crop)
+        elif relation == statements_pb2.RELATION_BORDERED:
+            sa, sb = frame_share(evidence[a]), frame_share(evidence[b])
+            if abs(sa - sb) > BORDER_SHARE:
+                out.add(a if sa < sb else b)
+    return out

@@ -15,7 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Create a throwaway consortium CA and keys, start a coordinator (SQLite) and three member "
                     "nodes on loopback, give each node a folder of sample photographs (shared ones appear as "
                     "real variants: recompressed, resized, greyscale, cropped), scan, push signed fingerprints, "
-                    "match across members, propose masters, write each member's internal audit report, export the log and verify it with the audit tool. "
+                    "match across members, propose masters, answer the proposals with each node's automatic "
+                    "decisions (signed votes), write each member's internal audit report with the agreed masters, export the log and verify it with the audit tool. "
                     "The working folder is kept so every step can be inspected or rerun.",
         epilog=exits.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workdir", type=Path, help="working folder, replaced if it exists (default: ./demo-work, "
@@ -38,7 +39,7 @@ def _demo(args) -> int:
     print(f"  members:                 {out.members}")
     print(f"  assets fingerprinted:    {out.assets} ({out.unreadable} unreadable files recorded, not sent)")
     print(f"  cross-member clusters:   {out.clusters} (all {out.expected_groups} shared photographs found)")
-    print(f"  proposed masters:        {len(out.proposals)}")
+    print(f"  proposed masters:        {len(out.proposals)} ({out.agreed} agreed by every holder's signed vote)")
     for cid, master in out.proposals.items():
         print(f"    {cid}: {master}")
     print(f"  log verified: {out.log_entries} entries, root {out.log_root}")

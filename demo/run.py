@@ -45,6 +45,7 @@ class Outcome:
     unreadable: int
     clusters: int
     proposals: dict[str, str]  # cluster id -> "member/asset (rule)"
+    agreed: int  # clusters whose latest proposal was agreed
     log_entries: int
     log_root: str
     expected_groups: int
@@ -124,13 +125,23 @@ def run(workdir: Path, say=print) -> Outcome:
             if rescan["scan"]["read"] or rescan["scan"]["failed"]:
                 raise DemoFailure(f"{mid}: rescan", "an unchanged folder was read again")
             push = json.loads(_dedup("node", "push", "--config", str(cfg), "--json", step=f"{mid}: push").stdout)
-            _dedup("node", "report", "--config", str(cfg), "--out", str(cfg.parent / "report"), step=f"{mid}: report")
             assets += scan["scan"]["read"]
             unreadable += scan["scan"]["failed"]
             say(f"{mid}: {scan['scan']['read']} images fingerprinted, {scan['scan']['failed']} unreadable recorded; "
                 f"pushed {push['assets_accepted']} signed fingerprints in {push['batches_sent']} batches, "
                 f"{push['new_matches']} new cross-member matches; witnessed and cosigned the log at size "
                 f"{push['witness']['size']}")
+        # Each member answers the master proposals by its node's local rule: accept what follows the
+        # published policy, hold for a person what would take a master away from it.
+        for mid, cfg in layout.node_configs.items():
+            auto = json.loads(_dedup("node", "decisions", "--auto", "--config", str(cfg), "--json",
+                                     step=f"{mid}: decisions --auto").stdout)["auto"]
+            say(f"{mid}: answered the master proposals automatically: {len(auto['accepted'])} accepted, "
+                f"{len(auto['held'])} held for a person")
+        for mid, cfg in layout.node_configs.items():
+            # Fetch the agreed outcomes into the catalogue, then write the audit report with them.
+            _dedup("node", "decisions", "--config", str(cfg), "--json", step=f"{mid}: decisions")
+            _dedup("node", "report", "--config", str(cfg), "--out", str(cfg.parent / "report"), step=f"{mid}: report")
         _dedup("coordinator", "export-log", "--config", str(layout.coordinator_config), str(layout.export),
                step="export log")
     finally:
@@ -141,10 +152,13 @@ def run(workdir: Path, say=print) -> Outcome:
 
     # Read the outcome back from the verified log itself.
     proposals: dict[str, statements_pb2.MasterProposed] = {}
+    agreed: dict[str, statements_pb2.MasterAgreed] = {}
     for entry in read_entries(layout.export):
         body = parse_body(parse_entry(entry))
         if isinstance(body, statements_pb2.MasterProposed):
             proposals[body.cluster_id] = body
+        elif isinstance(body, statements_pb2.MasterAgreed):
+            agreed[body.cluster_id] = body
     names = {mid: _catalogue_assets(cfg, samples.folders[mid]) for mid, cfg in layout.node_configs.items()}
     clusters = [{(c.ref.member_id, names[c.ref.member_id].get(c.ref.asset_id, "?")) for c in p.copies}
                 for p in proposals.values()]
@@ -159,6 +173,7 @@ def run(workdir: Path, say=print) -> Outcome:
         workdir=workdir, members=len(MEMBERS), assets=assets, unreadable=unreadable, clusters=len(proposals),
         proposals={cid: f"{p.master.member_id} {names[p.master.member_id].get(p.master.asset_id, '?')}"
                         f" ({p.deciding_rule})" for cid, p in sorted(proposals.items())},
+        agreed=sum(1 for cid, p in proposals.items() if cid in agreed and agreed[cid].proposal_id == p.proposal_id),
         log_entries=verify["entries"], log_root=verify["root"], expected_groups=len(samples.groups),
         found_groups=found, verify_command=f"{exe} audit verify {layout.export} --key {layout.log_public_key}",
         reports=[cfg.parent / "report" / "report.html" for cfg in layout.node_configs.values()],

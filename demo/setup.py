@@ -8,7 +8,6 @@ from pathlib import Path
 import tomli_w
 
 from dedup import pki
-from dedup.note import NoteSigner
 
 LOG_ORIGIN = "demo.dedup.local/log"
 SERVER_NAME = "coordinator"
@@ -23,40 +22,26 @@ class Layout:
     export: Path
 
 
-def _write_signer(path: Path, signer: NoteSigner) -> None:
-    pki.write_private(path, (signer.to_string() + "\n").encode())
-
-
 def create(root: Path, members: dict[str, str], collections: dict[str, Path]) -> Layout:
     """Write keys and configs for a coordinator and one node per member under ``root``.
 
     ``members`` maps member id to display name; ``collections`` maps member id to the folder
     that member's node scans. The coordinator listens on a port the OS picks.
     """
-    pkidir = root / "pki"
-    ca = pki.new_ca("demo consortium CA")
-    pki.write_key(pkidir / "ca.key", ca[0])
-    pki.write_cert(pkidir / "ca.pem", ca[1])
-
+    # The same files and formats `dedup pki init` and `dedup pki issue` write.
+    ca = pki.write_ca(root / "pki", "demo consortium CA")
     cdir = root / "coordinator"
-    server = pki.issue(ca, SERVER_NAME, dns_names=(SERVER_NAME, "localhost"), ip_addresses=("127.0.0.1",),
-                       server=True, client=False)
-    pki.write_key(cdir / "tls.key", server[0])
-    pki.write_cert(cdir / "tls.pem", server[1])
-    log_key = NoteSigner.generate(LOG_ORIGIN)
-    _write_signer(cdir / "log.key", log_key)
-    log_pub = root / "log.pub"
+    pki.write_server_tls(ca, cdir, SERVER_NAME, dns_names=("localhost",), ip_addresses=("127.0.0.1",))
+    log_key = pki.write_log_key(cdir, LOG_ORIGIN)
+    log_pub = root / pki.LOG_PUB
     log_pub.write_text(log_key.verifier().to_string() + "\n")
 
     member_entries = []
     node_configs = {}
     for priority, (mid, name) in enumerate(members.items(), start=1):
         ndir = root / "nodes" / mid
-        key, cert = pki.issue(ca, mid, dns_names=(mid,), client=True)
-        pki.write_key(ndir / "tls.key", key)
-        pki.write_cert(ndir / "tls.pem", cert)
-        signer = NoteSigner.generate(mid)
-        _write_signer(ndir / "signing.key", signer)
+        pki.write_member_tls(ca, ndir, mid)
+        signer = pki.write_member_key(ndir, mid)
         member_entries.append({"id": mid, "name": name, "public_key": signer.verifier().to_string(),
                                "custodial_priority": priority * 10})
         cfg = {

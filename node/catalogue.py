@@ -69,6 +69,38 @@ CREATE TABLE IF NOT EXISTS witness_state (
     note TEXT NOT NULL,         -- that checkpoint as the signed note it was shown
     verified_unix INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS master_outcomes (
+    asset_id TEXT PRIMARY KEY,  -- this node's asset, in a cross-member cluster with an agreed master
+    cluster_id TEXT NOT NULL,
+    master_member TEXT NOT NULL,
+    master_asset TEXT NOT NULL, -- the master's opaque asset id at its holder
+    basis TEXT NOT NULL,        -- unanimous | deadline | ruling
+    proposal_id TEXT NOT NULL,  -- the agreed proposal
+    outcome_log_index INTEGER NOT NULL,  -- the MasterAgreed entry in the coordinator's log
+    copies TEXT NOT NULL,       -- JSON [[member, asset id], ...]: every copy in the cluster as agreed
+    pending_proposal TEXT,      -- an open or disputed re-proposal for the cluster, if any
+    fetched_unix INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS master_votes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    proposal_id TEXT NOT NULL,
+    cluster_id TEXT NOT NULL,
+    choice TEXT NOT NULL,       -- accept | reject | claim
+    detail TEXT NOT NULL,       -- the reason, or the claim (kind, copy, evidence)
+    statement BLOB NOT NULL,    -- the signed MasterVote exactly as sent, so a resend carries the same bytes
+    state TEXT NOT NULL,        -- pending | accepted | refused
+    response TEXT,              -- log index, or the coordinator's refusal
+    log_index INTEGER,
+    automatic INTEGER NOT NULL DEFAULT 0,  -- 1 when cast by the local rule (decisions --auto)
+    voted_unix INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS master_votes_proposal ON master_votes (proposal_id);
+CREATE TABLE IF NOT EXISTS consortium_members (
+    member_id TEXT PRIMARY KEY, -- from the log's MemberAdmitted entries
+    custodial_priority INTEGER NOT NULL,
+    arbiter INTEGER NOT NULL,
+    log_index INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS witness_keys (
     vkey TEXT PRIMARY KEY,      -- a log verifier key this node trusts (C2SP vkey string)
     source TEXT NOT NULL,       -- 'config', or the LogKeyRotated entry that announced it
@@ -237,6 +269,71 @@ class Catalogue:
 
     def refuse(self, batch: Batch, detail: str) -> None:
         self._db.execute("UPDATE batches SET state='refused', detail=? WHERE batch_id=?", (detail, batch.batch_id))
+
+    # --- master negotiation ----------------------------------------------------------------
+
+    def replace_outcomes(self, rows: list[dict]) -> None:
+        """Replace the agreed outcomes with the coordinator's current word on them."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM master_outcomes")
+            now = int(time.time())
+            for r in rows:
+                db.execute("INSERT INTO master_outcomes (asset_id, cluster_id, master_member, master_asset, basis,"
+                           " proposal_id, outcome_log_index, copies, pending_proposal, fetched_unix)"
+                           " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           (r["asset_id"], r["cluster_id"], r["master_member"], r["master_asset"], r["basis"],
+                            r["proposal_id"], r["outcome_log_index"], json.dumps(r["copies"]),
+                            r.get("pending_proposal"), now))
+
+    def outcomes(self) -> dict[str, dict]:
+        """asset id -> its agreed outcome (the columns of master_outcomes; copies as a list)."""
+        cols = ("asset_id", "cluster_id", "master_member", "master_asset", "basis", "proposal_id",
+                "outcome_log_index", "copies", "pending_proposal", "fetched_unix")
+        out = {}
+        for row in self._db.execute(f"SELECT {', '.join(cols)} FROM master_outcomes ORDER BY asset_id"):
+            d = dict(zip(cols, row))
+            d["copies"] = [tuple(c) for c in json.loads(d["copies"])]
+            out[d["asset_id"]] = d
+        return out
+
+    def pending_vote(self, proposal_id: str) -> tuple[int, str, str, bytes] | None:
+        """(row id, choice, detail, statement) of a vote sent but never acknowledged, if any."""
+        row = self._db.execute("SELECT id, choice, detail, statement FROM master_votes WHERE proposal_id=?"
+                               " AND state='pending' ORDER BY id DESC LIMIT 1", (proposal_id,)).fetchone()
+        return (row[0], row[1], row[2], bytes(row[3])) if row else None
+
+    def add_vote(self, proposal_id: str, cluster_id: str, choice: str, detail: str, statement: bytes,
+                 automatic: bool, voted_unix: int) -> int:
+        cur = self._db.execute("INSERT INTO master_votes (proposal_id, cluster_id, choice, detail, statement, state,"
+                               " automatic, voted_unix) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
+                               (proposal_id, cluster_id, choice, detail, statement, int(automatic), voted_unix))
+        return cur.lastrowid
+
+    def settle_vote(self, vote_id: int, state: str, response: str, log_index: int | None = None) -> None:
+        self._db.execute("UPDATE master_votes SET state=?, response=?, log_index=? WHERE id=?",
+                         (state, response, log_index, vote_id))
+
+    def votes(self) -> list[dict]:
+        cols = ("proposal_id", "cluster_id", "choice", "detail", "state", "response", "log_index", "automatic",
+                "voted_unix")
+        return [dict(zip(cols, r)) for r in self._db.execute(f"SELECT {', '.join(cols)} FROM master_votes ORDER BY id")]
+
+    def consortium_members(self) -> tuple[dict[str, tuple[int, bool]], int]:
+        """(member id -> (custodial priority, arbiter), log size read so far)."""
+        members = {m: (p, bool(a)) for m, p, a in
+                   self._db.execute("SELECT member_id, custodial_priority, arbiter FROM consortium_members")}
+        row = self._db.execute("SELECT value FROM meta WHERE key='members_read_to'").fetchone()
+        return members, int(row[0]) if row else 0
+
+    def save_consortium_members(self, members: list[tuple[str, int, bool, int]], read_to: int) -> None:
+        """Record (member id, priority, arbiter, log index) from MemberAdmitted entries read up to ``read_to``."""
+        with self.transaction() as db:
+            for m, p, a, i in members:
+                db.execute("INSERT INTO consortium_members VALUES (?, ?, ?, ?) ON CONFLICT (member_id) DO UPDATE"
+                           " SET custodial_priority=excluded.custodial_priority, arbiter=excluded.arbiter,"
+                           " log_index=excluded.log_index", (m, p, int(a), i))
+            db.execute("INSERT INTO meta (key, value) VALUES ('members_read_to', ?) ON CONFLICT (key) DO UPDATE"
+                       " SET value=excluded.value", (str(read_to),))
 
     # --- witnessing the coordinator's log ---------------------------------------------------
 

@@ -16,10 +16,14 @@ from .settings import NodeSettings
 
 ENV = "DEDUP_NODE_CONFIG"
 
+#: Shown in `claim --help` (the protocol allows other kinds; these are the usual ones).
+CLAIM_KINDS_HELP = ("camera_original", "accession_record", "earlier_generation", "conservation_master",
+                    "provenance_record", "other")
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "node", help="a member institution's node: scan, push, local duplicates",
+        "node", help="a member institution's node: scan, push, local duplicates, master decisions",
         description="Scan the institution's own storage, keep a local catalogue of fingerprints, and send "
                     "signed fingerprints (never images, paths or names) to the consortium's coordinator.",
         epilog=exits.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -46,7 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "resent first with the same id, so nothing is stored twice. After a push with no refusal, "
                                     "the log is witnessed as by `dedup node witness` (when log_verifier_key is set "
                                     "and witness_after_push is not false); with --json its result is under "
-                                    "\"witness\".",
+                                    "\"witness\". With auto_decisions.after_push = true, open master proposals are "
+                                    "first answered as by `dedup node decisions --auto` (result under "
+                                    "\"decisions\").",
                         epilog=exits.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config(s, ENV, "node")
     s.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -81,6 +87,86 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--json", action="store_true", help="print the result as JSON")
     s.set_defaults(func=_withdraw)
 
+    s = cmds.add_parser("decisions", help="master proposals for clusters this member holds copies in; --auto answers them",
+                        description="List the coordinator's master proposals for the cross-member clusters this "
+                                    "member holds a copy in, each with every copy's declared evidence side by side "
+                                    "(our copy first: dimensions, format family, bit depth, JPEG quality, capture "
+                                    "date, rights, whether it is a crop or edit of another copy), the proposed "
+                                    "master and the policy rule that decided it, whether it follows the published "
+                                    "policy when this node re-runs it, the deadline (a holder still silent then "
+                                    "is counted as accepting) and the votes so far. Answer with `dedup node "
+                                    "accept`, `reject` or `claim`. Every run also records the agreed outcomes "
+                                    "(which member holds the master of each of our copies) in the catalogue, for "
+                                    "the audit report and its PREMIS export.\n\n"
+                                    "With --auto, every open proposal not yet answered is answered by the local "
+                                    "rule in the [auto_decisions] settings: accept when the proposal follows the "
+                                    "published policy; but cast nothing and list it as held for a person when our "
+                                    "copy would lose master status (we hold the cluster's agreed master, or our "
+                                    "copy ranks first under the policy and the proposal names another) or when "
+                                    "the proposal does not follow the policy (or reject it, with "
+                                    "off_policy = \"reject\"). With auto_decisions.after_push = true, `push` "
+                                    "runs this after a push with no refusal.",
+                        epilog=exits.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config(s, ENV, "node")
+    s.add_argument("--all", action="store_true", help="also list agreed and superseded proposals")
+    s.add_argument("--auto", action="store_true", help="answer open proposals by the local rule (see above)")
+    s.add_argument("--json", action="store_true", help='print {"proposals": [...], "outcomes": N, "auto": {...}}')
+    s.set_defaults(func=_decisions)
+
+    s = cmds.add_parser("accept", help="accept a master proposal (a signed vote)",
+                        description="Sign a MasterVote accepting the proposal with this member's Ed25519 key and "
+                                    "send it. Only a member holding a copy in the cluster can vote, once per "
+                                    "proposal; a vote on a superseded proposal is refused. When every holder has "
+                                    "accepted, the proposal is agreed.",
+                        epilog=exits.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("proposal", metavar="PROPOSAL_ID", help="as listed by `dedup node decisions`")
+    add_config(s, ENV, "node")
+    s.add_argument("--json", action="store_true", help="print the result as JSON")
+    s.set_defaults(func=_accept)
+
+    s = cmds.add_parser("reject", help="reject a master proposal, with a reason (opens a dispute)",
+                        description="Sign a MasterVote rejecting the proposed master and send it. The reason is "
+                                    "logged and shown to the other holders; the proposal becomes disputed until "
+                                    "an arbiter of the consortium settles it with a signed ruling.",
+                        epilog=exits.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("proposal", metavar="PROPOSAL_ID", help="as listed by `dedup node decisions`")
+    s.add_argument("--reason", required=True, help="why the proposed master is wrong (logged)")
+    add_config(s, ENV, "node")
+    s.add_argument("--json", action="store_true", help="print the result as JSON")
+    s.set_defaults(func=_reject)
+
+    s = cmds.add_parser("claim", help="claim the master for a copy, with evidence the policy does not see",
+                        description="Sign a MasterVote claiming that a copy in the cluster (usually our own) should "
+                                    "be the master, with the kind of evidence and the evidence itself (an "
+                                    "accession number, a catalogue URL, a note on the camera original). The claim "
+                                    "is logged and opens a dispute that an arbiter settles with a signed ruling.",
+                        epilog=exits.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("proposal", metavar="PROPOSAL_ID", help="as listed by `dedup node decisions`")
+    s.add_argument("--asset", required=True, metavar="ASSET",
+                   help="the copy claimed as master: our asset id or catalogued file, or MEMBER/ASSET_ID for "
+                        "another member's copy")
+    s.add_argument("--kind", required=True, metavar="KIND",
+                   help="kind of evidence: " + ", ".join(CLAIM_KINDS_HELP))
+    s.add_argument("--evidence", required=True, help="the evidence, or a reference to it (logged)")
+    s.add_argument("--reason", default="", help="anything else the arbiter should read (logged)")
+    add_config(s, ENV, "node")
+    s.add_argument("--json", action="store_true", help="print the result as JSON")
+    s.set_defaults(func=_claim)
+
+    s = cmds.add_parser("rule", help="as an arbiter: settle a disputed proposal with a signed ruling",
+                        description="For a member admitted as an arbiter (arbiter = true in the coordinator's member "
+                                    "list): sign a MasterRuling naming the master of a disputed proposal, with the "
+                                    "reasoning, and send it. The ruling and the outcome it decides are logged. An "
+                                    "arbiter sees every proposal in `dedup node decisions`, with the votes, reasons "
+                                    "and claims.",
+                        epilog=exits.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("proposal", metavar="PROPOSAL_ID", help="a disputed proposal")
+    s.add_argument("--master", required=True, metavar="MEMBER/ASSET_ID", help="the copy ruled to be the master")
+    s.add_argument("--reasoning", required=True, help="why (logged)")
+    add_config(s, ENV, "node")
+    s.add_argument("--json", action="store_true", help="print the result as JSON")
+    s.set_defaults(func=_rule)
+
     s = cmds.add_parser("duplicates", help="list this collection's own duplicate clusters",
                         description="Group the catalogue's files that are copies of one photograph (same bytes, "
                                     "same pixels, or perceptually the same), with the kind of copy for each link.")
@@ -92,8 +178,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = cmds.add_parser("report", help="write the internal audit: sizes, duplicates, costs, rights, fixity",
                         description="Write the collection's audit into OUT: report.html (one self-contained file with "
                                     "thumbnails of this node's own images, local only), clusters.csv, report.json, "
-                                    "plan.csv (copies that could go, for people to review) and fixity.jsonl "
-                                    "(PREMIS-style fixity events). It shows size per source and format, duplicate "
+                                    "plan.csv (copies that could go, for people to review), masters.csv (the "
+                                    "master agreed in the consortium for each of our copies: 'we hold the master' "
+                                    "or 'master held by member X (asset id)', as last fetched by `dedup node "
+                                    "decisions`) and fixity.jsonl (PREMIS-style fixity events, with a derivation "
+                                    "relationship to the agreed master). It shows size per source and format, duplicate "
                                     "clusters with the kind of each copy and the suggested keeper under the "
                                     "published policy, reclaimable storage and its cost per month and year at both "
                                     "ends of the price range, the oldest and poorest duplicates, rights-restricted "
@@ -130,7 +219,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _report(args) -> int:
-    from .report import build_report, write_csv, write_html, write_json, write_plan, write_premis
+    from .report import build_report, write_csv, write_html, write_json, write_masters, write_plan, write_premis
 
     settings, cat = _open(args)
     low = args.price_low if args.price_low is not None else settings.price_per_gb_month[0]
@@ -145,11 +234,14 @@ def _report(args) -> int:
     write_csv(report, out / "clusters.csv")
     write_json(report, out / "report.json")
     write_plan(report, out / "plan.csv")
-    write_premis(cat, out / "fixity.jsonl")
+    write_masters(report, out / "masters.csv")
+    write_premis(cat, out / "fixity.jsonl", member_id=settings.member_id)
     if args.json:
-        emit_json({"out": str(out), "files": ["report.html", "clusters.csv", "report.json", "plan.csv", "fixity.jsonl"]})
+        emit_json({"out": str(out), "files": ["report.html", "clusters.csv", "report.json", "plan.csv", "masters.csv",
+                                              "fixity.jsonl"]})
     else:
-        print(f"report written to {out}/report.html (also clusters.csv, report.json, plan.csv, fixity.jsonl)")
+        print(f"report written to {out}/report.html (also clusters.csv, report.json, plan.csv, masters.csv, "
+              "fixity.jsonl)")
         print("nothing was deleted or moved; plan.csv lists the copies that could go, for review")
     return exits.OK
 
@@ -272,8 +364,9 @@ def _push(args) -> int:
         raise CommandError(str(exc)) from exc
     witnessing = (settings.witness_after_push and settings.log_verifier_key and not summary.unreachable
                   and not summary.refused)
+    deciding = settings.auto_decisions.after_push and not summary.unreachable and not summary.refused
     if args.json:
-        if not witnessing:  # else printed with the witness result
+        if not witnessing and not deciding:  # else printed with their results
             emit_json(summary.as_dict())
     else:
         print(f"pushed {summary.batches_sent} batches ({summary.assets_accepted} assets, {summary.resent} resent); "
@@ -286,9 +379,37 @@ def _push(args) -> int:
         return exits.UNAVAILABLE
     if summary.refused:
         return exits.FAILED
-    if settings.witness_after_push and settings.log_verifier_key:
-        return _run_witness(settings, cat, args.json, after_push=summary.as_dict())
-    return exits.OK
+    after = summary.as_dict()
+    code = exits.OK
+    if deciding:
+        # Before witnessing, so the checkpoint this node cosigns already holds its votes.
+        after["decisions"], code = _decisions_after_push(settings, cat, args.json)
+    if witnessing:
+        witnessed = _run_witness(settings, cat, args.json, after_push=after)
+        return witnessed if witnessed != exits.OK else code
+    if args.json and deciding:
+        emit_json(after)
+    return code
+
+
+def _decisions_after_push(settings: NodeSettings, cat: Catalogue, as_json: bool) -> tuple[dict, int]:
+    """`decisions --auto` after a push: (its result for the JSON summary, exit code)."""
+    from .push import KeyProblem
+
+    try:
+        data, code = _run_decisions(settings, cat, auto=True, show_all=False)
+    except (CommandError, NotConfigured, KeyProblem) as exc:
+        print(f"dedup: automatic decisions not made: {exc}", file=sys.stderr)
+        return {"error": str(exc)}, getattr(exc, "code", exits.USAGE)
+    auto = data["auto"]
+    if not as_json:
+        print(f"automatic decisions: {len(auto['accepted'])} accepted, {len(auto['rejected'])} rejected, "
+              f"{len(auto['held'])} held for a person; agreed masters recorded for {data['outcomes']} of our assets")
+        for x in auto["held"]:
+            print(f"  held: {x['proposal_id']}: {x['reason']}")
+        for x in auto["refused"]:
+            print(f"  vote on {x['proposal_id']} refused: {x['refusal']}", file=sys.stderr)
+    return {"auto": auto, "outcomes": data["outcomes"]}, code
 
 
 def _witness(args) -> int:
@@ -343,4 +464,291 @@ def _duplicates(args) -> int:
             for lk in c["links"]:
                 print(f"    {lk['relation']} (distance {lk['distance']}): {Path(lk['b']).name} ~ {Path(lk['a']).name}")
         print(f"{len(data['clusters'])} clusters")
+    return exits.OK
+
+
+# --- master negotiation ------------------------------------------------------------------------
+
+
+def _when(unix: int, now: float) -> str:
+    from datetime import datetime, timezone
+
+    if not unix:
+        return "none"
+    at = datetime.fromtimestamp(unix, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    left = unix - now
+    if left <= 0:
+        return f"{at} (passed)"
+    return f"{at} (in {left / 86400:.1f} days)" if left >= 86400 else f"{at} (in {left / 3600:.1f} hours)"
+
+
+def _evidence_rows(copies: list[dict]) -> list[tuple[str, list[str]]]:
+    def quality(e):
+        return "lossless" if e["format_family"] == "lossless" else (str(e["jpeg_quality"]) if e["jpeg_quality"] else "?")
+
+    return [
+        ("dimensions", [f"{c['evidence']['width']}\u00d7{c['evidence']['height']}" for c in copies]),
+        ("format family", [c["evidence"]["format_family"] for c in copies]),
+        ("bit depth", [f"{c['evidence']['bit_depth']} ({'colour' if c['evidence']['channels'] >= 3 else 'grey'})"
+                       for c in copies]),
+        ("JPEG quality", [quality(c["evidence"]) for c in copies]),
+        ("capture date", [c["evidence"]["capture_date"] or "unknown" for c in copies]),
+        ("rights", [c["evidence"]["rights"].removeprefix("http://rightsstatements.org/vocab/") for c in copies]),
+        ("crop or edit", ["yes" if c["derived"] else "no" for c in copies]),
+    ]
+
+
+def _print_proposal(p: dict, now: float) -> None:
+    master = p["master"]
+    print(f"proposal {p['proposal_id']} [{p['status']}] cluster {p['cluster_id']}"
+          + (f", supersedes {p['supersedes']}" if p["supersedes"] else "") + (f" ({p['reason']})" if p["reason"] else ""))
+    held = "we hold it" if p["we_hold_master"] else "we do not hold it"
+    print(f"  proposed master: {master['member_id']} {master['asset_id']} ({held}); "
+          f"rule {p['deciding_rule']} of {p['policy_version']}")
+    check = p.get("policy_check")
+    if check is not None:
+        print("  policy re-run here: " + ("follows the policy" if check["follows"] else check["problem"]))
+    if p["status"] in ("open", "disputed"):
+        print(f"  deadline: {_when(p['deadline_unix'], now)}; silence then counts as accepting")
+    if p["agreed_master"]:
+        a = p["agreed_master"]
+        print(f"  agreed master: {a['member_id']} {a['asset_id']} ({p['basis']}, log entry {p['outcome_log_index']})")
+    copies = p["copies"]
+    heads = [("OURS " if c["ours"] else "") + f"{c['member_id']} {c['asset_id']}"
+             + (" \u2605" if c["proposed_master"] else "") for c in copies]
+    rows = _evidence_rows(copies)
+    label = max(len(r[0]) for r in rows) + 2
+    widths = [max(len(h), *(len(r[1][i]) for r in rows)) + 2 for i, h in enumerate(heads)]
+    print(("    " + " " * label + "".join(h.ljust(w) for h, w in zip(heads, widths))).rstrip())
+    for name, cells in rows:
+        print(("    " + name.ljust(label) + "".join(c.ljust(w) for c, w in zip(cells, widths))).rstrip())
+    if not p["own_asset_ids"]:
+        print("    (we hold no copy in this cluster: shown because this member is an arbiter)")
+    for c in copies:
+        if c["ours"] and c["path"]:
+            print(f"    our {c['asset_id']}: {c['path']}")
+    votes = [(f"{v['member_id']} claims {v['claimed_master']['member_id']}/{v['claimed_master']['asset_id']} "
+              f"[{v['claim_kind']}: {v['claim_evidence']}]" if v["claimed_master"] else f"{v['member_id']} {v['choice']}s")
+             + (f" ({v['reason']})" if v["reason"] else "") for v in p["votes"]]
+    print("  votes: " + ("; ".join(votes) if votes else "none yet")
+          + (f"; not yet: {', '.join(p['not_voted'])}" if p["not_voted"] and p["status"] in ("open", "disputed") else ""))
+
+
+def _negotiation_error(err, what: str) -> CommandError:
+    import grpc
+
+    code = exits.UNAVAILABLE if err.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) \
+        else exits.FAILED
+    return CommandError(f"{what}: {err.code().name}: {err.details()}", code)
+
+
+def _run_decisions(settings: NodeSettings, cat: Catalogue, *, auto: bool, show_all: bool) -> tuple[dict, int]:
+    """List (and with ``auto`` answer) the proposals, record the outcomes; (JSON data, exit code)."""
+    import grpc
+
+    from .negotiation import ALL, PENDING, auto_decide, check_policy, consortium_members, list_proposals, \
+        refresh_outcomes, view_dict
+
+    try:
+        views = list_proposals(settings, ALL)
+        result = None
+        if auto:
+            result = auto_decide(settings, cat, views)
+            if result.accepted or result.rejected:
+                views = list_proposals(settings, ALL)  # the votes may have agreed some
+        outcomes = refresh_outcomes(cat, views)
+        paths = {a: p for p, a in cat._db.execute("SELECT path, asset_id FROM files")}
+        members = None
+
+        def priorities():
+            nonlocal members
+            if members is None:
+                members = {m: p for m, (p, _) in consortium_members(settings, cat).items()}
+            return members
+
+        shown = [v for v in views if show_all or v.status in PENDING]
+        data = {"member_id": settings.member_id, "outcomes": outcomes,
+                "proposals": [view_dict(v, settings.member_id, paths, check_policy(v, priorities)) for v in shown]}
+    except grpc.RpcError as err:
+        raise _negotiation_error(err, "cannot list proposals") from err
+    code = exits.OK
+    if result is not None:
+        data["auto"] = result.as_dict()
+        if result.unreachable:
+            code = exits.UNAVAILABLE
+        elif result.refused:
+            code = exits.FAILED
+    return data, code
+
+
+def _decisions(args) -> int:
+    import time
+
+    from .push import KeyProblem
+
+    settings, cat = _open(args)
+    try:
+        data, code = _run_decisions(settings, cat, auto=args.auto, show_all=args.all)
+    except (NotConfigured, KeyProblem) as exc:
+        raise CommandError(str(exc)) from exc
+    if args.json:
+        emit_json(data)
+        return code
+    now = time.time()
+    for p in data["proposals"]:
+        _print_proposal(p, now)
+        print()
+    pending = sum(p["status"] in ("open", "disputed") for p in data["proposals"])
+    print(f"{pending} pending proposal{'' if pending == 1 else 's'} visible to {settings.member_id}"
+          + ("" if args.all else " (--all for agreed and superseded)")
+          + f"; agreed masters recorded for {data['outcomes']} of our assets")
+    auto = data.get("auto")
+    if auto is not None:
+        for key, verb in (("accepted", "accepted"), ("rejected", "rejected")):
+            for x in auto[key]:
+                print(f"  auto: {verb} {x['proposal_id']} (log entry {x['log_index']}): {x['reason']}")
+        for x in auto["held"]:
+            print(f"  auto: HELD for a person: {x['proposal_id']}: {x['reason']}")
+        for x in auto["refused"]:
+            print(f"  auto: vote on {x['proposal_id']} refused: {x['refusal']}", file=sys.stderr)
+        if auto["unreachable"]:
+            print(f"  coordinator unavailable ({auto['unreachable']}); run again later", file=sys.stderr)
+    if pending:
+        print("answer with: dedup node accept ID | reject ID --reason TEXT | "
+              "claim ID --asset OUR_ASSET --kind KIND --evidence TEXT")
+    return code
+
+
+def _vote(args, choice: int, **kw) -> int:
+    import grpc
+
+    from dedup.v1 import statements_pb2
+
+    from dedup.v1.negotiation_pb2 import PROPOSAL_STATUS_OPEN as OPEN
+
+    from .negotiation import ALL, VoteRefused, cast_vote, list_proposals, refresh_outcomes, status_name
+    from .push import KeyProblem
+
+    settings, cat = _open(args)
+    try:
+        views = list_proposals(settings, ALL)
+    except NotConfigured as exc:
+        raise CommandError(str(exc)) from exc
+    except grpc.RpcError as err:
+        raise _negotiation_error(err, "cannot list proposals") from err
+    view = next((v for v in views if v.proposal_id == args.proposal), None)
+    if view is None:
+        raise CommandError(f"proposal {args.proposal} is not visible to {settings.member_id}: there is no such "
+                           f"proposal, or {settings.member_id} holds no copy in its cluster (only holders vote)",
+                           exits.FAILED)
+    if choice == statements_pb2.VOTE_CHOICE_CLAIM:
+        kw["claimed_master"] = _claimed(args.asset, settings.member_id, cat, view)
+    try:
+        r = cast_vote(settings, cat, view.proposal_id, view.cluster_id, choice, **kw)
+    except (NotConfigured, KeyProblem) as exc:
+        raise CommandError(str(exc)) from exc
+    except VoteRefused as exc:
+        if exc.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            raise CommandError(f"coordinator unavailable ({exc}); the signed vote is kept and the same command "
+                               "sends it again", exits.UNAVAILABLE) from exc
+        later = next((v.proposal_id for v in views if v.supersedes == view.proposal_id), None)
+        hint = f" (the proposal is {status_name(view.status)}" + (f"; answer {later} instead)" if later else ")")
+        if args.json:
+            emit_json({"proposal_id": view.proposal_id, "refused": True, "code": exc.code.name,
+                       "message": exc.details})
+        raise CommandError(f"vote refused by the coordinator: {exc.code.name}: {exc.details}"
+                           + (hint if view.status != OPEN else ""), exits.FAILED) from exc
+    if r.outcome_log_index:
+        try:
+            refresh_outcomes(cat, list_proposals(settings, ALL))
+        except grpc.RpcError:
+            pass  # recorded by the next `decisions`
+    if args.json:
+        emit_json(r.as_dict())
+    else:
+        print(f"{r.choice} on {r.proposal_id} recorded in the log at entry {r.log_index}"
+              + (" (already stored: this vote was sent before)" if r.already_stored else "")
+              + f"; the proposal is now {r.status}"
+              + (f" (outcome at log entry {r.outcome_log_index})" if r.outcome_log_index else ""))
+    return exits.OK
+
+
+def _claimed(text: str, member_id: str, cat: Catalogue, view):
+    from dedup.v1 import statements_pb2
+
+    if "/" in text and not text.startswith(("/", ".")) and "://" not in text and text.count("/") == 1 \
+            and not Path(text).exists():
+        member, asset = text.split("/")
+    else:
+        member = member_id
+        asset = cat.asset_id_of(text if text.startswith("s3://") else str(Path(text).resolve())) or text
+    if not any((c.ref.member_id, c.ref.asset_id) == (member, asset) for c in view.copies):
+        copies = ", ".join(f"{c.ref.member_id}/{c.ref.asset_id}" for c in view.copies)
+        raise CommandError(f"{text} is not a copy in cluster {view.cluster_id} (its copies: {copies})")
+    return statements_pb2.AssetRef(member_id=member, asset_id=asset)
+
+
+def _accept(args) -> int:
+    from dedup.v1 import statements_pb2
+
+    return _vote(args, statements_pb2.VOTE_CHOICE_ACCEPT)
+
+
+def _reject(args) -> int:
+    from dedup.v1 import statements_pb2
+
+    if not args.reason.strip():
+        raise CommandError("a rejection needs a reason (--reason)")
+    return _vote(args, statements_pb2.VOTE_CHOICE_REJECT, reason=args.reason)
+
+
+def _claim(args) -> int:
+    import re
+
+    from dedup.v1 import statements_pb2
+
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", args.kind):
+        raise CommandError(f"--kind {args.kind!r}: a lowercase word such as {', '.join(CLAIM_KINDS_HELP[:2])}")
+    if not args.evidence.strip():
+        raise CommandError("a claim needs its evidence (--evidence)")
+    return _vote(args, statements_pb2.VOTE_CHOICE_CLAIM, reason=args.reason, claim_kind=args.kind,
+                 claim_evidence=args.evidence)
+
+
+def _rule(args) -> int:
+    import grpc
+
+    from dedup.v1 import statements_pb2
+
+    from .negotiation import ALL, VoteRefused, list_proposals, refresh_outcomes, send_ruling
+    from .push import KeyProblem
+
+    settings, cat = _open(args)
+    if args.master.count("/") != 1:
+        raise CommandError(f"--master {args.master!r}: give MEMBER/ASSET_ID")
+    member, asset = args.master.split("/")
+    try:
+        views = list_proposals(settings, ALL)
+        view = next((v for v in views if v.proposal_id == args.proposal), None)
+        if view is None:
+            raise CommandError(f"proposal {args.proposal} is not visible to {settings.member_id} (is it an arbiter?)",
+                               exits.FAILED)
+        resp = send_ruling(settings, view.proposal_id, view.cluster_id,
+                           statements_pb2.AssetRef(member_id=member, asset_id=asset), args.reasoning)
+        if view.own_asset_ids:
+            refresh_outcomes(cat, list_proposals(settings, ALL))
+    except (NotConfigured, KeyProblem) as exc:
+        raise CommandError(str(exc)) from exc
+    except VoteRefused as exc:
+        unreachable = exc.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+        raise CommandError(f"ruling refused by the coordinator: {exc}",
+                           exits.UNAVAILABLE if unreachable else exits.FAILED) from exc
+    except grpc.RpcError as err:
+        raise _negotiation_error(err, "cannot list proposals") from err
+    if args.json:
+        emit_json({"proposal_id": view.proposal_id, "log_index": resp.log_index,
+                   "outcome_log_index": resp.outcome_log_index})
+    else:
+        print(f"ruling on {view.proposal_id} recorded at log entry {resp.log_index}; master {member}/{asset} agreed "
+              f"(outcome at log entry {resp.outcome_log_index})")
     return exits.OK

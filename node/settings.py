@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -18,8 +19,31 @@ class CoordinatorEndpoint(BaseModel):
     timeout_seconds: float = Field(30.0, gt=0, description="deadline for each call")
 
 
+class AutoDecisions(BaseModel):
+    """The local rule `dedup node decisions --auto` answers proposals by."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    after_push: bool = Field(False, description="run `dedup node decisions --auto` at the end of every successful "
+                                                "push (off by default: votes are then cast only when asked)")
+    accept_following_policy: bool = Field(True, description="accept an open proposal whose master and deciding "
+                                                            "rule are what the published policy gives on the "
+                                                            "proposal's own evidence (when no hold applies)")
+    hold_when_losing_master: bool = Field(True, description="cast no vote, and list the proposal as held for a "
+                                                            "person, when this member's copy would lose master "
+                                                            "status: it holds the cluster's agreed master, or its "
+                                                            "copy ranks first under the policy, and the proposal "
+                                                            "names another copy")
+    off_policy: Literal["hold", "reject"] = Field("hold", description="what to do with a proposal that does not "
+                                                                      "follow the published policy: hold it for a "
+                                                                      "person, or reject it with the policy's "
+                                                                      "answer as the reason")
+
+
 class NodeSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    #: Environment variables that override the file (dedup/config.py).
+    ENV_PREFIX: ClassVar[str] = "DEDUP_NODE__"
 
     member_id: MemberId = Field(description="this institution's member id (the CN of its TLS certificate)")
     catalogue: Path = Field(description="SQLite file of the node's local catalogue")
@@ -39,6 +63,8 @@ class NodeSettings(BaseModel):
                                                            "needed to witness the log")
     witness_after_push: bool = Field(True, description="witness the log (`dedup node witness`) at the end of every "
                                                        "successful push, when log_verifier_key is set")
+    auto_decisions: AutoDecisions = Field(default_factory=AutoDecisions,
+                                          description="how `dedup node decisions --auto` answers master proposals")
 
     @field_validator("log_verifier_key")
     @classmethod

@@ -16,6 +16,12 @@ def test_demo_runs_end_to_end_and_its_verify_command_works(tmp_path):
     m = re.search(r"cross-member clusters:\s+(\d+) \(all (\d+) shared photographs found\)", out)
     assert m and m.group(1) == m.group(2) and int(m.group(1)) >= 3
     assert re.search(r"log verified: \d+ entries, root [0-9a-f]{64}", out)
+    # Every node answered the proposals by its automatic rule, so every master is agreed, and the
+    # agreed masters are in each member's report.
+    agreed = re.search(r"proposed masters:\s+(\d+) \((\d+) agreed", out)
+    assert agreed and agreed.group(1) == agreed.group(2) == m.group(1)
+    masters = (work / "nodes/city-museum/report/masters.csv").read_text()
+    assert "we hold the master" in masters or "master held by member" in masters
     for part in ("pki/ca.pem", "coordinator/coordinator.toml", "coordinator/coordinator.sqlite",
                  "nodes/records-office/catalogue.sqlite", "log-export/entries", "log.pub"):
         assert (work / part).exists(), part

@@ -161,7 +161,8 @@ def test_report_command_writes_every_part(tmp_path: Path, tree: Path) -> None:
     dedup("node", "scan", "--config", cfg)
     out = dedup("node", "report", "--config", cfg, "--out", tmp_path / "report", "--json")
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["files"] == ["report.html", "clusters.csv", "report.json", "plan.csv", "fixity.jsonl"]
+    assert json.loads(out.stdout)["files"] == ["report.html", "clusters.csv", "report.json", "plan.csv", "masters.csv",
+                                              "fixity.jsonl"]
     for name in json.loads(out.stdout)["files"]:
         assert (tmp_path / "report" / name).stat().st_size > 0, name
     html = (tmp_path / "report" / "report.html").read_text()

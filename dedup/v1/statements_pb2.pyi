@@ -97,7 +97,7 @@ class MemberRevoked(_message.Message):
     def __init__(self, member_id: _Optional[str] = ..., public_key: _Optional[bytes] = ..., reason: _Optional[str] = ..., revoked_unix: _Optional[int] = ...) -> None: ...
 
 class MatchRecorded(_message.Message):
-    __slots__ = ("match_id", "cluster_id", "a", "b", "relation", "algorithm", "distance", "recorded_unix", "kept_permille")
+    __slots__ = ("match_id", "cluster_id", "a", "b", "relation", "algorithm", "distance", "recorded_unix", "kept_permille", "crop")
     MATCH_ID_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
     A_FIELD_NUMBER: _ClassVar[int]
@@ -107,6 +107,7 @@ class MatchRecorded(_message.Message):
     DISTANCE_FIELD_NUMBER: _ClassVar[int]
     RECORDED_UNIX_FIELD_NUMBER: _ClassVar[int]
     KEPT_PERMILLE_FIELD_NUMBER: _ClassVar[int]
+    CROP_FIELD_NUMBER: _ClassVar[int]
     match_id: str
     cluster_id: str
     a: AssetRef
@@ -116,7 +117,8 @@ class MatchRecorded(_message.Message):
     distance: int
     recorded_unix: int
     kept_permille: int
-    def __init__(self, match_id: _Optional[str] = ..., cluster_id: _Optional[str] = ..., a: _Optional[_Union[AssetRef, _Mapping]] = ..., b: _Optional[_Union[AssetRef, _Mapping]] = ..., relation: _Optional[_Union[Relation, str]] = ..., algorithm: _Optional[str] = ..., distance: _Optional[int] = ..., recorded_unix: _Optional[int] = ..., kept_permille: _Optional[int] = ...) -> None: ...
+    crop: AssetRef
+    def __init__(self, match_id: _Optional[str] = ..., cluster_id: _Optional[str] = ..., a: _Optional[_Union[AssetRef, _Mapping]] = ..., b: _Optional[_Union[AssetRef, _Mapping]] = ..., relation: _Optional[_Union[Relation, str]] = ..., algorithm: _Optional[str] = ..., distance: _Optional[int] = ..., recorded_unix: _Optional[int] = ..., kept_permille: _Optional[int] = ..., crop: _Optional[_Union[AssetRef, _Mapping]] = ...) -> None: ...
 
 class Copy(_message.Message):
     __slots__ = ("ref", "evidence", "derived")

@@ -5,6 +5,6 @@ images) and writes report files; it never deletes or moves anything."""
 from .html import write_html
 from .model import Report, build_report
 from .premis import write_premis
-from .tables import write_csv, write_json, write_plan
+from .tables import write_csv, write_json, write_masters, write_plan
 
-__all__ = ["Report", "build_report", "write_csv", "write_html", "write_json", "write_plan", "write_premis"]
+__all__ = ["Report", "build_report", "write_csv", "write_html", "write_json", "write_masters", "write_plan", "write_premis"]

@@ -156,7 +156,7 @@ def _sources(r: Report) -> str:
         ["source", "files", "size", "by format", "in clusters", "reclaimable"], rows, {1, 2, 4, 5})
 
 
-def _card(m: Member, th: _Thumbs) -> str:
+def _card(m: Member, th: _Thumbs, agreed: dict[str, str]) -> str:
     f = m.file
     if m.keeper:
         label = '<p class="keeper-mark">\u2605 Suggested keeper</p>'
@@ -166,6 +166,8 @@ def _card(m: Member, th: _Thumbs) -> str:
         label = f'<p class="rel">{_e(explain.relation_words(m.relation_to_keeper, m.kept))}</p>'
     facts = [("size", human_bytes(f.size)), ("pixels", _dims(f)), ("format", _quality(f)),
              ("date", f.capture_date or "unknown"), ("rights", _rights(f.rights)), ("asset", f.asset_id)]
+    if f.path in agreed:
+        facts.append(("consortium", agreed[f.path]))
     dl = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in facts)
     cls = "copy keeper" if m.keeper else "copy"
     return (f'<figure class="{cls}" data-keeper="{"yes" if m.keeper else "no"}">{th.img(f)}<figcaption>'
@@ -173,7 +175,7 @@ def _card(m: Member, th: _Thumbs) -> str:
             "</figcaption></figure>")
 
 
-def _cluster(c: Cluster, th: _Thumbs) -> str:
+def _cluster(c: Cluster, th: _Thumbs, agreed: dict[str, str]) -> str:
     names = {m.file.path: m.file.name for m in c.members}
     badge = '<span class="badge">mixed rights</span>' if c.mixed_rights else ""
     links = [[_e(names[lk.a]), _e(names[lk.b]), _e(explain.relation_words(lk.relation, lk.kept)),
@@ -183,14 +185,15 @@ def _cluster(c: Cluster, th: _Thumbs) -> str:
             f"reclaimable{badge}</h3>"
             f'<p class="why">Suggested keeper <strong>{_e(names[c.keeper])}</strong>; deciding rule '
             f"<code>{_e(c.deciding_rule)}</code>: {_e(c.reason)}.</p>"
-            f'<div class="copies">{"".join(_card(m, th) for m in c.members)}</div>'
+            f'<div class="copies">{"".join(_card(m, th, agreed) for m in c.members)}</div>'
             f"<details><summary>{len(c.links)} links</summary>"
             + _table(["copy", "copy", "relation", "by", "distance"], links, {4})
             + "</details></section>")
 
 
 def _clusters(r: Report, th: _Thumbs) -> str:
-    body = "".join(_cluster(c, th) for c in r.clusters) or '<p class="none">No duplicate clusters.</p>'
+    agreed = {m.path: m.statement for m in r.consortium_masters}
+    body = "".join(_cluster(c, th, agreed) for c in r.clusters) or '<p class="none">No duplicate clusters.</p>'
     return ("<h2>Duplicate clusters</h2><p>Each cluster shows every copy side by side; the suggested keeper "
             f"follows the published master policy <code>{_e(r.policy_version)}</code>.</p>" + body)
 
@@ -207,6 +210,22 @@ def _ranked(title: str, note: str, members: list[Member]) -> str:
     return (f"<h2>{_e(title)}</h2><p>{_e(note)}</p>"
             + _table(["cluster", "path", "capture date", "pixels", "format", "size", "role"],
                      _member_rows(members), {0, 5}))
+
+
+def _masters(r: Report) -> str:
+    title = "<h2>Consortium masters</h2>"
+    if not r.consortium_masters:
+        return (title + '<p class="none">No agreed masters recorded; `dedup node decisions` fetches them from the '
+                "coordinator.</p>")
+    rows = [[f'<span class="path">{_e(m.path)}</span>', _e(m.cluster_id),
+             f"<strong>{_e(m.statement)}</strong>" if m.we_hold_master else _e(m.statement), _e(m.basis),
+             _e(m.proposal_id), str(m.outcome_log_index), _e(m.pending_proposal or "")]
+            for m in r.consortium_masters]
+    held = sum(m.we_hold_master for m in r.consortium_masters)
+    return (title + f"<p>Masters agreed with the other members for {len(rows)} of our files"
+            f" ({held} held here). Each outcome is a signed entry in the consortium's log.</p>"
+            + _table(["path", "cluster", "master", "agreed by", "proposal", "log entry", "re-proposal pending"],
+                     rows, {5}))
 
 
 def _rights_section(r: Report) -> str:
@@ -266,7 +285,7 @@ def render(report: Report, *, thumbnails: bool = True, max_thumbnails: int | Non
         f"<h1>Duplicate audit: {_e(r.member_id)}</h1>",
         f'<p class="meta">Generated {_e(r.generated_at)} from the node catalogue; master policy '
         f"{_e(r.policy_version)}; report {_e(r.schema)}.</p>",
-        _summary(r), _cost(r), _sources(r), _clusters(r, th),
+        _summary(r), _cost(r), _sources(r), _clusters(r, th), _masters(r),
         _ranked("Oldest duplicates", "Copies in clusters with a known capture date, earliest first "
                 "(at most 20).", r.oldest_duplicates),
         _ranked("Lowest-quality copies", "Copies other than the keepers, fewest pixels first, then lowest "

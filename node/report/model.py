@@ -150,6 +150,26 @@ class Unreadable:
 
 
 @dataclass(frozen=True)
+class MasterOutcome:
+    """The consortium's agreed master for one of this node's copies (from `dedup node decisions`)."""
+
+    path: str
+    name: str
+    asset_id: str
+    cluster_id: str
+    we_hold_master: bool
+    master_member: str
+    master_asset: str
+    #: 'we hold the master', or 'master held by member X (asset id)'.
+    statement: str
+    basis: str
+    proposal_id: str
+    outcome_log_index: int
+    #: An open or disputed re-proposal for the cluster, if any.
+    pending_proposal: str | None
+
+
+@dataclass(frozen=True)
 class Report:
     schema: str
     member_id: str
@@ -165,6 +185,7 @@ class Report:
     unreadable: list[Unreadable]
     low_information: list[FileFacts]
     excluded_links: list[ExcludedLink]
+    consortium_masters: list[MasterOutcome]
 
 
 def _source_of(path: str, source: str | None) -> str:
@@ -347,7 +368,31 @@ def build_report(catalogue: Catalogue, *, member_id: str, price_low: float = 0.0
         unreadable=unreadable,
         low_information=low_info,
         excluded_links=excluded,
+        consortium_masters=_masters(catalogue, facts, member_id),
     )
+
+
+def master_statement(member_id: str, own_asset: str, master_member: str, master_asset: str) -> str:
+    if master_member != member_id:
+        return f"master held by member {master_member} ({master_asset})"
+    return "we hold the master" + ("" if master_asset == own_asset else f" (our {master_asset})")
+
+
+def _masters(catalogue: Catalogue, facts: dict[str, FileFacts], member_id: str) -> list[MasterOutcome]:
+    path_of = {f.asset_id: p for p, f in facts.items()}
+    out = []
+    for asset_id, o in catalogue.outcomes().items():
+        path = path_of.get(asset_id)
+        if path is None:  # withdrawn or forgotten since
+            continue
+        out.append(MasterOutcome(
+            path=path, name=facts[path].name, asset_id=asset_id, cluster_id=o["cluster_id"],
+            we_hold_master=o["master_member"] == member_id, master_member=o["master_member"],
+            master_asset=o["master_asset"],
+            statement=master_statement(member_id, asset_id, o["master_member"], o["master_asset"]),
+            basis=o["basis"], proposal_id=o["proposal_id"], outcome_log_index=o["outcome_log_index"],
+            pending_proposal=o["pending_proposal"]))
+    return sorted(out, key=lambda m: m.path)
 
 
 def _cluster(number: int, group: list[str], links: list[LinkFacts], facts: dict[str, FileFacts],

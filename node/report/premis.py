@@ -22,9 +22,33 @@ def _iso(unix: int) -> str:
     return datetime.fromtimestamp(unix, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def events(catalogue: Catalogue, now: datetime | None = None) -> list[dict]:
-    """The events, in path order; ``now`` stamps when they were exported."""
+def _relationship(asset_id: str, outcome: dict, member_id: str | None) -> dict:
+    """PREMIS derivation: this copy has the agreed master as its source, or, when it is the master,
+    is the source of every other copy in the cluster. Other members' copies are named by member id
+    and their opaque asset id, the only names the consortium shares."""
+    master = (outcome["master_member"], outcome["master_asset"])
+    own = member_id or next((m for m, a in outcome["copies"] if a == asset_id), None)
+    if master == (own, asset_id):
+        subtype, related = "is source of", [c for c in outcome["copies"] if tuple(c) != master]
+    else:
+        subtype, related = "has source", [master]
+    return {
+        "relationshipType": "derivation",
+        "relationshipSubType": subtype,
+        "relatedObjectIdentifier": [
+            {"relatedObjectIdentifierType": "consortium_asset", "relatedObjectIdentifierValue": f"{m}/{a}"}
+            for m, a in related],
+        "relatedEventIdentifier": [
+            {"relatedEventIdentifierType": "consortium_log_entry",
+             "relatedEventIdentifierValue": str(outcome["outcome_log_index"])}],
+    }
+
+
+def events(catalogue: Catalogue, now: datetime | None = None, member_id: str | None = None) -> list[dict]:
+    """The events, in path order; ``now`` stamps when they were exported. A file whose master was
+    agreed in the consortium carries its derivation relationship."""
     exported = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
+    outcomes = catalogue.outcomes()
     rows = catalogue._db.execute(
         "SELECT path, asset_id, size, sha256, error, scanned_unix FROM files ORDER BY path")
     out = []
@@ -50,6 +74,8 @@ def events(catalogue: Catalogue, now: datetime | None = None) -> list[dict]:
                 "size": size,
             },
         }
+        if asset_id in outcomes:
+            event["object"]["relationship"] = [_relationship(asset_id, outcomes[asset_id], member_id)]
         if ok:
             event["object"]["fixity"] = {"messageDigestAlgorithm": "SHA-256", "messageDigest": bytes(sha256).hex()}
         else:
@@ -59,8 +85,9 @@ def events(catalogue: Catalogue, now: datetime | None = None) -> list[dict]:
     return out
 
 
-def write_premis(catalogue: Catalogue, path: Path | str, now: datetime | None = None) -> None:
+def write_premis(catalogue: Catalogue, path: Path | str, now: datetime | None = None,
+                 member_id: str | None = None) -> None:
     """Write one JSON event per line (UTF-8), in path order."""
     with open(path, "w", encoding="utf-8") as out:
-        for event in events(catalogue, now):
+        for event in events(catalogue, now, member_id):
             out.write(json.dumps(event, ensure_ascii=False) + "\n")

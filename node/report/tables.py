@@ -12,7 +12,9 @@ from . import explain
 from .model import Report
 
 CSV_COLUMNS = ("cluster", "path", "asset_id", "size", "format", "width", "height", "relation_to_keeper", "keeper",
-               "rights")
+               "rights", "consortium_master")
+MASTERS_COLUMNS = ("path", "asset_id", "cluster_id", "consortium_master", "master_member", "master_asset", "basis",
+                   "proposal_id", "outcome_log_index", "pending_proposal")
 PLAN_COLUMNS = ("path", "asset_id", "size", "cluster", "keeper_path", "reason")
 
 
@@ -25,11 +27,22 @@ def write_csv(report: Report, path: Path | str) -> None:
     with open(path, "w", newline="", encoding="utf-8") as out:
         w = csv.writer(out)
         w.writerow(CSV_COLUMNS)
+        agreed = {m.path: m.statement for m in report.consortium_masters}
         for c in report.clusters:
             for m in c.members:
                 f = m.file
                 w.writerow([c.number, f.path, f.asset_id, f.size, _cell(f.format), _cell(f.width), _cell(f.height),
-                            m.relation_to_keeper, "yes" if m.keeper else "no", f.rights])
+                            m.relation_to_keeper, "yes" if m.keeper else "no", f.rights, agreed.get(f.path, "")])
+
+
+def write_masters(report: Report, path: Path | str) -> None:
+    """One row per own file with a master agreed in the consortium."""
+    with open(path, "w", newline="", encoding="utf-8") as out:
+        w = csv.writer(out)
+        w.writerow(MASTERS_COLUMNS)
+        for m in report.consortium_masters:
+            w.writerow([m.path, m.asset_id, m.cluster_id, m.statement, m.master_member, m.master_asset, m.basis,
+                        m.proposal_id, m.outcome_log_index, _cell(m.pending_proposal)])
 
 
 def as_dict(report: Report) -> dict:
