@@ -9,7 +9,7 @@ earlier version stays computable so old logs still audit.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, NamedTuple, Sequence
 
 from dedup.v1 import asset_pb2, statements_pb2
 
@@ -19,9 +19,10 @@ POLICY_V2 = "dedup-master-policy/2"
 POLICY_VERSION = POLICY_V2
 
 
-@dataclass(frozen=True)
-class Candidate:
-    """One copy in a cluster, with the evidence its holder declared."""
+class Candidate(NamedTuple):
+    """One copy in a cluster, with the evidence its holder declared. (A named tuple: an
+    auditor builds one for every copy of every proposal in a log, and it is five times
+    cheaper to make than a frozen dataclass.)"""
 
     member_id: str
     asset_id: str
@@ -86,15 +87,17 @@ def choose_master(candidates: Sequence[Candidate], version: str = POLICY_VERSION
         raise ValueError(f"unknown master policy {version!r}")
     if not candidates:
         raise ValueError("a cluster needs at least one copy")
-    ranking = tuple(sorted(candidates, key=lambda c: tuple(rule(c) for _, rule in rules)))
+    # Each copy's rule values once: auditors re-run this for every proposal in a log.
+    keyed = sorted(((tuple(rule(c) for _, rule in rules), n) for n, c in enumerate(candidates)))
+    ranking = tuple(candidates[n] for _, n in keyed)
     if len(ranking) == 1:
         return Decision(ranking[0], "only_copy", ranking)
-    first, second = ranking[0], ranking[1]
-    for name, rule in rules:
-        if rule(first) != rule(second):
-            return Decision(first, name, ranking)
+    first, second = keyed[0][0], keyed[1][0]
+    for (name, _), a, b in zip(rules, first, second):
+        if a != b:
+            return Decision(ranking[0], name, ranking)
     # Unreachable while tie_break compares distinct (member_id, asset_id) pairs.
-    return Decision(first, "tie_break", ranking)
+    return Decision(ranking[0], "tie_break", ranking)
 
 
 Key = tuple[str, str]  # (member_id, asset_id)
