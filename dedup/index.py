@@ -2,10 +2,13 @@
 
 The answer to "every live row within distance r of q" is exactly brute force's, found by
 multi-index hashing (Norouzi, Punjani and Fleet, 2012): each row is cut into ``m`` disjoint
-bit chunks; if a row is within ``r`` of ``q``, its chunk distances add up to at most ``r``,
-so in at least one chunk it is within ``r // m`` of ``q`` (pigeonhole). Probing, in every
-chunk's table, each key within ``r // m`` of the query's chunk finds every such row; the
-candidates are then checked with the full distance. Nothing is approximate.
+bit chunks; if a row is within ``r`` of ``q``, its chunk distances add up to at most ``r``.
+Give chunk i a threshold t_i with sum(t_i + 1) = r + 1: a row further than t_i from ``q``
+in every chunk would be at least r + 1 away, so every row within ``r`` is within t_i of
+``q`` in some chunk (pigeonhole). Probing, in each chunk's table, every key within t_i of
+the query's chunk finds them all; the candidates are then checked with the full distance.
+Nothing is approximate. (Thresholds of r // m in every chunk would also be exact, but
+probe up to m - 1 chunks one bit further than needed.)
 
 Rows are appended, never rewritten. The newest rows (the *tail*) are scanned linearly; when
 the tail fills it is sealed into a *segment* with its own chunk tables, and a segment merges
@@ -215,15 +218,15 @@ class HammingIndex:
         return kernels.scan(self._data, start, stop, q, radius)
 
     def _probe(self, seg: _Segment, q: np.ndarray, radius: int):
-        m = len(seg.chunks)
-        t = radius // m
-        probes = sum(_ball_size(c.bits, t) for c in seg.chunks)
+        plan = [(c, t, order, offsets) for c, t, order, offsets
+                in zip(seg.chunks, _thresholds(len(seg.chunks), radius), seg.order, seg.offsets) if t >= 0]
+        probes = sum(_ball_size(c.bits, t) for c, t, _, _ in plan)
         # Expected candidates per query: each probe finds size / 2**bits rows on average.
-        expected = sum(_ball_size(c.bits, t) * seg.size / (1 << c.bits) for c in seg.chunks)
+        expected = sum(_ball_size(c.bits, t) * seg.size / (1 << c.bits) for c, t, _, _ in plan)
         if probes + expected >= seg.size:
             return self._scan(q, seg.start, seg.stop, radius)
         parts = [kernels.probe(self._data, seg.start, q, _keys(q, c), _ball(c.bits, t), order, offsets, radius)
-                 for c, order, offsets in zip(seg.chunks, seg.order, seg.offsets)]
+                 for c, t, order, offsets in plan]
         qi = np.concatenate([p[0] for p in parts])
         rows = np.concatenate([p[1] for p in parts])
         dist = np.concatenate([p[2] for p in parts])
@@ -266,13 +269,21 @@ def _layout(bits: int, radius: int, size: int) -> tuple[_Chunk, ...]:
         widths = _widths(bits, m)
         if max(widths) > widest:
             continue
-        t = radius // m
-        cost = sum(_ball_size(w, t) * (1.0 + size / (1 << w)) for w in widths)
+        cost = sum(_ball_size(w, t) * (1.0 + size / (1 << w))
+                   for w, t in zip(widths, _thresholds(m, radius)) if t >= 0)
         if best is None or cost < best[0]:
             best = (cost, m)
-        if t == 0:
-            break  # more chunks only add probes
+        if m > radius:
+            break  # r + 1 chunks at threshold 0 already; more would only be narrower
     return _place(_widths(bits, best[1]))
+
+
+def _thresholds(m: int, radius: int) -> list[int]:
+    """Per-chunk thresholds t_i with sum(t_i + 1) = radius + 1, as even as possible; the
+    higher ones go to the first chunks, which _widths makes the wider ones, where a probe
+    finds fewer rows. -1 means the chunk need not be probed."""
+    q, rem = divmod(radius + 1, m)
+    return [q if i < rem else q - 1 for i in range(m)]
 
 
 def _widths(bits: int, m: int) -> list[int]:
