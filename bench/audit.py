@@ -34,7 +34,7 @@ from bench.common import CACHE, ROOT, code_label, code_state, log, machine, now_
 COMMAND = ".venv/bin/python -m bench.audit"
 MEMBERS = [f"member-{k}" for k in range(8)]
 ORIGIN = "bench.dedup.local/log"
-GENERATOR = "g1"
+GENERATOR = "g2"  # g2: proposals cite policy 2
 PAIRS_PER_BATCH = 24  # matches and proposals per batch: one batch is 1 + 2 * 24 entries
 
 
