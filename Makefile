@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test proto clean config-reference
+.PHONY: demo test test-faults proto clean config-reference
 
 $(STAMP): pyproject.toml
 	@# Headless Chromium renders the HTML report in a test; installed when this machine can.
@@ -27,6 +27,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# Faults, attacks and bad input at length (RELIABILITY.md): 50 SIGKILLs of the coordinator during
+# intake and long fuzzing runs; `make test` runs a slice of each. Bounded to about 15 minutes.
+test-faults: $(STAMP)
+	DEDUP_FAULT_KILLS=50 DEDUP_FUZZ_EXAMPLES=1000 timeout 1800 $(BIN)/python -m pytest -o timeout=1500 \
+		tests/test_faults.py tests/test_storage_faults.py tests/test_attacks.py tests/test_fuzz.py -s -q
+
 # Regenerate deploy/CONFIGURATION.md from the settings models (a test fails if it drifts).
 config-reference: $(STAMP)
 	$(BIN)/dedup config reference --out deploy/CONFIGURATION.md
@@ -45,7 +51,7 @@ $(BENCH_STAMP): $(STAMP) bench/requirements.txt bench/requirements-coordinator.t
 	sh bench/install.sh $(BIN)/python bench/requirements.txt bench/requirements-coordinator.txt
 	touch $(BENCH_STAMP)
 
-.PHONY: bench-accuracy bench-hash bench-coordinator bench-audit
+.PHONY: bench-accuracy bench-hash bench-coordinator bench-audit bench-load
 
 bench-accuracy: $(BENCH_STAMP)
 	$(BIN)/python -m bench.accuracy
@@ -55,6 +61,10 @@ bench-hash: $(BENCH_STAMP)
 
 bench-coordinator: $(BENCH_STAMP)
 	$(BIN)/python -m bench.coordinator
+
+# N nodes (2, 8, 32) pushing at once for a bounded time: bench/results/load.json.
+bench-load: $(STAMP)
+	$(BIN)/python -m bench.load
 
 # Audit of a generated 10^6-entry export (cached under bench/.cache/): bench/results/audit.json.
 bench-audit: $(STAMP)

@@ -164,6 +164,8 @@ def _verify(args) -> int:
               f"{report.matches} matches, {report.proposals} master proposals, {report.checkpoints} checkpoints")
         if report.votes or report.rulings or report.agreements:
             print(f"  {report.votes} votes, {report.rulings} rulings, {report.agreements} agreed masters")
+        if report.lookup_counts:
+            print(f"  {report.lookup_counts} lookup counts (who looked up how often; never what)")
         if report.rotations:
             print(f"  {report.rotations} coordinator key rotation(s); key in force: {report.coordinator_key}")
         if args.quorum:

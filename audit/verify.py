@@ -127,6 +127,7 @@ class AuditReport:
     rulings: int = 0
     agreements: int = 0
     rotations: int = 0
+    lookup_counts: int = 0
     checkpoints: int = 0
     origin: str = ""
     latest_note: str = ""
@@ -141,7 +142,8 @@ class AuditReport:
                 "members": self.members, "batches": self.batches, "matches": self.matches,
                 "proposals": self.proposals, "revocations": self.revocations, "withdrawals": self.withdrawals,
                 "votes": self.votes, "rulings": self.rulings, "agreements": self.agreements,
-                "rotations": self.rotations, "checkpoints": self.checkpoints, "coordinator_key": self.coordinator_key,
+                "rotations": self.rotations, "lookup_counts": self.lookup_counts, "checkpoints": self.checkpoints,
+                "coordinator_key": self.coordinator_key,
                 "cosigned_by": self.cosigned_by, "quorum": self.quorum, "trusted_size": self.trusted_size,
                 "seconds": round(self.seconds, 3)}
 
@@ -153,6 +155,7 @@ COORDINATOR_TYPES = {
     statements_pb2.MasterProposed.DESCRIPTOR.full_name,
     statements_pb2.LogKeyRotated.DESCRIPTOR.full_name,
     statements_pb2.MasterAgreed.DESCRIPTOR.full_name,
+    statements_pb2.LookupsCounted.DESCRIPTOR.full_name,
 }
 MEMBER_TYPES = {asset_pb2.BatchManifest.DESCRIPTOR.full_name, asset_pb2.AssetsWithdrawn.DESCRIPTOR.full_name,
                 statements_pb2.MasterVote.DESCRIPTOR.full_name, statements_pb2.MasterRuling.DESCRIPTOR.full_name}
@@ -186,6 +189,7 @@ class _State:
     rotations: list[tuple[int, NoteVerifier]] = field(default_factory=list)
 
     arbiters: set[str] = field(default_factory=set)
+    readers: set[str] = field(default_factory=set)  # admitted to look up only: they sign nothing
     # the latest MatchRecorded between two assets (pair in sorted order) -> (a, b, relation, crop or None)
     links: dict[tuple, tuple] = field(default_factory=dict)
     proposals: dict[str, _Proposal] = field(default_factory=dict)
@@ -281,6 +285,9 @@ def _check_entry(i: int, entry: bytes, st: _State, report: AuditReport) -> int:
             raise _Failure(i, 0, f"signed by {stmt.signer!r} after its key was revoked")
         if stmt.type not in MEMBER_TYPES:
             raise _Failure(i, 0, f"member {stmt.signer!r} may not sign {stmt.type} statements")
+        if stmt.signer in st.readers:
+            raise _Failure(i, 0, f"{stmt.type} signed by {stmt.signer!r}, which was admitted as a reader "
+                                 "(readers look up only)")
         v = st.members[stmt.signer]
         if stmt.key_id != v.key_id:
             raise _Failure(i, 0, f"statement signed by key id {stmt.key_id.hex()}, not the known key "
@@ -344,8 +351,21 @@ def _check_entry(i: int, entry: bytes, st: _State, report: AuditReport) -> int:
         st.priority[body.member_id] = body.custodial_priority
         if body.arbiter:
             st.arbiters.add(body.member_id)
+        if body.reader:
+            if body.arbiter:
+                fail(f"member {body.member_id!r} is admitted as both a reader and an arbiter")
+            st.readers.add(body.member_id)
         st.member_slot[body.member_id] = st.slot(body.public_key)
         report.members.append(body.member_id)
+    elif isinstance(body, statements_pb2.LookupsCounted):
+        if body.member_id not in st.members:
+            fail(f"lookup count for {body.member_id!r}, not an admitted member")
+        if body.calls == 0 or body.files < body.calls:
+            fail(f"lookup count for {body.member_id!r}: {body.calls} calls asking about {body.files} files "
+                 "(each call asks about at least one file)")
+        if body.period_end_unix < body.period_start_unix:
+            fail(f"lookup count for {body.member_id!r}: its period ends before it starts")
+        report.lookup_counts += 1
     elif isinstance(body, statements_pb2.MemberRevoked):
         v = st.members.get(body.member_id)
         if v is None or v.public_bytes() != body.public_key:

@@ -21,7 +21,8 @@ Find the photographs that archives hold in common without exchanging images, and
 which institution keeps the master.
 
 roles:
-  node         a member institution: scan its storage, keep a catalogue, push signed fingerprints
+  node         a member institution: scan its storage, keep a catalogue, push signed fingerprints,
+               look up whether a picture is the definitive version (readers too)
   coordinator  the records service: take in batches, match across members, keep the signed log
   audit        anyone: verify an exported log offline with the coordinator's public key
   demo         run a three-member consortium on this machine, end to end

@@ -89,6 +89,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--name", help="the institution's display name, for member.toml (default: the member id)")
     s.add_argument("--priority", type=int, default=100,
                    help="custodial_priority for member.toml: master policy tie-break, lower first (default 100)")
+    s.add_argument("--reader", action="store_true",
+                   help="a reader member: it looks up provenance (`dedup node lookup`) and holds no collection, "
+                        "sends no batches and casts no votes (reader = true in member.toml)")
     s.add_argument("--coordinator", metavar="HOST:PORT", help="also write node.toml dialling this address")
     s.add_argument("--renew", action="store_true", help="new TLS certificate and key only; keep the signing key")
     s.add_argument("--days", type=int, default=825, help="certificate validity in days (default 825)")
@@ -222,6 +225,8 @@ def _issue(args) -> int:
             (mdir / name).write_bytes((args.dir / name).read_bytes())
     entry = {"id": mid, "name": args.name or mid, "public_key": signer.verifier().to_string(),
              "custodial_priority": args.priority}
+    if args.reader:
+        entry["reader"] = True
     (mdir / "member.toml").write_text("# Add to the coordinator's configuration file.\n"
                                       + tomli_w.dumps({"members": [entry]}))
     written = [pki.TLS_CERT, pki.TLS_KEY, pki.CA_CERT, pki.LOG_PUB, "member.toml"]

@@ -17,11 +17,13 @@ import grpc
 from dedup.note import NoteVerifier
 from dedup.policy import POLICY_VERSION, Candidate as PolicyCandidate, choose_master, derived_copies
 from dedup.signing import SignatureError, parse_body, verify_statement
-from dedup.v1 import asset_pb2, intake_pb2, negotiation_pb2, statement_pb2, statements_pb2
+from dedup.v1 import asset_pb2, intake_pb2, lookup_pb2, negotiation_pb2, statement_pb2, statements_pb2
 
 from .log import LogTransaction, TransparencyLog
 from .matcher import Candidate, Key, Matcher, new_cluster_id
+from .lookup import Lookups
 from .negotiation import Negotiator
+from .ratelimit import Limit, RateLimiter
 from .refusal import Refusal
 from .settings import CoordinatorSettings, MemberSettings
 from .store import StoredMatch, Store
@@ -30,7 +32,16 @@ from .validation import check_batch_id, invalid, parse_assets
 
 #: Records parsed at a time when the index is rebuilt on start-up (parsed records are large;
 #: the index keeps only their hashes).
-_LOAD_CHUNK = 100_000
+_LOAD_CHUNK = 10_000
+
+
+#: What a reader member is refused, by the statement it sent.
+_READER_REFUSES = {
+    asset_pb2.BatchManifest: "submit batches (it holds no collection)",
+    asset_pb2.AssetsWithdrawn: "withdraw assets (it holds no collection)",
+    statements_pb2.MasterVote: "vote on master proposals",
+    statements_pb2.MasterRuling: "rule on master proposals",
+}
 
 
 @dataclass(frozen=True)
@@ -54,11 +65,19 @@ class Coordinator:
         self.clock = clock
         self.members = {m.id: _member(m) for m in settings.members}
         self.lock = threading.Lock()
+        #: Per-member flood control on intake (batches and withdrawals), checked before any work.
+        self.limiter = RateLimiter({"intake": Limit(settings.intake_rate, settings.intake_burst)})
+        #: Set when the matcher could not be reloaded after a failed write (the store was
+        #: unreachable): the next intake reloads it first.
+        self._matcher_stale = False
         self.matcher = self._load_matcher()
         self.negotiation = Negotiator(self)
         self._admit_members()
         #: Members admitted as arbiters in the log (the log, not the configuration, decides).
         self.arbiters = self.store.admitted_arbiters()
+        #: Members admitted as readers: they look up, and send no batches, withdrawals or votes.
+        self.readers = self.store.admitted_readers()
+        self.lookups = Lookups(self)
 
     # --- start-up ----------------------------------------------------------------------
 
@@ -93,6 +112,11 @@ class Coordinator:
             if mid in self.members and self.members[mid].settings.arbiter != (mid in arbiters):
                 raise ValueError(f"member {mid}: configured arbiter = {self.members[mid].settings.arbiter}, but the log"
                                  f" admitted it with arbiter = {mid in arbiters}; arbiters are named when first admitted")
+        readers = self.store.admitted_readers()
+        for mid in admitted:
+            if mid in self.members and self.members[mid].settings.reader != (mid in readers):
+                raise ValueError(f"member {mid}: configured reader = {self.members[mid].settings.reader}, but the log"
+                                 f" admitted it with reader = {mid in readers}; readers are named when first admitted")
         revoked = self.store.revoked_keys()
         to_revoke = [m for _, m in sorted(self.members.items())
                      if m.settings.revoked and (m.settings.id, m.verifier.public_bytes()) not in revoked]
@@ -107,8 +131,10 @@ class Coordinator:
                     custodial_priority=m.settings.custodial_priority,
                     admitted_unix=int(self.clock()),
                     arbiter=m.settings.arbiter,
+                    reader=m.settings.reader,
                 ))
-                Store.add_member(txn.db, m.settings.id, m.verifier.public_bytes(), idx, m.settings.arbiter)
+                Store.add_member(txn.db, m.settings.id, m.verifier.public_bytes(), idx, m.settings.arbiter,
+                                 m.settings.reader)
             for m in to_revoke:
                 idx = txn.append_signed(statements_pb2.MemberRevoked(
                     member_id=m.settings.id, public_key=m.verifier.public_bytes(), reason=m.settings.revoked,
@@ -118,6 +144,8 @@ class Coordinator:
     # --- intake ------------------------------------------------------------------------
 
     def submit_batch(self, identity: str, stmt: statement_pb2.SignedStatement, payload: bytes) -> intake_pb2.SubmitBatchResponse:
+        self.member(identity)
+        self.limiter.take(identity, "intake")
         self._signer(identity, stmt, asset_pb2.BatchManifest)
         try:
             manifest = parse_body(stmt, asset_pb2.BatchManifest)
@@ -128,6 +156,7 @@ class Coordinator:
         check_batch_id(manifest.batch_id)
 
         with self.lock:
+            self._fresh_matcher()
             stored = self.store.find_batch(identity, manifest.batch_id)
             if stored is not None:
                 if stored.manifest != stmt.body:
@@ -146,11 +175,28 @@ class Coordinator:
                 return self._store_batch(identity, stmt, manifest, assets)
             except BaseException:
                 # The transaction rolled back; the matcher may hold part of it.
-                self.matcher = self._load_matcher()
+                self._reload_matcher()
                 raise
+
+    def _reload_matcher(self) -> None:
+        """Rebuild the matcher from the store after a failed write; if the store cannot be read
+        either, say so and rebuild before the next intake."""
+        self._matcher_stale = True
+        try:
+            self.matcher = self._load_matcher()
+        except Exception:  # noqa: BLE001 - the write's own error is the one the caller sees
+            return
+        self._matcher_stale = False
+
+    def _fresh_matcher(self) -> None:
+        if self._matcher_stale:
+            self.matcher = self._load_matcher()
+            self._matcher_stale = False
 
     def withdraw(self, identity: str, stmt: statement_pb2.SignedStatement) -> intake_pb2.WithdrawAssetsResponse:
         """Tombstone a member's assets, by its own signed statement."""
+        self.member(identity)
+        self.limiter.take(identity, "intake")
         self._signer(identity, stmt, asset_pb2.AssetsWithdrawn)
         try:
             body = parse_body(stmt, asset_pb2.AssetsWithdrawn)
@@ -162,6 +208,7 @@ class Coordinator:
         if not body.asset_ids or len(body.asset_ids) > self.settings.max_batch_assets:
             raise invalid("bad_withdrawal", f"a withdrawal names 1 to {self.settings.max_batch_assets} assets")
         with self.lock:
+            self._fresh_matcher()
             stored = self.store.find_withdrawal(identity, body.withdrawal_id)
             if stored is not None:
                 if stored[0] != stmt.body:
@@ -190,7 +237,7 @@ class Coordinator:
                             # Nothing left to agree between members: no more votes on it.
                             self.negotiation.supersede(txn.db, cid, None)
             except BaseException:
-                self.matcher = self._load_matcher()
+                self._reload_matcher()
                 raise
         return intake_pb2.WithdrawAssetsResponse(withdrawn=len(ids), log_index=idx)
 
@@ -209,6 +256,10 @@ class Coordinator:
     def _signer(self, identity: str, stmt: statement_pb2.SignedStatement, kind) -> Member:
         """The member behind this connection, having checked it signed ``stmt`` of type ``kind``."""
         member = self.member(identity)
+        if identity in self.readers:
+            # Every statement a member sends is a batch, a withdrawal, a vote or a ruling.
+            raise Refusal(grpc.StatusCode.PERMISSION_DENIED, "reader",
+                          f"{identity!r} is a reader member: it may look up, but not {_READER_REFUSES.get(kind, 'sign statements')}")
         if stmt.type != kind.DESCRIPTOR.full_name:
             raise invalid("wrong_statement", f"expected a {kind.DESCRIPTOR.full_name} statement, got {stmt.type!r}")
         if stmt.signer != identity:
@@ -355,6 +406,11 @@ class Coordinator:
 
     def list_proposals(self, identity: str, statuses, page_size: int, page_token: str):
         return self.negotiation.list_proposals(identity, statuses, page_size, page_token)
+
+    # --- provenance lookups (coordinator/lookup.py) -------------------------------------------
+
+    def lookup(self, identity: str, files) -> lookup_pb2.LookupResponse:
+        return self.lookups.lookup(identity, files)
 
     def expire_deadlines(self, now: int | None = None) -> list[tuple[str, int]]:
         """Agree the open proposals past their deadline (silence counts as acceptance)."""

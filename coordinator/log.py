@@ -19,7 +19,7 @@ from dedup.merkle import Tree, leaf_hash
 from dedup.signing import sign_statement
 from dedup.v1 import statement_pb2, statements_pb2
 
-from .database import Database
+from .database import Database, store_fault
 from .store import Store
 
 
@@ -86,14 +86,38 @@ class TransparencyLog:
 
     @contextmanager
     def transaction(self) -> Iterator[LogTransaction]:
-        with self.store.transaction() as db:
-            txn = LogTransaction(db, self.tree.size, self.signer)
-            yield txn
+        try:
+            with self.store.transaction() as db:
+                txn = LogTransaction(db, self.tree.size, self.signer)
+                yield txn
+        except BaseException:
+            self._resync()
+            raise
         # Only reached once COMMIT succeeded.
         for h in txn.pending:
             self.tree.append_leaf_hash(h)
         if txn.pending:
-            self.publish_checkpoint()
+            try:
+                self.publish_checkpoint()
+            except Exception as exc:
+                # The entries are stored; only their checkpoint is not (the disk filled up in
+                # between). Reporting a failure would tell the sender nothing was stored. The
+                # next change, or the next start, publishes a checkpoint covering them.
+                if store_fault(exc) is None:
+                    raise
+
+    def _resync(self) -> None:
+        """After a failed transaction: a COMMIT whose answer was lost (a dropped PostgreSQL
+        connection) may still have stored the entries, so the tree follows the store, never
+        its own guess. Nothing to do when the store cannot be read now: the next transaction
+        fails the same way and comes back here."""
+        try:
+            row = self.store._db.execute("SELECT COUNT(*) FROM log_entries").fetchone()
+            if row[0] != self.tree.size:
+                self.tree = Tree.from_leaf_hashes(self.store.leaf_hashes())
+                self.publish_checkpoint()
+        except Exception:  # noqa: BLE001 - the transaction's own error is the one to report
+            pass
 
     def checkpoint_note(self, size: int | None = None) -> str | None:
         """The published checkpoint of ``size`` entries (default: the latest) as a signed note,

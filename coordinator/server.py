@@ -14,15 +14,16 @@ from grpc_reflection.v1alpha import reflection
 from dedup.jsonlog import event
 from dedup.note import NoteSigner
 from dedup.transport import SERVER_OPTIONS
-from dedup.v1 import (intake_pb2, intake_pb2_grpc, log_pb2, log_pb2_grpc, negotiation_pb2, negotiation_pb2_grpc,
-                      statements_pb2)
+from dedup.v1 import (intake_pb2, intake_pb2_grpc, log_pb2, log_pb2_grpc, lookup_pb2, lookup_pb2_grpc, negotiation_pb2,
+                      negotiation_pb2_grpc, statements_pb2)
 
 from .consortium import Coordinator
 from .log import TransparencyLog
 from .metrics import Metrics
-from .service import IntakeService, LogService, NegotiationService, record_agreement, update_proposal_gauge
+from .service import IntakeService, LogService, LookupService, NegotiationService, record_agreement, update_proposal_gauge
 from .settings import CoordinatorSettings
 from .store import Store
+from .storefault import StoreFaults
 
 log = logging.getLogger("dedup.coordinator")
 
@@ -30,6 +31,7 @@ SERVICES = (
     intake_pb2.DESCRIPTOR.services_by_name["IntakeService"].full_name,
     log_pb2.DESCRIPTOR.services_by_name["LogService"].full_name,
     negotiation_pb2.DESCRIPTOR.services_by_name["NegotiationService"].full_name,
+    lookup_pb2.DESCRIPTOR.services_by_name["LookupService"].full_name,
 )
 
 
@@ -61,8 +63,8 @@ class RunningServer:
 
 
 class DeadlineTimer:
-    """Agrees open proposals past their vote deadline, at start-up and then every
-    ``deadline_check_seconds``, in a thread of its own."""
+    """Agrees open proposals past their vote deadline and logs the lookup counts whose period
+    ended, at start-up and then every ``deadline_check_seconds``, in a thread of its own."""
 
     def __init__(self, core: Coordinator, metrics: Metrics, interval: float) -> None:
         self.core, self.metrics, self.interval = core, metrics, interval
@@ -78,6 +80,13 @@ class DeadlineTimer:
         for proposal_id, index in agreed:
             record_agreement(self.metrics, statements_pb2.AGREEMENT_BASIS_DEADLINE)
             event(log, "agreed_at_deadline", proposal_id=proposal_id, log_index=index)
+        try:
+            counted = self.core.lookups.flush()
+        except Exception as exc:  # noqa: BLE001 - the counts stay stored; logged at the next tick
+            event(log, "lookup_count_failed", logging.ERROR, error=str(exc))
+            counted = []
+        if counted:
+            event(log, "lookups_counted", entries=len(counted), first_index=counted[0])
         self.metrics.log_size.set(self.core.log.size)
         update_proposal_gauge(self.core, self.metrics)
 
@@ -119,13 +128,16 @@ def build_core(settings: CoordinatorSettings) -> Coordinator:
 
 def start(settings: CoordinatorSettings, workers: int = 8) -> RunningServer:
     core = build_core(settings)
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=SERVER_OPTIONS)
     metrics = Metrics()
+    faults = StoreFaults(lambda method, fault: metrics.refusals.labels(method.rsplit("/", 1)[-1], fault.reason).inc())
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=SERVER_OPTIONS,
+                         interceptors=[faults])
     metrics.index_size.set(len(core.matcher.index))
     metrics.log_size.set(core.log.size)
     intake_pb2_grpc.add_IntakeServiceServicer_to_server(IntakeService(core, metrics), server)
     log_pb2_grpc.add_LogServiceServicer_to_server(LogService(core, metrics), server)
     negotiation_pb2_grpc.add_NegotiationServiceServicer_to_server(NegotiationService(core, metrics), server)
+    lookup_pb2_grpc.add_LookupServiceServicer_to_server(LookupService(core, metrics), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)

@@ -8,8 +8,8 @@ import time
 import grpc
 
 from dedup.jsonlog import event
-from dedup.v1 import (intake_pb2, intake_pb2_grpc, log_pb2, log_pb2_grpc, negotiation_pb2, negotiation_pb2_grpc,
-                      statements_pb2)
+from dedup.v1 import (intake_pb2, intake_pb2_grpc, log_pb2, log_pb2_grpc, lookup_pb2, lookup_pb2_grpc, negotiation_pb2,
+                      negotiation_pb2_grpc, statements_pb2)
 
 from . import witnessing
 from .consortium import Coordinator
@@ -197,4 +197,22 @@ class NegotiationService(negotiation_pb2_grpc.NegotiationServiceServicer):
         update_proposal_gauge(self.core, m)
         m.log_size.set(self.core.log.size)
         event(log, "ruling", member=identity, log_index=resp.log_index, outcome_log_index=resp.outcome_log_index)
+        return resp
+
+
+class LookupService(lookup_pb2_grpc.LookupServiceServicer):
+    def __init__(self, core: Coordinator, metrics: Metrics) -> None:
+        self.core = core
+        self.metrics = metrics
+
+    def Lookup(self, request: lookup_pb2.LookupRequest, context: grpc.ServicerContext):
+        identity = peer_identity(context)
+        with self.metrics.latency.labels("Lookup").time():
+            try:
+                resp = self.core.lookup(identity, request.files)
+            except Refusal as r:
+                _refuse(context, self.metrics, "Lookup", identity, r)
+        # Counts only: what was asked is never logged.
+        event(log, "lookup", member=identity, files=len(request.files),
+              matched=sum(r.matched for r in resp.results))
         return resp

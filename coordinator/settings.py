@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from dedup.config import MemberId, TlsFiles, resolve_path
 from dedup.matching import DEFAULT_RULE, Rule
@@ -26,6 +26,15 @@ class MemberSettings(_Model):
                                                   "sends is refused from then on, and the log records the revocation")
     arbiter: bool = Field(False, description="may settle disputed master proposals with a signed ruling (logged in "
                                              "the member's admission, so it is set when the member is first admitted)")
+    reader: bool = Field(False, description="a member that only looks up provenance (`dedup node lookup`): no "
+                                            "collection, no batches, no votes; logged in the member's admission, so "
+                                            "it is set when the member is first admitted")
+
+    @model_validator(mode="after")
+    def _reader_is_not_arbiter(self) -> "MemberSettings":
+        if self.reader and self.arbiter:
+            raise ValueError(f"member {self.id}: a reader cannot be an arbiter (readers cast no votes or rulings)")
+        return self
 
 
 class MatchSettings(_Model):
@@ -39,6 +48,27 @@ class MatchSettings(_Model):
 
     def rule(self) -> Rule:
         return Rule(whole=self.whole, whole_loose=self.whole_loose, low=self.low, window=self.window)
+
+
+class LookupSettings(_Model):
+    """Provenance lookups (`LookupService`, SPEC.md section 10)."""
+
+    max_files: int = Field(100, ge=1, le=1000, description="most files one lookup call may ask about")
+    rate: float = Field(2.0, gt=0, description="files a member may look up per second, on average (a token "
+                                               "bucket per member; over it, lookups are refused with "
+                                               "RESOURCE_EXHAUSTED until it refills)")
+    burst: int = Field(200, ge=1, description="files a member may look up at once before the rate applies; at "
+                                              "least max_files")
+    count_period_seconds: int = Field(86400, ge=1, description="how often each member's lookup count is "
+                                                               "logged (a LookupsCounted entry: who asked how "
+                                                               "often, never what)")
+
+    @model_validator(mode="after")
+    def _burst_fits_a_call(self) -> "LookupSettings":
+        if self.burst < self.max_files:
+            raise ValueError(f"lookup.burst ({self.burst}) must be at least lookup.max_files ({self.max_files}), "
+                             "or a full lookup could never be answered")
+        return self
 
 
 class CoordinatorSettings(_Model):
@@ -58,7 +88,14 @@ class CoordinatorSettings(_Model):
                                                         "probes (Kubernetes grpc probes cannot present a client "
                                                         "certificate); off when unset")
     max_batch_assets: int = Field(5000, ge=1, description="largest batch accepted, in assets")
+    intake_rate: float = Field(50.0, gt=0, description="batches and withdrawals per second each member may send "
+                                                      "on average; past its burst, a member's further requests "
+                                                      "are refused with RESOURCE_EXHAUSTED naming when to retry "
+                                                      "(a flood from one member cannot starve the others)")
+    intake_burst: int = Field(200, ge=1, description="batches and withdrawals a member may send at once before "
+                                                     "intake_rate applies")
     match: MatchSettings = MatchSettings()
+    lookup: LookupSettings = LookupSettings()
     vote_deadline_seconds: int = Field(14 * 86400, ge=0,
                                        description="time members have to vote on a master proposal; a proposal "
                                                    "with no rejection or claim by then is agreed, silence counting "

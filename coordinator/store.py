@@ -19,7 +19,14 @@ CREATE TABLE IF NOT EXISTS members (
     member_id TEXT PRIMARY KEY,
     public_key {BLOB} NOT NULL,
     admitted_index {INT} NOT NULL,
-    arbiter {INT} NOT NULL DEFAULT 0  -- as logged in its MemberAdmitted entry
+    arbiter {INT} NOT NULL DEFAULT 0, -- as logged in its MemberAdmitted entry
+    reader {INT} NOT NULL DEFAULT 0   -- likewise: looks up only, sends no batches or votes
+);
+CREATE TABLE IF NOT EXISTS lookup_counts (
+    member_id TEXT PRIMARY KEY,       -- only counts: what was looked up is never stored
+    calls {INT} NOT NULL,
+    files {INT} NOT NULL,
+    since_unix {INT} NOT NULL         -- start of the period not yet logged
 );
 CREATE TABLE IF NOT EXISTS withdrawals (
     member_id TEXT NOT NULL,
@@ -172,7 +179,7 @@ class StoredMatch:
 #: statements that bring version v to v + 1, applied in order in one transaction at start-up.
 #: A (table, column, definition) step adds the column unless the table already has it (neither
 #: database has a portable ADD COLUMN IF NOT EXISTS).
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 MIGRATIONS: dict[int, tuple[str | tuple[str, str, str], ...]] = {
     # 1 -> 2: proposals are counted per cluster on every proposal.
     1: ("CREATE INDEX IF NOT EXISTS proposals_by_cluster ON proposals (cluster_id)",),
@@ -198,6 +205,10 @@ MIGRATIONS: dict[int, tuple[str | tuple[str, str, str], ...]] = {
         " statement {BLOB} NOT NULL, log_index {INT} NOT NULL, PRIMARY KEY (proposal_id, member_id))",
         "CREATE TABLE IF NOT EXISTS rulings (proposal_id TEXT PRIMARY KEY, arbiter_id TEXT NOT NULL,"
         " statement {BLOB} NOT NULL, log_index {INT} NOT NULL)"),
+    # 4 -> 5: reader members (lookup only), and the per-member lookup counts not yet logged.
+    4: (("members", "reader", "{INT} NOT NULL DEFAULT 0"),
+        "CREATE TABLE IF NOT EXISTS lookup_counts (member_id TEXT PRIMARY KEY, calls {INT} NOT NULL,"
+        " files {INT} NOT NULL, since_unix {INT} NOT NULL)"),
 }
 
 
@@ -255,6 +266,21 @@ class Store:
 
     def admitted_arbiters(self) -> set[str]:
         return {m for (m,) in self._db.execute("SELECT member_id FROM members WHERE arbiter = 1")}
+
+    def admitted_readers(self) -> set[str]:
+        return {m for (m,) in self._db.execute("SELECT member_id FROM members WHERE reader = 1")}
+
+    @staticmethod
+    def count_lookup(db, member_id: str, files: int, now: int) -> None:
+        db.execute("INSERT INTO lookup_counts (member_id, calls, files, since_unix) VALUES (?, 1, ?, ?)"
+                   " ON CONFLICT (member_id) DO UPDATE SET calls = lookup_counts.calls + 1,"
+                   " files = lookup_counts.files + excluded.files", (member_id, files, now))
+
+    @staticmethod
+    def lookup_counts(db) -> list[tuple[str, int, int, int]]:
+        """(member, calls, files, since) of every count not yet logged."""
+        return [tuple(r) for r in db.execute(
+            "SELECT member_id, calls, files, since_unix FROM lookup_counts ORDER BY member_id")]
 
     def revoked_keys(self) -> set[tuple[str, bytes]]:
         return {(m, bytes(k)) for m, k in self._db.execute("SELECT member_id, public_key FROM revocations")}
@@ -366,9 +392,10 @@ class Store:
         db.execute("INSERT INTO log_entries (idx, entry, leaf_hash) VALUES (?, ?, ?)", (index, entry, leaf_hash))
 
     @staticmethod
-    def add_member(db: Database, member_id: str, public_key: bytes, log_index: int, arbiter: bool = False) -> None:
-        db.execute("INSERT INTO members (member_id, public_key, admitted_index, arbiter) VALUES (?, ?, ?, ?)",
-                   (member_id, public_key, log_index, int(arbiter)))
+    def add_member(db: Database, member_id: str, public_key: bytes, log_index: int, arbiter: bool = False,
+                   reader: bool = False) -> None:
+        db.execute("INSERT INTO members (member_id, public_key, admitted_index, arbiter, reader) VALUES (?, ?, ?, ?, ?)",
+                   (member_id, public_key, log_index, int(arbiter), int(reader)))
 
     @staticmethod
     def add_batch(db, member_id: str, batch_id: str, sequence: int, manifest: bytes, accepted: int,

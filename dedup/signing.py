@@ -39,6 +39,7 @@ STATEMENT_TYPES: dict[str, type[Message]] = {
         statements_pb2.MasterVote,
         statements_pb2.MasterRuling,
         statements_pb2.MasterAgreed,
+        statements_pb2.LookupsCounted,
     )
 }
 

@@ -28,8 +28,14 @@ def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     db.execute("BEGIN IMMEDIATE")
     try:
         yield db
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    else:
         db.execute("COMMIT")
+    except BaseException:
+        # SQLite rolls some failures back itself (a full disk, an I/O error); a COMMIT that
+        # failed leaves the transaction open. Either way none of it is kept, and the
+        # connection is left ready for the next transaction.
+        if db.in_transaction:
+            try:
+                db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+        raise

@@ -142,6 +142,17 @@ def run(workdir: Path, say=print) -> Outcome:
             # Fetch the agreed outcomes into the catalogue, then write the audit report with them.
             _dedup("node", "decisions", "--config", str(cfg), "--json", step=f"{mid}: decisions")
             _dedup("node", "report", "--config", str(cfg), "--out", str(cfg.parent / "report"), step=f"{mid}: report")
+        # Provenance lookup: one member asks about another's folder without sending a picture.
+        (asker, cfg), (holder, _) = list(layout.node_configs.items())[:2]
+        look = json.loads(_dedup("node", "lookup", str(samples.folders[holder]), "--config", str(cfg), "--json",
+                                 "--proofs", str(workdir / "proofs"), step=f"{asker}: lookup", expect=(0, 1)).stdout)
+        matched = [r for r in look["results"] if r["matched"]]
+        say(f"{asker}: looked up {len(look['results'])} files of {holder}'s folder without sending them: "
+            f"{len(matched)} matched, {sum(r['master_status'] == 'agreed' for r in matched)} with an agreed master "
+            f"and its log inclusion proof")
+        if look["proofs"]:
+            _dedup("audit", "check-proof", look["proofs"][0], "--key", str(layout.log_public_key),
+                   step="check a lookup's proof")
         _dedup("coordinator", "export-log", "--config", str(layout.coordinator_config), str(layout.export),
                step="export log")
     finally:

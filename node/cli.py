@@ -23,7 +23,7 @@ CLAIM_KINDS_HELP = ("camera_original", "accession_record", "earlier_generation",
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "node", help="a member institution's node: scan, push, local duplicates, master decisions",
+        "node", help="a member institution's node: scan, push, local duplicates, master decisions, lookups",
         description="Scan the institution's own storage, keep a local catalogue of fingerprints, and send "
                     "signed fingerprints (never images, paths or names) to the consortium's coordinator.",
         epilog=exits.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -173,6 +173,45 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_config(s, ENV, "node")
     s.add_argument("--json", action="store_true", help='print {"clusters": [{"assets": [{"path": ...}], "links": [...]}]}')
     s.set_defaults(func=_duplicates)
+
+    s = cmds.add_parser(
+        "lookup", help="is this picture the definitive version? ask the consortium, without sending the image",
+        description="Fingerprint the files (and every file under the folders) here, exactly as `scan` does, and "
+                    "ask the coordinator whether any member holds a copy of each. Only the fingerprint records "
+                    "are sent: no image, path, name or asset id, and the coordinator stores none of it (it counts "
+                    "lookups per member; the log says who asked how often, never what). Nothing is added to the "
+                    "catalogue.\n\n"
+                    "For each file the answer gives: whether it matches (by the same rule and verification the "
+                    "coordinator uses for members' collections); the cluster's master, held by which member under "
+                    "which opaque asset id, with its declared evidence (dimensions, format family, capture date, "
+                    "rights); where the choice of master stands (agreed; proposed, open to votes; disputed, "
+                    "awaiting an arbiter; or none yet); and what this file is relative to the master, e.g. 'same "
+                    "image, lower resolution 1024 vs 6000 px', 'cropped, about 80% kept, colour-corrected', "
+                    "'greyscale', 'identical'. An agreed master comes with the inclusion proof of its MasterAgreed "
+                    "log entry: --proofs DIR writes each as entry-N.tlog-proof, to cite and to check later with "
+                    "`dedup audit check-proof FILE --key LOG_KEY`.\n\n"
+                    "Members of any kind may look up, including readers (members with no collection). Lookups are "
+                    "rate-limited per member: past the limit the coordinator answers RESOURCE_EXHAUSTED with when "
+                    "to retry, and the files not yet asked about are listed as such.\n\n"
+                    "With no [coordinator] and [tls] configured (or with --local), the answer comes from this "
+                    "node's own catalogue alone: its own copies of each file and the consortium outcome last "
+                    "fetched for them by `dedup node decisions`; the output says so.\n\n"
+                    "examples:\n"
+                    "  dedup node lookup photo.jpg\n"
+                    "  dedup node lookup story-0412/ --csv story-0412.csv --proofs proofs/\n"
+                    "  dedup node lookup photo.jpg --json | jq '.results[0].master_status'",
+        epilog=exits.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("paths", nargs="+", metavar="FILE_OR_FOLDER", help="image files, or folders to look up every "
+                                                                     "file in (walked as `scan` walks)")
+    add_config(s, ENV, "node")
+    s.add_argument("--json", action="store_true", help='print {"answered_by": ..., "results": [...]} (one per file, '
+                                                       "with the proof bundle text of agreed masters)")
+    s.add_argument("--csv", type=Path, metavar="FILE", help="also write one row per file to FILE")
+    s.add_argument("--proofs", type=Path, metavar="DIR", help="write each agreed master's inclusion proof to DIR")
+    s.add_argument("--local", action="store_true", help="answer from the local catalogue only, even with a "
+                                                        "coordinator configured")
+    s.add_argument("--workers", type=int, help="processes to fingerprint with (default: config, else one per core)")
+    s.set_defaults(func=_lookup)
 
 
     s = cmds.add_parser("report", help="write the internal audit: sizes, duplicates, costs, rights, fixity",
@@ -449,6 +488,57 @@ def _run_witness(settings: NodeSettings, cat: Catalogue, as_json: bool, after_pu
         for k in result.learned_keys:
             print(f"  now trusting the log key {k}, announced in the log by the previous key")
     return report(result.as_dict(), exits.OK)
+
+
+def _lookup(args) -> int:
+    from .lookup import (UNREACHABLE, LookupRefused, answers, ask_coordinator, files_of, fingerprint, local_answer,
+                         print_table, write_csv, write_proofs)
+
+    settings, cat = _open(args)
+    missing = [p for p in args.paths if not Path(p).exists()]
+    if missing:
+        raise CommandError(f"no such file or folder: {', '.join(missing)}")
+    skipped: list[tuple[str, str]] = []
+    files = files_of(args.paths, skipped)
+    if not files:
+        raise CommandError("no files to look up under " + ", ".join(args.paths))
+    queried = fingerprint(files, args.workers if args.workers is not None else settings.workers)
+    local = args.local or settings.coordinator is None or settings.tls is None
+    source = "local catalogue" if local else "coordinator"
+    refusal = None
+    code = exits.OK
+    if local:
+        answered = local_answer(cat, queried)
+    else:
+        try:
+            answered = ask_coordinator(settings, queried)
+        except LookupRefused as exc:
+            answered, refusal = exc.answered, f"{exc.code.name}: {exc.details}"
+            code = exits.UNAVAILABLE if exc.code in UNREACHABLE else exits.FAILED
+    rows = answers(queried, answered, source, refusal)
+    proofs = write_proofs(rows, args.proofs) if args.proofs else []
+    if args.csv:
+        write_csv(rows, args.csv)
+    unreadable = [q for q in queried if q.record is None]
+    if unreadable and code == exits.OK:
+        code = exits.FAILED
+    if args.json:
+        emit_json({"answered_by": source, "local_only": local, "results": rows, "proofs": proofs,
+                   "skipped": [{"path": p, "reason": r} for p, r in skipped], "refusal": refusal})
+        return code
+    if local:
+        print("LOCAL ANSWER: " + ("no coordinator is configured" if not args.local else "--local")
+              + f"; only {settings.member_id}'s own catalogue was searched, not the consortium")
+    print_table(rows, source)
+    for p, r in skipped:
+        print(f"  skipped: {p}: {r}")
+    matched = sum(d["matched"] for d in rows)
+    print(f"{len(rows)} files: {matched} matched, {len(rows) - matched - len(unreadable)} not matched, "
+          f"{len(unreadable)} unreadable" + (f"; proofs written to {args.proofs}" if proofs else "")
+          + (f"; rows written to {args.csv}" if args.csv else ""))
+    if refusal:
+        print(f"dedup: the coordinator stopped answering: {refusal}", file=sys.stderr)
+    return code
 
 
 def _duplicates(args) -> int:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -31,18 +33,49 @@ RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grp
              grpc.StatusCode.ABORTED, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
 
 
+#: Statuses worth resending the same batch for within this push, after a wait: the coordinator
+#: is restarting, unreachable, or asks this member to slow down. A deadline may pass after the
+#: batch was stored; the resend is then acknowledged as already stored.
+BACKOFF = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+#: Longest single wait between resends.
+MAX_BACKOFF_SECONDS = 30.0
+_RETRY_IN = re.compile(r"retry in ([0-9.]+) s")
+
+
+def backoff_waits(retries: int, base: float, rng: random.Random | None = None):
+    """The waits before each resend: exponential, capped, each drawn uniformly from its upper
+    half ("equal jitter"), so nodes cut off together do not come back in step."""
+    rng = rng or random.Random()
+    for k in range(retries):
+        ceiling = min(MAX_BACKOFF_SECONDS, base * 2 ** k)
+        yield ceiling / 2 + rng.uniform(0, ceiling / 2)
+
+
+def _should_back_off(code: grpc.StatusCode, detail: str | None) -> float | None:
+    """0 (use the backoff), a wait the coordinator asked for, or None (do not resend now)."""
+    if code in BACKOFF:
+        return 0.0
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and detail:
+        m = _RETRY_IN.search(detail)
+        if m:  # a rate limit names when a token is back; an oversized batch names nothing
+            return float(m.group(1))
+    return None
+
+
 @dataclass
 class PushSummary:
     batches_sent: int = 0
     assets_accepted: int = 0
     resent: int = 0
+    retries: int = 0
     new_matches: int = 0
     refused: list[dict] = field(default_factory=list)
     unreachable: str | None = None
 
     def as_dict(self) -> dict:
         return {"batches_sent": self.batches_sent, "assets_accepted": self.assets_accepted, "resent": self.resent,
-                "new_matches": self.new_matches, "refused": self.refused, "unreachable": self.unreachable}
+                "retries": self.retries, "new_matches": self.new_matches, "refused": self.refused,
+                "unreachable": self.unreachable}
 
 
 class KeyProblem(Exception):
@@ -90,7 +123,27 @@ def _records(batch: Batch) -> dict[str, bytes]:
     return {p: a.SerializeToString(deterministic=True) for p, a in zip(batch.paths, listing.assets)}
 
 
-def push(settings: NodeSettings, catalogue: Catalogue) -> PushSummary:
+def _submit(stub, request, settings: NodeSettings, summary: PushSummary, batch_id: str, sleep):
+    """SubmitBatch, resent after a growing, jittered wait while the coordinator is unreachable,
+    slow or rate-limiting; the last error is raised."""
+    endpoint = settings.coordinator
+    waits = backoff_waits(endpoint.retries, endpoint.retry_backoff_seconds)
+    while True:
+        try:
+            return stub.SubmitBatch(request, timeout=endpoint.timeout_seconds, wait_for_ready=False)
+        except grpc.RpcError as err:
+            asked = _should_back_off(err.code(), err.details())
+            wait = next(waits, None) if asked is not None else None
+            if wait is None:
+                raise
+            wait = max(wait, asked)
+            summary.retries += 1
+            event(log, "push retry", logging.WARNING, member=settings.member_id, batch_id=batch_id,
+                  code=err.code().name, detail=err.details(), wait_seconds=round(wait, 2))
+            sleep(wait)
+
+
+def push(settings: NodeSettings, catalogue: Catalogue, sleep=time.sleep) -> PushSummary:
     if settings.coordinator is None or settings.tls is None:
         raise NotConfigured("this node has no [coordinator] and [tls] settings; it can scan and report only")
     summary = PushSummary()
@@ -100,15 +153,14 @@ def push(settings: NodeSettings, catalogue: Catalogue) -> PushSummary:
     batches = resend + make_batches(catalogue, signer, settings.member_id, settings.batch_size)
     if not batches:
         return summary
-    timeout = settings.coordinator.timeout_seconds
     with channel(settings) as ch:
         stub = intake_pb2_grpc.IntakeServiceStub(ch)
         for batch in batches:
             stmt = statement_pb2.SignedStatement()
             stmt.ParseFromString(batch.manifest)
             try:
-                resp = stub.SubmitBatch(intake_pb2.SubmitBatchRequest(manifest=stmt, assets=batch.assets),
-                                        timeout=timeout, wait_for_ready=False)
+                resp = _submit(stub, intake_pb2.SubmitBatchRequest(manifest=stmt, assets=batch.assets), settings,
+                               summary, batch.batch_id, sleep)
             except grpc.RpcError as err:
                 code, detail = err.code(), err.details()
                 if code in RETRYABLE:

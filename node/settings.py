@@ -17,6 +17,11 @@ class CoordinatorEndpoint(BaseModel):
     address: str = Field(description="host:port of the coordinator's gRPC service")
     server_name: str = Field("coordinator", description="name in the coordinator's TLS certificate")
     timeout_seconds: float = Field(30.0, gt=0, description="deadline for each call")
+    retries: int = Field(3, ge=0, description="times `push` resends a batch the coordinator did not answer "
+                                              "(UNAVAILABLE or DEADLINE_EXCEEDED) before leaving it pending for "
+                                              "the next push; the waits grow exponentially, with random jitter")
+    retry_backoff_seconds: float = Field(0.5, gt=0, description="the first wait before a resend; each further "
+                                                                "wait doubles it, up to 30 s")
 
 
 class AutoDecisions(BaseModel):
@@ -58,6 +63,9 @@ class NodeSettings(BaseModel):
                                                                                "for the report's cost figures")
     batch_size: int = Field(500, ge=1, le=5000, description="assets per signed batch")
     workers: int = Field(0, ge=0, description="scan processes; 0 means one per CPU core")
+    lookup_batch_size: int = Field(100, ge=1, le=1000, description="files `dedup node lookup` asks the coordinator "
+                                                                   "about per call (at most the coordinator's "
+                                                                   "lookup.max_files)")
     log_verifier_key: str | None = Field(None, description="the coordinator's log verifier key (C2SP vkey string), "
                                                            "or a file holding it (e.g. the consortium's log.pub); "
                                                            "needed to witness the log")

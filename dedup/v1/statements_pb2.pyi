@@ -223,3 +223,17 @@ class LogKeyRotated(_message.Message):
     reason: str
     rotated_unix: int
     def __init__(self, old_verifier_key: _Optional[str] = ..., new_verifier_key: _Optional[str] = ..., reason: _Optional[str] = ..., rotated_unix: _Optional[int] = ...) -> None: ...
+
+class LookupsCounted(_message.Message):
+    __slots__ = ("member_id", "calls", "files", "period_start_unix", "period_end_unix")
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    CALLS_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_START_UNIX_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_END_UNIX_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    calls: int
+    files: int
+    period_start_unix: int
+    period_end_unix: int
+    def __init__(self, member_id: _Optional[str] = ..., calls: _Optional[int] = ..., files: _Optional[int] = ..., period_start_unix: _Optional[int] = ..., period_end_unix: _Optional[int] = ...) -> None: ...
