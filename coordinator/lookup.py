@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from dedup.fingerprint.kinds import FingerprintError, validate
 from dedup.matching import Link, link
 from dedup.policy import POLICY_VERSION, Candidate as PolicyCandidate, choose_master
 from dedup.proofbundle import Bundle
@@ -26,7 +25,7 @@ from .negotiation import _COLUMNS, _proposal
 from .ratelimit import Limit, RateLimiter
 from .refusal import Refusal
 from .store import Store
-from .validation import invalid
+from .validation import check_record, invalid
 
 if TYPE_CHECKING:
     from .consortium import Coordinator
@@ -42,23 +41,7 @@ def check_file(i: int, a: asset_pb2.Asset) -> None:
     if a.asset_id:
         raise invalid("asset_id_in_lookup", f"{where}: a lookup carries no asset id (it is never stored); "
                                             "leave asset_id empty")
-    if len(a.sha256) != 32 or len(a.pixel_digest) != 32:
-        raise invalid("bad_digest", f"{where}: sha256 and pixel_digest must be 32 bytes each")
-    if not a.fingerprints and not a.low_information:
-        raise invalid("no_fingerprint", f"{where}: carries no fingerprint and is not marked low-information")
-    kinds = set()
-    for fp in a.fingerprints:
-        try:
-            validate(fp.algorithm, fp.version, fp.value)
-        except FingerprintError as exc:
-            raise invalid("bad_fingerprint", f"{where}: fingerprint {fp.algorithm} v{fp.version}: {exc}") from exc
-        if (fp.algorithm, fp.version) in kinds:
-            raise invalid("bad_fingerprint", f"{where}: fingerprint {fp.algorithm} v{fp.version} given twice")
-        kinds.add((fp.algorithm, fp.version))
-    if a.evidence.width == 0 or a.evidence.height == 0:
-        raise invalid("bad_evidence", f"{where}: evidence must give the pixel width and height")
-    if a.evidence.jpeg_quality > 100:
-        raise invalid("bad_evidence", f"{where}: jpeg_quality must be 0-100")
+    check_record(a, where)
 
 
 class Lookups:

@@ -48,23 +48,29 @@ def parse_assets(manifest: asset_pb2.BatchManifest, payload: bytes, max_assets: 
         if a.asset_id in seen:
             raise invalid("duplicate_asset", f"{where}: asset id appears twice in the batch")
         seen.add(a.asset_id)
-        if len(a.sha256) != 32 or len(a.pixel_digest) != 32:
-            raise invalid("bad_digest", f"{where}: sha256 and pixel_digest must be 32 bytes each")
-        if not a.fingerprints and not a.low_information:
-            # Only low-information images (no usable perceptual hash) may go without one.
-            raise invalid("no_fingerprint", f"{where}: carries no fingerprint and is not marked low-information")
-        kinds = set()
-        for fp in a.fingerprints:
-            try:
-                validate(fp.algorithm, fp.version, fp.value)
-            except FingerprintError as exc:
-                raise invalid("bad_fingerprint", f"{where}: fingerprint {fp.algorithm} v{fp.version}: {exc}") from exc
-            if (fp.algorithm, fp.version) in kinds:
-                raise invalid("bad_fingerprint", f"{where}: fingerprint {fp.algorithm} v{fp.version} given twice")
-            kinds.add((fp.algorithm, fp.version))
-        e = a.evidence
-        if e.width == 0 or e.height == 0:
-            raise invalid("bad_evidence", f"{where}: evidence must give the pixel width and height")
-        if e.jpeg_quality > 100:
-            raise invalid("bad_evidence", f"{where}: jpeg_quality must be 0-100")
+        check_record(a, where)
     return list(listing.assets)
+
+
+def check_record(a: asset_pb2.Asset, where: str) -> None:
+    """An asset record's digests, fingerprints and evidence (all but its id), as intake and
+    lookup both require; ``where`` names the record in the refusal."""
+    if len(a.sha256) != 32 or len(a.pixel_digest) != 32:
+        raise invalid("bad_digest", f"{where}: sha256 and pixel_digest must be 32 bytes each")
+    if not a.fingerprints and not a.low_information:
+        # Only low-information images (no usable perceptual hash) may go without one.
+        raise invalid("no_fingerprint", f"{where}: carries no fingerprint and is not marked low-information")
+    kinds = set()
+    for fp in a.fingerprints:
+        try:
+            validate(fp.algorithm, fp.version, fp.value)
+        except FingerprintError as exc:
+            raise invalid("bad_fingerprint", f"{where}: fingerprint {fp.algorithm} v{fp.version}: {exc}") from exc
+        if (fp.algorithm, fp.version) in kinds:
+            raise invalid("bad_fingerprint", f"{where}: fingerprint {fp.algorithm} v{fp.version} given twice")
+        kinds.add((fp.algorithm, fp.version))
+    e = a.evidence
+    if e.width == 0 or e.height == 0:
+        raise invalid("bad_evidence", f"{where}: evidence must give the pixel width and height")
+    if e.jpeg_quality > 100:
+        raise invalid("bad_evidence", f"{where}: jpeg_quality must be 0-100")
