@@ -146,13 +146,7 @@ class Coordinator:
     def submit_batch(self, identity: str, stmt: statement_pb2.SignedStatement, payload: bytes) -> intake_pb2.SubmitBatchResponse:
         self.member(identity)
         self.limiter.take(identity, "intake")
-        self._signer(identity, stmt, asset_pb2.BatchManifest)
-        try:
-            manifest = parse_body(stmt, asset_pb2.BatchManifest)
-        except SignatureError as exc:
-            raise invalid("bad_manifest", str(exc)) from exc
-        if manifest.member_id != identity:
-            raise invalid("member_mismatch", f"manifest names member {manifest.member_id!r}, signer is {identity!r}")
+        manifest = self.signed_body(identity, stmt, asset_pb2.BatchManifest, "manifest")
         check_batch_id(manifest.batch_id)
 
         with self.lock:
@@ -197,13 +191,7 @@ class Coordinator:
         """Tombstone a member's assets, by its own signed statement."""
         self.member(identity)
         self.limiter.take(identity, "intake")
-        self._signer(identity, stmt, asset_pb2.AssetsWithdrawn)
-        try:
-            body = parse_body(stmt, asset_pb2.AssetsWithdrawn)
-        except SignatureError as exc:
-            raise invalid("bad_withdrawal", str(exc)) from exc
-        if body.member_id != identity:
-            raise invalid("member_mismatch", f"withdrawal names member {body.member_id!r}, signer is {identity!r}")
+        body = self.signed_body(identity, stmt, asset_pb2.AssetsWithdrawn, "withdrawal")
         check_batch_id(body.withdrawal_id)
         if not body.asset_ids or len(body.asset_ids) > self.settings.max_batch_assets:
             raise invalid("bad_withdrawal", f"a withdrawal names 1 to {self.settings.max_batch_assets} assets")
@@ -252,6 +240,22 @@ class Coordinator:
             raise Refusal(grpc.StatusCode.PERMISSION_DENIED, "revoked",
                           f"the key of member {identity!r} is revoked ({member.settings.revoked}); {refused}")
         return member
+
+    def signed_body(self, identity: str, stmt: statement_pb2.SignedStatement, kind, noun: str,
+                    field: str = "member_id", role: str = "member", then=None):
+        """A member's signed statement of type ``kind``, checked (``_signer``, then ``then()`` if
+        given) and parsed; its ``field`` must name the signer. ``noun`` names it in refusals."""
+        self._signer(identity, stmt, kind)
+        if then is not None:
+            then()
+        try:
+            body = parse_body(stmt, kind)
+        except SignatureError as exc:
+            raise invalid(f"bad_{noun}", str(exc)) from exc
+        named = getattr(body, field)
+        if named != identity:
+            raise invalid("member_mismatch", f"{noun} names {role} {named!r}, signer is {identity!r}")
+        return body
 
     def _signer(self, identity: str, stmt: statement_pb2.SignedStatement, kind) -> Member:
         """The member behind this connection, having checked it signed ``stmt`` of type ``kind``."""

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from dedup.signing import SignatureError, parse_body
 from dedup.v1 import negotiation_pb2 as N, statement_pb2, statements_pb2 as S
 
 from .refusal import Refusal
@@ -146,13 +145,7 @@ class Negotiator:
 
     def vote(self, identity: str, stmt: statement_pb2.SignedStatement) -> N.VoteResponse:
         core = self.core
-        core._signer(identity, stmt, S.MasterVote)
-        try:
-            v = parse_body(stmt, S.MasterVote)
-        except SignatureError as exc:
-            raise invalid("bad_vote", str(exc)) from exc
-        if v.member_id != identity:
-            raise invalid("member_mismatch", f"vote names member {v.member_id!r}, signer is {identity!r}")
+        v = core.signed_body(identity, stmt, S.MasterVote, "vote")
         if v.choice not in (ACCEPT, REJECT, CLAIM):
             raise invalid("bad_choice", f"vote choice {v.choice} is not accept, reject or claim")
         _text("reason", v.reason, required=v.choice == REJECT)
@@ -215,16 +208,13 @@ class Negotiator:
 
     def rule(self, identity: str, stmt: statement_pb2.SignedStatement) -> N.RuleResponse:
         core = self.core
-        core._signer(identity, stmt, S.MasterRuling)
-        if identity not in core.arbiters:
-            raise Refusal(grpc.StatusCode.PERMISSION_DENIED, "not_arbiter",
-                          f"{identity!r} was not admitted as an arbiter; only arbiters rule on disputed proposals")
-        try:
-            r = parse_body(stmt, S.MasterRuling)
-        except SignatureError as exc:
-            raise invalid("bad_ruling", str(exc)) from exc
-        if r.arbiter_id != identity:
-            raise invalid("member_mismatch", f"ruling names arbiter {r.arbiter_id!r}, signer is {identity!r}")
+        def arbiter_only() -> None:
+            if identity not in core.arbiters:
+                raise Refusal(grpc.StatusCode.PERMISSION_DENIED, "not_arbiter",
+                              f"{identity!r} was not admitted as an arbiter; only arbiters rule on disputed proposals")
+
+        r = core.signed_body(identity, stmt, S.MasterRuling, "ruling", field="arbiter_id", role="arbiter",
+                             then=arbiter_only)
         _text("reasoning", r.reasoning, required=True)
         with core.lock:
             db = core.store._db
