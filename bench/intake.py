@@ -397,18 +397,29 @@ def _pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, round(q * (len(s) - 1)))] if s else 0.0
 
 
-def run_level(nodes: int, per_node: int, batch_size: int, templates: list[bytes], folder: Path, seed: int,
-              copy_share: float) -> dict:
+def fresh_consortium(folder: Path, nodes: int, settings: str = ""):
+    """A new demo-style consortium of ``nodes`` members in ``folder`` (emptied first), with
+    ``settings`` (TOML lines) put ahead of the coordinator's generated ones: (member ids,
+    layout, the coordinator's database path)."""
     from dedup.config import load
     from dedup.coordinator.settings import CoordinatorSettings
-    from dedup.demo.setup import create, point_nodes_at
+    from dedup.demo.setup import create
 
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     members = _members(nodes)
     layout = create(folder, members, {m: folder / "nodes" / m / "collection" for m in members})
-    database = Path(load(layout.coordinator_config, CoordinatorSettings).database)
+    if settings:
+        layout.coordinator_config.write_text(settings + layout.coordinator_config.read_text())
+    return members, layout, Path(load(layout.coordinator_config, CoordinatorSettings).database)
+
+
+def run_level(nodes: int, per_node: int, batch_size: int, templates: list[bytes], folder: Path, seed: int,
+              copy_share: float) -> dict:
+    from dedup.demo.setup import point_nodes_at
+
+    members, layout, database = fresh_consortium(folder, nodes)
     coord = CoordinatorProcess(layout.coordinator_config, layout.coordinator_config.parent)
     log(f"{nodes} nodes: coordinator pid {coord.proc.pid} serving on 127.0.0.1:{coord.port}")
     procs = []

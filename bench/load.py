@@ -35,7 +35,8 @@ import uuid
 from pathlib import Path
 
 from bench.common import code_label, code_state, log, machine, now_iso, publish, versions
-from bench.intake import SEED, AssetMaker, CoordinatorProcess, _collect, _members, _pct, _stored, base_records
+from bench.intake import (SEED, AssetMaker, CoordinatorProcess, _collect, _pct, _stored, base_records,
+                          fresh_consortium)
 
 COMMAND = ".venv/bin/python -m bench.load"
 LEVELS = (2, 8, 32)
@@ -119,20 +120,11 @@ def _sample(coord: CoordinatorProcess, stop: threading.Event, out: list, t0: flo
 
 def run_level(nodes: int, seconds: float, steady: float, batch_size: int, templates: list[bytes], folder: Path,
               seed: int) -> dict:
-    from dedup.config import load
-    from dedup.coordinator.settings import CoordinatorSettings
-    from dedup.demo.setup import create, point_nodes_at
+    from dedup.demo.setup import point_nodes_at
 
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    members = _members(nodes)
-    layout = create(folder, members, {m: folder / "nodes" / m / "collection" for m in members})
     # The per-member intake limit would refuse the steady phase's resends (it counts every
     # request, stored or not): lifted, so the coordinator itself is measured.
-    cfg = layout.coordinator_config
-    cfg.write_text("intake_rate = 1000000.0\nintake_burst = 1000000\n" + cfg.read_text())
-    database = Path(load(layout.coordinator_config, CoordinatorSettings).database)
+    members, layout, database = fresh_consortium(folder, nodes, "intake_rate = 1000000.0\nintake_burst = 1000000\n")
     coord = CoordinatorProcess(layout.coordinator_config, layout.coordinator_config.parent)
     procs = []
     rss: list[tuple[float, float]] = []
