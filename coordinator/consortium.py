@@ -14,13 +14,14 @@ from dataclasses import dataclass
 
 import grpc
 
+from dedup.fingerprint.wire import Hashes
 from dedup.note import NoteVerifier
 from dedup.policy import POLICY_VERSION, Candidate as PolicyCandidate, choose_master, derived_copies
 from dedup.signing import SignatureError, parse_body, verify_statement
 from dedup.v1 import asset_pb2, intake_pb2, lookup_pb2, negotiation_pb2, statement_pb2, statements_pb2
 
 from .log import LogTransaction, TransparencyLog
-from .matcher import Candidate, Key, Matcher, new_cluster_id
+from .matcher import Candidate, Key, Matcher, new_cluster_id, parse_hashes
 from .lookup import Lookups
 from .negotiation import Negotiator
 from .ratelimit import Limit, RateLimiter
@@ -283,14 +284,15 @@ class Coordinator:
             batch_index = txn.append(stmt)
             # Other members' assets do not change during the batch, so all of its candidates
             # are found in one search; clustering then goes asset by asset, in batch order.
-            found = self.matcher.candidates_many(member_id, assets)
+            parsed = [parse_hashes(a) for a in assets]  # once per asset, for every comparison below
+            found = self.matcher.candidates_many(member_id, assets, parsed)
             for asset in assets:
                 self._update(txn, (member_id, asset.asset_id), asset, touched)
             Store.put_assets(txn.db, member_id, [(a.asset_id, a.SerializeToString(deterministic=True)) for a in assets],
                              manifest.batch_id)
-            for asset, candidates in zip(assets, found):
-                new_matches += self._match(txn, (member_id, asset.asset_id), asset, candidates, touched)
-            self.matcher.index.add_many([((member_id, a.asset_id), a) for a in assets])
+            for asset, h, candidates in zip(assets, parsed, found):
+                new_matches += self._match(txn, (member_id, asset.asset_id), asset, candidates, touched, h)
+            self.matcher.index.add_many([((member_id, a.asset_id), a) for a in assets], parsed)
             Store.add_batch(txn.db, member_id, manifest.batch_id, manifest.sequence, stmt.body, len(assets),
                             new_matches, batch_index, int(self.clock()))
             for cid in sorted(touched):
@@ -322,13 +324,13 @@ class Coordinator:
         touched.setdefault(cid, "copy_changed")
 
     def _match(self, txn: LogTransaction, key: Key, asset: asset_pb2.Asset, candidates: list[Candidate],
-               touched: dict[str, str]) -> int:
+               touched: dict[str, str], parsed: Hashes | None) -> int:
         m = self.matcher
-        m.add_many([(key, asset)], indexed=False)
+        m.add_many([(key, asset)], indexed=False, parsed=[parsed])
         accepted = []
         for c in candidates:
             cid = m.cluster_of.get(c.key)
-            if cid is None or m.verified(asset, cid):
+            if cid is None or m.verified(asset, cid, parsed):
                 accepted.append(c)
         if not accepted:
             return 0

@@ -16,7 +16,8 @@ from typing import Callable
 from dataclasses import dataclass
 
 from dedup.candidates import CandidateIndex
-from dedup.matching import Link, Rule, link
+from dedup.fingerprint.wire import Hashes
+from dedup.matching import Link, Rule, hashes, link
 from dedup.v1 import asset_pb2
 
 Key = tuple[str, str]  # (member_id, asset_id)
@@ -35,7 +36,8 @@ class Matcher:
 
     Records are not all held in memory (a parsed record costs kilobytes, and a coordinator
     holds millions): ``fetch(key)`` reads one from the store, and the most recently used
-    are kept. ``fetch`` must see the current transaction's own writes.
+    are kept, each with its parsed hashes. ``fetch`` must see the current transaction's own
+    writes.
     """
 
     def __init__(self, rule: Rule, fetch: Callable[[Key], asset_pb2.Asset | None], cache: int = 20_000) -> None:
@@ -43,7 +45,7 @@ class Matcher:
         self.verify_rule = rule.loosened(VERIFY_SLACK)
         self.index = CandidateIndex(rule)
         self._fetch = fetch
-        self._cache: OrderedDict[Key, asset_pb2.Asset] = OrderedDict()
+        self._cache: OrderedDict[Key, tuple[asset_pb2.Asset, Hashes | None]] = OrderedDict()
         self._cache_size = cache
         self._cache_lock = threading.Lock()
         self.cluster_of: dict[Key, str] = {}
@@ -54,6 +56,11 @@ class Matcher:
 
     def record(self, key: Key) -> asset_pb2.Asset | None:
         """The asset's current record, or None if it is not held here."""
+        found = self._cached(key)
+        return None if found is None else found[0]
+
+    def _cached(self, key: Key) -> tuple[asset_pb2.Asset, Hashes | None] | None:
+        """(record, its hashes), from the cache or the store."""
         with self._cache_lock:
             found = self._cache.get(key)
             if found is not None:
@@ -61,32 +68,37 @@ class Matcher:
                 return found
         if key not in self.index:
             return None
-        found = self._fetch(key)
-        if found is not None:
-            self._remember(key, found)
-        return found
+        asset = self._fetch(key)
+        if asset is None:
+            return None
+        return self._remember(key, asset)
 
-    def _remember(self, key: Key, asset: asset_pb2.Asset) -> None:
+    def _remember(self, key: Key, asset: asset_pb2.Asset, parsed: Hashes | None | object = None):
+        entry = (asset, parse_hashes(asset) if parsed is None else parsed)
         with self._cache_lock:  # readers of ListMatches share the cache with intake
-            self._cache[key] = asset
+            self._cache[key] = entry
             self._cache.move_to_end(key)
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
+        return entry
 
     def add(self, key: Key, asset: asset_pb2.Asset) -> None:
         """Make ``asset`` findable (replacing an earlier record under the same key)."""
         self.add_many([(key, asset)])
 
     def add_many(self, items: list[tuple[Key, asset_pb2.Asset]], *, indexed: bool = True,
-                 remember: bool = True) -> None:
+                 remember: bool = True, parsed: list[Hashes | None] | None = None) -> None:
         """``indexed=False`` records the assets without making them findable yet (an intake
         adds a batch's assets to the index in one go, once its own search is done);
-        ``remember=False`` indexes without caching the records (loading a whole store)."""
+        ``remember=False`` indexes without caching the records (loading a whole store);
+        ``parsed`` gives each record's hashes when the caller has them."""
+        if parsed is None:
+            parsed = [parse_hashes(asset) for _, asset in items]
         if remember:
-            for key, asset in items:
-                self._remember(key, asset)
+            for (key, asset), h in zip(items, parsed):
+                self._remember(key, asset, h)
         if indexed:
-            self.index.add_many(items)
+            self.index.add_many(items, parsed)
 
     def remove(self, key: Key) -> str | None:
         """Forget a withdrawn asset; return the cluster it was in, if any."""
@@ -118,34 +130,45 @@ class Matcher:
         """Links from ``asset`` to other members' assets, by the shared matching rule."""
         return self.candidates_many(member_id, [asset])[0]
 
-    def candidates_many(self, member_id: str, assets: list[asset_pb2.Asset]) -> list[list[Candidate]]:
+    def candidates_many(self, member_id: str, assets: list[asset_pb2.Asset],
+                        parsed: list[Hashes | None] | None = None) -> list[list[Candidate]]:
         """For each of one member's ``assets``, its links to other members' assets (one index
         search for them all; the member's own assets are never candidates)."""
+        if parsed is None:
+            parsed = [parse_hashes(a) for a in assets]
         out = []
-        for asset, keys in zip(assets, self.index.candidates_many(assets)):
+        for asset, h, keys in zip(assets, parsed, self.index.candidates_many(assets, parsed)):
             links = []
             for key in sorted(keys):
                 if key[0] == member_id:
                     continue
-                found = link(self.record(key), asset, self.rule)
+                other, ho = self._cached(key)
+                found = link(other, asset, self.rule, ha=ho, hb=h)
                 if found is not None:
                     links.append(Candidate(key, found))
             out.append(links)
         return out
 
-    def verified(self, asset: asset_pb2.Asset, cluster_id: str) -> bool:
+    def verified(self, asset: asset_pb2.Asset, cluster_id: str, parsed: Hashes | None | object = None) -> bool:
         """Does ``asset`` also match more than half of the copies already in the cluster?"""
+        h = parse_hashes(asset) if parsed is None else parsed
         members = self.members_of.get(cluster_id, ())
         need = len(members) // 2 + 1
         agree = 0
         for left, k in enumerate(sorted(members), start=0):
             if agree + (len(members) - left) < need:
                 return False  # the rest could not make a majority
-            if link(self.record(k), asset, self.verify_rule) is not None:
+            other, ho = self._cached(k)
+            if link(other, asset, self.verify_rule, ha=ho, hb=h) is not None:
                 agree += 1
                 if agree >= need:
                     return True
         return agree >= need
+
+
+def parse_hashes(asset: asset_pb2.Asset) -> Hashes | None:
+    """The hashes the rule compares; None for low-information records (never compared)."""
+    return None if asset.low_information else hashes(asset)
 
 
 def new_cluster_id(a: Key, b: Key) -> str:

@@ -23,6 +23,7 @@ from typing import Hashable, Sequence
 import numpy as np
 
 from dedup.fingerprint.suite import WINDOWS
+from dedup.fingerprint.wire import Hashes
 from dedup.index import HammingIndex
 from dedup.matching import DEFAULT_RULE, Rule, hashes
 from dedup.v1 import asset_pb2
@@ -58,10 +59,16 @@ class CandidateIndex:
     def add(self, key: Hashable, asset: asset_pb2.Asset) -> None:
         self.add_many([(key, asset)])
 
-    def add_many(self, items: Sequence[tuple[Hashable, asset_pb2.Asset]]) -> None:
+    def add_many(self, items: Sequence[tuple[Hashable, asset_pb2.Asset]],
+                 parsed: Sequence[Hashes | None] | None = None) -> None:
         """Make assets findable (replacing earlier records under the same keys); one append
-        per index, so loading a whole store on start-up builds each index in one go."""
-        items = list(dict(items).items())  # a key given twice keeps its last record
+        per index, so loading a whole store on start-up builds each index in one go.
+        ``parsed``, if given, is ``hashes(asset)`` of each item, already computed."""
+        # A key given twice keeps its first place and its last record.
+        last = {key: i for i, (key, _) in enumerate(items)}
+        if parsed is not None:
+            parsed = [parsed[i] for i in last.values()]
+        items = [items[i] for i in last.values()]
         if not items:
             return
         values: dict[str, list[bytes]] = {name: [] for name in self._names}
@@ -73,7 +80,7 @@ class CandidateIndex:
             self._number[key] = len(self._keys)
             self._keys.append(key)
             rows = {"exact": [bytes(asset.sha256[:8]).ljust(8, b"\0"), bytes(asset.pixel_digest[:8]).ljust(8, b"\0")]}
-            h = None if asset.low_information else hashes(asset)
+            h = None if asset.low_information else (hashes(asset) if parsed is None else parsed[i])
             if h is not None:
                 rows["upright"] = [h.upright]
                 rows["turned"] = list(h.dihedral[1:])
@@ -112,8 +119,10 @@ class CandidateIndex:
     def candidates(self, asset: asset_pb2.Asset) -> set[Hashable]:
         return self.candidates_many([asset])[0]
 
-    def candidates_many(self, assets: Sequence[asset_pb2.Asset]) -> list[set[Hashable]]:
-        """For each asset, every stored key the rule could link to it (one search per index)."""
+    def candidates_many(self, assets: Sequence[asset_pb2.Asset],
+                        parsed: Sequence[Hashes | None] | None = None) -> list[set[Hashable]]:
+        """For each asset, every stored key the rule could link to it (one search per index).
+        ``parsed``, if given, is ``hashes(asset)`` of each, already computed."""
         numbers: list[set[int]] = [set() for _ in assets]
         queries: dict[str, list[bytes]] = defaultdict(list)
         owner_of: dict[str, list[tuple[int, int]]] = defaultdict(list)  # query -> (asset, window position)
@@ -124,7 +133,7 @@ class CandidateIndex:
 
         for i, a in enumerate(assets):
             ask("exact", i, [bytes(a.sha256[:8]).ljust(8, b"\0"), bytes(a.pixel_digest[:8]).ljust(8, b"\0")])
-            h = None if a.low_information else hashes(a)
+            h = None if a.low_information else (hashes(a) if parsed is None else parsed[i])
             if h is None:
                 continue
             ask("upright", i, list(h.dihedral))

@@ -24,7 +24,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Sequence
 
-from dedup.fingerprint.distance import hamming
 from dedup.fingerprint.kinds import DCT64_V2 as DCT64, DCT256_V2, WIN64_V2 as WIN64
 from dedup.fingerprint.suite import WINDOWS
 from dedup.fingerprint.wire import Hashes, from_wire
@@ -70,10 +69,6 @@ class Link:
 
 def hashes(asset: asset_pb2.Asset) -> Hashes | None:
     return from_wire((fp.algorithm, fp.version, fp.value) for fp in asset.fingerprints)
-
-
-def _degenerate(h: bytes) -> bool:
-    return h == bytes(len(h)) or h == b"\xff" * len(h)
 
 
 def _aspect(e: asset_pb2.Evidence) -> float:
@@ -132,18 +127,25 @@ def _whole_aspect(e: asset_pb2.Evidence) -> float:
     return w / h if h else 0.0
 
 
+_FULL64 = (1 << 64) - 1
+
+
 def _crop(small: asset_pb2.Asset, hs: Hashes, large: asset_pb2.Asset, hl: Hashes, rule: Rule) -> Link | None:
     """Is ``small`` a crop of ``large``? The best window that fits, if any."""
     best: Link | None = None
+    si, windows = hs.ints, hl.ints.windows
     # The crop as framed (trimmed) and as a whole: a flat strip left at its edge may or may
     # not have been trimmed, depending on where the crop cut.
-    for low, ra in ((hs.low, _aspect(small.evidence)), (hs.low_whole, _whole_aspect(small.evidence))):
-        for k, w in enumerate(hl.windows):
-            if _degenerate(w):
+    for low, aspect in ((si.low, _aspect), (si.low_whole, _whole_aspect)):
+        ra = None
+        for k, w in enumerate(windows):
+            if w == 0 or w == _FULL64:  # degenerate window
                 continue
-            d = hamming(low, w)
+            d = (low ^ w).bit_count()
             if d > rule.window or (best is not None and d >= best.distance):
                 continue
+            if ra is None:
+                ra = aspect(small.evidence)
             rw = _window_aspect(large.evidence, k)
             if ra and rw and abs(ra - rw) / max(ra, rw) > rule.aspect:
                 continue
@@ -152,29 +154,42 @@ def _crop(small: asset_pb2.Asset, hs: Hashes, large: asset_pb2.Asset, hl: Hashes
     return best
 
 
-def link(a: asset_pb2.Asset, b: asset_pb2.Asset, rule: Rule = DEFAULT_RULE) -> Link | None:
-    """The relation between two assets, or None when they are not copies of one another."""
+#: ``link``'s default for the parsed hashes: parse them from the record.
+PARSE: object = object()
+
+
+def link(a: asset_pb2.Asset, b: asset_pb2.Asset, rule: Rule = DEFAULT_RULE, *,
+         ha: Hashes | None | object = PARSE, hb: Hashes | None | object = PARSE) -> Link | None:
+    """The relation between two assets, or None when they are not copies of one another.
+
+    ``ha`` and ``hb`` may pass ``hashes(a)`` and ``hashes(b)`` when the caller already has
+    them (a coordinator compares one record with many)."""
     if a.sha256 == b.sha256:
         return Link(R.RELATION_IDENTICAL_BYTES, "sha256", 0)
     if a.pixel_digest and a.pixel_digest == b.pixel_digest:
         return Link(R.RELATION_IDENTICAL_PIXELS, "pixel-sha256", 0)
     if a.low_information or b.low_information:
         return None
-    ha, hb = hashes(a), hashes(b)
+    if ha is PARSE:
+        ha = hashes(a)
+    if hb is PARSE:
+        hb = hashes(b)
     if ha is None or hb is None:
         return None
-    d_up = hamming(ha.upright, hb.upright)
+    ia, ib = ha.ints, hb.ints
+    up_a, up_b = ia.dihedral[0], ib.dihedral[0]
+    d_up = (up_a ^ up_b).bit_count()
     if d_up <= rule.whole:
         return Link(label(a.evidence, b.evidence), DCT256_V2.name, d_up)
-    d_rot = min(min(hamming(ha.dihedral[k], hb.upright), hamming(hb.dihedral[k], ha.upright)) for k in range(1, 8))
+    d_rot = min(min((ia.dihedral[k] ^ up_b).bit_count(), (ib.dihedral[k] ^ up_a).bit_count()) for k in range(1, 8))
     if d_rot <= rule.whole:
         return Link(R.RELATION_ROTATED_MIRRORED, DCT256_V2.name, d_rot)
     if d_up <= rule.whole_loose:
-        d_low = hamming(ha.low, hb.low)
+        d_low = (ia.low ^ ib.low).bit_count()
         if d_low <= rule.low:
             return Link(label(a.evidence, b.evidence, edited=True), DCT64.name, d_low)
-        same = sorted(hamming(x, y) for x, y in zip(ha.windows, hb.windows)
-                      if not (_degenerate(x) or _degenerate(y)))
+        same = sorted((x ^ y).bit_count() for x, y in zip(ia.windows, ib.windows)
+                      if not (x in (0, _FULL64) or y in (0, _FULL64)))
         if len(same) >= rule.same_windows and same[rule.same_windows - 1] <= rule.same_window:
             return Link(label(a.evidence, b.evidence, edited=True), WIN64.name, same[rule.same_windows - 1])
     crops = [replace(c, crop=side) for side, c in ((1, _crop(a, ha, b, hb, rule)), (2, _crop(b, hb, a, ha, rule)))
