@@ -12,6 +12,7 @@ naming the problem; a lost PostgreSQL connection is reopened on the next stateme
 
 from __future__ import annotations
 
+import itertools
 import re
 import sqlite3
 from contextlib import contextmanager
@@ -26,6 +27,9 @@ TYPES = {
     "sqlite": {"BLOB": "BLOB", "INT": "INTEGER"},
     "postgresql": {"BLOB": "BYTEA", "INT": "BIGINT"},
 }
+
+
+_cursor_ids = itertools.count()
 
 
 def is_url(location: str | Path) -> bool:
@@ -125,6 +129,23 @@ class Database:
         if self.dialect == "postgresql":
             sql = re.sub(r"\?", "%s", sql)
         return _faults(lambda: self._live().execute(sql, params))
+
+    def stream(self, sql: str, params: tuple | list = (), *, rows: int = 10_000) -> Iterator[tuple]:
+        """The rows of a large query, ``rows`` at a time: the start-up scans read every asset
+        and every log entry, which must not be held in memory at once. SQLite's cursor already
+        steps through the result; psycopg would fetch the whole of it, so PostgreSQL reads
+        through a server-side cursor (in a read-only transaction of its own)."""
+        if self.dialect == "sqlite":
+            yield from _faults(lambda: self._conn.execute(sql, params))
+            return
+        sql = re.sub(r"\?", "%s", sql)
+        with _translated():
+            conn = self._live()
+            with conn.transaction(), conn.cursor(name=f"dedup_stream_{next(_cursor_ids)}") as cur:
+                cur.itersize = rows
+                cur.execute(sql, params)
+                while batch := cur.fetchmany(rows):
+                    yield from batch
 
     def executemany(self, sql: str, rows) -> None:
         if self.dialect == "postgresql":

@@ -318,7 +318,7 @@ class Store:
 
     def assets(self) -> Iterator[tuple[str, str, bytes, str | None]]:
         """Every live asset with its cluster id (or None), in one pass: the start-up load."""
-        for member_id, asset_id, record, cluster in self._db.execute(
+        for member_id, asset_id, record, cluster in self._db.stream(
                 "SELECT a.member_id, a.asset_id, a.record, c.cluster_id FROM assets a LEFT JOIN clusters c"
                 " ON c.member_id = a.member_id AND c.asset_id = a.asset_id ORDER BY a.member_id, a.asset_id"):
             yield member_id, asset_id, bytes(record), cluster
@@ -366,7 +366,7 @@ class Store:
             " ORDER BY cluster_id"))
 
     def leaf_hashes(self) -> Iterator[bytes]:
-        for (h,) in self._db.execute("SELECT leaf_hash FROM log_entries ORDER BY idx"):
+        for (h,) in self._db.stream("SELECT leaf_hash FROM log_entries ORDER BY idx"):
             yield h
 
     def log_entries(self, start: int, end: int) -> list[bytes]:
