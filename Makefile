@@ -28,9 +28,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 # Faults, attacks and bad input at length (RELIABILITY.md): 50 SIGKILLs of the coordinator during
-# intake and long fuzzing runs; `make test` runs a slice of each. Bounded to about 15 minutes.
+# intake, 10 restarts and 10 stops of a PostgreSQL server under it, and long fuzzing runs;
+# `make test` runs a slice of each. Bounded to about 15 minutes.
 test-faults: $(STAMP)
-	DEDUP_FAULT_KILLS=50 DEDUP_FUZZ_EXAMPLES=1000 timeout 1800 $(BIN)/python -m pytest -o timeout=1500 \
+	DEDUP_FAULT_KILLS=50 DEDUP_FUZZ_EXAMPLES=1000 DEDUP_PG_RESTARTS=10 timeout 1800 $(BIN)/python -m pytest -o timeout=1500 \
 		tests/test_faults.py tests/test_storage_faults.py tests/test_attacks.py tests/test_fuzz.py -s -q
 
 # Regenerate deploy/CONFIGURATION.md from the settings models (a test fails if it drifts).

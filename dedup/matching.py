@@ -219,5 +219,10 @@ def find_links(assets: Sequence[asset_pb2.Asset], rule: Rule = DEFAULT_RULE) -> 
 
 
 def relation_name(value: int) -> str:
-    """'RELATION_CROPPED' -> 'cropped', for people and JSON output."""
+    """'RELATION_CROPPED' -> 'cropped', for people and JSON output.
+
+    A value this version does not name (sent by a newer coordinator) reads 'relation N'
+    rather than failing the whole answer."""
+    if value not in statements_pb2.Relation.values():
+        return f"relation {value}"
     return statements_pb2.Relation.Name(value).removeprefix("RELATION_").lower()

@@ -102,7 +102,10 @@ def database(request, tmp_path):
     sep = "&" if "?" in PG_DSN else "?"
     yield f"{PG_DSN}{sep}options=-csearch_path%3D{schema}"
     with psycopg.connect(PG_DSN, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+        # With any copies a test made beside it (named after it).
+        for (name,) in conn.execute("SELECT nspname FROM pg_namespace WHERE nspname = %s OR nspname LIKE %s",
+                                    (schema, schema + "\\_%")).fetchall():
+            conn.execute(f"DROP SCHEMA {name} CASCADE")
 
 
 @pytest.fixture

@@ -377,3 +377,97 @@ class Proxy:
         self._closed = True
         self.listener.close()
         self.cut()
+
+
+# --- a PostgreSQL server of the test's own --------------------------------------------------------
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster made for one test (initdb in a temporary folder, a free port on
+    loopback, its socket in that folder), run as the ``postgres`` user because PostgreSQL will
+    not run as root; restarted and stopped with pg_ctl like any server."""
+
+    def __init__(self) -> None:
+        import glob
+        import pwd
+        import shutil
+        import tempfile
+
+        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+        if not bins:
+            raise RuntimeError("no PostgreSQL server binaries in /usr/lib/postgresql/*/bin")
+        self.bin = Path(bins[-1]).parent
+        self.user = pwd.getpwnam("postgres")
+        self.runas = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if not self.runas and os.geteuid() != self.user.pw_uid:
+            raise RuntimeError("needs root (to run PostgreSQL as the postgres user) or to be that user")
+        if self.runas and not shutil.which("runuser"):
+            raise RuntimeError("runuser is missing")
+        # Not under pytest's temporary folders: those are private to root.
+        self.root = Path(tempfile.mkdtemp(prefix="dedup-pg-"))
+        os.chown(self.root, self.user.pw_uid, self.user.pw_gid)
+        self.data = self.root / "data"
+        self.port = free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
+
+    def _run(self, tool: str, *args: str, timeout: float = 120) -> None:
+        done = subprocess.run([*self.runas, str(self.bin / tool), *args], capture_output=True, text=True,
+                              timeout=timeout, cwd=self.root)
+        if done.returncode != 0:
+            raise RuntimeError(f"{tool} failed: {done.stderr.strip() or done.stdout.strip()}")
+
+    def _pg_ctl(self, action: str, *extra: str) -> None:
+        # fsync off: the test kills no machine, and the 2-core runners are slow enough.
+        opts = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run("pg_ctl", action, "-D", str(self.data), "-w", "-t", "60", "-l", str(self.root / "server.log"),
+                  "-o", opts, *extra)
+
+    def start(self) -> None:
+        self._pg_ctl("start")
+
+    def stop(self) -> None:
+        self._pg_ctl("stop", "-m", "fast")
+
+    def restart(self) -> None:
+        self._pg_ctl("restart", "-m", "fast")
+
+    def close(self) -> None:
+        import shutil
+
+        try:
+            self.stop()
+        except Exception:  # noqa: BLE001 - already stopped
+            pass
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def intake_stub(site: Site, member: str):
+    import grpc
+
+    from dedup.transport import client_options
+    from dedup.v1 import intake_pb2_grpc
+
+    ndir = site.node_config(member).parent
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=(site.root / "pki" / "ca.pem").read_bytes(),
+        private_key=(ndir / "tls.key").read_bytes(), certificate_chain=(ndir / "tls.pem").read_bytes())
+    ch = grpc.secure_channel(f"127.0.0.1:{site.port}", creds, options=client_options("coordinator"))
+    return intake_pb2_grpc.IntakeServiceStub(ch), ch
+
+
+def signed_batch(site: Site, member: str, seq: int, assets: list):
+    """A SubmitBatchRequest signed with the member's own key, as its node would send it."""
+    import hashlib
+
+    from dedup.config import load
+    from dedup.node.push import load_signer
+    from dedup.node.settings import NodeSettings
+    from dedup.signing import sign_statement
+    from dedup.v1 import asset_pb2, intake_pb2
+
+    signer = load_signer(load(site.node_config(member), NodeSettings))
+    payload = asset_pb2.AssetList(assets=assets).SerializeToString(deterministic=True)
+    m = asset_pb2.BatchManifest(member_id=member, batch_id=f"{member}-{seq}", sequence=seq, asset_count=len(assets),
+                                assets_sha256=hashlib.sha256(payload).digest(), created_unix=1)
+    return intake_pb2.SubmitBatchRequest(manifest=sign_statement(signer, m), assets=payload)

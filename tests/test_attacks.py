@@ -133,15 +133,11 @@ def test_split_view_is_caught_by_the_witnesses(consortium, tmp_path):
     same address and log key, two stores that share a prefix). Each witness alone sees a
     consistent log and cosigns what it was shown, so no checkpoint gets both cosignatures: an
     auditor asking for a quorum of 2 refuses either history. Shown the other history, a
-    witness stops with evidence of the fork."""
-    import sqlite3
-
+    witness stops with evidence of the fork. Runs on SQLite and on PostgreSQL."""
     from dedup.audit.verify import AuditFailure, verify_export
     from dedup.coordinator.export import export_log
     from test_witness import cosigner, dedup, node_config, restart
 
-    if not consortium.settings.database.endswith(".sqlite"):
-        pytest.skip("the two views are made by copying a SQLite store")
     submit(consortium, A, batch(consortium, A, [asset("a1", fingerprint(1))]))
     cfg_a, cfg_b = node_config(consortium, A, tmp_path), node_config(consortium, B, tmp_path)
     assert dedup("node", "witness", "--config", cfg_a, "--json").returncode == 0
@@ -149,8 +145,7 @@ def test_split_view_is_caught_by_the_witnesses(consortium, tmp_path):
     # The shared prefix, copied into a second store.
     real, port = consortium.settings.database, consortium.server.port
     consortium.stop()
-    with sqlite3.connect(real) as src, sqlite3.connect(tmp_path / "view-b.sqlite") as dst:
-        src.backup(dst)
+    view_b = _copy_store(real, tmp_path / "view-b.sqlite")
     consortium.settings = consortium.settings.model_copy(update={"listen": f"127.0.0.1:{port}"})
     consortium.start()
     verifier = consortium.log_signer.verifier()
@@ -159,7 +154,7 @@ def test_split_view_is_caught_by_the_witnesses(consortium, tmp_path):
     assert dedup("node", "witness", "--config", cfg_a, "--json").returncode == 0
     export_log(consortium.server.core.store, tmp_path / "view-a", verifier.to_string())
     # View B, at the same address: a different entry at the same index, cosigned by B only.
-    restart(consortium, database=str(tmp_path / "view-b.sqlite"))
+    restart(consortium, database=view_b)
     submit(consortium, A, batch(consortium, A, [asset("zz", fingerprint(77))], seq=2))
     assert dedup("node", "witness", "--config", cfg_b, "--json").returncode == 0
     export_log(consortium.server.core.store, tmp_path / "view-b", verifier.to_string())
@@ -173,6 +168,39 @@ def test_split_view_is_caught_by_the_witnesses(consortium, tmp_path):
     assert out.returncode == 4, out.stderr
     result = json.loads(out.stdout)
     assert result["inconsistent"] is True and result["problem"].startswith("two checkpoints of size 5")
+    # And B, shown A's view, refuses that one.
+    restart(consortium, database=real)
+    out = dedup("node", "witness", "--config", cfg_b, "--json")
+    assert out.returncode == 4, out.stderr
+    assert json.loads(out.stdout)["problem"].startswith("two checkpoints of size 5")
+
+
+def _copy_store(location: str, sqlite_path) -> str:
+    """A second store holding what ``location`` holds now: a copied SQLite file, or for
+    PostgreSQL a new schema beside the test's own (dropped with it) with every table copied."""
+    if not location.startswith("postgresql://"):
+        import sqlite3
+
+        with sqlite3.connect(location) as src, sqlite3.connect(sqlite_path) as dst:
+            src.backup(dst)
+        return str(sqlite_path)
+    import re
+
+    import psycopg
+
+    from conftest import PG_DSN
+
+    schema = re.search(r"search_path%3D(\w+)", location).group(1)
+    copy = schema + "_b"
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {copy}")
+        tables = [t for (t,) in conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (schema,))]
+        assert "log_entries" in tables
+        for t in tables:
+            conn.execute(f"CREATE TABLE {copy}.{t} (LIKE {schema}.{t} INCLUDING ALL)")
+            conn.execute(f"INSERT INTO {copy}.{t} SELECT * FROM {schema}.{t}")
+    return location.replace(f"search_path%3D{schema}", f"search_path%3D{copy}")
 
 
 def test_no_answer_to_another_member_carries_its_fingerprints(consortium):

@@ -1,10 +1,12 @@
 """Faults with real processes: the coordinator SIGKILLed during intake from several node
 processes and restarted, again and again; a node killed mid-scan and mid-push; the connection
 between a node and the coordinator cut and blackholed; the coordinator's storage full or
-read-only; PostgreSQL dropping the coordinator's connection. After each: nothing acknowledged
+read-only; PostgreSQL dropping the coordinator's connection, and a PostgreSQL server of the test's
+own restarted and stopped under a coordinator process. After each: nothing acknowledged
 lost, nothing stored twice, the log consistent with every checkpoint published before.
 
-`make test` runs a few kills; `make test-faults` runs DEDUP_FAULT_KILLS (50) of them.
+`make test` runs a few kills and one PostgreSQL restart and stop; `make test-faults` runs
+DEDUP_FAULT_KILLS (50) and DEDUP_PG_RESTARTS (10) of them.
 """
 
 from __future__ import annotations
@@ -282,3 +284,100 @@ def test_backoff_waits_double_with_jitter_and_are_capped():
             assert ceiling / 2 <= w <= ceiling
     # Two nodes cut off together do not come back in step.
     assert list(backoff_waits(5, 0.5, random.Random(1))) != list(backoff_waits(5, 0.5, random.Random(2)))
+
+
+# --- the PostgreSQL server restarted and stopped under a coordinator process -----------------------
+
+PG_RESTARTS = int(os.environ.get("DEDUP_PG_RESTARTS", "1"))
+
+
+@pytest.fixture
+def private_postgres():
+    from faultkit import PrivatePostgres
+
+    try:
+        pg = PrivatePostgres()
+    except (KeyError, RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        # KeyError: there is no postgres user to run the server as.
+        pytest.skip(f"cannot make a PostgreSQL cluster of the test's own: {exc!s}")
+    try:
+        pg.start()
+        yield pg
+    finally:
+        pg.close()
+
+
+def test_postgresql_restarted_and_stopped_under_the_coordinator(tmp_path, private_postgres):
+    """A coordinator process stores in a PostgreSQL server of the test's own. The server is
+    restarted (`pg_ctl restart -m fast`): the coordinator's next request finds its connection
+    dropped and is refused UNAVAILABLE naming PostgreSQL, and the one after reconnects and is
+    stored. The server is then stopped, and every request while it is down is refused
+    UNAVAILABLE naming PostgreSQL; once it is started again the next request is stored. The
+    coordinator process lives throughout; at the end every acknowledged batch is stored once,
+    no refused one is stored, and the log holds exactly one entry per stored batch."""
+    import psycopg
+
+    from conftest import asset, fingerprint
+    from faultkit import intake_stub, signed_batch
+
+    pg = private_postgres
+    site = Site(tmp_path, 1, database=pg.url)
+    member = site.members[0]
+    site.coordinator.start()
+    with psycopg.connect(pg.url) as db:
+        first = db.execute("SELECT COUNT(*) FROM log_entries").fetchone()[0]  # the admissions
+    stub, ch = intake_stub(site, member)
+    acknowledged: list[str] = []
+    seq = {"n": 0}
+
+    def send():
+        seq["n"] += 1
+        n = seq["n"]
+        return n, signed_batch(site, member, n, [asset(f"pg{n:04d}", fingerprint(70_000 + n))])
+
+    def stored(req) -> None:
+        r = stub.SubmitBatch(req, timeout=20)
+        assert (r.accepted, r.already_stored) == (1, False)
+        acknowledged.append(f"{member}-{seq['n']}")
+
+    def refused(req) -> grpc.RpcError:
+        with pytest.raises(grpc.RpcError) as info:
+            stub.SubmitBatch(req, timeout=20)
+        err = info.value
+        assert err.code() == grpc.StatusCode.UNAVAILABLE, (err.code(), err.details())
+        assert "store is unavailable" in err.details() and "PostgreSQL" in err.details(), err.details()
+        assert "retry later" in err.details()
+        return err
+
+    outage_refusals = 0
+    try:
+        for _ in range(2):
+            stored(send()[1])
+        for _ in range(PG_RESTARTS):
+            pg.restart()
+            _, req = send()
+            refused(req)  # the connection the restart dropped
+            stored(req)  # reconnected: the same batch is stored, once
+            stored(send()[1])
+            pg.stop()
+            for _ in range(3):
+                _, req = send()
+                refused(req)
+                outage_refusals += 1
+                assert site.coordinator.proc.poll() is None, "the coordinator exited during the outage"
+            pg.start()
+            stored(req)  # the last refused batch, sent again, is stored once
+            stored(send()[1])
+        assert site.coordinator.proc.poll() is None
+    finally:
+        ch.close()
+        site.coordinator.stop()
+    with psycopg.connect(pg.url) as db:
+        batches = [b for (b,) in db.execute("SELECT batch_id FROM batches ORDER BY sequence")]
+        entries = db.execute("SELECT COUNT(*), COUNT(DISTINCT entry) FROM log_entries").fetchone()
+    assert batches == acknowledged, "stored batches differ from the acknowledged ones"
+    assert entries[0] == entries[1], "a log entry is stored twice"
+    assert entries[0] == first + len(batches), "the log holds other than one entry per stored batch"
+    assert outage_refusals == 3 * PG_RESTARTS
+    print(json.dumps({"restarts": PG_RESTARTS, "stops": PG_RESTARTS, "refused_while_down": outage_refusals,
+                      "stored": len(batches), "log_entries": entries[0]}))

@@ -102,6 +102,164 @@ def test_request_handlers_answer_any_bytes_with_a_clean_status(consortium):
     assert tried["n"] >= 2 * min(EXAMPLES, 10)
 
 
+# --- provenance lookups: the coordinator's LookupService and the node's reading of its answers --
+
+LOOKUP = "/dedup.v1.LookupService/Lookup"
+# The codes a lookup may be refused with: each names its reason in the details.
+LOOKUP_REFUSALS = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.INTERNAL}
+
+
+def _query(seed: int):
+    a = asset("q", fingerprint(seed))
+    a.asset_id = ""
+    return a
+
+
+def _odd_query(draw_ints, raw: bytes):
+    """A queried record with its fields set to odd values: any width, height, depth, quality,
+    enum value, fingerprint length and algorithm, digests of any length."""
+    from dedup.v1 import asset_pb2
+
+    a = _query(draw_ints[0] % 1000)
+    e = a.evidence
+    e.width, e.height, e.bit_depth, e.jpeg_quality, e.channels = draw_ints[1:6]
+    e.frame_width, e.frame_height = draw_ints[6:8]
+    e.format_family = draw_ints[8] % 7  # 3..6: values the schema does not name
+    e.skew_centidegrees = draw_ints[9] - (1 << 31)
+    e.capture_date = raw[:40].decode("utf-8", "replace")
+    e.rights = raw[40:].decode("utf-8", "replace")
+    kind = draw_ints[10] % 6
+    if kind == 0:
+        del a.fingerprints[:]
+    elif kind == 1:
+        a.fingerprints[0].value = raw
+    elif kind == 2:
+        a.fingerprints[0].algorithm = raw.decode("latin-1")
+    elif kind == 3:
+        a.fingerprints.extend([asset_pb2.Fingerprint(algorithm="x", version=draw_ints[11], value=raw)] * 3)
+    elif kind == 4:
+        a.sha256, a.pixel_digest = raw[:31], raw
+    else:
+        a.asset_id = "named"
+    return a
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+def test_lookup_answers_any_request_with_a_clean_status(consortium):
+    """LookupService.Lookup fed random bytes, mutated serialisations of a valid request, records
+    with odd field values, no files, one file over the limit and a request of the largest size
+    the server takes: an answer with one result per file in order, or INVALID_ARGUMENT /
+    RESOURCE_EXHAUSTED (INTERNAL only from gRPC's own parsing) naming the problem; never UNKNOWN;
+    nothing stored but the per-member count of files looked up; the server stays up."""
+    from dedup.v1 import lookup_pb2 as L, lookup_pb2_grpc
+
+    from test_witness import restart
+
+    # The fuzzing asks far more often than a member may: lift the rate limit, keep the file limit.
+    restart(consortium, lookup=consortium.settings.lookup.model_copy(update={"rate": 1e9, "burst": 1_000_000_000}))
+    limit = consortium.settings.lookup.max_files
+    stored = ("batches", "assets", "log_entries", "matches", "clusters", "proposals")
+    submit_seed = batch(consortium, A, [asset("held", fingerprint(7))])
+    consortium.intake(A).SubmitBatch(submit_seed, timeout=10)
+    before = {t: rows(consortium, t) for t in stored}
+    ch = consortium.channel(A)
+    raw_call = ch.unary_unary(LOOKUP, request_serializer=None, response_deserializer=None)
+    valid = L.LookupRequest(files=[_query(7), _query(8)]).SerializeToString()
+    tried = {"n": 0, "codes": {}}
+
+    def call(body: bytes, files: int | None = None) -> None:
+        tried["n"] += 1
+        try:
+            resp = L.LookupResponse.FromString(raw_call(body, timeout=20))
+            code = grpc.StatusCode.OK
+            if files is not None:
+                assert [r.position for r in resp.results] == list(range(files))
+        except grpc.RpcError as err:
+            code = err.code()
+            assert code in LOOKUP_REFUSALS, (code, body[:80], err.details())
+            assert err.details(), code
+        tried["codes"][code.name] = tried["codes"].get(code.name, 0) + 1
+
+    @fuzz
+    @given(st.binary(max_size=4096))
+    def random_bytes(body):
+        call(body)
+
+    @fuzz
+    @given(EDITS)
+    def mutated(edits):
+        call(mutate(valid, edits))
+
+    @fuzz
+    @given(st.lists(st.tuples(st.lists(st.integers(0, (1 << 32) - 1), min_size=12, max_size=12),
+                              st.binary(max_size=300)), min_size=1, max_size=4))
+    def odd_records(files):
+        call(L.LookupRequest(files=[_odd_query(ints, raw) for ints, raw in files]).SerializeToString(), len(files))
+
+    random_bytes()
+    mutated()
+    odd_records()
+    # No files; one over the limit; the largest request taken: each refused or answered in full.
+    for n, code in ((0, grpc.StatusCode.INVALID_ARGUMENT), (limit + 1, grpc.StatusCode.RESOURCE_EXHAUSTED)):
+        with pytest.raises(grpc.RpcError) as info:
+            raw_call(L.LookupRequest(files=[_query(i) for i in range(n)]).SerializeToString(), timeout=20)
+        assert info.value.code() == code, info.value.details()
+        assert ("at least one file" if n == 0 else f"a lookup of {n} files") in info.value.details()
+    full = L.LookupResponse.FromString(raw_call(L.LookupRequest(files=[_query(7)] * limit).SerializeToString(),
+                                                timeout=60))
+    assert len(full.results) == limit and all(r.matched for r in full.results)
+    assert {t: rows(consortium, t) for t in stored} == before
+    # Still serving: the held picture is found.
+    stub = lookup_pb2_grpc.LookupServiceStub(ch)
+    assert stub.Lookup(L.LookupRequest(files=[_query(7)]), timeout=10).results[0].matched
+    assert tried["n"] >= 3 * min(EXAMPLES, 10)
+    assert "OK" in tried["codes"] and "INVALID_ARGUMENT" in tried["codes"], tried["codes"]
+
+
+@fuzz
+@given(st.one_of(st.binary(max_size=2048),
+                 st.builds(lambda ints, raw: (ints, raw),
+                           st.lists(st.integers(0, (1 << 32) - 1), min_size=14, max_size=14), st.binary(max_size=200))))
+def test_node_reads_any_lookup_answer(tmp_path_factory, data):
+    """The node's side of a lookup, given any answer a coordinator might send (random bytes, or
+    results with enum values the schema does not name, odd numbers and text): it parses the
+    answer or gets protobuf's DecodeError, and turns each result into a row, a CSV line, a
+    proof file and a table line without failing."""
+    import contextlib
+
+    from google.protobuf.message import DecodeError
+
+    from dedup.node.lookup import print_table, result_dict, write_csv, write_proofs
+    from dedup.v1 import lookup_pb2 as L
+
+    if isinstance(data, bytes):
+        try:
+            resp = L.LookupResponse.FromString(data)
+        except DecodeError:
+            return
+    else:
+        ints, raw = data
+        text = raw.decode("utf-8", "replace")
+        r = L.LookupResult(position=ints[0], matched=bool(ints[1] & 1), cluster_id=text, distance=ints[2],
+                           kept_permille=ints[3], master_is_crop=bool(ints[4] & 1), description=text,
+                           proposal_id=text, copies=ints[5], holders=ints[6], outcome_log_index=ints[7],
+                           inclusion_proof=text)
+        r.master_status = ints[8] % 9  # 5..8: values the schema does not name
+        r.relation = ints[9] % 20  # 12..19: values the schema does not name
+        r.master.member_id, r.master.asset_id = text, text[::-1]
+        r.master_evidence.width, r.master_evidence.height = ints[10], ints[11]
+        r.master_evidence.format_family = ints[12] % 5
+        r.agreed_master.member_id = text
+        resp = L.LookupResponse(results=[r])
+    out = tmp_path_factory.mktemp("answer")
+    rows_ = [result_dict(f"/q/{i}.jpg", r) for i, r in enumerate(resp.results)]
+    write_csv(rows_, out / "answer.csv")
+    write_proofs(rows_, out / "proofs")
+    with contextlib.redirect_stdout(io.StringIO()):
+        print_table(rows_, "coordinator")
+    assert all(p.parent == out / "proofs" for p in (out / "proofs").iterdir())
+
+
 # --- signed notes, checkpoints, proofs, bundles ------------------------------------------------
 
 
