@@ -29,7 +29,7 @@ def _distance(data, row, q, i):
 # A scan runs twice over the queries: once counting each query's hits (a branch-free
 # loop that vectorises), then writing them at that query's offset. A probe is bound by
 # random reads into the tables and rows, so it runs once, appending hits to arrays that
-# double when full (hits are few). (Threads were tried: on a coordinator sharing its
+# double when full (hits are few), and orders its reads so that many are in flight. (Threads were tried: on a coordinator sharing its
 # cores with gRPC and the database they cost far more than they gave.)
 
 
@@ -72,22 +72,40 @@ def scan(data, start, stop, q, radius):
 def probe(data, start, q, qkeys, masks, order, offsets, radius):
     """Rows of one chunk table whose chunk is within the ball ``masks`` of a query's chunk
     key, checked with the full distance: (query, row, distance), possibly repeating a row
-    that another chunk's table also finds."""
+    that another chunk's table also finds.
+
+    Each query goes in three passes: every probed bucket's bounds, then every candidate's
+    row number, then every candidate's distance. In a big table each read misses the cache;
+    within a pass the reads do not depend on one another, so the processor has many misses
+    in flight at once instead of waiting on one bucket, then its rows, then the next."""
     r = np.uint64(radius)
     n = 0
+    nm = masks.size
+    lo, hi = np.empty(nm, np.int64), np.empty(nm, np.int64)
+    found = np.empty(4096, np.int64)
     oq, orow, od = np.empty(1024, np.int64), np.empty(1024, np.int64), np.empty(1024, np.int64)
     for i in range(q.shape[0]):
         key = qkeys[i]
-        for m in masks:
-            k = key ^ m
-            for p in range(offsets[k], offsets[k + 1]):
-                row = np.int64(order[p]) + start
-                d = _distance(data, row, q, i)
-                if d <= r:
-                    if n == oq.size:
-                        oq, orow, od = _grown(oq, n), _grown(orow, n), _grown(od, n)
-                    oq[n], orow[n], od[n] = i, row, d
-                    n += 1
+        total = 0
+        for j in range(nm):
+            k = key ^ masks[j]
+            lo[j], hi[j] = offsets[k], offsets[k + 1]
+            total += hi[j] - lo[j]
+        if total > found.size:
+            found = np.empty(2 * total, np.int64)
+        c = 0
+        for j in range(nm):
+            for p in range(lo[j], hi[j]):
+                found[c] = order[p]
+                c += 1
+        for t in range(c):
+            row = found[t] + start
+            d = _distance(data, row, q, i)
+            if d <= r:
+                if n == oq.size:
+                    oq, orow, od = _grown(oq, n), _grown(orow, n), _grown(od, n)
+                oq[n], orow[n], od[n] = i, row, d
+                n += 1
     return oq[:n], orow[:n], od[:n]
 
 
