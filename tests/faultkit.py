@@ -105,7 +105,10 @@ class Site:
 
     @property
     def database(self) -> Path:
-        return self.layout.coordinator_config.parent / "coordinator.sqlite"
+        """The coordinator's SQLite file, as its configuration names it."""
+        config = self.layout.coordinator_config
+        path = Path(tomllib.loads(config.read_text()).get("database", "coordinator.sqlite"))
+        return path if path.is_absolute() else config.parent / path
 
     def node_config(self, member: str) -> Path:
         return self.layout.node_configs[member]
@@ -471,3 +474,94 @@ def signed_batch(site: Site, member: str, seq: int, assets: list):
     m = asset_pb2.BatchManifest(member_id=member, batch_id=f"{member}-{seq}", sequence=seq, asset_count=len(assets),
                                 assets_sha256=hashlib.sha256(payload).digest(), created_unix=1)
     return intake_pb2.SubmitBatchRequest(manifest=sign_statement(signer, m), assets=payload)
+
+
+# --- an ext4 file system the kernel can turn read-only ------------------------------------------
+
+
+class Ext4Image:
+    """A small ext4 file system in an image file, on a loop device, mounted with
+    ``errors=remount-ro``: after ``fail()`` (the kernel's own error path, as a failing disk takes
+    it) the kernel refuses every write to it until it is unmounted; ``repair()`` then checks it
+    with e2fsck and mounts it again at the same place, as an operator would."""
+
+    TOOLS = ("mkfs.ext4", "losetup", "e2fsck", "mount", "umount")
+
+    def __init__(self, root: Path, size_mib: int = 64) -> None:
+        import shutil
+
+        if os.geteuid() != 0:
+            raise RuntimeError("needs root to make and mount an ext4 file system on a loop device")
+        missing = [t for t in self.TOOLS if not shutil.which(t)]
+        if missing:
+            raise RuntimeError(f"missing {', '.join(missing)}")
+        if not Path("/dev/loop-control").exists():
+            raise RuntimeError("no loop devices (/dev/loop-control)")
+        self.image, self.point = root / "store.img", root / "store"
+        self.point.mkdir(parents=True)
+        with self.image.open("wb") as f:
+            f.truncate(size_mib << 20)
+        self._run("mkfs.ext4", "-q", "-F", str(self.image))
+        self.device: str | None = None
+        self.mounted = False
+        self.mount()
+
+    @staticmethod
+    def _run(*cmd: str, ok: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        if done.returncode not in ok:
+            raise RuntimeError(f"{' '.join(cmd)} exited {done.returncode}: {done.stderr.strip() or done.stdout.strip()}")
+        return done
+
+    @property
+    def sysfs(self) -> Path:
+        return Path("/sys/fs/ext4") / Path(self.device).name
+
+    def mount(self) -> None:
+        self.device = self._run("losetup", "--find", "--show", str(self.image)).stdout.strip()
+        self._run("mount", "-t", "ext4", "-o", "errors=remount-ro", self.device, str(self.point))
+        self.mounted = True
+
+    def fail(self) -> None:
+        """Raise an ext4 error on the mounted file system: it aborts its journal and turns read-only."""
+        (self.sysfs / "trigger_fs_error").write_text("1")
+
+    def refuses_writes(self) -> bool:
+        import errno
+
+        try:
+            fd = os.open(self.point, os.O_TMPFILE | os.O_WRONLY, 0o600)
+        except OSError as exc:
+            return exc.errno == errno.EROFS
+        os.close(fd)
+        return False
+
+    def unmount(self) -> None:
+        """Detach it from the tree at once (``umount -l``); the kernel lets go of it once the
+        last file open on it is closed."""
+        self._run("umount", "-l", str(self.point))
+        self.mounted = False
+
+    def released(self, timeout: float = 15) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.sysfs.exists():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+        return True
+
+    def repair(self) -> int:
+        """e2fsck the image (the unmounted file system, released) and mount it again; e2fsck's
+        exit status (0: clean, 1: errors corrected)."""
+        self._run("losetup", "-d", self.device)
+        code = self._run("e2fsck", "-f", "-y", str(self.image), ok=(0, 1)).returncode
+        self.mount()
+        return code
+
+    def close(self) -> None:
+        if self.mounted:
+            subprocess.run(["umount", "-l", str(self.point)], capture_output=True)
+            self.mounted = False
+        if self.device:
+            self.released(timeout=5)
+            subprocess.run(["losetup", "-d", self.device], capture_output=True)

@@ -41,3 +41,31 @@ def test_stream_stopped_early_leaves_the_connection_usable(database):
         db.execute("INSERT INTO items (n, body) VALUES (?, ?)", (50, b"z"))
     assert db.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 51
     db.close()
+
+
+def test_sqlite_file_gone_is_let_go_never_recreated_and_reopened_when_back(tmp_path):
+    """The store's file moved away under an open connection (as when its file system is
+    unmounted): the next statement is refused as a store outage and no empty store is made in
+    its place; once the file is back, the same Database reopens it and carries on."""
+    import grpc
+    import pytest
+
+    from coordinator.database import StoreUnavailable
+
+    path = tmp_path / "store.sqlite"
+    db = Database(path, SCHEMA)
+    db.execute("INSERT INTO items (n, body) VALUES (?, ?)", (1, b"a"))
+    aside = tmp_path / "aside"
+    aside.mkdir()
+    for f in tmp_path.glob("store.sqlite*"):
+        f.rename(aside / f.name)
+    with pytest.raises(StoreUnavailable) as info:
+        db.execute("SELECT COUNT(*) FROM items")
+    assert info.value.code == grpc.StatusCode.UNAVAILABLE and "unable to open" in info.value.message
+    assert not path.exists(), "an empty store was created in place of the missing one"
+    for f in aside.iterdir():
+        f.rename(tmp_path / f.name)
+    with db.transaction():
+        db.execute("INSERT INTO items (n, body) VALUES (?, ?)", (2, b"b"))
+    assert [n for (n,) in db.execute("SELECT n FROM items ORDER BY n")] == [1, 2]
+    db.close()
