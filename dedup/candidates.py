@@ -17,7 +17,6 @@ their chunk tables, the index costs 8 bytes per asset and index, nothing per row
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Hashable, Sequence
 
 import numpy as np
@@ -124,40 +123,42 @@ class CandidateIndex:
         """For each asset, every stored key the rule could link to it (one search per index).
         ``parsed``, if given, is ``hashes(asset)`` of each, already computed."""
         numbers: list[set[int]] = [set() for _ in assets]
-        queries: dict[str, list[bytes]] = defaultdict(list)
-        owner_of: dict[str, list[tuple[int, int]]] = defaultdict(list)  # query -> (asset, window position)
-
-        def ask(kind: str, i: int, values, positions=None) -> None:
-            queries[kind] += values
-            owner_of[kind] += [(i, p) for p in (positions if positions is not None else [-1] * len(values))]
-
-        for i, a in enumerate(assets):
-            ask("exact", i, [bytes(a.sha256[:8]).ljust(8, b"\0"), bytes(a.pixel_digest[:8]).ljust(8, b"\0")])
-            h = None if a.low_information else (hashes(a) if parsed is None else parsed[i])
-            if h is None:
-                continue
-            ask("upright", i, list(h.dihedral))
-            ask("turned", i, [h.upright])
-            ask("low", i, [h.low])
-            ask("windows", i, [h.low, h.low_whole])
-            ask("low_by_window", i, list(h.windows))
-            ask("same_window", i, list(h.windows), range(len(h.windows)))
+        exact = b"".join(bytes(d[:8]).ljust(8, b"\0") for a in assets for d in (a.sha256, a.pixel_digest))
+        full = [i for i, a in enumerate(assets) if not a.low_information]
+        hs = [hashes(assets[i]) if parsed is None else parsed[i] for i in full]
+        full, hs = [i for i, h in zip(full, hs) if h is not None], [h for h in hs if h is not None]
+        # One block of query rows per kind, and which asset (and window) asked each row.
+        f = np.array(full, dtype=np.int64)
+        nw = len(WINDOWS)
+        windows = b"".join(w for h in hs for w in h.windows)
+        queries = {
+            "exact": (exact, np.repeat(np.arange(len(assets), dtype=np.int64), 2)),
+            "upright": (b"".join(d for h in hs for d in h.dihedral), np.repeat(f, 8)),
+            "turned": (b"".join(h.upright for h in hs), f),
+            "low": (b"".join(h.low for h in hs), f),
+            "windows": (b"".join(h.low + h.low_whole for h in hs), np.repeat(f, 2)),
+            "low_by_window": (windows, np.repeat(f, nw)),
+            "same_window": (windows, np.repeat(f, nw)),
+        }
         r = self.rule
         plan = (("exact", "exact", 0), ("upright", "upright", r.whole), ("turned", "turned", r.whole),
                 ("low", "low", r.low), ("windows", "windows", r.window), ("low_by_window", "low", r.window),
                 ("same_window", "windows", r.same_window))
         for kind, name, radius in plan:
-            if not queries.get(kind):
+            blob, owner = queries[kind]
+            if not owner.size:
                 continue
-            qi, rows, _ = getattr(self, name).search_batch(queries[kind], radius)
+            index: HammingIndex = getattr(self, name)
+            q = np.frombuffer(blob, dtype=np.uint8).reshape(owner.size, index.nbytes)
+            qi, rows, _ = index.search_batch(q, radius)
             if qi.size == 0:
                 continue
             col = self._names.index(name)
-            asks = np.array(owner_of[kind], dtype=np.int64).reshape(-1, 2)
-            asker, position = asks[qi, 0], asks[qi, 1]
+            asker = owner[qi]
             hit = self._owners(col, rows)
             if kind == "same_window":
-                keep = rows - self._first[col, hit] == position
+                # A local edit keeps the other windows where they were: same position only.
+                keep = rows - self._first[col, hit] == qi % nw
                 asker, hit = asker[keep], hit[keep]
             for i, number in set(zip(asker.tolist(), hit.tolist())):
                 numbers[i].add(number)
