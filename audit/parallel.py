@@ -1,33 +1,52 @@
-"""The auditor's order-independent work, done in worker processes: Ed25519 signature checks
-and re-running the master policy.
+"""The auditor's order-independent work, done in worker processes: leaf hashes, parsing,
+Ed25519 signature checks and re-running the master policy.
 
-The sequential pass (audit/verify.py) decides, entry by entry, which key must have signed
-it; a worker gets a slice of the entries file by byte offsets plus that key assignment, reads
-the slice itself (so entries never cross a pipe) and reports the entries that fail.
+The sequential pass (audit/verify.py) walks the entries file's length prefixes and hands a
+worker a slice of it by byte offsets (so entries never cross a pipe) with the signing keys
+the log has introduced so far. The worker reads the slice itself and sends back each entry's
+leaf hash and a compact summary: its type, signer and key id, whether its signature verified
+and with which key, and the few body fields the sequential rules need, so the sequential pass
+never parses the common entries. It decides nothing: the sequential pass checks that the key
+used is the one the log puts in force for that entry and applies every rule; whatever the
+summary does not settle it works out from the entry itself.
 """
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from google.protobuf.message import DecodeError
+
 from dedup.policy import POLICIES, Candidate, choose_master
-from dedup.signing import pae
-from dedup.v1 import statement_pb2, statements_pb2
+from dedup.signing import PAE_PREFIX, pae
+from dedup.v1 import asset_pb2, statement_pb2, statements_pb2
 
 try:  # libsodium verifies Ed25519 about twice as fast as OpenSSL, and verification is the bulk of an audit
-    from nacl.bindings import crypto_sign_open as _sodium_open
-    from nacl.exceptions import BadSignatureError as _SodiumBad
+    from nacl._sodium import ffi as _ffi, lib as _sodium
 except ImportError:  # pragma: no cover - PyNaCl is a dependency; the fallback keeps the auditor working
-    _sodium_open = None
+    _sodium = None
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-_SKIP = 0xFFFFFFFF  # key slot of an entry whose signature is not to be checked
 _PROPOSAL = statements_pb2.MasterProposed.DESCRIPTOR.full_name
+_MATCH = statements_pb2.MatchRecorded.DESCRIPTOR.full_name
+_MANIFEST = asset_pb2.BatchManifest.DESCRIPTOR.full_name
+_WITHDRAWN = asset_pb2.AssetsWithdrawn.DESCRIPTOR.full_name
 _openssl_keys: dict[bytes, Ed25519PublicKey] = {}
+_out = None  # libsodium's output buffer, reused: it only receives a copy of the message
+
+
+def _sodium_ok(signed: bytes, public_key: bytes) -> bool:
+    global _out
+    if len(public_key) != 32:
+        return False
+    if _out is None or len(_out) < len(signed):
+        _out = _ffi.new("unsigned char[]", max(len(signed), 1 << 16))
+    return _sodium.crypto_sign_open(_out, _ffi.NULL, signed, len(signed), public_key) == 0
 
 
 def verify_ed25519(public_key: bytes, message: bytes, signature: bytes) -> bool:
@@ -39,65 +58,147 @@ def verify_ed25519(public_key: bytes, message: bytes, signature: bytes) -> bool:
     """
     if len(signature) != 64:
         return False
-    if _sodium_open is not None:
-        try:
-            _sodium_open(signature + message, public_key)
-            return True
-        except (_SodiumBad, ValueError):
-            pass
-    key = _openssl_keys.get(public_key)
-    if key is None:
-        key = _openssl_keys[public_key] = Ed25519PublicKey.from_public_bytes(public_key)
+    if _sodium is not None and _sodium_ok(signature + message, public_key):
+        return True
+    return _openssl_verify(public_key, message, signature)
+
+
+def _openssl_verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
     try:
+        key = _openssl_keys.get(public_key)
+        if key is None:
+            key = _openssl_keys[public_key] = Ed25519PublicKey.from_public_bytes(public_key)
         key.verify(signature, message)
-    except InvalidSignature:
+    except (InvalidSignature, ValueError):
         return False
     return True
 
 
 @dataclass(frozen=True)
 class Chunk:
-    """Entries [first_index, first_index + len(slots)) at [offset, offset + length) of the file."""
+    """Entries [first_index, first_index + count) at [offset, offset + length) of the file."""
 
     path: Path
     offset: int
     length: int
     first_index: int
-    slots: bytes  # array('I'): per entry, the key it must verify with (index into keys), or _SKIP
-    keys: tuple[bytes, ...]
-    priorities: dict[str, int]  # custodial priority of every member admitted by the end of the chunk
+    count: int
+    signers: dict[tuple[str, bytes], int]  # (name, key id) -> key slot, of every key the log introduced so far
+    keys: tuple[bytes, ...]  # raw public keys, by slot
+    priorities: dict[str, int]  # custodial priority of every member admitted so far
 
 
-def check_chunk(chunk: Chunk) -> list[tuple[int, int, str]]:
-    """(entry index, phase, message) for each entry of the chunk that fails; phase 1 is the
-    signature, 2 the policy re-run (the sequential pass uses 0 and 2 for its own checks)."""
-    import array
+class ChunkChanged(Exception):
+    """The slice no longer frames as it did when the sequential pass walked it."""
 
-    slots = array.array("I")
-    slots.frombytes(chunk.slots)
+
+#: A proposal's ranking could not be re-run here (a copy's member was not yet known).
+UNCHECKED = False
+
+
+def check_chunk(chunk: Chunk) -> tuple[bytes, list]:
+    """(leaf hashes of the chunk's entries, back to back; a summary of each entry).
+
+    A summary is None when the entry is not a SignedStatement with a type and a signer, else
+    (type, signer, key id, key slot verified with or -1, verified, body), where body is a
+    tuple of the fields the sequential rules need for the common types
+    (see ``_summary``) or, for the others and for a body that does not parse, its bytes.
+    """
     with open(chunk.path / "entries", "rb") as f:
         f.seek(chunk.offset)
         data = f.read(chunk.length)
-    keys = chunk.keys
+    signers, keys, priorities = chunk.signers, chunk.keys, chunk.priorities
     parse = statement_pb2.SignedStatement.FromString
     unpack = struct.Struct(">I").unpack_from
-    failures: list[tuple[int, int, str]] = []
-    pos = 0
-    for k, slot in enumerate(slots):
+    pack_q = struct.Struct(">Q").pack
+    sha = hashlib.sha256
+    sodium = _sodium is not None
+    strings: dict = {}  # one object per repeated string, so the summaries pickle small
+    prefixes: dict[str, bytes] = {}
+    hashes = []
+    out: list = []
+    pos, end = 0, len(data)
+    for _ in range(chunk.count):
+        if end - pos < 4:
+            raise ChunkChanged
         (n,) = unpack(data, pos)
         entry = data[pos + 4 : pos + 4 + n]
         pos += 4 + n
-        if slot == _SKIP:
+        if len(entry) != n:
+            raise ChunkChanged
+        hashes.append(sha(b"\x00" + entry).digest())
+        try:
+            stmt = parse(entry)
+        except DecodeError:
+            out.append(None)
             continue
-        stmt = parse(entry)
-        if not verify_ed25519(keys[slot], pae(stmt.type, stmt.body), stmt.signature):
-            failures.append((chunk.first_index + k, 1, f"bad signature by {stmt.signer!r} on {stmt.type}"))
+        typ, signer = stmt.type, stmt.signer
+        if not typ or not signer:
+            out.append(None)
             continue
-        if stmt.type == _PROPOSAL:
-            problem = policy_problem(statements_pb2.MasterProposed.FromString(stmt.body), chunk.priorities)
-            if problem:
-                failures.append((chunk.first_index + k, 2, problem))
-    return failures
+        typ = strings.setdefault(typ, typ)
+        signer = strings.setdefault(signer, signer)
+        key_id = stmt.key_id
+        key_id = strings.setdefault(key_id, key_id)
+        body, signature = stmt.body, stmt.signature
+        slot = signers.get((signer, key_id), -1)
+        ok = False
+        if slot >= 0 and len(signature) == 64:
+            head = prefixes.get(typ)
+            if head is None:
+                t = typ.encode("utf-8")
+                head = prefixes[typ] = PAE_PREFIX + struct.pack(">H", len(t)) + t
+            if sodium and _sodium_ok(signature + head + pack_q(len(body)) + body, keys[slot]):
+                ok = True
+            else:
+                ok = _openssl_verify(keys[slot], pae(typ, body), signature)
+        elif slot >= 0:
+            slot = -1  # the sequential pass reports the malformed signature
+        try:
+            fields = _summary(typ, body, ok, priorities, strings)
+        except DecodeError:
+            fields = body
+        out.append((typ, signer, key_id, slot, ok, fields))
+    if pos != end:
+        raise ChunkChanged
+    return b"".join(hashes), out
+
+
+def _summary(typ: str, body: bytes, ok: bool, priorities: dict[str, int], strings: dict):
+    if typ == _MATCH:
+        m = statements_pb2.MatchRecorded.FromString(body)
+        a, b = m.a, m.b
+        crop = (m.crop.member_id, m.crop.asset_id) if m.HasField("crop") else None
+        am, bm = a.member_id, b.member_id
+        return (strings.setdefault(am, am), a.asset_id, strings.setdefault(bm, bm), b.asset_id, m.relation, crop)
+    if typ == _PROPOSAL:
+        p = statements_pb2.MasterProposed.FromString(body)
+        version = p.policy_version
+        keys, cands, derived, known = [], [], False, True
+        for c in p.copies:
+            ref = c.ref
+            m, a = ref.member_id, ref.asset_id
+            m = strings.setdefault(m, m)
+            keys.append((m, a))
+            d = c.derived
+            derived = derived or d
+            priority = priorities.get(m)
+            if priority is None:
+                known = False
+            else:
+                cands.append(Candidate(m, a, c.evidence, priority, d))
+        # The ranking is re-run only on a proposal whose signature holds, as a failure of it
+        # is reported after the signature's.
+        problem = UNCHECKED
+        if ok and known and version in POLICIES and len({m for m, _ in keys}) >= 2:
+            problem = _ranking_problem(p, cands)
+        return (p.proposal_id, p.cluster_id, p.supersedes, strings.setdefault(version, version), tuple(keys),
+                derived, problem)
+    if typ == _MANIFEST or typ == _WITHDRAWN:
+        cls = asset_pb2.BatchManifest if typ == _MANIFEST else asset_pb2.AssetsWithdrawn
+        member = cls.FromString(body).member_id
+        return (strings.setdefault(member, member),)
+    return body
 
 
 def policy_problem(p: statements_pb2.MasterProposed, priorities: dict[str, int]) -> str | None:
@@ -112,6 +213,10 @@ def policy_problem(p: statements_pb2.MasterProposed, priorities: dict[str, int])
              for c in p.copies]
     if len({c.member_id for c in cands}) < 2:
         return None
+    return _ranking_problem(p, cands)
+
+
+def _ranking_problem(p: statements_pb2.MasterProposed, cands: list[Candidate]) -> str | None:
     decision = choose_master(cands, p.policy_version)
     got = (p.master.member_id, p.master.asset_id)
     want = (decision.master.member_id, decision.master.asset_id)

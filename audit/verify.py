@@ -12,24 +12,29 @@ checkpoint's root against it, the latest checkpoint's witness cosignatures again
 and that the log extends the last checkpoint this auditor trusted (the state file).
 
 Who may sign what, and with which key, depends on the entries before; that is one cheap
-sequential pass. The signature checks and policy re-runs do not, and fan out over a process
-pool (audit/parallel.py); the first failure by entry index is the one reported.
+sequential pass. Hashing, parsing, the signature checks and policy re-runs do not, and fan out
+over a process pool (audit/parallel.py), which sends back a compact summary of each entry; the
+sequential pass judges the entries in order from those summaries and stops at the first
+failure, which is the one reported. It keeps of each proposal only what later votes, rulings
+and outcomes need, and reads the entry again for the rest.
 """
 
 from __future__ import annotations
 
 import array
+import gc
 import hashlib
 import json
 import os
 import struct
 import tempfile
 import time
+from collections import deque
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from google.protobuf.message import DecodeError
 
@@ -39,10 +44,10 @@ from dedup.export import CHECKPOINTS, ENTRIES, MAX_ENTRY, ExportError, checkpoin
 from dedup.merkle import Tree
 from dedup.note import NoteError, NoteVerifier, Signature, split_note
 from dedup.policy import POLICIES, POLICY_V1, derived_copies
-from dedup.signing import STATEMENT_TYPES
+from dedup.signing import STATEMENT_TYPES, pae
 from dedup.v1 import asset_pb2, statement_pb2, statements_pb2
 
-from .parallel import _SKIP, Chunk, check_chunk, check_notes
+from .parallel import UNCHECKED, Chunk, ChunkChanged, check_chunk, check_notes, policy_problem, verify_ed25519
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -165,6 +170,7 @@ _ACCEPT, _REJECT, _CLAIM = (statements_pb2.VOTE_CHOICE_ACCEPT, statements_pb2.VO
 # Below this many bytes of entries the pool costs more to start than it saves.
 POOL_THRESHOLD = 4 << 20
 CHUNK_ENTRIES = 4096
+FIRST_CHUNK_ENTRIES = 256
 CHUNK_BYTES = 4 << 20
 
 
@@ -181,6 +187,7 @@ class _State:
     priority: dict[str, int] = field(default_factory=dict)
     revoked: set[str] = field(default_factory=set)
     keys: list[bytes] = field(default_factory=list)  # raw public keys, by slot
+    signers: dict[tuple[str, bytes], int] = field(default_factory=dict)  # (name, key id) -> slot, for the workers
     member_slot: dict[str, int] = field(default_factory=dict)
     coordinator_slot: int = 0
     # (name, key id) of each retired coordinator key -> index of the entry that retired it
@@ -190,17 +197,36 @@ class _State:
 
     arbiters: set[str] = field(default_factory=set)
     readers: set[str] = field(default_factory=set)  # admitted to look up only: they sign nothing
-    # the latest MatchRecorded between two assets (pair in sorted order) -> (a, b, relation, crop or None)
+    # The latest MatchRecorded between two assets (pair in sorted order) -> (a, b, relation, crop or None),
+    # kept only while it is a crop or border match: no other relation makes a copy derived.
     links: dict[tuple, tuple] = field(default_factory=dict)
     proposals: dict[str, _Proposal] = field(default_factory=dict)
-    live: dict[str, list[str]] = field(default_factory=dict)  # cluster id -> its proposals not superseded
+    live: dict[str, str] = field(default_factory=dict)  # cluster id -> its latest proposal
+    holder_sets: dict[frozenset, frozenset] = field(default_factory=dict)  # one object per set of holders
+    # (type, signer, key id) -> key slot, as _signer_slot decides it until the next change of keys
+    allowed: dict[tuple[str, str, bytes], int] = field(default_factory=dict)
+    read: Callable[[int], bytes] | None = None  # entry by index, from the file, checked against its leaf hash
 
-    def slot(self, key: bytes) -> int:
+    def slot(self, name: str, key_id: bytes, key: bytes) -> int:
         self.keys.append(key)
+        self.signers[(name, key_id)] = len(self.keys) - 1
         return len(self.keys) - 1
+
+    def proposed(self, p: _Proposal) -> statements_pb2.MasterProposed:
+        """The MasterProposed entry of ``p``, read again: copies, master and deadline are
+        needed only by the rare claim, ruling or outcome, so they are not kept."""
+        stmt = statement_pb2.SignedStatement.FromString(self.read(p.index))
+        return statements_pb2.MasterProposed.FromString(stmt.body)
 
 
 _OPEN, _DISPUTED, _AGREED, _SUPERSEDED = "open", "disputed", "agreed", "superseded"
+_DIRECTED = (statements_pb2.RELATION_CROPPED, statements_pb2.RELATION_BORDERED)
+_MATCH = statements_pb2.MatchRecorded.DESCRIPTOR.full_name
+_PROPOSAL = statements_pb2.MasterProposed.DESCRIPTOR.full_name
+_MANIFEST = asset_pb2.BatchManifest.DESCRIPTOR.full_name
+_WITHDRAWN = asset_pb2.AssetsWithdrawn.DESCRIPTOR.full_name
+_KEY_TYPES = {statements_pb2.MemberAdmitted.DESCRIPTOR.full_name, statements_pb2.MemberRevoked.DESCRIPTOR.full_name,
+              statements_pb2.LogKeyRotated.DESCRIPTOR.full_name}
 
 
 @dataclass(slots=True)
@@ -209,28 +235,20 @@ class _Proposal:
 
     cluster_id: str
     holders: frozenset[str]
-    copies: frozenset[tuple[str, str]]
-    master: tuple[str, str]
-    deadline_unix: int
+    index: int  # its entry, for the copies, master and deadline
     status: str = _OPEN
-    votes: dict[str, tuple[int, int]] = field(default_factory=dict)  # member -> (entry index, choice)
+    votes: dict[str, tuple[int, int]] | None = None  # member -> (entry index, choice)
     ruling: tuple[int, tuple[str, str]] | None = None  # (entry index, master)
 
     def close(self, status: str) -> None:
         # A closed proposal only has to refuse what comes later: drop what judged it.
         self.status = status
-        self.copies = frozenset()
-        self.votes = {}
+        self.votes = None
 
 
 def _frames(path: Path) -> Iterator[tuple[int, int, bytes]]:
     """(index, file offset, entry) in order, read in large blocks; ExportError on a bad frame."""
-    try:
-        f = open(path / ENTRIES, "rb")
-    except OSError as exc:
-        raise ExportError(f"cannot read {path / ENTRIES}: {exc.strerror}") from exc
-    unpack = struct.Struct(">I").unpack_from
-    with f:
+    with _open_entries(path) as f:
         buf, base, pos, index = b"", 0, 0, 0  # buf holds the file from offset `base`
         while True:
             if len(buf) - pos < 4 + MAX_ENTRY:
@@ -238,69 +256,279 @@ def _frames(path: Path) -> Iterator[tuple[int, int, bytes]]:
                 buf, base, pos = buf[pos:] + more, base + pos, 0
             if pos == len(buf):
                 return
-            if len(buf) - pos < 4:
-                raise ExportError(f"entry {index}: truncated length prefix")
-            (n,) = unpack(buf, pos)
-            if n > MAX_ENTRY:
-                raise ExportError(f"entry {index}: declared length {n} exceeds {MAX_ENTRY}")
-            if len(buf) - pos - 4 < n:
-                raise ExportError(f"entry {index}: truncated ({len(buf) - pos - 4} of {n} bytes)")
+            n = _frame_length(buf, pos, index)
             yield index, base + pos, buf[pos + 4 : pos + 4 + n]
             pos += 4 + n
             index += 1
+
+
+def _open_entries(path: Path):
+    try:
+        return open(path / ENTRIES, "rb")
+    except OSError as exc:
+        raise ExportError(f"cannot read {path / ENTRIES}: {exc.strerror}") from exc
+
+
+def _frame_length(buf: bytes, pos: int, index: int) -> int:
+    """The length of entry ``index``, framed at ``pos`` in ``buf``; ExportError says what is wrong."""
+    if len(buf) - pos < 4:
+        raise ExportError(f"entry {index}: truncated length prefix")
+    (n,) = _LENGTH.unpack_from(buf, pos)
+    if n > MAX_ENTRY:
+        raise ExportError(f"entry {index}: declared length {n} exceeds {MAX_ENTRY}")
+    if len(buf) - pos - 4 < n:
+        raise ExportError(f"entry {index}: truncated ({len(buf) - pos - 4} of {n} bytes)")
+    return n
+
+
+_LENGTH = struct.Struct(">I")
+
+
+def _chunks(path: Path, offsets: array.array) -> Iterator[tuple[int, int, int, int]]:
+    """(first index, file offset, byte length, entry count) of consecutive runs of entries,
+    from the length prefixes alone; each entry's offset is appended to ``offsets``. A bad frame
+    raises ExportError, after the run of good entries before it. The first run is short: the
+    members it admits are known before the next runs are handed out."""
+    unpack = _LENGTH.unpack_from
+    add = offsets.append
+    with _open_entries(path) as f:
+        buf, base, pos, index = b"", 0, 0, 0  # buf holds the file from offset `base`
+        first, start, size, error = 0, 0, FIRST_CHUNK_ENTRIES, None
+        try:
+            while True:
+                if len(buf) - pos < 4 + MAX_ENTRY:
+                    more = f.read(8 << 20)
+                    buf, base, pos = buf[pos:] + more, base + pos, 0
+                if pos == len(buf):
+                    break
+                # Frames that lie whole in buf whatever their length, up to the end of the run.
+                stop = min(len(buf) - 4 - MAX_ENTRY, start - base + CHUNK_BYTES - 1)
+                k, most = 0, first + size - index
+                while k < most and pos <= stop:
+                    (n,) = unpack(buf, pos)
+                    if n > MAX_ENTRY:
+                        break
+                    add(base + pos)
+                    pos += 4 + n
+                    k += 1
+                index += k
+                if not k:  # near the end of the file, or a bad frame: one entry, with every check
+                    n = _frame_length(buf, pos, index)
+                    add(base + pos)
+                    pos += 4 + n
+                    index += 1
+                if index - first >= size or base + pos - start >= CHUNK_BYTES:
+                    yield first, start, base + pos - start, index - first
+                    first, start, size = index, base + pos, CHUNK_ENTRIES
+        except ExportError as exc:
+            error = exc
+    if index > first:
+        yield first, start, base + pos - start, index - first
+    if error is not None:
+        raise error
+
+
+class _Entries:
+    """Entries read back by index, for the few rules that need more than the workers' summary;
+    each must hash to its leaf, so every rule judges the bytes the tree and signatures cover."""
+
+    def __init__(self, path: Path, offsets: array.array, tree: Tree) -> None:
+        self.path, self.offsets, self.tree = path, offsets, tree
+        self.f = None
+
+    def read(self, i: int) -> bytes:
+        if self.f is None:
+            self.f = open(self.path / ENTRIES, "rb")
+        self.f.seek(self.offsets[i])
+        head = self.f.read(4)
+        entry = self.f.read(struct.unpack(">I", head)[0]) if len(head) == 4 else b""
+        if i >= self.tree.size or hashlib.sha256(b"\x00" + entry).digest() != self.tree.leaf_hash_at(i):
+            raise _Failure(i, 0, f"{self.path / ENTRIES} changed while it was being read")
+        return entry
+
+    def close(self) -> None:
+        if self.f is not None:
+            self.f.close()
 
 
 def _member_key(member_id: str, raw: bytes) -> NoteVerifier:
     return NoteVerifier(member_id, Ed25519PublicKey.from_public_bytes(raw))
 
 
-def _check_entry(i: int, entry: bytes, st: _State, report: AuditReport) -> int:
-    """Checks that depend on the entries before this one; returns the key slot to verify with.
+def _signer_slot(i: int, typ: str, signer: str, key_id: bytes, st: _State) -> int:
+    """Who may sign what, by the entries before this one: the key slot to verify with."""
+    if not typ or not signer:
+        raise _Failure(i, 0, "entry lacks a statement type or signer")
+    if typ not in STATEMENT_TYPES:
+        raise _Failure(i, 0, f"unknown statement type {typ!r}")
+    who = (signer, key_id)
+    c = st.coordinator
+    if who in st.retired:
+        raise _Failure(i, 0, f"signed with the retired coordinator key {signer}+{key_id.hex()},"
+                             f" replaced at entry {st.retired[who]}")
+    if signer == c.name:
+        if typ not in COORDINATOR_TYPES:
+            raise _Failure(i, 0, f"the coordinator may not sign {typ} statements")
+        if key_id != c.key_id:
+            raise _Failure(i, 0, f"statement signed by key id {key_id.hex()}, not the known key "
+                                 f"{c.key_id.hex()} of {c.name!r}")
+        return st.coordinator_slot
+    if signer in st.members:
+        if signer in st.revoked:
+            raise _Failure(i, 0, f"signed by {signer!r} after its key was revoked")
+        if typ not in MEMBER_TYPES:
+            raise _Failure(i, 0, f"member {signer!r} may not sign {typ} statements")
+        if signer in st.readers:
+            raise _Failure(i, 0, f"{typ} signed by {signer!r}, which was admitted as a reader "
+                                 "(readers look up only)")
+        v = st.members[signer]
+        if key_id != v.key_id:
+            raise _Failure(i, 0, f"statement signed by key id {key_id.hex()}, not the known key "
+                                 f"{v.key_id.hex()} of {v.name!r}")
+        return st.member_slot[signer]
+    raise _Failure(i, 0, f"signed by {signer!r}, which is neither the coordinator nor an admitted member")
 
-    State changes are applied before the entry's signature is known to hold: if it does not,
-    that failure has this entry's index and is reported ahead of anything built on it."""
+
+def _check_summary(i: int, summary: tuple | None, st: _State, report: AuditReport) -> None:
+    """Every check on entry ``i``, from the worker's summary of it (audit/parallel.py) where
+    that settles them: the signature must have verified with the key the log puts in force
+    for it, and the common statements are judged on the fields summarised. Anything else, and
+    any statement the fast checks do not pass, is judged by ``_check_entry`` on the entry
+    itself, which gives the reason."""
+    if summary is None:
+        return _check_entry(i, st.read(i), st, report)
+    typ, signer, key_id, verified_slot, ok, fields = summary
+    slot = st.allowed.get((typ, signer, key_id))
+    if slot is None:
+        slot = st.allowed[(typ, signer, key_id)] = _signer_slot(i, typ, signer, key_id, st)
+    if verified_slot != slot:
+        return _check_entry(i, st.read(i), st, report)
+    if not ok:
+        raise _Failure(i, 1, f"bad signature by {signer!r} on {typ}")
+    if fields.__class__ is tuple:
+        if typ == _MATCH:
+            if _fast_match(fields, st):
+                report.matches += 1
+                return
+        elif typ == _PROPOSAL:
+            if _fast_proposal(i, fields, st):
+                report.proposals += 1
+                _ranking(i, fields[-1], None, st)
+                return
+        elif fields[0] == signer:
+            if typ == _MANIFEST:
+                report.batches += 1
+                return
+            if typ == _WITHDRAWN:
+                report.withdrawals += 1
+                return
+        body = _body(i, st.read(i), typ)
+        problem = fields[-1] if typ == _PROPOSAL else None
+    else:
+        body = _body(i, fields, typ, raw=True)
+        problem = UNCHECKED
+    _check_body(i, typ, signer, body, st, report)
+    if typ == _PROPOSAL:
+        _ranking(i, problem, body, st)
+
+
+def _ranking(i: int, problem, body, st: _State) -> None:
+    """Fail a proposal the cited policy would not make, by the workers' re-run of the ranking
+    or, where they could not, by one here."""
+    if problem is UNCHECKED:
+        problem = policy_problem(body if body is not None else _body(i, st.read(i), _PROPOSAL), st.priority)
+    if problem:
+        raise _Failure(i, 2, problem)
+
+
+def _body(i: int, data: bytes, typ: str, raw: bool = False):
+    """The parsed body of entry ``i`` (or, with ``raw``, of its body bytes)."""
+    if not raw:
+        data = statement_pb2.SignedStatement.FromString(data).body
+    try:
+        return STATEMENT_TYPES[typ].FromString(data)
+    except DecodeError as exc:
+        raise _Failure(i, 2, f"{typ} body does not parse: {exc}") from None
+
+
+def _fast_match(fields: tuple, st: _State) -> bool:
+    """Apply a MatchRecorded that passes every check; False (nothing applied) otherwise."""
+    am, aa, bm, ba, relation, crop = fields
+    members = st.members
+    if am not in members or bm not in members or am == bm:
+        return False
+    a, b = (am, aa), (bm, ba)
+    if crop is not None and crop != a and crop != b:
+        return False
+    _link(st, a, b, relation, crop)
+    return True
+
+
+def _link(st: _State, a: tuple, b: tuple, relation: int, crop) -> None:
+    pair = (a, b) if a <= b else (b, a)
+    if relation in _DIRECTED:
+        st.links[pair] = (a, b, relation, crop)
+    elif st.links:
+        st.links.pop(pair, None)  # the latest match between the two is what counts
+
+
+def _fast_proposal(i: int, fields: tuple, st: _State) -> bool:
+    """Apply a MasterProposed that passes every check but the ranking and that no match in the
+    log makes a copy of derived; False (nothing applied) otherwise."""
+    pid, cluster_id, supersedes, version, keys, derived, _ = fields
+    if version not in POLICIES or derived:
+        return False
+    members = st.members
+    for m, _ in keys:
+        if m not in members:
+            return False
+    holders = frozenset([m for m, _ in keys])
+    if len(holders) < 2 or pid in st.proposals or len(set(keys)) != len(keys):
+        return False
+    if st.links and version != POLICY_V1:
+        ordered = sorted(keys)
+        if any((x, y) in st.links for n, x in enumerate(ordered) for y in ordered[n + 1:]):
+            return False
+    if supersedes:
+        old = st.proposals.get(supersedes)
+        if old is None or old.cluster_id != cluster_id or old.status == _SUPERSEDED:
+            return False
+    _add_proposal(st, pid, cluster_id, holders, i)
+    return True
+
+
+def _add_proposal(st: _State, pid: str, cluster_id: str, holders: frozenset, i: int) -> None:
+    # A new proposal replaces every earlier one for its cluster still open, disputed or agreed.
+    old_id = st.live.pop(cluster_id, None)
+    if old_id is not None:
+        st.proposals[old_id].close(_SUPERSEDED)
+    holders = st.holder_sets.setdefault(holders, holders)
+    st.proposals[pid] = _Proposal(cluster_id, holders, i)
+    st.live[cluster_id] = pid
+
+
+def _check_entry(i: int, entry: bytes, st: _State, report: AuditReport) -> None:
+    """Every check on entry ``i``, from its bytes alone (signature included)."""
     try:
         stmt = statement_pb2.SignedStatement.FromString(entry)
     except DecodeError as exc:
         raise _Failure(i, 0, f"entry is not a SignedStatement: {exc}") from None
-    if not stmt.type or not stmt.signer:
-        raise _Failure(i, 0, "entry lacks a statement type or signer")
-    cls = STATEMENT_TYPES.get(stmt.type)
-    if cls is None:
-        raise _Failure(i, 0, f"unknown statement type {stmt.type!r}")
-    who = (stmt.signer, stmt.key_id)
-    c = st.coordinator
-    if who in st.retired:
-        raise _Failure(i, 0, f"signed with the retired coordinator key {stmt.signer}+{stmt.key_id.hex()},"
-                             f" replaced at entry {st.retired[who]}")
-    if stmt.signer == c.name:
-        if stmt.type not in COORDINATOR_TYPES:
-            raise _Failure(i, 0, f"the coordinator may not sign {stmt.type} statements")
-        if stmt.key_id != c.key_id:
-            raise _Failure(i, 0, f"statement signed by key id {stmt.key_id.hex()}, not the known key "
-                                 f"{c.key_id.hex()} of {c.name!r}")
-        slot = st.coordinator_slot
-    elif stmt.signer in st.members:
-        if stmt.signer in st.revoked:
-            raise _Failure(i, 0, f"signed by {stmt.signer!r} after its key was revoked")
-        if stmt.type not in MEMBER_TYPES:
-            raise _Failure(i, 0, f"member {stmt.signer!r} may not sign {stmt.type} statements")
-        if stmt.signer in st.readers:
-            raise _Failure(i, 0, f"{stmt.type} signed by {stmt.signer!r}, which was admitted as a reader "
-                                 "(readers look up only)")
-        v = st.members[stmt.signer]
-        if stmt.key_id != v.key_id:
-            raise _Failure(i, 0, f"statement signed by key id {stmt.key_id.hex()}, not the known key "
-                                 f"{v.key_id.hex()} of {v.name!r}")
-        slot = st.member_slot[stmt.signer]
-    else:
-        raise _Failure(i, 0, f"signed by {stmt.signer!r}, which is neither the coordinator nor an admitted member")
-    if len(stmt.signature) != 64:
+    slot = _signer_slot(i, stmt.type, stmt.signer, stmt.key_id, st)
+    if not verify_ed25519(st.keys[slot], pae(stmt.type, stmt.body), stmt.signature):
         raise _Failure(i, 1, f"bad signature by {stmt.signer!r} on {stmt.type}")
-    try:
-        body = cls.FromString(stmt.body)
-    except DecodeError as exc:
-        raise _Failure(i, 2, f"{stmt.type} body does not parse: {exc}") from None
+    body = _body(i, stmt.body, stmt.type, raw=True)
+    _check_body(i, stmt.type, stmt.signer, body, st, report)
+    if stmt.type == _PROPOSAL:
+        problem = policy_problem(body, st.priority)
+        if problem:
+            raise _Failure(i, 2, problem)
+
+
+def _check_body(i: int, typ: str, signer: str, body, st: _State, report: AuditReport) -> None:
+    """The checks on a statement's body that depend on the entries before it; applies it."""
+    c = st.coordinator
+    if typ in _KEY_TYPES:
+        st.allowed.clear()  # who may sign what is about to change
 
     def fail(message: str):
         raise _Failure(i, 2, message)
@@ -315,27 +543,27 @@ def _check_entry(i: int, entry: bytes, st: _State, report: AuditReport) -> int:
         crop = _key(body.crop) if body.HasField("crop") else None
         if crop is not None and crop not in (a, b):
             fail(f"match {body.match_id!r} names {crop[0]}/{crop[1]} as the crop, which is neither of its assets")
-        st.links[(min(a, b), max(a, b))] = (a, b, body.relation, crop)
+        _link(st, a, b, body.relation, crop)
         report.matches += 1
     elif isinstance(body, statements_pb2.MasterProposed):
-        _check_proposal(body, st, fail)
+        _check_proposal(i, body, st, fail)
         report.proposals += 1  # the ranking itself is re-run by the workers
     elif isinstance(body, statements_pb2.MasterVote):
-        _check_vote(i, body, stmt.signer, st, fail)
+        _check_vote(i, body, signer, st, fail)
         report.votes += 1
     elif isinstance(body, statements_pb2.MasterRuling):
-        _check_ruling(i, body, stmt.signer, st, fail)
+        _check_ruling(i, body, signer, st, fail)
         report.rulings += 1
     elif isinstance(body, statements_pb2.MasterAgreed):
         _check_agreed(body, st, fail)
         report.agreements += 1
     elif isinstance(body, asset_pb2.BatchManifest):
-        if body.member_id != stmt.signer:
-            fail(f"batch manifest names member {body.member_id!r} but is signed by {stmt.signer!r}")
+        if body.member_id != signer:
+            fail(f"batch manifest names member {body.member_id!r} but is signed by {signer!r}")
         report.batches += 1
     elif isinstance(body, asset_pb2.AssetsWithdrawn):
-        if body.member_id != stmt.signer:
-            fail(f"withdrawal names member {body.member_id!r} but is signed by {stmt.signer!r}")
+        if body.member_id != signer:
+            fail(f"withdrawal names member {body.member_id!r} but is signed by {signer!r}")
         report.withdrawals += 1
     elif isinstance(body, statements_pb2.MemberAdmitted):
         if body.member_id in st.members:
@@ -345,7 +573,7 @@ def _check_entry(i: int, entry: bytes, st: _State, report: AuditReport) -> int:
         if len(body.public_key) != 32:
             fail(f"member {body.member_id!r}: public key is not 32 bytes")
         try:
-            st.members[body.member_id] = _member_key(body.member_id, body.public_key)
+            v = st.members[body.member_id] = _member_key(body.member_id, body.public_key)
         except (ValueError, NoteError) as exc:
             fail(f"member {body.member_id!r}: {exc}")
         st.priority[body.member_id] = body.custodial_priority
@@ -355,7 +583,7 @@ def _check_entry(i: int, entry: bytes, st: _State, report: AuditReport) -> int:
             if body.arbiter:
                 fail(f"member {body.member_id!r} is admitted as both a reader and an arbiter")
             st.readers.add(body.member_id)
-        st.member_slot[body.member_id] = st.slot(body.public_key)
+        st.member_slot[body.member_id] = st.slot(body.member_id, v.key_id, body.public_key)
         report.members.append(body.member_id)
     elif isinstance(body, statements_pb2.LookupsCounted):
         if body.member_id not in st.members:
@@ -386,10 +614,9 @@ def _check_entry(i: int, entry: bytes, st: _State, report: AuditReport) -> int:
             fail(f"key rotation to a key named {new.name!r}, which is a member's name")
         st.retired[(c.name, c.key_id)] = i
         st.coordinator = new
-        st.coordinator_slot = st.slot(new.public_bytes())
+        st.coordinator_slot = st.slot(new.name, new.key_id, new.public_bytes())
         st.rotations.append((i, new))
         report.rotations += 1
-    return slot
 
 
 def _key(ref: statements_pb2.AssetRef) -> tuple[str, str]:
@@ -400,7 +627,7 @@ def _name(key: tuple[str, str]) -> str:
     return f"{key[0]}/{key[1]}"
 
 
-def _check_proposal(p: statements_pb2.MasterProposed, st: _State, fail) -> None:
+def _check_proposal(i: int, p: statements_pb2.MasterProposed, st: _State, fail) -> None:
     """Everything about a proposal but the ranking (the workers re-run that)."""
     pid = p.proposal_id
     if p.policy_version not in POLICIES:
@@ -433,12 +660,7 @@ def _check_proposal(p: statements_pb2.MasterProposed, st: _State, fail) -> None:
             fail(f"proposal {pid!r} supersedes {p.supersedes!r}, which is no earlier proposal for cluster {p.cluster_id!r}")
         if old.status == _SUPERSEDED:
             fail(f"proposal {pid!r} supersedes {p.supersedes!r}, which was already superseded")
-    # A new proposal replaces every earlier one for its cluster still open, disputed or agreed.
-    for old_id in st.live.pop(p.cluster_id, ()):
-        st.proposals[old_id].close(_SUPERSEDED)
-    st.proposals[pid] = _Proposal(p.cluster_id, frozenset(m for m, _ in evidence), frozenset(evidence),
-                                  _key(p.master), p.deadline_unix)
-    st.live[p.cluster_id] = [pid]
+    _add_proposal(st, pid, p.cluster_id, frozenset(m for m, _ in evidence), i)
 
 
 def _open_proposal(kind: str, pid: str, cluster_id: str, st: _State, fail) -> _Proposal:
@@ -454,6 +676,10 @@ def _open_proposal(kind: str, pid: str, cluster_id: str, st: _State, fail) -> _P
     return p
 
 
+def _copies(st: _State, p: _Proposal) -> set[tuple[str, str]]:
+    return {_key(c.ref) for c in st.proposed(p).copies}
+
+
 def _check_vote(i: int, v: statements_pb2.MasterVote, signer: str, st: _State, fail) -> None:
     pid = v.proposal_id
     if v.member_id != signer:
@@ -462,15 +688,17 @@ def _check_vote(i: int, v: statements_pb2.MasterVote, signer: str, st: _State, f
     if p is not None and signer not in p.holders:
         fail(f"vote on proposal {pid!r} signed by {signer}, who holds no copy in cluster {p.cluster_id}")
     p = _open_proposal("vote", pid, v.cluster_id, st, fail)
-    if signer in p.votes:
+    if p.votes and signer in p.votes:
         fail(f"second vote by {signer} on proposal {pid!r} (the first is entry {p.votes[signer][0]})")
     if v.choice not in (_ACCEPT, _REJECT, _CLAIM):
         fail(f"vote by {signer} on proposal {pid!r} has no valid choice")
     if v.choice == _REJECT and not v.reason.strip():
         fail(f"vote by {signer} on proposal {pid!r} rejects it without a reason")
-    if v.choice == _CLAIM and (_key(v.claimed_master) not in p.copies or not v.claim_kind.strip()):
+    if v.choice == _CLAIM and (_key(v.claimed_master) not in _copies(st, p) or not v.claim_kind.strip()):
         fail(f"vote by {signer} on proposal {pid!r} claims {_name(_key(v.claimed_master))}, which is not a copy in"
              " the cluster, or names no kind of evidence")
+    if p.votes is None:
+        p.votes = {}
     p.votes[signer] = (i, v.choice)
     if v.choice != _ACCEPT:
         p.status = _DISPUTED
@@ -487,7 +715,7 @@ def _check_ruling(i: int, r: statements_pb2.MasterRuling, signer: str, st: _Stat
         fail(f"ruling on proposal {pid!r}, which no holder disputed")
     if p.ruling is not None:
         fail(f"second ruling on proposal {pid!r} (the first is entry {p.ruling[0]})")
-    if _key(r.master) not in p.copies:
+    if _key(r.master) not in _copies(st, p):
         fail(f"ruling on proposal {pid!r} names master {_name(_key(r.master))}, which is not a copy in the cluster")
     p.ruling = (i, _key(r.master))
 
@@ -495,28 +723,32 @@ def _check_ruling(i: int, r: statements_pb2.MasterRuling, signer: str, st: _Stat
 def _check_agreed(a: statements_pb2.MasterAgreed, st: _State, fail) -> None:
     pid = a.proposal_id
     p = _open_proposal("outcome", pid, a.cluster_id, st, fail)
+    votes = p.votes or {}
     master, indexes = _key(a.master), list(a.vote_indexes)
-    all_votes = sorted(i for i, _ in p.votes.values())
-    accepts = {m for m, (_, c) in p.votes.items() if c == _ACCEPT}
+    all_votes = sorted(i for i, _ in votes.values())
+    accepts = {m for m, (_, c) in votes.items() if c == _ACCEPT}
     what = f"outcome of proposal {pid!r}"
     if a.basis == statements_pb2.AGREEMENT_BASIS_UNANIMOUS:
         if p.status != _OPEN or accepts != p.holders:
             missing = ", ".join(sorted(p.holders - accepts))
             fail(f"{what} claims unanimity, but {missing} did not accept it")
-        if master != p.master:
-            fail(f"{what} agrees master {_name(master)}, not the proposed {_name(p.master)}")
+        proposed = _key(st.proposed(p).master)
+        if master != proposed:
+            fail(f"{what} agrees master {_name(master)}, not the proposed {_name(proposed)}")
         if indexes != all_votes:
             fail(f"{what} cites votes {indexes}; the votes on it are entries {all_votes}")
     elif a.basis == statements_pb2.AGREEMENT_BASIS_DEADLINE:
         if p.status != _OPEN:
             fail(f"{what} is agreed at the deadline, but a holder rejected it or claimed the master")
-        if a.agreed_unix < p.deadline_unix:
-            fail(f"{what} is agreed at the deadline at {a.agreed_unix}, before the deadline {p.deadline_unix}")
-        silent = sorted(p.holders - set(p.votes))
+        msg = st.proposed(p)
+        if a.agreed_unix < msg.deadline_unix:
+            fail(f"{what} is agreed at the deadline at {a.agreed_unix}, before the deadline {msg.deadline_unix}")
+        silent = sorted(p.holders - set(votes))
         if list(a.silent_members) != silent:
             fail(f"{what} counts {list(a.silent_members)} as silent; the holders who did not vote are {silent}")
-        if master != p.master:
-            fail(f"{what} agrees master {_name(master)}, not the proposed {_name(p.master)}")
+        proposed = _key(msg.master)
+        if master != proposed:
+            fail(f"{what} agrees master {_name(master)}, not the proposed {_name(proposed)}")
         if indexes != all_votes:
             fail(f"{what} cites votes {indexes}; the votes on it are entries {all_votes}")
     elif a.basis == statements_pb2.AGREEMENT_BASIS_RULING:
@@ -543,7 +775,7 @@ class _Inline(Executor):
         return f
 
 
-def _executor(path: Path, workers: int | None) -> Executor:
+def _executor(path: Path, workers: int | None) -> tuple[Executor, int]:
     if workers is None:
         try:
             big = (path / ENTRIES).stat().st_size >= POOL_THRESHOLD
@@ -551,9 +783,9 @@ def _executor(path: Path, workers: int | None) -> Executor:
             big = False
         workers = (os.cpu_count() or 1) if big else 0
     if workers <= 0:
-        return _Inline()
+        return _Inline(), 0
     # spawn, not fork: the caller may run threads (a test's in-process coordinator, gRPC).
-    return ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+    return ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")), workers
 
 
 def _key_for_size(st: _State, initial: NoteVerifier, size: int) -> tuple[NoteVerifier, int | None]:
@@ -574,64 +806,63 @@ def verify_export(path: Path, coordinator: NoteVerifier, *, witnesses: tuple[Cos
     started = time.perf_counter()
     report = AuditReport(quorum=quorum)
     st = _State(coordinator)
-    st.coordinator_slot = st.slot(coordinator.public_bytes())
+    st.coordinator_slot = st.slot(coordinator.name, coordinator.key_id, coordinator.public_bytes())
     tree = Tree()
-    failures: list[_Failure] = []
-    futures: list[Future] = []
-    with _executor(path, workers) as pool:
-        try:
-            slots = array.array("I")
-            chunk_start = chunk_offset = chunk_end = 0
+    offsets = array.array("Q")  # file offset of every entry, to read one back
+    entries = _Entries(path, offsets, tree)
+    st.read = entries.read
+    try:
+        checkpoint_files = _read_checkpoints(path)
+    except ExportError as exc:
+        raise AuditFailure(str(exc)) from exc
+    pool, nworkers = _executor(path, workers)
+    # Chunks handed out ahead of the one being checked: enough to keep every worker busy. Their
+    # keys are those known when they are handed out; an entry signed by a key introduced after
+    # that is verified here instead.
+    ahead = 2 * nworkers + 1 if nworkers else 1
+    failure: _Failure | None = None
+    # The pass makes no reference cycles; a collector would only sweep the proposals it keeps,
+    # hundreds of thousands of them, again and again.
+    collecting = gc.isenabled()
+    gc.disable()
+    with pool:
+        pending: deque = deque()
 
-            def flush(upto: int) -> None:
-                nonlocal slots
-                if len(slots):
-                    futures.append(pool.submit(check_chunk, Chunk(
-                        path, chunk_offset, upto - chunk_offset, chunk_start, slots.tobytes(), tuple(st.keys),
-                        dict(st.priority))))
-                slots = array.array("I")
-
-            checkpoint_files = _read_checkpoints(path)
-
-            append, sha = tree.append_leaf_hash, hashlib.sha256
-            for i, offset, entry in _frames(path):
-                if not len(slots):
-                    chunk_start, chunk_offset = i, offset
-                try:
-                    slots.append(_check_entry(i, entry, st, report))
-                except _Failure as f:
-                    failures.append(f)
-                    # The signature of a failing entry is still checked when the failure came
-                    # after it (phase 2), so a forged entry is reported as such.
-                    slots.append(_SKIP if f.phase < 2 else _last_slot(entry, st))
-                    chunk_end = offset + 4 + len(entry)
-                    break
-                append(sha(b"\x00" + entry).digest())
-                chunk_end = offset + 4 + len(entry)
-                if len(slots) >= CHUNK_ENTRIES or chunk_end - chunk_offset >= CHUNK_BYTES:
-                    flush(chunk_end)
-            flush(chunk_end)
-        except ExportError as exc:
-            flush(chunk_end)
-            failures.append(_Failure(tree.size, -1, str(exc)))
-        report.entries = tree.size
-        cps: list[tuple[str, Checkpoint, str]] = []
-        checkpoint_failure = None
-        if not failures:
-            # Checked here while the pool is still busy with the entries; reported after them.
+        def check(first: int, future: Future) -> None:
             try:
-                cps = _check_checkpoint_signatures(checkpoint_files, st, coordinator, pool)
-            except AuditFailure as exc:
-                checkpoint_failure = exc
-        for fut in futures:
-            failures.extend(_Failure(*f) for f in fut.result())
-    if checkpoint_failure is not None and not failures:
-        raise checkpoint_failure
-    if failures:
-        first = min(failures, key=lambda f: (f.index, f.phase))
-        if first.phase < 0:
-            raise AuditFailure(first.message)
-        raise AuditFailure(f"entry {first.index}: {first.message}")
+                hashes, summaries = future.result()
+            except ChunkChanged:
+                raise _Failure(first, -1, f"{path / ENTRIES} changed while it was being read") from None
+            tree.extend_leaf_hashes(hashes)
+            for i, summary in enumerate(summaries, first):
+                _check_summary(i, summary, st, report)
+
+        try:
+            try:
+                for first, offset, length, count in _chunks(path, offsets):
+                    pending.append((first, pool.submit(check_chunk, Chunk(
+                        path, offset, length, first, count, dict(st.signers), tuple(st.keys), dict(st.priority)))))
+                    while len(pending) >= (ahead if first else 1):
+                        check(*pending.popleft())
+            except ExportError as exc:
+                failure = _Failure(len(offsets), -1, str(exc))
+            while pending:
+                check(*pending.popleft())
+        except _Failure as f:
+            failure = f
+            for _, future in pending:
+                future.cancel()
+        finally:
+            entries.close()
+            if collecting:
+                gc.enable()
+        if failure is None:
+            cps = _check_checkpoint_signatures(checkpoint_files, st, coordinator, pool)
+    if failure is not None:
+        if failure.phase < 0:
+            raise AuditFailure(failure.message)
+        raise AuditFailure(f"entry {failure.index}: {failure.message}")
+    report.entries = tree.size
 
     latest = _check_checkpoint_roots(cps, tree)
     report.checkpoints = len(cps)
@@ -651,13 +882,6 @@ def verify_export(path: Path, coordinator: NoteVerifier, *, witnesses: tuple[Cos
         report.trusted_size = trusted.size
     report.seconds = time.perf_counter() - started
     return report
-
-
-def _last_slot(entry: bytes, st: _State) -> int:
-    stmt = statement_pb2.SignedStatement.FromString(entry)
-    if stmt.signer == st.coordinator.name:
-        return st.coordinator_slot
-    return st.member_slot.get(stmt.signer, _SKIP)
 
 
 def _read_checkpoints(path: Path) -> list[tuple[str, str]]:
@@ -680,7 +904,7 @@ def _check_checkpoint_signatures(files: list[tuple[str, str]], st: _State, initi
                                  pool: Executor) -> list[tuple[str, Checkpoint, str]]:
     """Parse every checkpoint and check it is signed by the coordinator key in force at its
     size; return (file name, checkpoint, note) in order of size."""
-    parsed: list[tuple[str, Checkpoint, str, Signature, NoteVerifier]] = []
+    parsed: list[tuple[str, Checkpoint, str, Signature, NoteVerifier, str]] = []
     for name, note in files:
         try:
             text, sigs = split_note(note)
@@ -701,18 +925,17 @@ def _check_checkpoint_signatures(files: list[tuple[str, str]], st: _State, initi
             others = ", ".join(f"{s.name}+{s.key_id.hex()}" for s in sigs)
             raise AuditFailure(f"checkpoint {name}: not signed by the coordinator key {key.name}+{key.key_id.hex()}"
                                f" in force at size {cp.size}; signed only by unknown key(s) {others}")
-        parsed.append((name, cp, note, mine[0], key))
+        parsed.append((name, cp, note, mine[0], key, text))
         if len(mine) > 1:
             raise AuditFailure(f"checkpoint {name}: two signatures by the coordinator key")
-    jobs = [(name, key.public_bytes(), split_note(note)[0].encode("utf-8"), sig.signature)
-            for name, cp, note, sig, key in parsed]
+    jobs = [(name, key.public_bytes(), text.encode("utf-8"), sig.signature) for name, _, _, sig, key, text in parsed]
     # Notes are small, so unlike entries they are shipped to the workers whole.
     futures = [pool.submit(check_notes, jobs[k : k + 2048]) for k in range(0, len(jobs), 2048)]
     bad = {name for fut in futures for name, ok in fut.result() if not ok}
-    for name, cp, note, sig, key in parsed:
+    for name, cp, note, sig, key, _ in parsed:
         if name in bad:
             raise AuditFailure(f"checkpoint {name}: invalid signature by the coordinator key {key.name}+{key.key_id.hex()}")
-    return sorted(((name, cp, note) for name, cp, note, _, _ in parsed), key=lambda t: (t[1].size, t[0]))
+    return sorted(((name, cp, note) for name, cp, note, *_ in parsed), key=lambda t: (t[1].size, t[0]))
 
 
 def _cp(name: str, cp: Checkpoint) -> str:

@@ -168,6 +168,7 @@ def run_verify(export: Path, workers: int | None) -> dict:
         cmd += ["--workers", str(workers)]
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     before = r0.ru_maxrss
+    load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     seconds = time.perf_counter() - t0
@@ -179,8 +180,9 @@ def run_verify(export: Path, workers: int | None) -> dict:
     load = os.getloadavg()[0]
     result = json.loads(proc.stdout) if proc.stdout.strip() else {}
     return {"exit": proc.returncode, "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 1),
-            "load_average_after": round(load, 2), "peak_rss_mib": round(max(peak, before) / 1024, 1),
-            "ok": result.get("ok", False), "stderr": proc.stderr[-500:], "result": result}
+            "load_average_before": round(load_before, 2), "load_average_after": round(load, 2),
+            "peak_rss_mib": round(max(peak, before) / 1024, 1), "ok": result.get("ok", False),
+            "stderr": proc.stderr[-500:], "result": result}
 
 
 def render(r: dict) -> str:
@@ -189,11 +191,12 @@ def render(r: dict) -> str:
              f"({r['versions'].get('pynacl', '?')} PyNaCl).", "",
              f"Export: {r['entries']:,} entries ({r['mix']}), {r['checkpoints']:,} checkpoints, "
              f"{r['export_mib']:.0f} MiB; generated in {r['generate_seconds']:.0f} s (cached afterwards).", "",
-             "| workers | seconds | entries/s | CPU seconds (all processes) | load average after | "
+             "| workers | seconds | entries/s | CPU seconds (all processes) | load average before / after | "
              "peak RSS of one process (MiB) | exit |", "|---|---|---|---|---|---|---|"]
     for run in r["runs"]:
         lines.append(f"| {run['workers']} | {run['seconds']:.1f} | {run['entries_per_second']:,.0f} | "
-                     f"{run['cpu_seconds']:.0f} | {run['load_average_after']:.1f} | {run['peak_rss_mib']:.0f} | "
+                     f"{run['cpu_seconds']:.0f} | {run.get('load_average_before', float('nan')):.1f} / "
+                     f"{run['load_average_after']:.1f} | {run['peak_rss_mib']:.0f} | "
                      f"{run['exit']} |")
     best = min(run["seconds"] for run in r["runs"])
     lines += ["", f"Target: 10^6 entries in under 60 s: **{'met' if best < 60 else 'not met'}** ({best:.1f} s)."]

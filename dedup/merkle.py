@@ -115,6 +115,27 @@ class Tree:
             level += 1
         return index
 
+    def extend_leaf_hashes(self, hashes: bytes) -> None:
+        """Append many leaf hashes given back to back: the same tree as appending them one by
+        one, built a level at a time (an auditor appends a million)."""
+        if len(hashes) % HASH_SIZE:
+            raise ValueError(f"leaf hashes must be a multiple of {HASH_SIZE} bytes, got {len(hashes)}")
+        self._levels[0] += hashes
+        self._size += len(hashes) // HASH_SIZE
+        sha = hashlib.sha256
+        level = 0
+        # Level k holds size // 2**k complete subtrees; fill in the parents now complete.
+        while (want := self._size >> (level + 1)) > 0:
+            if level + 1 == len(self._levels):
+                self._levels.append(bytearray())
+            below, above = self._levels[level], self._levels[level + 1]
+            have = len(above) // HASH_SIZE
+            if have == want:
+                break
+            above += b"".join([sha(b"\x01" + below[2 * HASH_SIZE * j : 2 * HASH_SIZE * (j + 1)]).digest()
+                               for j in range(have, want)])
+            level += 1
+
     def leaf_hash_at(self, index: int) -> bytes:
         self._check_index(index, self._size)
         return self._node(0, index)

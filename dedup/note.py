@@ -214,14 +214,18 @@ class Note:
     verified: tuple[Signature, ...]
 
 
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f]")  # every character below U+0020 but the newline
+
+
 def _check_chars(s: str, what: str) -> None:
     try:
         s.encode("utf-8")
     except UnicodeEncodeError:
         raise NoteError(f"{what} is not valid UTF-8") from None
-    for i, c in enumerate(s):
-        if ord(c) < 0x20 and c != "\n":
-            raise NoteError(f"{what} contains control character U+{ord(c):04X} at offset {i}")
+    m = _CONTROL.search(s)
+    if m:
+        i = m.start()
+        raise NoteError(f"{what} contains control character U+{ord(s[i]):04X} at offset {i}")
 
 
 def _check_text(text: str) -> None:
