@@ -21,7 +21,7 @@ from pathlib import Path
 from google.protobuf.message import DecodeError
 
 from dedup.policy import POLICIES, Candidate, choose_master
-from dedup.signing import PAE_PREFIX, pae
+from dedup.signing import pae_head
 from dedup.v1 import asset_pb2, statement_pb2, statements_pb2
 
 try:  # libsodium verifies Ed25519 about twice as fast as OpenSSL, and verification is the bulk of an audit
@@ -112,7 +112,6 @@ def check_chunk(chunk: Chunk) -> tuple[bytes, list]:
     unpack = struct.Struct(">I").unpack_from
     pack_q = struct.Struct(">Q").pack
     sha = hashlib.sha256
-    sodium = _sodium is not None
     strings: dict = {}  # one object per repeated string, so the summaries pickle small
     prefixes: dict[str, bytes] = {}
     hashes = []
@@ -146,12 +145,8 @@ def check_chunk(chunk: Chunk) -> tuple[bytes, list]:
         if slot >= 0 and len(signature) == 64:
             head = prefixes.get(typ)
             if head is None:
-                t = typ.encode("utf-8")
-                head = prefixes[typ] = PAE_PREFIX + struct.pack(">H", len(t)) + t
-            if sodium and _sodium_ok(signature + head + pack_q(len(body)) + body, keys[slot]):
-                ok = True
-            else:
-                ok = _openssl_verify(keys[slot], pae(typ, body), signature)
+                head = prefixes[typ] = pae_head(typ)
+            ok = verify_ed25519(keys[slot], head + pack_q(len(body)) + body, signature)
         elif slot >= 0:
             slot = -1  # the sequential pass reports the malformed signature
         try:

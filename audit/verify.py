@@ -40,7 +40,8 @@ from google.protobuf.message import DecodeError
 
 from dedup.checkpoint import Checkpoint, CheckpointError
 from dedup.cosignature import CosignatureError, CosignatureVerifier, cosignatures
-from dedup.export import CHECKPOINTS, ENTRIES, MAX_ENTRY, ExportError, checkpoint_name
+from dedup.export import (BLOCK, CHECKPOINTS, ENTRIES, MAX_ENTRY, ExportError, checkpoint_name, frame_length,
+                          open_entries, read_frames)
 from dedup.merkle import Tree
 from dedup.note import NoteError, NoteVerifier, Signature, split_note
 from dedup.policy import POLICIES, POLICY_V1, derived_copies
@@ -246,58 +247,20 @@ class _Proposal:
         self.votes = None
 
 
-def _frames(path: Path) -> Iterator[tuple[int, int, bytes]]:
-    """(index, file offset, entry) in order, read in large blocks; ExportError on a bad frame."""
-    with _open_entries(path) as f:
-        buf, base, pos, index = b"", 0, 0, 0  # buf holds the file from offset `base`
-        while True:
-            if len(buf) - pos < 4 + MAX_ENTRY:
-                more = f.read(8 << 20)
-                buf, base, pos = buf[pos:] + more, base + pos, 0
-            if pos == len(buf):
-                return
-            n = _frame_length(buf, pos, index)
-            yield index, base + pos, buf[pos + 4 : pos + 4 + n]
-            pos += 4 + n
-            index += 1
-
-
-def _open_entries(path: Path):
-    try:
-        return open(path / ENTRIES, "rb")
-    except OSError as exc:
-        raise ExportError(f"cannot read {path / ENTRIES}: {exc.strerror}") from exc
-
-
-def _frame_length(buf: bytes, pos: int, index: int) -> int:
-    """The length of entry ``index``, framed at ``pos`` in ``buf``; ExportError says what is wrong."""
-    if len(buf) - pos < 4:
-        raise ExportError(f"entry {index}: truncated length prefix")
-    (n,) = _LENGTH.unpack_from(buf, pos)
-    if n > MAX_ENTRY:
-        raise ExportError(f"entry {index}: declared length {n} exceeds {MAX_ENTRY}")
-    if len(buf) - pos - 4 < n:
-        raise ExportError(f"entry {index}: truncated ({len(buf) - pos - 4} of {n} bytes)")
-    return n
-
-
-_LENGTH = struct.Struct(">I")
-
-
 def _chunks(path: Path, offsets: array.array) -> Iterator[tuple[int, int, int, int]]:
     """(first index, file offset, byte length, entry count) of consecutive runs of entries,
     from the length prefixes alone; each entry's offset is appended to ``offsets``. A bad frame
     raises ExportError, after the run of good entries before it. The first run is short: the
     members it admits are known before the next runs are handed out."""
-    unpack = _LENGTH.unpack_from
+    unpack = struct.Struct(">I").unpack_from
     add = offsets.append
-    with _open_entries(path) as f:
+    with open_entries(path) as f:
         buf, base, pos, index = b"", 0, 0, 0  # buf holds the file from offset `base`
         first, start, size, error = 0, 0, FIRST_CHUNK_ENTRIES, None
         try:
             while True:
                 if len(buf) - pos < 4 + MAX_ENTRY:
-                    more = f.read(8 << 20)
+                    more = f.read(BLOCK)
                     buf, base, pos = buf[pos:] + more, base + pos, 0
                 if pos == len(buf):
                     break
@@ -313,7 +276,7 @@ def _chunks(path: Path, offsets: array.array) -> Iterator[tuple[int, int, int, i
                     k += 1
                 index += k
                 if not k:  # near the end of the file, or a bad frame: one entry, with every check
-                    n = _frame_length(buf, pos, index)
+                    n = frame_length(buf, pos, index)
                     add(base + pos)
                     pos += 4 + n
                     index += 1
@@ -519,9 +482,7 @@ def _check_entry(i: int, entry: bytes, st: _State, report: AuditReport) -> None:
     body = _body(i, stmt.body, stmt.type, raw=True)
     _check_body(i, stmt.type, stmt.signer, body, st, report)
     if stmt.type == _PROPOSAL:
-        problem = policy_problem(body, st.priority)
-        if problem:
-            raise _Failure(i, 2, problem)
+        _ranking(i, UNCHECKED, body, st)
 
 
 def _check_body(i: int, typ: str, signer: str, body, st: _State, report: AuditReport) -> None:
@@ -1043,7 +1004,7 @@ def make_bundle(path: Path, index: int, size: int | None = None):
     tree = Tree()
     entry = b""
     try:
-        for i, _, e in _frames(path):
+        for i, _, e in read_frames(path):
             if i >= cp.size:
                 break
             if i == index:

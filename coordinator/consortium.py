@@ -15,13 +15,14 @@ from dataclasses import dataclass
 import grpc
 
 from dedup.fingerprint.wire import Hashes
+from dedup.matching import compared_hashes
 from dedup.note import NoteVerifier
 from dedup.policy import POLICY_VERSION, Candidate as PolicyCandidate, choose_master, derived_copies
 from dedup.signing import SignatureError, parse_body, verify_statement
 from dedup.v1 import asset_pb2, intake_pb2, lookup_pb2, negotiation_pb2, statement_pb2, statements_pb2
 
 from .log import LogTransaction, TransparencyLog
-from .matcher import Candidate, Key, Matcher, new_cluster_id, parse_hashes
+from .matcher import Candidate, Key, Matcher, new_cluster_id
 from .lookup import Lookups
 from .negotiation import Negotiator
 from .ratelimit import Limit, RateLimiter
@@ -284,7 +285,7 @@ class Coordinator:
             batch_index = txn.append(stmt)
             # Other members' assets do not change during the batch, so all of its candidates
             # are found in one search; clustering then goes asset by asset, in batch order.
-            parsed = [parse_hashes(a) for a in assets]  # once per asset, for every comparison below
+            parsed = [compared_hashes(a) for a in assets]  # once per asset, for every comparison below
             found = self.matcher.candidates_many(member_id, assets, parsed)
             for asset in assets:
                 self._update(txn, (member_id, asset.asset_id), asset, touched)

@@ -216,16 +216,13 @@ class Database:
 
     def _run(self, fn):
         """Run ``fn``, raising driver outages as StoreUnavailable."""
-        try:
+        with self._translated():
             return fn()
-        except Exception as exc:
-            fault = self._fault(exc)
-            if fault is exc:
-                raise
-            raise fault from exc
 
     @contextmanager
     def _translated(self) -> Iterator[None]:
+        """Driver outages raised inside as StoreUnavailable (a connection whose storage failed
+        is let go: see ``_fault``)."""
         try:
             yield
         except Exception as exc:

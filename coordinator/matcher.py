@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from dedup.candidates import CandidateIndex
 from dedup.fingerprint.wire import Hashes
-from dedup.matching import Link, Rule, hashes, link
+from dedup.matching import PARSE, Link, Rule, compared_hashes, link
 from dedup.v1 import asset_pb2
 
 Key = tuple[str, str]  # (member_id, asset_id)
@@ -71,10 +71,10 @@ class Matcher:
         asset = self._fetch(key)
         if asset is None:
             return None
-        return self._remember(key, asset)
+        return self._remember(key, asset, compared_hashes(asset))
 
-    def _remember(self, key: Key, asset: asset_pb2.Asset, parsed: Hashes | None | object = None):
-        entry = (asset, parse_hashes(asset) if parsed is None else parsed)
+    def _remember(self, key: Key, asset: asset_pb2.Asset, parsed: Hashes | None):
+        entry = (asset, parsed)
         with self._cache_lock:  # readers of ListMatches share the cache with intake
             self._cache[key] = entry
             self._cache.move_to_end(key)
@@ -93,7 +93,7 @@ class Matcher:
         ``remember=False`` indexes without caching the records (loading a whole store);
         ``parsed`` gives each record's hashes when the caller has them."""
         if parsed is None:
-            parsed = [parse_hashes(asset) for _, asset in items]
+            parsed = [compared_hashes(asset) for _, asset in items]
         if remember:
             for (key, asset), h in zip(items, parsed):
                 self._remember(key, asset, h)
@@ -135,7 +135,7 @@ class Matcher:
         """For each of one member's ``assets``, its links to other members' assets (one index
         search for them all; the member's own assets are never candidates)."""
         if parsed is None:
-            parsed = [parse_hashes(a) for a in assets]
+            parsed = [compared_hashes(a) for a in assets]
         out = []
         for asset, h, keys in zip(assets, parsed, self.index.candidates_many(assets, parsed)):
             links = []
@@ -149,9 +149,10 @@ class Matcher:
             out.append(links)
         return out
 
-    def verified(self, asset: asset_pb2.Asset, cluster_id: str, parsed: Hashes | None | object = None) -> bool:
-        """Does ``asset`` also match more than half of the copies already in the cluster?"""
-        h = parse_hashes(asset) if parsed is None else parsed
+    def verified(self, asset: asset_pb2.Asset, cluster_id: str, parsed: Hashes | None | object = PARSE) -> bool:
+        """Does ``asset`` also match more than half of the copies already in the cluster?
+        ``parsed`` may pass ``compared_hashes(asset)`` when the caller has it."""
+        h = compared_hashes(asset) if parsed is PARSE else parsed
         members = self.members_of.get(cluster_id, ())
         need = len(members) // 2 + 1
         agree = 0
@@ -164,11 +165,6 @@ class Matcher:
                 if agree >= need:
                     return True
         return agree >= need
-
-
-def parse_hashes(asset: asset_pb2.Asset) -> Hashes | None:
-    """The hashes the rule compares; None for low-information records (never compared)."""
-    return None if asset.low_information else hashes(asset)
 
 
 def new_cluster_id(a: Key, b: Key) -> str:

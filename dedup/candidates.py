@@ -24,7 +24,7 @@ import numpy as np
 from dedup.fingerprint.suite import WINDOWS
 from dedup.fingerprint.wire import Hashes
 from dedup.index import HammingIndex
-from dedup.matching import DEFAULT_RULE, Rule, hashes
+from dedup.matching import DEFAULT_RULE, Rule, compared_hashes
 from dedup.v1 import asset_pb2
 
 
@@ -62,7 +62,7 @@ class CandidateIndex:
                  parsed: Sequence[Hashes | None] | None = None) -> None:
         """Make assets findable (replacing earlier records under the same keys); one append
         per index, so loading a whole store on start-up builds each index in one go.
-        ``parsed``, if given, is ``hashes(asset)`` of each item, already computed."""
+        ``parsed``, if given, is ``compared_hashes(asset)`` of each item, already computed."""
         # A key given twice keeps its first place and its last record.
         last = {key: i for i, (key, _) in enumerate(items)}
         if parsed is not None:
@@ -79,7 +79,7 @@ class CandidateIndex:
             self._number[key] = len(self._keys)
             self._keys.append(key)
             rows = {"exact": [bytes(asset.sha256[:8]).ljust(8, b"\0"), bytes(asset.pixel_digest[:8]).ljust(8, b"\0")]}
-            h = None if asset.low_information else (hashes(asset) if parsed is None else parsed[i])
+            h = compared_hashes(asset) if parsed is None else parsed[i]
             if h is not None:
                 rows["upright"] = [h.upright]
                 rows["turned"] = list(h.dihedral[1:])
@@ -121,12 +121,13 @@ class CandidateIndex:
     def candidates_many(self, assets: Sequence[asset_pb2.Asset],
                         parsed: Sequence[Hashes | None] | None = None) -> list[set[Hashable]]:
         """For each asset, every stored key the rule could link to it (one search per index).
-        ``parsed``, if given, is ``hashes(asset)`` of each, already computed."""
+        ``parsed``, if given, is ``compared_hashes(asset)`` of each, already computed."""
         numbers: list[set[int]] = [set() for _ in assets]
         exact = b"".join(bytes(d[:8]).ljust(8, b"\0") for a in assets for d in (a.sha256, a.pixel_digest))
-        full = [i for i, a in enumerate(assets) if not a.low_information]
-        hs = [hashes(assets[i]) if parsed is None else parsed[i] for i in full]
-        full, hs = [i for i, h in zip(full, hs) if h is not None], [h for h in hs if h is not None]
+        if parsed is None:
+            parsed = [compared_hashes(a) for a in assets]
+        full = [i for i, h in enumerate(parsed) if h is not None]
+        hs = [parsed[i] for i in full]
         # One block of query rows per kind, and which asset (and window) asked each row.
         f = np.array(full, dtype=np.int64)
         nw = len(WINDOWS)

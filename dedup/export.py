@@ -37,26 +37,49 @@ def write_entries(f: BinaryIO, entries: Iterable[bytes]) -> int:
 
 def read_entries(path: Path) -> Iterator[bytes]:
     """Yield entries in order; raise ExportError on a truncated or oversized frame."""
+    for _, _, entry in read_frames(path):
+        yield entry
+
+
+def read_frames(path: Path) -> Iterator[tuple[int, int, bytes]]:
+    """(index, file offset, entry) in order, read in large blocks (an export may hold millions
+    of small entries); ExportError on a truncated or oversized frame."""
+    with open_entries(path) as f:
+        buf, base, pos, index = b"", 0, 0, 0  # buf holds the file from offset `base`
+        while True:
+            if len(buf) - pos < 4 + MAX_ENTRY:
+                buf, base, pos = buf[pos:] + f.read(BLOCK), base + pos, 0
+            if pos == len(buf):
+                return
+            n = frame_length(buf, pos, index)
+            yield index, base + pos, buf[pos + 4 : pos + 4 + n]
+            pos += 4 + n
+            index += 1
+
+
+#: Bytes read at a time from an entries file.
+BLOCK = 8 << 20
+_LENGTH = struct.Struct(">I")
+
+
+def open_entries(path: Path) -> BinaryIO:
     try:
-        f = open(path / ENTRIES, "rb")
+        return open(path / ENTRIES, "rb")
     except OSError as exc:
         raise ExportError(f"cannot read {path / ENTRIES}: {exc.strerror}") from exc
-    with f:
-        index = 0
-        while True:
-            head = f.read(4)
-            if not head:
-                return
-            if len(head) < 4:
-                raise ExportError(f"entry {index}: truncated length prefix")
-            (n,) = struct.unpack(">I", head)
-            if n > MAX_ENTRY:
-                raise ExportError(f"entry {index}: declared length {n} exceeds {MAX_ENTRY}")
-            data = f.read(n)
-            if len(data) != n:
-                raise ExportError(f"entry {index}: truncated ({len(data)} of {n} bytes)")
-            yield data
-            index += 1
+
+
+def frame_length(buf: bytes, pos: int, index: int) -> int:
+    """The length of entry ``index``, framed at ``pos`` in ``buf`` (which holds the rest of the
+    file, or at least 4 + MAX_ENTRY bytes of it); ExportError says what is wrong."""
+    if len(buf) - pos < 4:
+        raise ExportError(f"entry {index}: truncated length prefix")
+    (n,) = _LENGTH.unpack_from(buf, pos)
+    if n > MAX_ENTRY:
+        raise ExportError(f"entry {index}: declared length {n} exceeds {MAX_ENTRY}")
+    if len(buf) - pos - 4 < n:
+        raise ExportError(f"entry {index}: truncated ({len(buf) - pos - 4} of {n} bytes)")
+    return n
 
 
 def checkpoint_name(size: int) -> str:

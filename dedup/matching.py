@@ -71,6 +71,12 @@ def hashes(asset: asset_pb2.Asset) -> Hashes | None:
     return from_wire((fp.algorithm, fp.version, fp.value) for fp in asset.fingerprints)
 
 
+def compared_hashes(asset: asset_pb2.Asset) -> Hashes | None:
+    """The hashes the rule and the candidate index compare: None for a low-information record
+    (matched by its digests only) or an incomplete fingerprint set."""
+    return None if asset.low_information else hashes(asset)
+
+
 def _aspect(e: asset_pb2.Evidence) -> float:
     w, h = (e.frame_width or e.width), (e.frame_height or e.height)
     return w / h if h else 0.0

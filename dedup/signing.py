@@ -52,8 +52,14 @@ class SignatureError(ValueError):
 
 def pae(type_name: str, body: bytes) -> bytes:
     """The exact bytes an Ed25519 statement signature covers."""
+    return pae_head(type_name) + struct.pack(">Q", len(body)) + body
+
+
+def pae_head(type_name: str) -> bytes:
+    """The part of ``pae`` before the body's length, the same for every statement of a type
+    (a verifier of many statements computes it once per type)."""
     t = type_name.encode("utf-8")
-    return PAE_PREFIX + struct.pack(">H", len(t)) + t + struct.pack(">Q", len(body)) + body
+    return PAE_PREFIX + struct.pack(">H", len(t)) + t
 
 
 def sign_statement(signer: NoteSigner, message: Message) -> statement_pb2.SignedStatement:
