@@ -446,11 +446,7 @@ def run_level(nodes: int, per_node: int, batch_size: int, templates: list[bytes]
         cpu1 = coord.cpu_seconds()
         mem = coord.status()
     finally:
-        code = coord.stop()
-        for p in procs:
-            p.join(timeout=30)
-            if p.is_alive():
-                p.terminate()
+        code = _stop_all(coord, procs)
     if code != 0:
         raise RuntimeError(f"the coordinator did not stop cleanly (exit {code}); see {coord.log_path}")
 
@@ -514,6 +510,16 @@ def run_level(nodes: int, per_node: int, batch_size: int, templates: list[bytes]
         raise RuntimeError(f"stored assets {stored['per_member']} (acknowledged {accepted}) differ from those "
                            f"sent {sent_per_member}")
     return report
+
+
+def _stop_all(coord: CoordinatorProcess, procs) -> int:
+    """Stop the coordinator and reap the node processes; the coordinator's exit code."""
+    code = coord.stop()
+    for p in procs:
+        p.join(timeout=30)
+        if p.is_alive():
+            p.terminate()
+    return code
 
 
 def _collect(results, procs, kind: str, timeout: float | None) -> dict:

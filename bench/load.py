@@ -35,7 +35,7 @@ import uuid
 from pathlib import Path
 
 from bench.common import code_label, code_state, log, machine, now_iso, publish, versions
-from bench.intake import (SEED, AssetMaker, CoordinatorProcess, _collect, _pct, _stored, base_records,
+from bench.intake import (SEED, AssetMaker, CoordinatorProcess, _collect, _stop_all, _pct, _stored, base_records,
                           fresh_consortium)
 
 COMMAND = ".venv/bin/python -m bench.load"
@@ -152,11 +152,7 @@ def run_level(nodes: int, seconds: float, steady: float, batch_size: int, templa
         sampler.join()
         peak = coord.status()["VmHWM"] / 1024
     finally:
-        code = coord.stop()
-        for p in procs:
-            p.join(timeout=30)
-            if p.is_alive():
-                p.terminate()
+        code = _stop_all(coord, procs)
     if code != 0:
         raise RuntimeError(f"the coordinator did not stop cleanly (exit {code}); see {coord.log_path}")
     acks = [a for d in done.values() for a in d["acks"]]
