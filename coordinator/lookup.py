@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from dedup.matching import Link, link
+from dedup.fingerprint.wire import Hashes
+from dedup.matching import Link, compared_hashes
 from dedup.policy import POLICY_VERSION, Candidate as PolicyCandidate, choose_master
 from dedup.proofbundle import Bundle
 from dedup.provenance import describe
 from dedup.v1 import asset_pb2, lookup_pb2 as L, negotiation_pb2 as N, statements_pb2 as S
 
-from .negotiation import _COLUMNS, _proposal
+from .negotiation import Negotiator
 from .ratelimit import Limit, RateLimiter
 from .refusal import Refusal
 from .store import Store
@@ -68,24 +69,25 @@ class Lookups:
         files = list(files)
         with core.lock:
             m = core.matcher
-            found = m.index.candidates_many(files)
-            out = L.LookupResponse(results=[self._answer(i, a, keys) for i, (a, keys) in enumerate(zip(files, found))])
+            parsed = [compared_hashes(a) for a in files]  # once per file, for every comparison
+            found = m.index.candidates_many(files, parsed)
+            out = L.LookupResponse(results=[self._answer(i, a, keys, h)
+                                            for i, (a, keys, h) in enumerate(zip(files, found, parsed))])
             with core.store.transaction() as db:
                 Store.count_lookup(db, identity, len(files), int(core.clock()))
         return out
 
     # --- one file ------------------------------------------------------------------------------
 
-    def _answer(self, position: int, asset: asset_pb2.Asset, keys) -> L.LookupResult:
+    def _answer(self, position: int, asset: asset_pb2.Asset, keys, parsed: Hashes | None) -> L.LookupResult:
         m = self.core.matcher
         groups: dict[str | None, list[tuple[Key, Link]]] = {}
         for key in sorted(keys):
-            record = m.record(key)
-            found = None if record is None else link(record, asset, m.rule)
+            found = m.link(key, asset, parsed)
             if found is not None:
                 groups.setdefault(m.cluster_of.get(key), []).append((key, found))
         # As intake: a candidate in a cluster counts only if the file also matches most of it.
-        accepted = {cid: g for cid, g in groups.items() if cid is None or m.verified(asset, cid)}
+        accepted = {cid: g for cid, g in groups.items() if cid is None or m.verified(asset, cid, parsed)}
         if not accepted:
             return L.LookupResult(position=position, matched=False)
         # Several clusters (intake would merge them): the one with the most links, then the closest.
@@ -95,7 +97,7 @@ class Lookups:
         r = L.LookupResult(position=position, matched=True, cluster_id=cid or "", copies=len(copies),
                            holders=len({k[0] for k in copies}))
         db = self.core.store._db
-        current = self._latest(db, cid) if cid is not None else None
+        current = Negotiator.latest(db, cid) if cid is not None else None
         evidence: dict[Key, asset_pb2.Evidence] = {}
         if current is not None and current.status in _STATUS:
             r.master_status = _STATUS[current.status]
@@ -105,7 +107,7 @@ class Lookups:
             evidence = {(c.ref.member_id, c.ref.asset_id): c.evidence for c in current.body.copies}
             if current.outcome_index is not None:
                 self._agreed(r, current.outcome_index, master)
-            elif (earlier := self._agreed_before(db, cid)) is not None:
+            elif (earlier := Negotiator.latest(db, cid, agreed=True)) is not None:
                 # The earlier agreement stays in force until the re-proposal is agreed.
                 self._agreed(r, earlier.outcome_index, earlier.agreed)
         else:
@@ -126,7 +128,7 @@ class Lookups:
         # verification's looser rule) applied to the pair; unknown if only other copies match.
         lk = next((lk for k, lk in links if k == master), None)
         if lk is None and record is not None:
-            lk = link(record, asset, m.rule) or link(record, asset, m.verify_rule)
+            lk = m.link(master, asset, parsed) or m.link(master, asset, parsed, m.verify_rule)
         if lk is not None:
             r.relation, r.distance = lk.relation, lk.distance
             if lk.relation == S.RELATION_CROPPED and lk.kept < 1:
@@ -135,18 +137,6 @@ class Lookups:
         r.description = describe(r.relation, asset.evidence, r.master_evidence,
                                  kept=r.kept_permille / 1000 if r.kept_permille else 1.0, master_is_crop=r.master_is_crop)
         return r
-
-    @staticmethod
-    def _latest(db, cluster_id: str):
-        row = db.execute(f"SELECT {_COLUMNS} FROM negotiations WHERE cluster_id=? ORDER BY log_index DESC LIMIT 1",
-                         (cluster_id,)).fetchone()
-        return _proposal(row) if row else None
-
-    @staticmethod
-    def _agreed_before(db, cluster_id: str):
-        row = db.execute(f"SELECT {_COLUMNS} FROM negotiations WHERE cluster_id=? AND outcome_index IS NOT NULL"
-                         " ORDER BY log_index DESC LIMIT 1", (cluster_id,)).fetchone()
-        return _proposal(row) if row else None
 
     def _agreed(self, r: L.LookupResult, index: int, master: tuple[str, str]) -> None:
         """The MasterAgreed entry's index and its inclusion proof in the latest checkpoint."""

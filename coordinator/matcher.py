@@ -142,12 +142,21 @@ class Matcher:
             for key in sorted(keys):
                 if key[0] == member_id:
                     continue
-                other, ho = self._cached(key)
-                found = link(other, asset, self.rule, ha=ho, hb=h)
+                found = self.link(key, asset, h)
                 if found is not None:
                     links.append(Candidate(key, found))
             out.append(links)
         return out
+
+    def link(self, key: Key, asset: asset_pb2.Asset, parsed: Hashes | None, rule: Rule | None = None) -> Link | None:
+        """``link(record of key, asset)`` by ``rule`` (default: the matching rule), with the
+        record's cached hashes and ``parsed`` = ``compared_hashes(asset)``; None if the key
+        is not held here."""
+        found = self._cached(key)
+        if found is None:
+            return None
+        other, ho = found
+        return link(other, asset, self.rule if rule is None else rule, ha=ho, hb=parsed)
 
     def verified(self, asset: asset_pb2.Asset, cluster_id: str, parsed: Hashes | None | object = PARSE) -> bool:
         """Does ``asset`` also match more than half of the copies already in the cluster?
@@ -159,8 +168,7 @@ class Matcher:
         for left, k in enumerate(sorted(members), start=0):
             if agree + (len(members) - left) < need:
                 return False  # the rest could not make a majority
-            other, ho = self._cached(k)
-            if link(other, asset, self.verify_rule, ha=ho, hb=h) is not None:
+            if self.link(k, asset, h, self.verify_rule) is not None:
                 agree += 1
                 if agree >= need:
                     return True

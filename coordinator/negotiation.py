@@ -100,6 +100,14 @@ class Negotiator:
         return _proposal(row) if row else None
 
     @staticmethod
+    def latest(db, cluster_id: str, *, agreed: bool = False) -> Proposal | None:
+        """The cluster's newest proposal (with ``agreed``, its newest agreed one)."""
+        where = " AND outcome_index IS NOT NULL" if agreed else ""
+        row = db.execute(f"SELECT {_COLUMNS} FROM negotiations WHERE cluster_id=?{where} ORDER BY log_index DESC LIMIT 1",
+                         (cluster_id,)).fetchone()
+        return _proposal(row) if row else None
+
+    @staticmethod
     def votes(db, proposal_id: str) -> list[StoredVote]:
         return [StoredVote(m, c, bytes(b), i) for m, c, b, i in db.execute(
             "SELECT member_id, choice, statement, log_index FROM votes WHERE proposal_id=? ORDER BY member_id",
