@@ -174,16 +174,12 @@ def _one(n: int) -> dict:
 
     work = Path(tempfile.mkdtemp(prefix="dedup-scale-", dir=SCALE))
     signers = {m: NoteSigner.generate(m) for m in MEMBERS}
-    log_signer = NoteSigner.generate("bench.dedup.local/log")
-    pki.write_private(work / "log.key", log_signer.to_string().encode())
-    ca = pki.new_ca("bench CA")
-    pki.write_cert(work / "ca.pem", ca[1])
-    key, cert = pki.issue(ca, "coordinator", dns_names=("coordinator",), server=True, client=False)
-    pki.write_key(work / "server.key", key)
-    pki.write_cert(work / "server.pem", cert)
+    ca = pki.write_ca(work, "bench CA")
+    pki.write_server_tls(ca, work, "coordinator")
+    pki.write_log_key(work, "bench.dedup.local/log")
     settings = CoordinatorSettings(
-        database=str(work / "coordinator.sqlite"), log_key=work / "log.key", log_origin="bench.dedup.local/log",
-        tls={"ca": work / "ca.pem", "cert": work / "server.pem", "key": work / "server.key"},
+        database=str(work / "coordinator.sqlite"), log_key=work / pki.LOG_KEY, log_origin="bench.dedup.local/log",
+        tls={"ca": work / pki.CA_CERT, "cert": work / pki.TLS_CERT, "key": work / pki.TLS_KEY},
         members=[{"id": m, "name": m, "public_key": signers[m].verifier().to_string(), "custodial_priority": 10 * i}
                  for i, m in enumerate(MEMBERS)],
         max_batch_assets=BATCH,
