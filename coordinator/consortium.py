@@ -109,16 +109,11 @@ class Coordinator:
             if mid in self.members and self.members[mid].verifier.public_bytes() != key:
                 raise ValueError(f"member {mid}: configured key differs from the key admitted in the log;"
                                  " key rotation must be logged, not edited in the configuration")
-        arbiters = self.store.admitted_arbiters()
-        for mid in admitted:
-            if mid in self.members and self.members[mid].settings.arbiter != (mid in arbiters):
-                raise ValueError(f"member {mid}: configured arbiter = {self.members[mid].settings.arbiter}, but the log"
-                                 f" admitted it with arbiter = {mid in arbiters}; arbiters are named when first admitted")
-        readers = self.store.admitted_readers()
-        for mid in admitted:
-            if mid in self.members and self.members[mid].settings.reader != (mid in readers):
-                raise ValueError(f"member {mid}: configured reader = {self.members[mid].settings.reader}, but the log"
-                                 f" admitted it with reader = {mid in readers}; readers are named when first admitted")
+        for role, named in (("arbiter", self.store.admitted_arbiters()), ("reader", self.store.admitted_readers())):
+            for mid in admitted:
+                if mid in self.members and (configured := getattr(self.members[mid].settings, role)) != (mid in named):
+                    raise ValueError(f"member {mid}: configured {role} = {configured}, but the log admitted it with"
+                                     f" {role} = {mid in named}; {role}s are named when first admitted")
         revoked = self.store.revoked_keys()
         to_revoke = [m for _, m in sorted(self.members.items())
                      if m.settings.revoked and (m.settings.id, m.verifier.public_bytes()) not in revoked]
@@ -221,11 +216,7 @@ class Coordinator:
                             touched.add(cid)
                     for cid in sorted(touched):
                         # A master that left, or a cluster now held by one member, needs a new look.
-                        if len({k[0] for k in self.matcher.members_of.get(cid, ())}) >= 2:
-                            self._propose(txn, cid, "copy_withdrawn")
-                        else:
-                            # Nothing left to agree between members: no more votes on it.
-                            self.negotiation.supersede(txn.db, cid, None)
+                        self._repropose(txn, cid, "copy_withdrawn")
             except BaseException:
                 self._reload_matcher()
                 raise
@@ -297,10 +288,7 @@ class Coordinator:
             Store.add_batch(txn.db, member_id, manifest.batch_id, manifest.sequence, stmt.body, len(assets),
                             new_matches, batch_index, int(self.clock()))
             for cid in sorted(touched):
-                if len({k[0] for k in self.matcher.members_of.get(cid, ())}) >= 2:
-                    self._propose(txn, cid, touched[cid])
-                else:
-                    self.negotiation.supersede(txn.db, cid, None)
+                self._repropose(txn, cid, touched[cid])
         return intake_pb2.SubmitBatchResponse(batch_id=manifest.batch_id, accepted=len(assets),
                                               log_index=batch_index, new_matches=new_matches)
 
@@ -373,6 +361,14 @@ class Coordinator:
                                                 c.link.relation, c.link.algorithm, c.link.distance,
                                                 round(c.link.kept * 1000), c.link.crop), idx)
         return len(accepted)
+
+    def _repropose(self, txn: LogTransaction, cluster_id: str, reason: str) -> None:
+        """A changed cluster: proposed again while members still share it; otherwise its
+        proposals are closed, as nothing is left to agree between members."""
+        if len({k[0] for k in self.matcher.members_of.get(cluster_id, ())}) >= 2:
+            self._propose(txn, cluster_id, reason)
+        else:
+            self.negotiation.supersede(txn.db, cluster_id, None)
 
     def _propose(self, txn: LogTransaction, cluster_id: str, reason: str) -> None:
         """Propose a master for the cluster by the current policy, superseding its open, disputed
