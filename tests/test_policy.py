@@ -47,3 +47,26 @@ def test_single_and_empty():
     assert choose_master([c("a")]).deciding_rule == "only_copy"
     with pytest.raises(ValueError):
         choose_master([])
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from dedup.policy import KEYS, POLICIES  # noqa: E402
+
+_evidence = st.builds(
+    asset_pb2.Evidence,
+    width=st.integers(0, 9000), height=st.integers(0, 9000), bit_depth=st.sampled_from([0, 1, 8, 16]),
+    channels=st.integers(0, 4), format_family=st.sampled_from([0, LOSSY, LOSSLESS]),
+    jpeg_quality=st.integers(0, 100), capture_date=st.sampled_from(["", "1971-05-01T10:00:00", "1999-01-01"]),
+    rights=st.sampled_from(["", "unknown", "http://rightsstatements.org/vocab/InC/1.0/"]))
+_candidate = st.builds(Candidate, st.sampled_from(["a", "b", "c"]), st.sampled_from(["x", "y"]), _evidence,
+                       st.integers(0, 200), st.booleans())
+
+
+@settings(max_examples=500, deadline=None)
+@given(_candidate)
+def test_each_versions_whole_key_is_its_rules_keys_in_order(cand):
+    # choose_master ranks by the whole key; the published rules are what it must equal.
+    for version, rules in POLICIES.items():
+        assert KEYS[version](cand) == tuple(rule(cand) for _, rule in rules)
+    assert KEYS.keys() == POLICIES.keys()
