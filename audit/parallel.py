@@ -20,7 +20,7 @@ from pathlib import Path
 
 from google.protobuf.message import DecodeError
 
-from dedup.policy import POLICIES, Candidate, choose_master
+from dedup.policy import POLICIES, Candidate, master_of
 from dedup.signing import pae_head
 from dedup.v1 import asset_pb2, statement_pb2, statements_pb2
 
@@ -212,14 +212,14 @@ def policy_problem(p: statements_pb2.MasterProposed, priorities: dict[str, int])
 
 
 def _ranking_problem(p: statements_pb2.MasterProposed, cands: list[Candidate]) -> str | None:
-    decision = choose_master(cands, p.policy_version)
+    master, rule = master_of(cands, p.policy_version)
     got = (p.master.member_id, p.master.asset_id)
-    want = (decision.master.member_id, decision.master.asset_id)
+    want = (master.member_id, master.asset_id)
     if got != want:
         return (f"proposal {p.proposal_id!r} names master {got[0]}/{got[1]} but the policy chooses "
                 f"{want[0]}/{want[1]}")
-    if p.deciding_rule != decision.deciding_rule:
-        return f"proposal {p.proposal_id!r} says rule {p.deciding_rule!r} decided; the policy says {decision.deciding_rule!r}"
+    if p.deciding_rule != rule:
+        return f"proposal {p.proposal_id!r} says rule {p.deciding_rule!r} decided; the policy says {rule!r}"
     return None
 
 

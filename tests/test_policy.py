@@ -51,7 +51,7 @@ def test_single_and_empty():
 
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
-from dedup.policy import KEYS, POLICIES  # noqa: E402
+from dedup.policy import KEYS, POLICIES, master_of  # noqa: E402
 
 _evidence = st.builds(
     asset_pb2.Evidence,
@@ -70,3 +70,11 @@ def test_each_versions_whole_key_is_its_rules_keys_in_order(cand):
     for version, rules in POLICIES.items():
         assert KEYS[version](cand) == tuple(rule(cand) for _, rule in rules)
     assert KEYS.keys() == POLICIES.keys()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_candidate, min_size=1, max_size=5, unique_by=lambda c: (c.member_id, c.asset_id)))
+def test_master_of_is_choose_masters_master_and_rule(cands):
+    for version in POLICIES:
+        d = choose_master(cands, version)
+        assert master_of(cands, version) == (d.master, d.deciding_rule)
