@@ -185,6 +185,38 @@ def run_verify(export: Path, workers: int | None) -> dict:
             "stderr": proc.stderr[-500:], "result": result}
 
 
+def signature_floor(export: Path, sample: int = 20_000) -> dict:
+    """The auditor's unavoidable cost, measured in the same run: one process verifying
+    ``sample`` of the export's coordinator signatures with the auditor's own Ed25519 call.
+    Every entry and checkpoint needs one, so ``floor_seconds`` (all of them, spread over every
+    core) is what the audit would take if nothing else cost anything; seconds / floor holds
+    on a machine whose speed varies from run to run, where seconds alone do not."""
+    import struct
+
+    from dedup.audit.parallel import verify_ed25519
+    from dedup.export import read_entries
+    from dedup.note import NoteVerifier
+    from dedup.signing import pae_head
+    from dedup.v1 import statement_pb2
+
+    key = NoteVerifier.from_string((export / "log.pub").read_text().strip()).public_bytes()
+    jobs = []
+    for entry in read_entries(export):
+        s = statement_pb2.SignedStatement.FromString(entry)
+        if s.signer == ORIGIN:
+            jobs.append((pae_head(s.type) + struct.pack(">Q", len(s.body)) + s.body, s.signature))
+            if len(jobs) == sample:
+                break
+    t0 = time.process_time()
+    ok = sum(verify_ed25519(key, message, signature) for message, signature in jobs)
+    per = (time.process_time() - t0) / len(jobs)
+    assert ok == len(jobs), "the sample's signatures must all verify"
+    meta = json.loads((export / "meta.json").read_text())
+    cores = os.cpu_count() or 1
+    return {"sample": len(jobs), "us_per_signature": round(per * 1e6, 1),
+            "floor_seconds": round((meta["entries"] + meta["checkpoints"]) * per / cores, 1)}
+
+
 def render(r: dict) -> str:
     m = r["machine"]
     lines = [f"Run {r['date']} on {code_label(r['code'])} with `{r['command']}`, on {m['cpu']}, {m['cores']} cores "
@@ -198,8 +230,20 @@ def render(r: dict) -> str:
                      f"{run['cpu_seconds']:.0f} | {run.get('load_average_before', float('nan')):.1f} / "
                      f"{run['load_average_after']:.1f} | {run['peak_rss_mib']:.0f} | "
                      f"{run['exit']} |")
-    best = min(run["seconds"] for run in r["runs"])
-    lines += ["", f"Target: 10^6 entries in under 60 s: **{'met' if best < 60 else 'not met'}** ({best:.1f} s)."]
+    auto = sorted(run["seconds"] for run in r["runs"] if run["workers"] == "auto") or \
+        sorted(run["seconds"] for run in r["runs"])
+    median = auto[len(auto) // 2]
+    floor = r.get("signature_floor")
+    if floor:
+        lines += ["", f"Signature floor, measured in the same run: {floor['us_per_signature']:.1f} us per Ed25519 "
+                      f"verification (one process, {floor['sample']:,} of the export's signatures), so "
+                      f"{floor['floor_seconds']:.1f} s for every entry and checkpoint on all cores; the median "
+                      f"audit takes **{median / floor['floor_seconds']:.2f}x** that."]
+    runs = f"median of {len(auto)} run{'s' if len(auto) > 1 else ''}: {median:.1f} s"
+    if r["entries"] == 1_000_000:
+        lines += ["", f"Target: 10^6 entries in under 60 s: **{'met' if median < 60 else 'not met'}** ({runs})."]
+    else:
+        lines += ["", f"({runs}; the target is set for 10^6 entries.)"]
     return "\n".join(lines)
 
 
@@ -208,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--entries", type=int, default=1_000_000)
     ap.add_argument("--workers", default="auto", help="comma-separated worker counts to time, 'auto' = the default")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="runs per worker count (default %(default)s); the target is judged on the median, as "
+                         "a shared machine's speed varies from run to run")
     ap.add_argument("--no-readme", action="store_true", help="do not rewrite bench/README.md")
     args = ap.parse_args(argv)
     started = time.monotonic()
@@ -224,7 +271,9 @@ def main(argv: list[str] | None = None) -> int:
         (export / "meta.json").write_text(json.dumps(meta))
     meta = json.loads((export / "meta.json").read_text())
     runs = []
-    for w in args.workers.split(","):
+    floor = signature_floor(export)
+    log(f"signature floor: {floor}")
+    for w in [w for w in args.workers.split(",") for _ in range(max(1, args.repeat))]:
         workers = None if w == "auto" else int(w)
         log(f"dedup audit verify, workers={w}")
         run = run_verify(export, workers)
@@ -240,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
               "export_mib": round(sum(p.stat().st_size for p in export.rglob("*") if p.is_file()) / 2**20, 1),
               "mix": f"8 member admissions; per batch 1 member-signed manifest, {PAIRS_PER_BATCH} matches and "
                      f"{PAIRS_PER_BATCH} master proposals signed by the coordinator",
+              "signature_floor": floor,
               "runs": [{k: v for k, v in run.items() if k != "stderr"} for run in runs],
               "duration_seconds": round(time.monotonic() - started, 1)}
     publish("audit", report, render(report), not args.no_readme)
