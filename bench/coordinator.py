@@ -76,6 +76,18 @@ def render(r: dict) -> str:
             lines.append(f"| {s['assets']:,} | {s['hash_values_indexed']:,} | {s['matches']:,} | {s['clusters']:,} | "
                          f"{s['intake_seconds']:.1f} | {s['assets_per_second']:,.0f} | {s['peak_rss_mib']:,.0f} | "
                          f"{s['index_mib']:,.0f} | {s['restart_seconds']:.1f} | {s['database_mib']:,.0f} |")
+        searched = [s for s in r["scale"] if s.get("candidate_search")]
+        if searched:
+            lines += ["", "Candidate search within the intake time (seconds, and query rows asked, by search: "
+                          "`upright` is the new asset's 8 orientations against stored upright hashes, `turned` its "
+                          "upright hash against the 7 stored turned ones, `low` its whole-picture dct64 and "
+                          "`low_by_window` its 36 windows against stored pictures, `windows` its dct64 against "
+                          "stored windows, `same_window` its windows against the same stored window):", ""]
+            for s in searched:
+                parts = ", ".join(f"{kind} {v['seconds']:.1f} s ({v['queries']:,})"
+                                  for kind, v in s["candidate_search"].items())
+                total = sum(v["seconds"] for v in s["candidate_search"].values())
+                lines.append(f"- {s['assets']:,} assets: {total:.1f} s of {s['intake_seconds']:.1f} s: {parts}.")
         lines += [""] + when("scale")
     return "\n".join(lines)
 
