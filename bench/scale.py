@@ -209,9 +209,7 @@ def _one(n: int) -> dict:
     # Perceptual hash values indexed (8 orientations, 1-2 dct64, 36 windows per asset).
     hashes = sum(len(getattr(core.matcher.index, name)) for name in ("upright", "turned", "low", "windows"))
     peak_intake = _rss_mib()
-    idx = core.matcher.index
-    search = {kind: {"seconds": round(sec, 1), "queries": idx.search_queries[kind]}
-              for kind, sec in sorted(idx.search_seconds.items(), key=lambda kv: -kv[1])}
+    search = _search_split(core.matcher.index)  # no reference to the index may outlive `del core`
     core.store.close()
     del core
     t0 = time.monotonic()
@@ -223,9 +221,16 @@ def _one(n: int) -> dict:
         "n": n, "assets": counts["assets"], "matches": counts.get("matches"), "clusters": counts.get("clusters"),
         "hash_values_indexed": hashes, "batches": batches_sent, "intake_seconds": round(intake, 1), "assets_per_second": round(n / intake, 1),
         "restart_seconds": round(restart, 1), "index_mib": round(index_mib, 1), "candidate_search": search,
-        "peak_rss_mib_before_intake": round(rss_before, 1), "peak_rss_mib": round(max(peak_intake, _rss_mib()), 1),
+        "peak_rss_mib_before_intake": round(rss_before, 1), "peak_rss_mib_intake": round(peak_intake, 1),
+        "peak_rss_mib": round(max(peak_intake, _rss_mib()), 1),
         "database_mib": round((work / "coordinator.sqlite").stat().st_size / 2**20, 1), "workdir": str(work),
     }
+
+
+def _search_split(index) -> dict:
+    """Seconds and query rows of each candidate search during the intake, largest first."""
+    return {kind: {"seconds": round(sec, 1), "queries": index.search_queries[kind]}
+            for kind, sec in sorted(index.search_seconds.items(), key=lambda kv: -kv[1])}
 
 
 def _rss_mib() -> float:
