@@ -191,12 +191,10 @@ def signature_floor(export: Path, sample: int = 20_000) -> dict:
     Every entry and checkpoint needs one, so ``floor_seconds`` (all of them, spread over every
     core) is what the audit would take if nothing else cost anything; seconds / floor holds
     on a machine whose speed varies from run to run, where seconds alone do not."""
-    import struct
-
     from dedup.audit.parallel import verify_ed25519
     from dedup.export import read_entries
     from dedup.note import NoteVerifier
-    from dedup.signing import pae_head
+    from dedup.signing import pae
     from dedup.v1 import statement_pb2
 
     key = NoteVerifier.from_string((export / "log.pub").read_text().strip()).public_bytes()
@@ -204,7 +202,7 @@ def signature_floor(export: Path, sample: int = 20_000) -> dict:
     for entry in read_entries(export):
         s = statement_pb2.SignedStatement.FromString(entry)
         if s.signer == ORIGIN:
-            jobs.append((pae_head(s.type) + struct.pack(">Q", len(s.body)) + s.body, s.signature))
+            jobs.append((pae(s.type, s.body), s.signature))
             if len(jobs) == sample:
                 break
     t0 = time.process_time()

@@ -116,6 +116,18 @@ def _store_counts(path) -> dict:
         db.close()
 
 
+def _refused_twice(stub, req, *phrases: str) -> None:
+    """The batch, sent twice, is refused as UNAVAILABLE with a message naming each phrase and
+    saying that nothing was stored and to retry."""
+    for _ in range(2):
+        with pytest.raises(grpc.RpcError) as info:
+            stub.SubmitBatch(req, timeout=30)
+        err = info.value
+        assert err.code() == grpc.StatusCode.UNAVAILABLE, (err.code(), err.details())
+        assert all(p in err.details() for p in phrases), err.details()
+        assert "nothing of this request was stored" in err.details() and "retry later" in err.details()
+
+
 def test_storage_turned_read_only_by_the_kernel_under_a_coordinator_process(tmp_path, ext4):
     """A coordinator process keeps its SQLite store on an ext4 file system of its own (a loop
     device, ``errors=remount-ro``). After some batches are stored, an ext4 error makes the
@@ -154,13 +166,7 @@ def test_storage_turned_read_only_by_the_kernel_under_a_coordinator_process(tmp_
         ext4.fail()
         assert ext4.refuses_writes(), "the kernel did not turn the file system read-only"
         req = request(4)
-        for _ in range(2):
-            with pytest.raises(grpc.RpcError) as info:
-                stub.SubmitBatch(req, timeout=30)
-            err = info.value
-            assert err.code() == grpc.StatusCode.UNAVAILABLE, (err.code(), err.details())
-            assert "the storage is read-only" in err.details(), err.details()
-            assert "nothing of this request was stored" in err.details() and "retry later" in err.details()
+        _refused_twice(stub, req, "the storage is read-only")
         assert site.coordinator.proc.poll() is None, "the coordinator exited"
         # Reads still answer, and the log did not grow.
         assert latest_checkpoint(site, timeout=30)[:2] == old[0]
@@ -260,13 +266,7 @@ def test_postgresql_turned_read_only_under_a_coordinator_process(tmp_path, priva
         before = counts()
         switch(True)
         req = request(3)
-        for _ in range(2):
-            with pytest.raises(grpc.RpcError) as info:
-                stub.SubmitBatch(req, timeout=30)
-            err = info.value
-            assert err.code() == grpc.StatusCode.UNAVAILABLE, (err.code(), err.details())
-            assert "read-only" in err.details() and "PostgreSQL" in err.details(), err.details()
-            assert "nothing of this request was stored" in err.details() and "retry later" in err.details()
+        _refused_twice(stub, req, "read-only", "PostgreSQL")
         assert counts() == before, "a refused batch left something behind"
         assert site.coordinator.proc.poll() is None
         switch(False)
