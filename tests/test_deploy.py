@@ -148,6 +148,10 @@ def test_dockerfile_pins_its_base_runs_as_non_root_and_copies_what_exists():
     for folder in pyproject["tool"]["setuptools"]["package-dir"].values():
         top = folder.split("/")[0]
         assert re.search(rf"^COPY\s+{top}\s", text, re.MULTILINE), f"{top}/ is not copied into the image"
+    # Compiled modules are built in the first stage, which must have a C compiler for them.
+    if pyproject["tool"]["setuptools"].get("ext-modules"):
+        build_stage = text.split("\nFROM ")[1]
+        assert re.search(r"apt-get install[^\n]*\bgcc\b", build_stage), "the build stage has no C compiler"
     assert os.access(DEPLOY / "docker" / "node-loop.sh", os.X_OK)
 
 
