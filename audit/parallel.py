@@ -24,54 +24,26 @@ from dedup.policy import POLICIES, Candidate, master_of
 from dedup.signing import pae_head
 from dedup.v1 import asset_pb2, statement_pb2, statements_pb2
 
-try:  # libsodium verifies Ed25519 about twice as fast as OpenSSL, and verification is the bulk of an audit
-    from nacl._sodium import ffi as _ffi, lib as _sodium
-except ImportError:  # pragma: no cover - PyNaCl is a dependency; the fallback keeps the auditor working
-    _sodium = None
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from dedup.ed25519 import COMPILED, TableVerifier, verify as verify_ed25519
 
 _PROPOSAL = statements_pb2.MasterProposed.DESCRIPTOR.full_name
 _MATCH = statements_pb2.MatchRecorded.DESCRIPTOR.full_name
 _MANIFEST = asset_pb2.BatchManifest.DESCRIPTOR.full_name
 _WITHDRAWN = asset_pb2.AssetsWithdrawn.DESCRIPTOR.full_name
-_openssl_keys: dict[bytes, Ed25519PublicKey] = {}
-_out = None  # libsodium's output buffer, reused: it only receives a copy of the message
+_tables: TableVerifier | None = None  # the worker's key tables, kept across chunks
 
 
-def _sodium_ok(signed: bytes, public_key: bytes) -> bool:
-    global _out
-    if len(public_key) != 32:
-        return False
-    if _out is None or len(_out) < len(signed):
-        _out = _ffi.new("unsigned char[]", max(len(signed), 1 << 16))
-    return _sodium.crypto_sign_open(_out, _ffi.NULL, signed, len(signed), public_key) == 0
+def _verify_all(jobs: list[tuple[bytes, bytes, bytes]]) -> list[bool]:
+    """OpenSSL's verdict on each (key, message, signature); through key tables when built.
 
-
-def verify_ed25519(public_key: bytes, message: bytes, signature: bytes) -> bool:
-    """RFC 8032 Ed25519 verification of a raw 64-byte signature.
-
-    libsodium is stricter than OpenSSL about degenerate keys, so a signature it refuses is
-    checked again with OpenSSL (what every other party in the system verifies with): the
-    verdict is OpenSSL's, only faster in the common case.
-    """
-    if len(signature) != 64:
-        return False
-    if _sodium is not None and _sodium_ok(signature + message, public_key):
-        return True
-    return _openssl_verify(public_key, message, signature)
-
-
-def _openssl_verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
-    try:
-        key = _openssl_keys.get(public_key)
-        if key is None:
-            key = _openssl_keys[public_key] = Ed25519PublicKey.from_public_bytes(public_key)
-        key.verify(signature, message)
-    except (InvalidSignature, ValueError):
-        return False
-    return True
+    Every signer gets a table on first use: a worker keeps them across chunks, and a log's
+    signers (a consortium's members and its coordinator) each sign thousands of entries."""
+    global _tables
+    if not COMPILED:
+        return [verify_ed25519(*job) for job in jobs]
+    if _tables is None:
+        _tables = TableVerifier(max_tables=64, min_uses=1)
+    return _tables.verify_many(jobs)
 
 
 @dataclass(frozen=True)
@@ -115,7 +87,8 @@ def check_chunk(chunk: Chunk) -> tuple[bytes, list]:
     strings: dict = {}  # one object per repeated string, so the summaries pickle small
     prefixes: dict[str, bytes] = {}
     hashes = []
-    out: list = []
+    parsed: list = []  # None, or (type, signer, key id, slot, body, index into jobs or -1)
+    jobs: list[tuple[bytes, bytes, bytes]] = []
     pos, end = 0, len(data)
     for _ in range(chunk.count):
         if end - pos < 4:
@@ -129,11 +102,11 @@ def check_chunk(chunk: Chunk) -> tuple[bytes, list]:
         try:
             stmt = parse(entry)
         except DecodeError:
-            out.append(None)
+            parsed.append(None)
             continue
         typ, signer = stmt.type, stmt.signer
         if not typ or not signer:
-            out.append(None)
+            parsed.append(None)
             continue
         typ = strings.setdefault(typ, typ)
         signer = strings.setdefault(signer, signer)
@@ -141,21 +114,31 @@ def check_chunk(chunk: Chunk) -> tuple[bytes, list]:
         key_id = strings.setdefault(key_id, key_id)
         body, signature = stmt.body, stmt.signature
         slot = signers.get((signer, key_id), -1)
-        ok = False
+        job = -1
         if slot >= 0 and len(signature) == 64:
             head = prefixes.get(typ)
             if head is None:
                 head = prefixes[typ] = pae_head(typ)
-            ok = verify_ed25519(keys[slot], head + pack_q(len(body)) + body, signature)
+            job = len(jobs)
+            jobs.append((keys[slot], head + pack_q(len(body)) + body, signature))
         elif slot >= 0:
             slot = -1  # the sequential pass reports the malformed signature
+        parsed.append((typ, signer, key_id, slot, body, job))
+    if pos != end:
+        raise ChunkChanged
+    verdicts = _verify_all(jobs)
+    out: list = []
+    for item in parsed:
+        if item is None:
+            out.append(None)
+            continue
+        typ, signer, key_id, slot, body, job = item
+        ok = job >= 0 and verdicts[job]
         try:
             fields = _summary(typ, body, ok, priorities, strings)
         except DecodeError:
             fields = body
         out.append((typ, signer, key_id, slot, ok, fields))
-    if pos != end:
-        raise ChunkChanged
     return b"".join(hashes), out
 
 
@@ -225,4 +208,5 @@ def _ranking_problem(p: statements_pb2.MasterProposed, cands: list[Candidate]) -
 
 def check_notes(jobs: list[tuple[str, bytes, bytes, bytes]]) -> list[tuple[str, bool]]:
     """(checkpoint name, verified) for each (name, public key, message, signature)."""
-    return [(name, verify_ed25519(key, msg, sig)) for name, key, msg, sig in jobs]
+    verdicts = _verify_all([(key, msg, sig) for _, key, msg, sig in jobs])
+    return [(name, ok) for (name, *_), ok in zip(jobs, verdicts)]
