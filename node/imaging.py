@@ -289,6 +289,16 @@ def _looks_like_text(head: bytes) -> bool:
     return all(ch.isprintable() or ch in "\t\r\n\f" for ch in text)
 
 
+def _page_count(image: Image.Image) -> int:
+    """How many pages (frames) the file holds. Counting walks every page's directory, so a
+    damaged later page is found here, after the first decoded: the file is refused as corrupt
+    rather than catalogued with a page count that is not true."""
+    try:
+        return int(getattr(image, "n_frames", 1) or 1)
+    except Exception as exc:  # Pillow raises many types for a bad directory (TypeError, KeyError, OSError)
+        raise ImageError(f"corrupt or truncated image file: a later page is unreadable ({exc or type(exc).__name__})") from exc
+
+
 def _describe(image: Image.Image, handle: BinaryIO, head: bytes, sha256: bytes, size: int) -> ImageFacts:
     fmt = image.format or "UNKNOWN"
     mode = image.mode
@@ -298,7 +308,7 @@ def _describe(image: Image.Image, handle: BinaryIO, head: bytes, sha256: bytes, 
     depth = _bit_depth(image, fmt, head)
     captured = _capture_date(image)
     orientation = _orientation(image)
-    pages = int(getattr(image, "n_frames", 1) or 1)
+    pages = _page_count(image)
     found = rights_of(image)
     full_w, full_h = image.info.get("dedup_full_size", image.size)
     try:
