@@ -24,7 +24,7 @@ from dedup.policy import POLICIES, Candidate, master_of
 from dedup.signing import pae_head
 from dedup.v1 import asset_pb2, statement_pb2, statements_pb2
 
-from dedup.ed25519 import COMPILED, TableVerifier, verify as verify_ed25519
+from dedup.ed25519 import COMPILED, TableVerifier, verify_many
 
 _PROPOSAL = statements_pb2.MasterProposed.DESCRIPTOR.full_name
 _MATCH = statements_pb2.MatchRecorded.DESCRIPTOR.full_name
@@ -39,11 +39,9 @@ def _verify_all(jobs: list[tuple[bytes, bytes, bytes]]) -> list[bool]:
     Every signer gets a table on first use: a worker keeps them across chunks, and a log's
     signers (a consortium's members and its coordinator) each sign thousands of entries."""
     global _tables
-    if not COMPILED:
-        return [verify_ed25519(*job) for job in jobs]
-    if _tables is None:
+    if _tables is None and COMPILED:
         _tables = TableVerifier(max_tables=64, min_uses=1)
-    return _tables.verify_many(jobs)
+    return verify_many(jobs, _tables)
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from google.protobuf.message import DecodeError
 
 from dedup.checkpoint import Checkpoint, CheckpointError
 from dedup.cosignature import CosignatureError, CosignatureVerifier, cosignatures
+from dedup.ed25519 import verify as verify_ed25519
 from dedup.export import (BLOCK, CHECKPOINTS, ENTRIES, MAX_ENTRY, ExportError, checkpoint_name, frame_length,
                           open_entries, read_frames)
 from dedup.merkle import Tree
@@ -48,7 +49,7 @@ from dedup.policy import POLICIES, POLICY_V1, derived_copies
 from dedup.signing import STATEMENT_TYPES, pae
 from dedup.v1 import asset_pb2, statement_pb2, statements_pb2
 
-from .parallel import UNCHECKED, Chunk, ChunkChanged, check_chunk, check_notes, policy_problem, verify_ed25519
+from .parallel import UNCHECKED, Chunk, ChunkChanged, check_chunk, check_notes, policy_problem
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 

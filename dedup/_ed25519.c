@@ -196,7 +196,7 @@ static void to_niels(niels *n, const fe x, const fe y) {
 
 /* out[i] = 1 / z[i] for n nonzero z (Montgomery's trick); scratch holds n elements */
 static void batch_invert(fe *out, fe *const *z, int n, fe *scratch) {
-    fe acc, inv, t;
+    fe inv, t;
     if (n == 0) return;
     memcpy(scratch[0], *z[0], sizeof(fe));
     for (int i = 1; i < n; i++) fe_mul(scratch[i], scratch[i - 1], *z[i]);
@@ -207,7 +207,6 @@ static void batch_invert(fe *out, fe *const *z, int n, fe *scratch) {
         memcpy(inv, t, sizeof(fe));
     }
     memcpy(out[0], inv, sizeof(fe));
-    (void)acc;
 }
 
 /* Fill table[i][j] = (j+1) * 256^i * P for the affine point P = (x, y). */
