@@ -111,37 +111,36 @@ static void fe_mul(fe h, const fe f, const fe g) {
     h[4] = (uint64_t)r4 & MASK51;
 }
 
-/* z^(p-2) = z^(2^255 - 21) */
+/* h = f^(2^n), n >= 1 */
+static void fe_sqn(fe h, const fe f, int n) {
+    fe_mul(h, f, f);
+    while (--n > 0) fe_mul(h, h, h);
+}
+
+/* z^(p-2) = z^(2^255 - 21); zA_B stands for z^(2^A - 2^B) */
 static void fe_invert(fe out, const fe z) {
-    fe z2, z9, z11, t, z2_5_0, z2_10_0, z2_20_0, z2_50_0, z2_100_0;
-    int i;
+    fe z2, z9, z11, t, z5_0, z10_0, z20_0, z50_0, z100_0;
     fe_mul(z2, z, z);
-    fe_mul(t, z2, z2);
-    fe_mul(t, t, t);
+    fe_sqn(t, z2, 2);
     fe_mul(z9, t, z);
     fe_mul(z11, z9, z2);
     fe_mul(t, z11, z11);
-    fe_mul(z2_5_0, t, z9);
-    fe_mul(t, z2_5_0, z2_5_0);
-    for (i = 1; i < 5; i++) fe_mul(t, t, t);
-    fe_mul(z2_10_0, t, z2_5_0);
-    fe_mul(t, z2_10_0, z2_10_0);
-    for (i = 1; i < 10; i++) fe_mul(t, t, t);
-    fe_mul(z2_20_0, t, z2_10_0);
-    fe_mul(t, z2_20_0, z2_20_0);
-    for (i = 1; i < 20; i++) fe_mul(t, t, t);
-    fe_mul(t, t, z2_20_0);
-    for (i = 0; i < 10; i++) fe_mul(t, t, t);
-    fe_mul(z2_50_0, t, z2_10_0);
-    fe_mul(t, z2_50_0, z2_50_0);
-    for (i = 1; i < 50; i++) fe_mul(t, t, t);
-    fe_mul(z2_100_0, t, z2_50_0);
-    fe_mul(t, z2_100_0, z2_100_0);
-    for (i = 1; i < 100; i++) fe_mul(t, t, t);
-    fe_mul(t, t, z2_100_0);
-    for (i = 0; i < 50; i++) fe_mul(t, t, t);
-    fe_mul(t, t, z2_50_0);
-    for (i = 0; i < 5; i++) fe_mul(t, t, t);
+    fe_mul(z5_0, t, z9);
+    fe_sqn(t, z5_0, 5);
+    fe_mul(z10_0, t, z5_0);
+    fe_sqn(t, z10_0, 10);
+    fe_mul(z20_0, t, z10_0);
+    fe_sqn(t, z20_0, 20);
+    fe_mul(t, t, z20_0);
+    fe_sqn(t, t, 10);
+    fe_mul(z50_0, t, z10_0);
+    fe_sqn(t, z50_0, 50);
+    fe_mul(z100_0, t, z50_0);
+    fe_sqn(t, z100_0, 100);
+    fe_mul(t, t, z100_0);
+    fe_sqn(t, t, 50);
+    fe_mul(t, t, z50_0);
+    fe_sqn(t, t, 5);
     fe_mul(out, t, z11);
 }
 
