@@ -24,31 +24,33 @@ import numpy as np
 
 from dedup.fingerprint.suite import WINDOWS
 from dedup.fingerprint.wire import Hashes
-from dedup.index import HammingIndex
+from dedup.index import TAIL_ROWS, HammingIndex
 from dedup.matching import DEFAULT_RULE, Rule, compared_hashes
 from dedup.v1 import asset_pb2
 
 
 class CandidateIndex:
-    def __init__(self, rule: Rule = DEFAULT_RULE) -> None:
+    def __init__(self, rule: Rule = DEFAULT_RULE, *, capacity: int = 1024, tail: int = TAIL_ROWS) -> None:
+        """``capacity`` (assets) and ``tail`` (each Hamming index's unsealed rows) only set
+        when tables grow and seal; small values let tests cross many growth steps."""
         self.rule = rule
-        self.upright = HammingIndex(32, radius=rule.whole)
+        self.upright = HammingIndex(32, radius=rule.whole, tail=tail)
         # The other seven orientations of stored assets: a new upright hash close to one of
         # them is a turned copy, whichever of the two came first.
-        self.turned = HammingIndex(32, radius=rule.whole)
-        self.low = HammingIndex(8, radius=max(rule.low, rule.window))
+        self.turned = HammingIndex(32, radius=rule.whole, tail=tail)
+        self.low = HammingIndex(8, radius=max(rule.low, rule.window), tail=tail)
         # Every window of every asset; a row's position says which window it is, so one
         # index serves both crops (any position) and local edits (the same position).
-        self.windows = HammingIndex(8, radius=rule.window)
+        self.windows = HammingIndex(8, radius=rule.window, tail=tail)
         # File and pixel digests, by their first 8 bytes: an exact (radius 0) lookup whose rare
         # prefix collisions only add a candidate, since the rule compares whole digests.
-        self.exact = HammingIndex(8, radius=0)
+        self.exact = HammingIndex(8, radius=0, tail=tail)
         self._names = ("exact", "upright", "turned", "low", "windows")
         self._keys: list[Hashable | None] = []
         self._number: dict[Hashable, int] = {}
         # _first[col, n]: asset n's first row in index col (where its rows would start if it
         # has none). Non-decreasing in n, so searchsorted maps rows back to asset numbers.
-        self._first = np.zeros((len(self._names), 1024), dtype=np.int64)
+        self._first = np.zeros((len(self._names), max(1, capacity)), dtype=np.int64)
         #: Seconds and query rows spent in each search of ``candidates_many`` since creation,
         #: by search: where a large intake's time goes.
         self.search_seconds: dict[str, float] = {}
@@ -95,13 +97,23 @@ class CandidateIndex:
                 values[name] += vals
                 counts[col, i] = len(vals)
         first_number = len(self._keys) - len(items)
-        if len(self._keys) > self._first.shape[1]:
-            self._first = np.resize(self._first, (len(self._names), max(len(self._keys), self._first.shape[1] * 3 // 2)))
+        self._reserve(len(self._keys))
         for col, name in enumerate(self._names):
             index: HammingIndex = getattr(self, name)
             start = index.add_many(values[name]) if values[name] else len(index)
             firsts = start + np.concatenate(([0], np.cumsum(counts[col])[:-1]))
             self._first[col, first_number:len(self._keys)] = firsts
+
+    def _reserve(self, n: int) -> None:
+        """Room in ``_first`` for ``n`` assets. Each index's column of first rows is copied
+        as it is: a reshape of the whole table (``np.resize``) would refill it row-major and
+        move every earlier asset's offsets."""
+        cols, cap = self._first.shape
+        if n <= cap:
+            return
+        grown = np.zeros((cols, max(n, cap * 3 // 2)), dtype=self._first.dtype)
+        grown[:, :cap] = self._first
+        self._first = grown
 
     def _rows_of(self, number: int, col: int) -> range:
         first = int(self._first[col, number])
