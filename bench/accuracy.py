@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict = {
         "command": COMMAND + ("" if not argv and len(sys.argv) <= 1 else " " + " ".join(argv or sys.argv[1:])),
         "date": now_iso(),
-        "code": code_state(),
+        "code": code_state(entries=("bench.accuracy",)),
         "machine": machine(),
         "versions": versions("dedup-consortium", "pillow", "pillow-heif", "imagehash", "pdqhash", "numpy", "scikit-image", "tifffile"),
         "methods": {},

@@ -296,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
         if run["exit"] != 0:
             log(run["stderr"])
         runs.append(run)
-    report = {"date": now_iso(), "command": COMMAND, "code": code_state(), "machine": machine(),
+    report = {"date": now_iso(), "command": COMMAND, "code": code_state(entries=("bench.audit", "dedup.cli.main")),
+              "machine": machine(),
               "versions": versions("cryptography", "pynacl", "protobuf"), "entries": meta["entries"],
               "checkpoints": meta["checkpoints"], "generate_seconds": meta.get("generate_seconds", gen_seconds),
               "export_mib": round(sum(p.stat().st_size for p in export.rglob("*") if p.is_file()) / 2**20, 1),

@@ -9,6 +9,7 @@ import platform
 import re
 import sys
 import time
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -79,10 +80,17 @@ def git_revision() -> str | None:
         return None
 
 
-def code_state() -> dict[str, object]:
-    """Which project code was measured: HEAD, whether tracked files differ from it, and a
-    digest of the project's Python sources (they change under the benchmarks)."""
+def code_state(entries: Sequence[str] | None = None) -> dict[str, object]:
+    """Which project code was measured: HEAD, whether tracked files differ from it, and each
+    project file the benchmark runs with its own digest (they change under the benchmarks), so
+    `python -m bench.check` can tell which figures an edit made stale.
+
+    `entries` names the modules the benchmark runs: its own, and ``dedup.cli.main`` when it
+    runs the `dedup` command in subprocesses; their import closure is the scope
+    (bench/sources.py). Without them every project file is in scope."""
     import subprocess
+
+    from bench import sources
 
     dirty = None
     try:
@@ -93,14 +101,21 @@ def code_state() -> dict[str, object]:
             dirty = bool(out.stdout.strip())
     except (OSError, subprocess.TimeoutExpired):
         pass
-    files = sorted(p for d in ("dedup", "node", "coordinator") for p in (ROOT / d).rglob("*.py"))
-    return {"head": git_revision(), "uncommitted_changes": dirty,
-            "source_digest": sources_digest(*files) if files else None}
+    files = sources.closure(entries, ROOT) if entries is not None else sources.all_files(ROOT)
+    code: dict[str, object] = {"head": git_revision(), "uncommitted_changes": dirty,
+                               "source_digest": sources_digest(*(ROOT / f for f in files)) if files else None,
+                               "sources": {f: sources.file_digest(ROOT / f) for f in files}}
+    if entries is not None:
+        code["entries"] = list(entries)
+    return code
 
 
 def code_label(code: dict) -> str:
     head = (code.get("head") or "unknown")[:10]
     extra = " plus uncommitted changes" if code.get("uncommitted_changes") else ""
+    if isinstance(code.get("sources"), dict):
+        scope = f"source digest `{code.get('source_digest')}` over the {len(code['sources'])} project files it runs"
+        return f"`{head}`{extra} ({scope})"
     return f"`{head}`{extra} (project source digest `{code.get('source_digest')}`)"
 
 

@@ -139,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown parts: {sorted(parts - ALL)}")
     sizes = _ints(args.sizes)
     started = time.monotonic()
-    report: dict = {"benchmark": "coordinator", "date": now_iso(), "command": COMMAND, "code": code_state(),
+    report: dict = {"benchmark": "coordinator", "date": now_iso(), "command": COMMAND,
+                    "code": code_state(entries=("bench.coordinator", "dedup.cli.main")),
                     "machine": machine(), "versions": versions("numpy", "numba", "grpcio", "faiss-cpu")}
     earlier = RESULTS / "coordinator.json"
     if parts != ALL and earlier.exists():
@@ -164,7 +165,9 @@ def main(argv: list[str] | None = None) -> int:
         log("coordinator: the core at scale")
         report["scale"] = scale.run(sizes)
     for p in parts:
-        report[f"{p}_run"] = {"date": now_iso(), "code": code_state(), "sizes": sizes}
+        # Each part's own scope: the intake part also runs `dedup coordinator serve`.
+        entries = (f"bench.{p}", "dedup.cli.main") if p == "intake" else (f"bench.{p}",)
+        report[f"{p}_run"] = {"date": now_iso(), "code": code_state(entries=entries), "sizes": sizes}
     report["duration_seconds"] = round(time.monotonic() - started, 1)
     publish("coordinator", report, render(report), not args.no_readme)
     print(render(report))

@@ -307,7 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     started = time.monotonic()
     jpegs, tiffs, small = build_files()
-    report: dict = {"command": COMMAND, "date": now_iso(), "code": code_state(), "machine": machine(),
+    report: dict = {"command": COMMAND, "date": now_iso(),
+                    "code": code_state(entries=("bench.hashspeed", "dedup.cli.main")), "machine": machine(),
                     "versions": versions("dedup-consortium", "pillow", "imagehash", "numpy", "tifffile"),
                     "threads": {v: os.environ.get(v) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")},
                     "methods": DESCRIPTIONS, "repeats": REPEATS, "throughput": {}}

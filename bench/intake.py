@@ -585,7 +585,7 @@ def run(nodes_list=(2, 8), assets_per_node: int | None = None, batch_size: int |
         "duration_seconds": round(time.monotonic() - started, 1),
         "machine": machine(),
         "versions": versions("grpcio", "protobuf", "numpy", "cryptography"),
-        "code": code_state(),
+        "code": code_state(entries=("bench.intake", "dedup.cli.main")),
         "setup": {
             "coordinator": "one `dedup coordinator serve` process (its default gRPC worker threads), mutual TLS "
                            "on 127.0.0.1, SQLite (WAL, synchronous=FULL) in a fresh folder per level; "

@@ -274,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "benchmark": "load", "date": now_iso(), "command": COMMAND,
         "duration_seconds": round(time.monotonic() - started, 1), "machine": machine(),
-        "versions": versions("grpcio", "protobuf", "numpy"), "code": code_state(),
+        "versions": versions("grpcio", "protobuf", "numpy"),
+        "code": code_state(entries=("bench.load", "dedup.cli.main")),
         "setup": (f"One `dedup coordinator serve` process (SQLite, mutual TLS on 127.0.0.1) and N node processes, "
                   f"each sending signed batches of {args.batch_size} assets back to back for {args.seconds:.0f} s "
                   "(each batch made and signed when sent, as a node pushing a growing catalogue does), then "

@@ -224,7 +224,8 @@ def run(sizes=DEFAULT_SIZES, *, batch: int = BATCH, seed: int = SEED, limit: flo
     t_start = time.monotonic()
     report: dict = {
         "benchmark": "coordinator matching (cross-member, incremental)",
-        "date": now_iso(), "command": COMMAND, "code": code_state(), "machine": machine(),
+        "date": now_iso(), "command": COMMAND, "code": code_state(entries=("bench.matching",)),
+        "machine": machine(),
         "versions": versions("numpy", "faiss-cpu"),
         "protocol": {"batch": batch, "seed": seed, "limit_seconds_per_run": limit,
                      "rows": "bench.fingerprints.realistic: 10% real corpus hashes, 40% perturbed copies "
