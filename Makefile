@@ -53,7 +53,7 @@ $(BENCH_STAMP): $(STAMP) bench/requirements.txt bench/requirements-coordinator.t
 	sh bench/install.sh $(BIN)/python bench/requirements.txt bench/requirements-coordinator.txt
 	touch $(BENCH_STAMP)
 
-.PHONY: bench-accuracy bench-hash bench-coordinator bench-audit bench-load
+.PHONY: bench-accuracy bench-hash bench-coordinator bench-audit bench-load bench-check
 
 bench-accuracy: $(BENCH_STAMP)
 	$(BIN)/python -m bench.accuracy
@@ -71,3 +71,7 @@ bench-load: $(STAMP)
 # Audit of a generated 10^6-entry export (cached under bench/.cache/): bench/results/audit.json.
 bench-audit: $(STAMP)
 	$(BIN)/python -m bench.audit
+
+# Which results files measured code that has changed since (bench/README.md); runs nothing else.
+bench-check: $(STAMP)
+	$(BIN)/python -m bench.check
