@@ -11,11 +11,13 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import grpc
 
+from dedup.candidates import CandidateIndex
 from dedup.fingerprint.wire import Hashes
-from dedup.matching import compared_hashes
+from dedup.matching import Rule, compared_hashes
 from dedup.note import NoteVerifier
 from dedup.policy import POLICY_VERSION, Candidate as PolicyCandidate, choose_master, derived_copies
 from dedup.signing import SignatureError, parse_body, verify_statement
@@ -60,8 +62,10 @@ def _member(m: MemberSettings) -> Member:
 
 
 class Coordinator:
-    def __init__(self, settings: CoordinatorSettings, store: Store, log: TransparencyLog, clock=time.time) -> None:
+    def __init__(self, settings: CoordinatorSettings, store: Store, log: TransparencyLog, clock=time.time,
+                 candidates: Callable[[Rule], CandidateIndex] = CandidateIndex) -> None:
         self.settings = settings
+        self._candidates = candidates
         self.store = store
         self.log = log
         self.clock = clock
@@ -84,7 +88,7 @@ class Coordinator:
     # --- start-up ----------------------------------------------------------------------
 
     def _load_matcher(self) -> Matcher:
-        matcher = Matcher(self.settings.match.rule(), self._record)
+        matcher = Matcher(self.settings.match.rule(), self._record, candidates=self._candidates)
         items = []
         for member_id, asset_id, record, cid in self.store.assets():
             member_id = sys.intern(member_id)  # one string per member, not one per asset

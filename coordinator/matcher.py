@@ -40,10 +40,13 @@ class Matcher:
     writes.
     """
 
-    def __init__(self, rule: Rule, fetch: Callable[[Key], asset_pb2.Asset | None], cache: int = 20_000) -> None:
+    def __init__(self, rule: Rule, fetch: Callable[[Key], asset_pb2.Asset | None], cache: int = 20_000,
+                 candidates: Callable[[Rule], CandidateIndex] = CandidateIndex) -> None:
+        """``candidates`` makes the candidate search; anything with ``CandidateIndex``'s methods
+        will do (a reference that offers every stored asset checks the index's answers)."""
         self.rule = rule
         self.verify_rule = rule.loosened(VERIFY_SLACK)
-        self.index = CandidateIndex(rule)
+        self.index = candidates(rule)
         self._fetch = fetch
         self._cache: OrderedDict[Key, tuple[asset_pb2.Asset, Hashes | None]] = OrderedDict()
         self._cache_size = cache
