@@ -11,14 +11,15 @@ from __future__ import annotations
 import hashlib
 import random
 
-import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dedup.candidates import CandidateIndex
 from dedup.fingerprint.suite import WINDOWS
-from dedup.matching import DEFAULT_RULE, Rule, compared_hashes
+from dedup.matching import DEFAULT_RULE, Rule
 from dedup.v1 import asset_pb2
+
+from oracles import BruteForce
 
 NW = len(WINDOWS)
 
@@ -100,63 +101,6 @@ def _records(seed: int, n: int, rule: Rule = DEFAULT_RULE) -> list[asset_pb2.Ass
             parts = _copy(rng.choice(pictures), rng, rule)
         out.append(_asset(f"r{i}", parts, f"r{i}"))
     return out
-
-
-# -- brute force: the candidate definition, one stored record at a time -------------------
-
-def _bits(x: np.ndarray) -> np.ndarray:
-    return np.bitwise_count(x).sum(axis=-1)
-
-
-class BruteForce:
-    """Every live record as arrays; ``candidates`` compares a query with all of them."""
-
-    def __init__(self, live: dict[str, asset_pb2.Asset], rule: Rule) -> None:
-        self.rule = rule
-        self.keys = sorted(live)
-        hs = [compared_hashes(live[k]) for k in self.keys]
-        self.full = np.array([h is not None for h in hs], dtype=bool)
-        u8 = lambda bs, n: np.frombuffer(b"".join(bs), dtype=np.uint8).reshape(len(self.keys), n)  # noqa: E731
-        self.exact = [u8([bytes(getattr(live[k], f)[:8]).ljust(8, b"\0") for k in self.keys], 8)
-                      for f in ("sha256", "pixel_digest")]
-        blank = (bytes(32),) * 8, bytes(8), bytes(8), (bytes(8),) * NW
-        parts = [(h.dihedral, h.low, h.low_whole, h.windows) if h else blank for h in hs]
-        self.dihedral = u8([b"".join(p[0]) for p in parts], 256).reshape(-1, 8, 32)
-        self.low = u8([p[1] for p in parts], 8)
-        self.low_whole = u8([p[2] for p in parts], 8)
-        self.windows = u8([b"".join(p[3]) for p in parts], 8 * NW).reshape(-1, NW, 8)
-
-    def candidates(self, q: asset_pb2.Asset) -> set[str]:
-        r = self.rule
-        qd = [np.frombuffer(bytes(getattr(q, f)[:8]).ljust(8, b"\0"), dtype=np.uint8) for f in ("sha256", "pixel_digest")]
-        hit = np.zeros(len(self.keys), dtype=bool)
-        for stored in self.exact:
-            for d in qd:
-                hit |= _bits(stored ^ d) == 0
-        h = compared_hashes(q)
-        if h is not None:
-            arr = lambda b: np.frombuffer(b, dtype=np.uint8)  # noqa: E731
-            qdih = np.stack([arr(d) for d in h.dihedral])
-            qlow, qwhole = arr(h.low), arr(h.low_whole)
-            qwin = np.stack([arr(w) for w in h.windows])
-            up = self.dihedral[:, 0]
-            # The query's eight orientations against each stored upright hash.
-            near = (_bits(up[:, None, :] ^ qdih[None]) <= r.whole).any(axis=1)
-            # The query's upright hash against each stored record's other seven orientations.
-            near |= (_bits(self.dihedral[:, 1:] ^ qdih[0]) <= r.whole).any(axis=1)
-            # The query's frame dct64 against the stored frame and whole-picture dct64.
-            stored_lows = (self.low, self.low_whole)
-            near |= np.logical_or.reduce([_bits(s ^ qlow) <= r.low for s in stored_lows])
-            # The query's two dct64 against every stored window (a crop of a stored picture).
-            for ql in (qlow, qwhole):
-                near |= (_bits(self.windows ^ ql) <= r.window).any(axis=1)
-            # Each query window against the stored dct64s (a stored crop of the query).
-            for s in stored_lows:
-                near |= (_bits(s[:, None, :] ^ qwin[None]) <= r.window).any(axis=1)
-            # The same window position within same_window (a local edit).
-            near |= (_bits(self.windows ^ qwin[None]) <= r.same_window).any(axis=1)
-            hit |= near & self.full
-        return {k for k, x in zip(self.keys, hit) if x}
 
 
 def _check(index: CandidateIndex, live: dict[str, asset_pb2.Asset], queries: list[asset_pb2.Asset]) -> int:

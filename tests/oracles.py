@@ -1,0 +1,144 @@
+"""References the tests compare the real components with: answers computed the slow, obvious
+way, by comparing a query with every live record.
+
+``BruteForce`` is the candidate definition (which stored records the matching rule could link
+to a query), one array row per record; ``ExhaustiveCandidates`` offers the candidate index's
+methods on top of it, so a coordinator built with ``candidates=ExhaustiveCandidates`` matches
+with an exact candidate search and its matches show what the real index should have found.
+Neither uses ``CandidateIndex`` or ``HammingIndex``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+
+import numpy as np
+
+from dedup.fingerprint.suite import WINDOWS
+from dedup.fingerprint.wire import Hashes
+from dedup.matching import DEFAULT_RULE, Rule, compared_hashes
+from dedup.v1 import asset_pb2
+
+NW = len(WINDOWS)
+
+
+def _u64(data: bytes, n: int) -> np.ndarray:
+    """``n`` 64-bit words; Hamming distances do not depend on the byte order."""
+    return np.frombuffer(data, dtype="<u8", count=n)
+
+
+def _bits(x: np.ndarray) -> np.ndarray:
+    return np.bitwise_count(x)
+
+
+def _digests(a: asset_pb2.Asset) -> np.ndarray:
+    # The first 8 bytes of each digest, as the index looks them up (a prefix collision only
+    # adds a candidate: the rule compares whole digests).
+    return _u64(b"".join(bytes(d[:8]).ljust(8, b"\0") for d in (a.sha256, a.pixel_digest)), 2)
+
+
+_BLANK = (bytes(32),) * 8, bytes(8), bytes(8), (bytes(8),) * NW
+
+
+def _row(asset: asset_pb2.Asset) -> tuple:
+    """One record's parts, as BruteForce stacks them: (digests, full, dihedral, low, low_whole,
+    windows); a record without the compared hashes never matches perceptually."""
+    h = compared_hashes(asset)
+    dihedral, low, low_whole, windows = (h.dihedral, h.low, h.low_whole, h.windows) if h is not None else _BLANK
+    return (_digests(asset), h is not None, _u64(b"".join(dihedral), 32), _u64(low, 1)[0], _u64(low_whole, 1)[0],
+            _u64(b"".join(windows), NW))
+
+
+class BruteForce:
+    """Every live record as arrays; ``candidates`` compares a query with all of them."""
+
+    def __init__(self, live: dict[Hashable, asset_pb2.Asset], rule: Rule) -> None:
+        self._stack({k: _row(a) for k, a in live.items()}, rule)
+
+    @classmethod
+    def from_rows(cls, rows: dict[Hashable, tuple], rule: Rule) -> BruteForce:
+        """From ``_row`` of each live record, kept by a caller that adds records one by one."""
+        self = cls.__new__(cls)
+        self._stack(rows, rule)
+        return self
+
+    def _stack(self, rows: dict[Hashable, tuple], rule: Rule) -> None:
+        self.rule = rule
+        self.keys = sorted(rows)
+        cols = list(zip(*(rows[k] for k in self.keys))) or [()] * 6
+        n = len(self.keys)
+        self.exact = np.array(cols[0], dtype=np.uint64).reshape(n, 2)
+        self.full = np.array(cols[1], dtype=bool).reshape(n)
+        self.dihedral = np.array(cols[2], dtype=np.uint64).reshape(n, 8, 4)
+        self.low = np.array(cols[3], dtype=np.uint64).reshape(n)
+        self.low_whole = np.array(cols[4], dtype=np.uint64).reshape(n)
+        self.windows = np.array(cols[5], dtype=np.uint64).reshape(n, NW)
+
+    def candidates(self, q: asset_pb2.Asset) -> set[Hashable]:
+        r = self.rule
+        qd = _digests(q)
+        hit = (self.exact[:, :, None] == qd[None, None, :]).any(axis=(1, 2))
+        h = compared_hashes(q)
+        if h is not None:
+            qdih = _u64(b"".join(h.dihedral), 32).reshape(8, 4)
+            qlow, qwhole = _u64(h.low, 1)[0], _u64(h.low_whole, 1)[0]
+            qwin = _u64(b"".join(h.windows), NW)
+            up = self.dihedral[:, 0]
+            # The query's eight orientations against each stored upright hash.
+            near = (_bits(up[:, None, :] ^ qdih[None]).sum(axis=-1) <= r.whole).any(axis=1)
+            # The query's upright hash against each stored record's other seven orientations.
+            near |= (_bits(self.dihedral[:, 1:] ^ qdih[0]).sum(axis=-1) <= r.whole).any(axis=1)
+            # The query's frame dct64 against the stored frame and whole-picture dct64.
+            stored_lows = (self.low, self.low_whole)
+            near |= np.logical_or.reduce([_bits(s ^ qlow) <= r.low for s in stored_lows])
+            # The query's two dct64 against every stored window (a crop of a stored picture).
+            for ql in (qlow, qwhole):
+                near |= (_bits(self.windows ^ ql) <= r.window).any(axis=1)
+            # Each query window against the stored dct64s (a stored crop of the query).
+            for s in stored_lows:
+                near |= (_bits(s[:, None] ^ qwin[None]) <= r.window).any(axis=1)
+            # The same window position within same_window (a local edit).
+            near |= (_bits(self.windows ^ qwin[None]) <= r.same_window).any(axis=1)
+            hit |= near & self.full
+        return {k for k, x in zip(self.keys, hit.tolist()) if x}
+
+
+class ExhaustiveCandidates:
+    """The candidate index's interface (what the coordinator's matcher, intake and lookups
+    call), answered by ``BruteForce`` over the live records. Hashes are always parsed from the
+    records themselves: ``parsed`` is accepted and ignored, so a caller's mistake there cannot
+    hide in the reference."""
+
+    def __init__(self, rule: Rule = DEFAULT_RULE) -> None:
+        self.rule = rule
+        self._rows: dict[Hashable, tuple] = {}
+        self._brute: BruteForce | None = None  # over the current rows; None once they change
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._rows
+
+    def add(self, key: Hashable, asset: asset_pb2.Asset) -> None:
+        self.add_many([(key, asset)])
+
+    def add_many(self, items: Sequence[tuple[Hashable, asset_pb2.Asset]],
+                 parsed: Sequence[Hashes | None] | None = None) -> None:
+        for key, asset in items:  # a key given again: its last record
+            self._rows[key] = _row(asset)
+        if items:
+            self._brute = None
+
+    def remove(self, key: Hashable) -> None:
+        del self._rows[key]
+        self._brute = None
+
+    def candidates(self, asset: asset_pb2.Asset) -> set[Hashable]:
+        return self.candidates_many([asset])[0]
+
+    def candidates_many(self, assets: Sequence[asset_pb2.Asset],
+                        parsed: Sequence[Hashes | None] | None = None) -> list[set[Hashable]]:
+        if self._brute is None:
+            self._brute = BruteForce.from_rows(self._rows, self.rule)
+        return [self._brute.candidates(a) for a in assets]
