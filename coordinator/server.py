@@ -6,12 +6,15 @@ import logging
 import threading
 from concurrent import futures
 from dataclasses import dataclass
+from typing import Callable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from dedup.candidates import CandidateIndex
 from dedup.jsonlog import event
+from dedup.matching import Rule
 from dedup.note import NoteSigner
 from dedup.transport import SERVER_OPTIONS
 from dedup.v1 import (intake_pb2, intake_pb2_grpc, log_pb2, log_pb2_grpc, lookup_pb2, lookup_pb2_grpc, negotiation_pb2,
@@ -120,14 +123,17 @@ def load_signer(settings: CoordinatorSettings) -> NoteSigner:
     return NoteSigner.from_string(settings.log_key.read_text(encoding="utf-8").strip())
 
 
-def build_core(settings: CoordinatorSettings) -> Coordinator:
+def build_core(settings: CoordinatorSettings,
+               candidates: Callable[[Rule], CandidateIndex] = CandidateIndex) -> Coordinator:
+    """``candidates`` makes the matcher's candidate search (see ``Matcher``)."""
     store = Store(settings.database)
     tlog = TransparencyLog(store, load_signer(settings), settings.log_origin)
-    return Coordinator(settings, store, tlog)
+    return Coordinator(settings, store, tlog, candidates=candidates)
 
 
-def start(settings: CoordinatorSettings, workers: int = 8) -> RunningServer:
-    core = build_core(settings)
+def start(settings: CoordinatorSettings, workers: int = 8,
+          candidates: Callable[[Rule], CandidateIndex] = CandidateIndex) -> RunningServer:
+    core = build_core(settings, candidates)
     metrics = Metrics()
     faults = StoreFaults(lambda method, fault: metrics.refusals.labels(method.rsplit("/", 1)[-1], fault.reason).inc())
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=SERVER_OPTIONS,
