@@ -9,8 +9,10 @@ Trim: from each side, remove lines (rows or columns) that are flat (standard dev
 at most ``FLAT``) and of the same tone as that side's outermost line (mean within
 ``FLAT``), when there are at least two such lines, fewer than ``MAX_TRIM`` of the side, and
 one of the next ``STEP_SEARCH`` lines steps away (mean or deviation beyond ``3 x FLAT``; the
-lines before it, a resampling or compression transition, go with the border); kept only if
-at least half the area remains. Repeated so a matte around a bordered print is removed too.
+lines before it, a resampling or compression transition, go with the border); sides are
+trimmed in opposite pairs only (top and bottom, left and right), both or neither, their outer
+tones within ``PAIR_TONE``; kept only if at least half the area remains. Repeated so a matte
+around a bordered print is removed too.
 
 Deskew: when all four corners of the trimmed array share one background tone and the
 non-background region touches the four edges at single vertices (a rectangle rotated in
@@ -33,6 +35,9 @@ STEP_SEARCH = 3
 MIN_SKEW = 0.4
 MAX_SKEW = 8.0
 BACKGROUND_TOL = 12.0
+#: Opposite borders of one added surround differ in tone by at most this (a scanner lid's
+#: shadow, a mat lit from one side).
+PAIR_TONE = 24.0
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,23 @@ def _flat_run(means: np.ndarray, stds: np.ndarray, limit: int) -> int:
     return 0
 
 
+def flat_edges(gray: np.ndarray) -> tuple[float, float, float, float]:
+    """How far in from each edge (top, bottom, left, right; a share of the height or width,
+    at most a half) the lines are flat and of the edge line's tone, step or no step: a border
+    a trim removed or left (one that meets plain ground of its own tone), or plain ground."""
+    h, w = gray.shape
+    rm, rs = _line_stats(gray, 1)
+    cm, cs = _line_stats(gray, 0)
+
+    def run(means: np.ndarray, stds: np.ndarray) -> int:
+        k, limit = 0, means.size // 2
+        while k < limit and stds[k] <= FLAT and abs(means[k] - means[0]) <= FLAT:
+            k += 1
+        return k if k >= 2 else 0
+
+    return (run(rm, rs) / h, run(rm[::-1], rs[::-1]) / h, run(cm, cs) / w, run(cm[::-1], cs[::-1]) / w)
+
+
 def _line_stats(gray: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard deviation of every line along ``axis``, from sums of x and x^2 in
     float64 (one pass each, instead of numpy's several for ``std``)."""
@@ -74,18 +96,29 @@ def _line_stats(gray: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def trim_box(gray: np.ndarray) -> tuple[int, int, int, int]:
-    """(top, bottom, left, right) counts of border lines to remove."""
+    """(top, bottom, left, right) counts of border lines to remove.
+
+    Borders are removed in opposite pairs: top with bottom, left with right, each pair only
+    when both of its sides are flat runs of one tone. What people add (a border, a matte, a
+    scanner bed, letterbox or pillarbox bars) surrounds the picture on opposite sides; a flat
+    area of the picture itself (a sky, the plain ground behind a portrait) rarely reaches two
+    opposite edges in one tone, and trimming it would depend on each copy's resampling."""
     h, w = gray.shape
     rm, rs = _line_stats(gray, 1)
     cm, cs = _line_stats(gray, 0)
     lh, lw = int(h * MAX_TRIM), int(w * MAX_TRIM)
-    t = _flat_run(rm, rs, lh)
-    b = _flat_run(rm[::-1], rs[::-1], lh)
-    left = _flat_run(cm, cs, lw)
-    r = _flat_run(cm[::-1], cs[::-1], lw)
+    t, b = _pair(_flat_run(rm, rs, lh), _flat_run(rm[::-1], rs[::-1], lh), rm[0], rm[-1])
+    left, r = _pair(_flat_run(cm, cs, lw), _flat_run(cm[::-1], cs[::-1], lw), cm[0], cm[-1])
     if (h - t - b) * (w - left - r) < 0.5 * h * w:
         return 0, 0, 0, 0
     return t, b, left, r
+
+
+def _pair(a: int, b: int, tone_a: float, tone_b: float) -> tuple[int, int]:
+    """Both runs of opposite sides, or neither: they must both exist and share a tone."""
+    if a and b and abs(tone_a - tone_b) <= PAIR_TONE:
+        return a, b
+    return 0, 0
 
 
 def trim(gray: np.ndarray) -> tuple[np.ndarray, float]:
