@@ -44,10 +44,15 @@ class MatchSettings(_Model):
     whole_loose: int = Field(DEFAULT_RULE.whole_loose, ge=0, le=128,
                              description="largest dct256 distance for a local-edit match (with dct64 agreeing)")
     low: int = Field(DEFAULT_RULE.low, ge=0, le=32, description="largest dct64 distance for a local-edit match")
-    window: int = Field(DEFAULT_RULE.window, ge=0, le=32, description="largest dct64-to-window distance for a crop")
+    points: int = Field(DEFAULT_RULE.points, ge=0, le=24,
+                        description="largest kp64 keypoint-hash distance for two keypoints to correspond (crops, "
+                                    "rescans and local edits found by keypoints)")
+    points_inliers: int = Field(DEFAULT_RULE.points_inliers, ge=3, le=64,
+                                description="keypoints that must agree on where one picture lies in the other")
 
     def rule(self) -> Rule:
-        return Rule(whole=self.whole, whole_loose=self.whole_loose, low=self.low, window=self.window)
+        return Rule(whole=self.whole, whole_loose=self.whole_loose, low=self.low, points=self.points,
+                    points_inliers=self.points_inliers)
 
 
 class LookupSettings(_Model):

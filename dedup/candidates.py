@@ -1,18 +1,21 @@
 """Candidate search for the matching rule: every asset the rule could link to a given one,
 from exact digests and Hamming indexes, without comparing all pairs.
 
-The indexes hold each asset's eight ``dct256`` orientations (upright apart from the other
-seven), its ``dct64`` hashes and its ``win64`` windows (with their positions). A query looks
-up the new asset's eight orientations against stored upright hashes and its upright hash
-against stored other orientations, its ``dct64`` against whole pictures and against
-windows, its windows against whole pictures and against the same window position, each at
-the rule's distance, so every pair the rule would link is among the candidates.
+The indexes hold each asset's file and pixel digests, its eight ``dct256`` orientations
+(upright apart from the other seven), its frame's ``dct64`` hash and its strongest ``kp64``
+keypoint hashes. A query looks up the new asset's digests exactly, its eight orientations
+against stored upright hashes and its upright hash against stored other orientations (a
+whole-picture or turned copy), its ``dct64`` against stored ones (a local edit), and its
+strongest keypoint hashes against stored ones (one picture inside the other), each at the
+rule's distance; a keypoint hit makes a candidate only when at least two keypoints on each
+side agree, the rule's own precondition for a placement. So every pair the rule would link
+is among the candidates.
 
 Queries are answered for a whole batch of assets at once (one search per index). An asset's
 rows in each index are consecutive and assets are numbered in the order they are added, so
 each index needs only the first row of every asset: a row's asset is found by binary search
-and a window's position is its offset from that first row. Beyond the fingerprints and
-their chunk tables, the index costs 8 bytes per asset and index, nothing per row.
+and a keypoint's rank is its offset from that first row. Beyond the fingerprints and their
+chunk tables, the index costs 8 bytes per asset and index, nothing per row.
 """
 
 from __future__ import annotations
@@ -22,11 +25,19 @@ from typing import Hashable, Sequence
 
 import numpy as np
 
-from dedup.fingerprint.suite import WINDOWS
 from dedup.fingerprint.wire import Hashes
 from dedup.index import TAIL_ROWS, HammingIndex
 from dedup.matching import DEFAULT_RULE, Rule, compared_hashes
 from dedup.v1 import asset_pb2
+
+
+def _points(h: Hashes, rule: Rule) -> list[bytes]:
+    """The keypoint hashes an asset is indexed and searched by: its strongest ones."""
+    return [int(v).to_bytes(8, "big") for v in h.keypoints.hashes[:rule.points_indexed].tolist()]
+
+
+def _digests(asset: asset_pb2.Asset) -> list[bytes]:
+    return [bytes(asset.sha256[:8]).ljust(8, b"\0"), bytes(asset.pixel_digest[:8]).ljust(8, b"\0")]
 
 
 class CandidateIndex:
@@ -38,14 +49,14 @@ class CandidateIndex:
         # The other seven orientations of stored assets: a new upright hash close to one of
         # them is a turned copy, whichever of the two came first.
         self.turned = HammingIndex(32, radius=rule.whole, tail=tail)
-        self.low = HammingIndex(8, radius=max(rule.low, rule.window), tail=tail)
-        # Every window of every asset; a row's position says which window it is, so one
-        # index serves both crops (any position) and local edits (the same position).
-        self.windows = HammingIndex(8, radius=rule.window, tail=tail)
+        self.low = HammingIndex(8, radius=rule.low, tail=tail)
+        # Each asset's strongest keypoint hashes, in rank order (a row's rank is its offset
+        # from the asset's first row).
+        self.points = HammingIndex(8, radius=rule.points_index, tail=tail)
         # File and pixel digests, by their first 8 bytes: an exact (radius 0) lookup whose rare
         # prefix collisions only add a candidate, since the rule compares whole digests.
         self.exact = HammingIndex(8, radius=0, tail=tail)
-        self._names = ("exact", "upright", "turned", "low", "windows")
+        self._names = ("exact", "upright", "turned", "low", "points")
         self._keys: list[Hashable | None] = []
         self._number: dict[Hashable, int] = {}
         # _first[col, n]: asset n's first row in index col (where its rows would start if it
@@ -85,13 +96,13 @@ class CandidateIndex:
         for i, (key, asset) in enumerate(items):
             self._number[key] = len(self._keys)
             self._keys.append(key)
-            rows = {"exact": [bytes(asset.sha256[:8]).ljust(8, b"\0"), bytes(asset.pixel_digest[:8]).ljust(8, b"\0")]}
+            rows = {"exact": _digests(asset)}
             h = compared_hashes(asset) if parsed is None else parsed[i]
             if h is not None:
                 rows["upright"] = [h.upright]
                 rows["turned"] = list(h.dihedral[1:])
-                rows["low"] = [h.low] if h.low_whole == h.low else [h.low, h.low_whole]
-                rows["windows"] = list(h.windows)
+                rows["low"] = [h.low]
+                rows["points"] = _points(h, self.rule)
             for col, name in enumerate(self._names):
                 vals = rows.get(name, ())
                 values[name] += vals
@@ -140,48 +151,56 @@ class CandidateIndex:
         """For each asset, every stored key the rule could link to it (one search per index).
         ``parsed``, if given, is ``compared_hashes(asset)`` of each, already computed."""
         numbers: list[set[int]] = [set() for _ in assets]
-        exact = b"".join(bytes(d[:8]).ljust(8, b"\0") for a in assets for d in (a.sha256, a.pixel_digest))
+        exact = b"".join(d for a in assets for d in _digests(a))
         if parsed is None:
             parsed = [compared_hashes(a) for a in assets]
         full = [i for i, h in enumerate(parsed) if h is not None]
         hs = [parsed[i] for i in full]
-        # One block of query rows per kind, and which asset (and window) asked each row.
+        # One block of query rows per kind, and which asset asked each row (and, for
+        # keypoints, which of its keypoints).
         f = np.array(full, dtype=np.int64)
-        nw = len(WINDOWS)
-        windows = b"".join(w for h in hs for w in h.windows)
+        pts = [_points(h, self.rule) for h in hs]
+        npts = np.array([len(p) for p in pts], dtype=np.int64)
         queries = {
             "exact": (exact, np.repeat(np.arange(len(assets), dtype=np.int64), 2)),
             "upright": (b"".join(d for h in hs for d in h.dihedral), np.repeat(f, 8)),
             "turned": (b"".join(h.upright for h in hs), f),
             "low": (b"".join(h.low for h in hs), f),
-            "windows": (b"".join(h.low + h.low_whole for h in hs), np.repeat(f, 2)),
-            "low_by_window": (windows, np.repeat(f, nw)),
-            "same_window": (windows, np.repeat(f, nw)),
+            "points": (b"".join(v for p in pts for v in p), np.repeat(f, npts)),
         }
+        rank = np.arange(int(npts.sum()), dtype=np.int64) - np.repeat(np.cumsum(npts) - npts, npts)
         r = self.rule
-        plan = (("exact", "exact", 0), ("upright", "upright", r.whole), ("turned", "turned", r.whole),
-                ("low", "low", r.low), ("windows", "windows", r.window), ("low_by_window", "low", r.window),
-                ("same_window", "windows", r.same_window))
-        for kind, name, radius in plan:
-            blob, owner = queries[kind]
+        plan = (("exact", 0), ("upright", r.whole), ("turned", r.whole), ("low", r.low), ("points", r.points_index))
+        for name, radius in plan:
+            blob, owner = queries[name]
             if not owner.size:
                 continue
             index: HammingIndex = getattr(self, name)
             q = np.frombuffer(blob, dtype=np.uint8).reshape(owner.size, index.nbytes)
             started = time.perf_counter()
             qi, rows, _ = index.search_batch(q, radius)
-            self.search_seconds[kind] = self.search_seconds.get(kind, 0.0) + time.perf_counter() - started
-            self.search_queries[kind] = self.search_queries.get(kind, 0) + owner.size
+            self.search_seconds[name] = self.search_seconds.get(name, 0.0) + time.perf_counter() - started
+            self.search_queries[name] = self.search_queries.get(name, 0) + owner.size
             if qi.size == 0:
                 continue
             col = self._names.index(name)
             asker = owner[qi]
             hit = self._owners(col, rows)
-            if kind == "same_window":
-                # A local edit keeps the other windows where they were: same position only.
-                keep = rows - self._first[col, hit] == qi % nw
-                asker, hit = asker[keep], hit[keep]
+            if name == "points":
+                asker, hit = _agreeing(asker, hit, rank[qi], rows - self._first[col, hit])
             for i, number in set(zip(asker.tolist(), hit.tolist())):
                 numbers[i].add(number)
         keys = self._keys
         return [{keys[n] for n in nums if keys[n] is not None} for nums in numbers]
+
+
+def _agreeing(asker: np.ndarray, hit: np.ndarray, mine: np.ndarray, theirs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (asker, stored asset) pairs in which at least two of the asker's keypoints and at
+    least two of the stored asset's are within the radius of one another."""
+    pair = np.stack([asker, hit], axis=1)
+    keys, inverse = np.unique(pair, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    distinct_mine = np.bincount(np.unique(np.stack([inverse, mine], axis=1), axis=0)[:, 0], minlength=len(keys))
+    distinct_theirs = np.bincount(np.unique(np.stack([inverse, theirs], axis=1), axis=0)[:, 0], minlength=len(keys))
+    keep = (distinct_mine >= 2) & (distinct_theirs >= 2)
+    return keys[keep, 0], keys[keep, 1]

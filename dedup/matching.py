@@ -9,11 +9,12 @@ In order, the first that holds decides:
 4. the whole picture: the upright ``dct256`` hashes within ``Rule.whole``, or one's
    rotated or mirrored variant within it of the other's upright hash;
 5. a local edit (watermark, overlay, caption): the upright ``dct256`` hashes within
-   ``Rule.whole_loose``, and either the low-frequency ``dct64`` hashes within ``Rule.low``
-   or at least ``Rule.same_windows`` of the same ``win64`` windows within
-   ``Rule.same_window`` of each other (the windows that leave the edit out still agree);
-6. a crop: one picture's ``dct64`` within ``Rule.window`` of one of the other's ``win64``
-   windows whose shape (aspect ratio) matches the first picture's frame.
+   ``Rule.whole_loose`` and the frames' low-frequency ``dct64`` hashes within ``Rule.low``;
+6. one picture inside the other (``dedup.alignment``): their keypoints (``kp64``) agree on a
+   placement of one inside the other, the agreeing points cover the inner picture, and the
+   inner picture looks like the part of the outer one it is placed on. A crop when it keeps
+   part of the other picture, a rescan when it is turned, an edit when the two frame the same
+   picture (whatever changed between them moved the global hashes apart).
 
 Labels for whole-picture matches come from the declared evidence, so they cost nothing
 beyond what is already sent.
@@ -21,11 +22,15 @@ beyond what is already sent.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Sequence
 
-from dedup.fingerprint.kinds import DCT64_V2 as DCT64, DCT256_V2, WIN64_V2 as WIN64
-from dedup.fingerprint.suite import WINDOWS
+import numpy as np
+
+from dedup import alignment
+from dedup.fingerprint import points as kp
+from dedup.fingerprint.kinds import DCT64_V2 as DCT64, DCT256_V2, KP64_V1 as KP64
 from dedup.fingerprint.wire import Hashes, from_wire
 from dedup.v1 import asset_pb2, statements_pb2
 
@@ -34,25 +39,54 @@ R = statements_pb2
 
 @dataclass(frozen=True)
 class Rule:
-    """Match distances; the defaults are the kinds' registered thresholds."""
+    """Match distances and the conditions of a placement; the defaults are the published
+    ones (SPEC.md section 6)."""
 
     whole: int = DCT256_V2.threshold
     whole_loose: int = 80
     low: int = DCT64.threshold
-    window: int = WIN64.threshold
-    #: Largest relative difference between a crop's frame shape and the window's shape.
-    aspect: float = 0.12
-    same_window: int = 2
-    same_windows: int = 3
+    #: Keypoint hashes this close are possible correspondences.
+    points: int = KP64.threshold
+    #: A pair is considered for a placement only when at least two keypoints of each, among
+    #: the ``points_indexed`` strongest, have hashes within ``points_index`` of one another
+    #: (what the candidate index searches).
+    points_index: int = 8
+    points_indexed: int = 32
+    #: Correspondences agree with a placement within this share of the long side.
+    points_tolerance: float = 0.025
+    #: A picture lies inside another when its corners fall within this share of the other's
+    #: long side outside it.
+    points_margin: float = 0.03
+    #: A placement needs this many agreeing keypoints...
+    points_inliers: int = 5
+    #: ...spread over this share of the inner picture's width and height...
+    points_coverage: float = 0.3
+    #: ...making this share of the inner picture's keypoints that fall inside the outer one
+    #: (when the two frame the same picture, ``points_same_support``)...
+    points_support: float = 0.12
+    points_same_support: float = 0.3
+    #: ...and the inner picture's low-frequency image, rebuilt from its whole-picture dct64,
+    #: must correlate this well with the outer's over the part it is placed on.
+    points_appearance: float = 0.25
 
     def loosened(self, factor: float) -> Rule:
+        """Every distance times ``factor``, every required amount divided by it."""
         return Rule(int(self.whole * factor), int(self.whole_loose * factor), int(self.low * factor),
-                    int(self.window * factor), self.aspect * factor, int(self.same_window * factor),
-                    self.same_windows)
+                    int(self.points * factor), int(self.points_index * factor), self.points_indexed,
+                    self.points_tolerance * factor, self.points_margin * factor,
+                    max(2, int(self.points_inliers / factor)), self.points_coverage / factor,
+                    self.points_support / factor, self.points_same_support / factor,
+                    self.points_appearance / factor)
 
 
 DEFAULT_RULE = Rule()
 DEFAULT_THRESHOLD = DEFAULT_RULE.whole
+#: A placement whose inner picture keeps at least this share of the outer one frames the
+#: same picture (the two rectangles differ by trimming and rounding only).
+SAME_FRAMING = 0.92
+#: Turns smaller than this are measurement noise, not a rescan (degrees; the frame's own
+#: deskew starts here too).
+MIN_TURN = 0.4
 
 
 @dataclass(frozen=True)
@@ -62,8 +96,8 @@ class Link:
     distance: int
     #: For crops, the share of the larger picture that the smaller keeps (else 1.0).
     kept: float = 1.0
-    #: For crops found by window, which argument of ``link`` is the crop: 1 the first, 2 the
-    #: second, 0 unknown. Not part of equality: it orients the link, it is not its kind.
+    #: For crops, which argument of ``link`` is the crop: 1 the first, 2 the second, 0
+    #: unknown. Not part of equality: it orients the link, it is not its kind.
     crop: int = field(default=0, compare=False)
 
 
@@ -75,11 +109,6 @@ def compared_hashes(asset: asset_pb2.Asset) -> Hashes | None:
     """The hashes the rule and the candidate index compare: None for a low-information record
     (matched by its digests only) or an incomplete fingerprint set."""
     return None if asset.low_information else hashes(asset)
-
-
-def _aspect(e: asset_pb2.Evidence) -> float:
-    w, h = (e.frame_width or e.width), (e.frame_height or e.height)
-    return w / h if h else 0.0
 
 
 def _content(e: asset_pb2.Evidence) -> float:
@@ -94,14 +123,36 @@ def _tone_differs(a: asset_pb2.Evidence, b: asset_pb2.Evidence) -> bool:
     spread = max(a.luma_spread, b.luma_spread, 1)
     if abs(int(a.luma_spread) - int(b.luma_spread)) / spread > 0.12:
         return True
-    return a.channels >= 3 and b.channels >= 3 and abs(int(a.saturation) - int(b.saturation)) > 8
+    if a.channels >= 3 and b.channels >= 3:
+        saturation = max(a.saturation, b.saturation, 1)
+        if abs(int(a.saturation) - int(b.saturation)) > max(3.0, 0.15 * saturation):
+            return True
+        # Re-encoding and resizing move the cast by at most 1; a white balance by 3 or more.
+        if max(abs(a.cast_blue - b.cast_blue), abs(a.cast_red - b.cast_red)) > 2:
+            return True
+    return False
 
 
-def label(a: asset_pb2.Evidence, b: asset_pb2.Evidence, edited: bool = False) -> int:
-    """What kind of whole-picture copy one is of the other, from their evidence alone."""
+#: Whole-picture copies this far apart on the upright ``dct256`` (re-encoding, blur and grain
+#: leave at most 4-6; measured in bench/README.md), with no change of tone or framing to
+#: explain it, differ in one place: an edit (a watermark, a caption, a logo). A copy under
+#: ``SMALL_COPY`` of the other's size hashes less steadily and needs ``EDIT_DISTANCE_SMALL``.
+EDIT_DISTANCE = 8
+EDIT_DISTANCE_SMALL = 12
+SMALL_COPY = 0.4
+#: Two copies whose trims differed but whose untrimmed pictures' dct64 are this close are the
+#: same picture trimmed differently, not an edit.
+RETRIM_LOW = 2
+
+
+def label(a: asset_pb2.Evidence, b: asset_pb2.Evidence, edited: bool = False, distance: int = 0,
+          same_framing: bool = False) -> int:
+    """What kind of whole-picture copy one is of the other, from their evidence and, for a
+    match on the upright ``dct256``, its ``distance``. ``same_framing``: the keypoints showed
+    both frame the same picture, so differences of trim or shape say nothing."""
     if a.skew_centidegrees or b.skew_centidegrees:
         return R.RELATION_RESCANNED
-    if abs(_content(a) - _content(b)) > 0.03:
+    if not same_framing and abs(_content(a) - _content(b)) > 0.03:
         return R.RELATION_BORDERED
     if (a.channels >= 3) != (b.channels >= 3):
         return R.RELATION_GREYSCALE
@@ -111,53 +162,139 @@ def label(a: asset_pb2.Evidence, b: asset_pb2.Evidence, edited: bool = False) ->
     # different resolutions, a crop changes the whole image.
     ra = a.width / a.height if a.height else 0.0
     rb = b.width / b.height if b.height else 0.0
-    if ra and rb and abs(ra - rb) / max(ra, rb) > 0.03:
+    if not same_framing and ra and rb and abs(ra - rb) / max(ra, rb) > 0.03:
         return R.RELATION_CROPPED
     if _tone_differs(a, b):
         return R.RELATION_TONE_VARIANT
+    sizes = sorted((max(a.width, a.height), max(b.width, b.height)))
+    small = sizes[1] > 0 and sizes[0] / sizes[1] < SMALL_COPY
+    if distance >= (EDIT_DISTANCE_SMALL if small else EDIT_DISTANCE):
+        return R.RELATION_EDITED
     if (a.width, a.height, a.format_family, a.jpeg_quality) != (b.width, b.height, b.format_family, b.jpeg_quality):
         return R.RELATION_REENCODED
     return R.RELATION_SIMILAR
 
 
-def _window_aspect(e: asset_pb2.Evidence, k: int) -> float:
-    # Windows are cut from the whole picture (after undoing skew, before trimming).
-    _, top, bottom, left, right = WINDOWS[k]
-    whole_w, whole_h = (e.frame_width, e.frame_height) if e.skew_centidegrees else (e.width, e.height)
-    w, h = whole_w * (right - left), whole_h * (bottom - top)
-    return w / h if h else 0.0
+def _flat_around(box: tuple[float, float, float, float], outer: asset_pb2.Evidence) -> bool:
+    """Whether the outer picture surrounds ``box`` with flat ground of its edges' tone on two
+    opposite sides at least, and is flat wherever it reaches beyond the box (its evidence's
+    flat edges reach the box on every side): a border or matte was added. Cutting plain ground
+    away from one side or a corner looks the same from the fingerprints; it is a crop, as a
+    border surrounds a picture (the trim's rule, too)."""
+    left, top, right, bottom = box
+    margins = (top, 1.0 - bottom, left, 1.0 - right)
+    flat = (outer.flat_top, outer.flat_bottom, outer.flat_left, outer.flat_right)
+    slack = 0.01
+    if any(m > f / 1000 + slack for m, f in zip(margins, flat)):
+        return False
+    return (margins[0] > slack and margins[1] > slack) or (margins[2] > slack and margins[3] > slack)
 
 
-def _whole_aspect(e: asset_pb2.Evidence) -> float:
-    w, h = (e.frame_width, e.frame_height) if e.skew_centidegrees else (e.width, e.height)
-    return w / h if h else 0.0
+def indexed_agreement(a: kp.Points, b: kp.Points, rule: Rule) -> bool:
+    """The candidate condition for a placement: at least two keypoints of each, among the
+    ``points_indexed`` strongest, with hashes within ``points_index``."""
+    ha, hb = a.hashes[:rule.points_indexed], b.hashes[:rule.points_indexed]
+    if ha.size < 2 or hb.size < 2:
+        return False
+    near = np.bitwise_count(ha[:, None] ^ hb[None, :]) <= rule.points_index
+    return int(near.any(axis=1).sum()) >= 2 and int(near.any(axis=0).sum()) >= 2
 
 
-_FULL64 = (1 << 64) - 1
+@lru_cache(maxsize=1)
+def _low_basis() -> np.ndarray:
+    """Rows 1..8 of the 64-point DCT-II: the frequencies a dct64 hash keeps."""
+    k = np.arange(1, 9, dtype=np.float64)[:, None]
+    n = np.arange(64, dtype=np.float64)[None, :]
+    return np.cos(np.pi * k * (2.0 * n + 1.0) / 128.0)
 
 
-def _crop(small: asset_pb2.Asset, hs: Hashes, large: asset_pb2.Asset, hl: Hashes, rule: Rule) -> Link | None:
-    """Is ``small`` a crop of ``large``? The best window that fits, if any."""
-    best: Link | None = None
-    si, windows = hs.ints, hl.ints.windows
-    # The crop as framed (trimmed) and as a whole: a flat strip left at its edge may or may
-    # not have been trimmed, depending on where the crop cut.
-    for low, aspect in ((si.low, _aspect), (si.low_whole, _whole_aspect)):
-        ra = None
-        for k, w in enumerate(windows):
-            if w == 0 or w == _FULL64:  # degenerate window
-                continue
-            d = (low ^ w).bit_count()
-            if d > rule.window or (best is not None and d >= best.distance):
-                continue
-            if ra is None:
-                ra = aspect(small.evidence)
-            rw = _window_aspect(large.evidence, k)
-            if ra and rw and abs(ra - rw) / max(ra, rw) > rule.aspect:
-                continue
-            _, top, bottom, left, right = WINDOWS[k]
-            best = Link(R.RELATION_CROPPED, WIN64.name, d, round((bottom - top) * (right - left), 3))
-    return best
+def _rebuilt(low: bytes) -> np.ndarray:
+    """A 64 x 64 low-frequency image from a dct64 hash's signs: what the hash says the picture
+    looks like, at the resolution it has."""
+    signs = np.unpackbits(np.frombuffer(low, dtype=np.uint8)).reshape(8, 8).astype(np.float64) * 2.0 - 1.0
+    d = _low_basis()
+    return d.T @ signs @ d
+
+
+_SAMPLES = (np.arange(24, dtype=np.float64) + 0.5) / 24
+
+
+def _appearance(inner: Hashes, outer: Hashes, al: alignment.Alignment, inner_is_a: bool) -> float:
+    """Correlation of the inner picture's rebuilt image with the outer's over the part the
+    placement puts it on (both rebuilt from their whole-picture dct64, as the keypoints are
+    of the whole picture)."""
+    pi, po = inner.keypoints, outer.keypoints
+    gx, gy = np.meshgrid(_SAMPLES * pi.width, _SAMPLES * pi.height)
+    ox, oy = al.to_b(gx, gy) if inner_is_a else al.to_a(gx, gy)
+    img_o, img_i = _rebuilt(outer.low_whole), _rebuilt(inner.low_whole)
+    a = _bilinear(img_o, oy / po.height * 64 - 0.5, ox / po.width * 64 - 0.5)
+    b = _bilinear(img_i, gy / pi.height * 64 - 0.5, gx / pi.width * 64 - 0.5)
+    a, b = a - a.mean(), b - b.mean()
+    den = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / den) if den > 0 else 0.0
+
+
+def _bilinear(img: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    h, w = img.shape
+    y, x = np.clip(y, 0, h - 1), np.clip(x, 0, w - 1)
+    y0, x0 = np.minimum(np.floor(y).astype(np.int64), h - 2), np.minimum(np.floor(x).astype(np.int64), w - 2)
+    fy, fx = y - y0, x - x0
+    top = img[y0, x0] * (1 - fx) + img[y0, x0 + 1] * fx
+    bottom = img[y0 + 1, x0] * (1 - fx) + img[y0 + 1, x0 + 1] * fx
+    return top * (1 - fy) + bottom * fy
+
+
+def _placement(ha: Hashes, hb: Hashes, rule: Rule) -> tuple[alignment.Placement, int, int] | None:
+    """Rule 6's geometry: (placement, which argument of ``link`` is the inner picture (1 or 2),
+    the agreeing keypoints' median hash distance), or None when the keypoints do not place one
+    picture inside the other by the rule's conditions."""
+    pa, pb = ha.keypoints, hb.keypoints
+    if not indexed_agreement(pa, pb, rule):
+        return None
+    # One order for both calls, so link(a, b) and link(b, a) see the same alignment.
+    swap = hb.points < ha.points
+    first, second = (hb, ha) if swap else (ha, hb)
+    al = alignment.align(first.keypoints, second.keypoints, rule.points, rule.points_tolerance)
+    if al is None:
+        return None
+    p = alignment.placement(al, first.keypoints, second.keypoints, rule.points_margin)
+    if p is None or p.inliers < rule.points_inliers or p.coverage < rule.points_coverage:
+        return None
+    inner_is_first = p.inner == 1
+    inner, outer = (first, second) if inner_is_first else (second, first)
+    if p.kept >= SAME_FRAMING:
+        # The same framing: whatever moved the global hashes apart (a box on a dark picture,
+        # heavy damage) left most keypoints where they were. Those hashes cannot vouch for the
+        # appearance here, so most keypoints must agree.
+        if p.support < rule.points_same_support:
+            return None
+    elif p.support < rule.points_support or _appearance(inner, outer, al, inner_is_first) < rule.points_appearance:
+        return None
+    side = (1 if inner_is_first else 2) if not swap else (2 if inner_is_first else 1)
+    return p, side, al.distance
+
+
+def _placed_link(a: asset_pb2.Asset, ha: Hashes, b: asset_pb2.Asset, hb: Hashes,
+                 placed: tuple[alignment.Placement, int, int], rule: Rule) -> Link:
+    """The link a placement makes: a rescan when one is turned; when both frame the same
+    picture, the whole-picture label if their untrimmed pictures' ``dct64`` agree (their trims
+    differed, nothing else) or an edit if not; a border when all the outer picture has beyond
+    the inner one is flat ground; else a crop (with the kept share and which is the crop)."""
+    p, side, distance = placed
+    if abs(p.angle) >= MIN_TURN:
+        return Link(R.RELATION_RESCANNED, KP64.name, distance, round(p.kept, 3), side)
+    if p.kept >= SAME_FRAMING:
+        # The global hashes are of the frames: when the two were trimmed differently and the
+        # untrimmed pictures still agree, the trim moved them, not an edit.
+        # (Re-encoding leaves the untrimmed pictures' dct64 within 2 bits; an edit moves it.)
+        retrimmed = abs(_content(a.evidence) - _content(b.evidence)) > 0.03
+        alike = retrimmed and (ha.ints.low_whole ^ hb.ints.low_whole).bit_count() <= RETRIM_LOW
+        # A change of tone alone leaves the global hashes close: if they are far, it is an edit.
+        return Link(label(a.evidence, b.evidence, edited=not alike, same_framing=True), KP64.name, distance)
+    outer = b.evidence if side == 1 else a.evidence
+    if _flat_around(p.box, outer):
+        return Link(R.RELATION_BORDERED, KP64.name, distance)
+    return Link(R.RELATION_CROPPED, KP64.name, distance, round(p.kept, 3), side)
 
 
 #: ``link``'s default for the parsed hashes: parse them from the record.
@@ -186,39 +323,43 @@ def link(a: asset_pb2.Asset, b: asset_pb2.Asset, rule: Rule = DEFAULT_RULE, *,
     up_a, up_b = ia.dihedral[0], ib.dihedral[0]
     d_up = (up_a ^ up_b).bit_count()
     if d_up <= rule.whole:
-        return Link(label(a.evidence, b.evidence), DCT256_V2.name, d_up)
+        return Link(label(a.evidence, b.evidence, distance=d_up), DCT256_V2.name, d_up)
     d_rot = min(min((ia.dihedral[k] ^ up_b).bit_count(), (ib.dihedral[k] ^ up_a).bit_count()) for k in range(1, 8))
     if d_rot <= rule.whole:
         return Link(R.RELATION_ROTATED_MIRRORED, DCT256_V2.name, d_rot)
     if d_up <= rule.whole_loose:
         d_low = (ia.low ^ ib.low).bit_count()
         if d_low <= rule.low:
+            # Close overall yet changed: an edit, unless the keypoints show one is a slightly
+            # smaller part of the other (a small crop leaves the low frequencies alike too).
+            placed = _placement(ha, hb, rule)
+            if placed is not None and (placed[0].kept < SAME_FRAMING or abs(placed[0].angle) >= MIN_TURN):
+                return _placed_link(a, ha, b, hb, placed, rule)
             return Link(label(a.evidence, b.evidence, edited=True), DCT64.name, d_low)
-        same = sorted((x ^ y).bit_count() for x, y in zip(ia.windows, ib.windows)
-                      if not (x in (0, _FULL64) or y in (0, _FULL64)))
-        if len(same) >= rule.same_windows and same[rule.same_windows - 1] <= rule.same_window:
-            return Link(label(a.evidence, b.evidence, edited=True), WIN64.name, same[rule.same_windows - 1])
-    crops = [replace(c, crop=side) for side, c in ((1, _crop(a, ha, b, hb, rule)), (2, _crop(b, hb, a, ha, rule)))
-             if c is not None]
-    return min(crops, key=lambda c: c.distance) if crops else None
+    placed = _placement(ha, hb, rule)
+    return None if placed is None else _placed_link(a, ha, b, hb, placed, rule)
 
 
-def find_links(assets: Sequence[asset_pb2.Asset], rule: Rule = DEFAULT_RULE) -> list[tuple[int, int, Link]]:
+def find_links(assets: Sequence[asset_pb2.Asset], rule: Rule = DEFAULT_RULE,
+               parsed: Sequence[Hashes | None] | None = None) -> list[tuple[int, int, Link]]:
     """Every pair (i, j), i < j, of ``assets`` that the rule links, without comparing all
-    pairs: candidates come from exact digests and Hamming indexes, then the rule decides."""
+    pairs: candidates come from exact digests and Hamming indexes, then the rule decides.
+    ``parsed``, if given, is ``compared_hashes`` of each asset."""
     from dedup.candidates import CandidateIndex
 
+    if parsed is None:
+        parsed = [compared_hashes(a) for a in assets]  # once each: a pair's comparison reuses them
     index = CandidateIndex(rule)
-    for i, a in enumerate(assets):
-        index.add(i, a)
+    index.add_many(list(enumerate(assets)), parsed)
     out = []
     # With every asset indexed, asking for i finds each j < i that asking when i was the
     # newest would have found (and more, which the j < i filter drops).
     step = 512
     for lo in range(0, len(assets), step):
-        for i, found in enumerate(index.candidates_many(assets[lo:lo + step]), start=lo):
+        found_all = index.candidates_many(assets[lo:lo + step], parsed[lo:lo + step])
+        for i, found in enumerate(found_all, start=lo):
             for j in sorted(k for k in found if k < i):
-                lk = link(assets[j], assets[i], rule)
+                lk = link(assets[j], assets[i], rule, ha=parsed[j], hb=parsed[i])
                 if lk is not None:
                     out.append((j, i, lk))
     return out

@@ -152,6 +152,21 @@ class Catalogue:
         return self._db.execute(
             "SELECT size, mtime_ns, version, asset_id FROM files WHERE path=?", (path,)).fetchone()
 
+    def refingerprint_if_outdated(self, fingerprints: str) -> int:
+        """When the catalogue's records were made with another fingerprint set than
+        ``fingerprints`` (this version's kinds), mark every file to be read again, so the next
+        scan replaces each record (same asset id) and the next push sends it; return how many
+        files were marked. Recorded at once, so an interrupted scan still finishes the job."""
+        row = self._db.execute("SELECT value FROM meta WHERE key='fingerprints'").fetchone()
+        if row is not None and row[0] == fingerprints:
+            return 0
+        with self.transaction() as db:
+            # A size no file has: the scan's unchanged-file check fails for every row.
+            n = db.execute("UPDATE files SET size=-1 WHERE record IS NOT NULL OR error IS NOT NULL").rowcount
+            db.execute("INSERT INTO meta (key, value) VALUES ('fingerprints', ?) ON CONFLICT (key) DO UPDATE"
+                       " SET value=excluded.value", (fingerprints,))
+        return n
+
     # --- object-store listings ---------------------------------------------------------------
 
     def listing_resume(self, source: str) -> str | None:

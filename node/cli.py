@@ -383,6 +383,9 @@ def _scan(args) -> int:
     if args.json:
         emit_json({"scan": summary.as_dict(), "catalogue": counts})
     else:
+        if summary.refingerprinted:
+            print(f"fingerprints changed in this version: {summary.refingerprinted} files were read again "
+                  "(same asset ids; `dedup node push` sends their new records)")
         print(f"scanned {summary.seen} files in {summary.seconds:.1f} s: {summary.read} read, "
               f"{summary.unchanged} unchanged, {summary.failed} unreadable, {len(summary.skipped)} skipped")
         for path, reason in summary.errors:

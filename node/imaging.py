@@ -94,6 +94,10 @@ class ImageFacts:
     luma_mean: int = 0
     luma_spread: int = 0
     saturation: int = 0
+    cast_blue: int = 0
+    cast_red: int = 0
+    #: (top, bottom, left, right) flat runs at the edges, in thousandths of the height or width
+    flat_edges: tuple[int, int, int, int] = (0, 0, 0, 0)
     page_count: int = 1
     #: (rightsstatements.org URI or 'unknown', statement text, the field that decided)
     rights: tuple[str, str, str] = ("unknown", "", "")
@@ -356,6 +360,9 @@ def _describe(image: Image.Image, handle: BinaryIO, head: bytes, sha256: bytes, 
         luma_mean=stats[0],
         luma_spread=stats[1],
         saturation=stats[2],
+        cast_blue=stats[4],
+        cast_red=stats[5],
+        flat_edges=tuple(round(1000 * f) for f in suite.flat_edges) if suite else (0, 0, 0, 0),
         page_count=pages,
         rights=(found.uri, found.text, found.source),
     )
@@ -372,8 +379,9 @@ def _orientation(image: Image.Image) -> int:
     return value if 1 <= value <= 8 else 1
 
 
-def _tone(image: Image.Image) -> tuple[int, int, int, bool]:
-    """(mean luma, luma standard deviation, mean saturation, colour image that is grey).
+def _tone(image: Image.Image) -> tuple[int, int, int, bool, int, int]:
+    """(mean luma, luma standard deviation, mean saturation, colour image that is grey, mean
+    blue-difference chroma, mean red-difference chroma).
 
     Taken on a 64x64 box reduction: enough to tell a tone or colour variant from a copy,
     too little to say anything about the picture.
@@ -386,12 +394,15 @@ def _tone(image: Image.Image) -> tuple[int, int, int, bool]:
     small = np.asarray(im.resize((64, 64), Image.BOX))
     if small.ndim == 2:
         grey = small.astype(np.float32)
-        return int(round(float(grey.mean()))), int(round(float(grey.std()))), 0, False
+        return int(round(float(grey.mean()))), int(round(float(grey.std()))), 0, False, 0, 0
     rgb = small[..., :3].reshape(-1, 3)
     luma = rgb.astype(np.float32) @ _LUMA_WEIGHTS
     spread = rgb.max(axis=1).astype(np.int16) - rgb.min(axis=1)
+    # ITU-R BT.601 colour differences, as JPEG defines them.
+    cb = float(((rgb[:, 2] - luma) * 0.564).mean())
+    cr = float(((rgb[:, 0] - luma) * 0.713).mean())
     return (int(round(float(luma.mean()))), int(round(float(luma.std()))),
-            int(round(float(spread.mean()))), bool(spread.max() <= 3))
+            int(round(float(spread.mean()))), bool(spread.max() <= 3), int(round(cb)), int(round(cr)))
 
 
 _LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)

@@ -24,10 +24,15 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from dedup.fingerprint.wire import CURRENT
 from dedup.v1 import asset_pb2
 
 from .catalogue import Catalogue
 from .imaging import ImageError, ImageFacts, read_image, read_stream
+
+
+#: The fingerprint kinds this version records, as the catalogue remembers them.
+FINGERPRINTS = ",".join(f"{name}/{version}" for name, version in CURRENT)
 
 
 @dataclass(frozen=True)
@@ -51,11 +56,14 @@ class ScanSummary:
     errors: list[tuple[str, str]] = field(default_factory=list)   # (path, reason) read and refused
     bytes_read: int = 0
     seconds: float = 0.0
+    #: Files read again because their records were made with an earlier fingerprint set.
+    refingerprinted: int = 0
 
     def as_dict(self) -> dict:
         return {
             "seen": self.seen, "unchanged": self.unchanged, "read": self.read, "failed": self.failed,
             "bytes_read": self.bytes_read, "seconds": round(self.seconds, 3),
+            "refingerprinted": self.refingerprinted,
             "errors": [{"path": p, "reason": r} for p, r in self.errors],
             "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
         }
@@ -146,6 +154,8 @@ def to_record(asset_id: str, facts: ImageFacts, rights: str | None = None) -> as
             channels=facts.channels, frame_width=facts.frame_width, frame_height=facts.frame_height,
             skew_centidegrees=round(facts.skew_degrees * 100), luma_mean=facts.luma_mean,
             luma_spread=facts.luma_spread, saturation=facts.saturation,
+            cast_blue=facts.cast_blue, cast_red=facts.cast_red, flat_top=facts.flat_edges[0],
+            flat_bottom=facts.flat_edges[1], flat_left=facts.flat_edges[2], flat_right=facts.flat_edges[3],
         ),
         low_information=facts.low_information,
     )
@@ -156,6 +166,7 @@ def scan(catalogue: Catalogue, roots: list[Path | str], workers: int = 0, progre
     """Scan local folders and ``s3://`` prefixes into the catalogue."""
     started = time.monotonic()
     summary = ScanSummary()
+    summary.refingerprinted = catalogue.refingerprint_if_outdated(FINGERPRINTS)
     if progress is None:
         progress = sys.stderr.isatty()
     n_workers = workers or os.cpu_count() or 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import dct
+from . import dct, points
 
 
 class FingerprintError(ValueError):
@@ -26,8 +26,11 @@ class FingerprintKind:
     threshold: int
     description: str = ""
     parts: int = 1
-    #: Whether an all-0 or all-1 part is refused (for windows it only means a flat strip).
+    #: Whether an all-0 or all-1 part is refused.
     refuse_degenerate: bool = True
+    #: For a kind whose value varies in length (keypoints), the check of its shape; ``size``
+    #: is then its largest size.
+    shape_check: object = None
 
     @property
     def bits(self) -> int:
@@ -53,18 +56,22 @@ DCT64_V2 = FingerprintKind(
     parts=2,
     description="64-bit hashes of DCT frequencies 1..8 of the frame and of the untrimmed picture",
 )
-WIN64_V2 = FingerprintKind(
-    name="win64",
-    version=2,
-    size=8 * 36,
-    threshold=6,
-    parts=36,
+KP64_V1 = FingerprintKind(
+    name=points.ALGORITHM,
+    version=points.VERSION,
+    size=points.HEADER + points.POINT_BYTES * points.COUNT,
+    threshold=10,
+    parts=points.COUNT,
     refuse_degenerate=False,
-    description="64-bit low-frequency hashes of 36 fixed sub-windows of the untrimmed picture, for crops",
+    shape_check=points.check,
+    description=(
+        "up to 64 keypoints of the whole picture (scale-space blobs), each with a 64-bit hash of "
+        "its patch, its position and its scale, strongest first: crops of any shape"
+    ),
 )
 
 KINDS: dict[tuple[str, int], FingerprintKind] = {
-    (k.name, k.version): k for k in (DCT256_V2, DCT64_V2, WIN64_V2)
+    (k.name, k.version): k for k in (DCT256_V2, DCT64_V2, KP64_V1)
 }
 
 
@@ -93,6 +100,12 @@ def validate(name: str, version: int, value: bytes) -> FingerprintKind:
     if not isinstance(value, bytes | bytearray | memoryview):
         raise FingerprintError(f"{name} v{version} fingerprint must be bytes, got {type(value).__name__}")
     raw = bytes(value)
+    if kind.shape_check is not None:
+        try:
+            kind.shape_check(raw)
+        except ValueError as exc:
+            raise FingerprintError(str(exc)) from None
+        return kind
     if len(raw) != kind.size:
         raise FingerprintError(
             f"{name} v{version} fingerprint must be {kind.size} bytes, got {len(raw)}"

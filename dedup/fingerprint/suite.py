@@ -1,6 +1,6 @@
 """The fingerprint set a node computes for every image, from one luminance array.
 
-All of it is taken of the picture's frame (mattes trimmed, scanner skew undone, see
+The global hashes are taken of the picture's frame (mattes trimmed, scanner skew undone, see
 ``frame``), on one 128x128 exact area-average grid of that frame:
 
 * ``dct256`` v2 — the 256-bit DCT hash (``dct``) of the frame and its seven other
@@ -10,16 +10,16 @@ All of it is taken of the picture's frame (mattes trimmed, scanner skew undone, 
 * ``dct64`` v2 — 64-bit hashes of frequencies 1..8 only, of the frame and of the whole
   picture before trimming (2 x 8 bytes): less detail, but far steadier under local edits
   (watermarks, overlays, grain) and small misalignment.
-* ``win64`` v2 — the 64-bit low-frequency hash of each sub-window in ``WINDOWS`` of the
-  whole picture (36 x 8 bytes): a crop of the picture hashes (as a whole) like one of these
-  windows of the original. Windows are cut before trimming because whether a flat strip at
-  an edge is trimmed depends on where a crop cut it; the crop is compared with both of its
-  own 64-bit hashes.
+
+and the local ones of the whole picture (after undoing skew, before trimming: whether a flat
+strip at an edge is trimmed depends on where a crop cut it):
+
+* ``kp64`` v1 — keypoints with 64-bit hashes of their patches (``points``): a crop, however
+  it was cut, shares keypoints with the picture it was cut from, at positions that say where.
 
 Low-frequency hashes use the same quantisation and median rule as ``dct256``; each is
-computed as ``D8 @ A_rows @ G @ A_cols.T @ D8.T`` where ``A`` averages the window's
-share of the grid into 64 cells exactly (fractional overlaps weighted by length) and
-``D8`` holds rows 1..8 of the orthonormal 64-point DCT-II.
+computed as ``D8 @ A_rows @ G @ A_cols.T @ D8.T`` where ``A`` averages the grid into 64 cells
+exactly and ``D8`` holds rows 1..8 of the orthonormal 64-point DCT-II.
 """
 
 from __future__ import annotations
@@ -29,24 +29,13 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import dct
-from .frame import Frame, frame
-from .information import LOW_INFORMATION_THRESHOLD, band_energy
+from . import dct, points
+from .frame import Frame, flat_edges, frame
+from .information import LOW_INFORMATION_THRESHOLD, band_energy, few_flat_areas, flat_areas
+from .points import Points
 
 GRID = 128
 LOW_BAND = 8
-
-#: (name, top, bottom, left, right) as fractions of the frame: single-side crops of 4% to
-#: 28% in 4% steps from each side, then centred crops of 2% to 16% in 2% steps from every
-#: side (finer, since a centred crop changes both axes; they also find an original inside
-#: a bordered copy whose border could not be trimmed).
-WINDOWS: tuple[tuple[str, float, float, float, float], ...] = tuple(
-    [(f"{side}{k * 4:02d}", *box)
-     for k in range(1, 8)
-     for side, box in (("t", (k * 0.04, 1.0, 0.0, 1.0)), ("b", (0.0, 1.0 - k * 0.04, 0.0, 1.0)),
-                       ("l", (0.0, 1.0, k * 0.04, 1.0)), ("r", (0.0, 1.0, 0.0, 1.0 - k * 0.04)))]
-    + [(f"c{k * 2:02d}", k * 0.02, 1.0 - k * 0.02, k * 0.02, 1.0 - k * 0.02) for k in range(1, 9)]
-)
 
 
 @dataclass(frozen=True)
@@ -54,23 +43,19 @@ class Suite:
     dihedral: tuple[bytes, ...]  # dct256 v2: 8 x 32 bytes, upright first
     low: bytes  # dct64 v2, first part: the frame
     low_whole: bytes  # dct64 v2, second part: the whole picture before trimming
-    windows: tuple[bytes, ...]  # win64 v2, in WINDOWS order, cut from the whole picture
+    points: Points  # kp64 v1, of the whole picture
     information: float
-    flatness: float  # share of the grid where neighbouring cells differ by under one grey level
+    flat_cover: float  # share of the grid in areas of one constant tone (``information.flat_areas``)
+    flat_areas: int  # how many such areas
     content_fraction: float
     skew_degrees: float
     frame_shape: tuple[int, int]  # (height, width) of the frame in the input array's pixels
+    #: (top, bottom, left, right) flat runs at the whole picture's edges (``frame.flat_edges``)
+    flat_edges: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
 
     @property
     def low_information(self) -> bool:
-        return self.information < LOW_INFORMATION_THRESHOLD or self.flatness > FLATNESS_THRESHOLD
-
-
-#: Above this share of flat grid cells an image is a few flat areas and their edges (a colour
-#: target, a shape on a plain ground, a blank page): its hash describes only the layout of
-#: the areas, which unrelated images of the same kind share. Measured: such images 0.94-1.0;
-#: the benchmark's 200 photographs and paintings at most 0.80 (median 0.43).
-FLATNESS_THRESHOLD = 0.9
+        return self.information < LOW_INFORMATION_THRESHOLD or few_flat_areas(self.flat_cover, self.flat_areas)
 
 
 @lru_cache(maxsize=256)
@@ -131,21 +116,6 @@ def _block_bits(blocks: np.ndarray, grid_max: float) -> list[bytes]:
     return [b.tobytes() for b in np.packbits(bits, axis=1)]
 
 
-@lru_cache(maxsize=1)
-def _all_window_rows() -> tuple[np.ndarray, np.ndarray]:
-    """(rows, cols) stacks: for every window of the full frame then WINDOWS, D8 @ A (8 x 128)."""
-    boxes = [(0.0, 1.0, 0.0, 1.0)] + [w[1:] for w in WINDOWS]
-    rows = np.stack([_window_rows(t, b) for t, b, _, _ in boxes])
-    cols = np.stack([_window_rows(l, r) for _, _, l, r in boxes])
-    return rows, cols
-
-
-def _low_hashes(g: np.ndarray, grid_max: float) -> list[bytes]:
-    """low_hash of the whole frame and of every window, computed together."""
-    rows, cols = _all_window_rows()
-    return _block_bits((rows @ g) @ cols.transpose(0, 2, 1), grid_max)
-
-
 def _grid_and_max(gray: np.ndarray) -> tuple[np.ndarray, float]:
     g = grid(gray)
     return g, float(np.max(np.abs(g)))
@@ -163,12 +133,12 @@ def compute(gray: np.ndarray) -> Suite:
     info = band_energy(band)
     q = _quantise(band, float(np.max(np.abs(g64))))
     dihedral = tuple(dct.bits_from_block(b) for b in dct.dihedral_blocks(q))
+    low = low_hash(g, 0.0, 1.0, 0.0, 1.0, grid_max)
     if fr.whole is fr.gray:
-        low_whole, *windows = _low_hashes(g, grid_max)
-        low = low_whole
+        low_whole = low
     else:
-        low = low_hash(g, 0.0, 1.0, 0.0, 1.0, grid_max)
-        low_whole, *windows = _low_hashes(*_grid_and_max(fr.whole))
-    step = np.maximum(np.abs(np.diff(g, axis=1))[:-1, :], np.abs(np.diff(g, axis=0))[:, :-1])
-    flatness = float(np.mean(step < 1.0))
-    return Suite(dihedral, low, low_whole, tuple(windows), info, flatness, fr.content_fraction, fr.skew_degrees, fr.gray.shape)
+        gw, wmax = _grid_and_max(fr.whole)
+        low_whole = low_hash(gw, 0.0, 1.0, 0.0, 1.0, wmax)
+    cover, areas = flat_areas(g)
+    return Suite(dihedral, low, low_whole, points.compute(fr.whole), info, cover, areas, fr.content_fraction,
+                 fr.skew_degrees, fr.gray.shape, flat_edges(fr.whole))

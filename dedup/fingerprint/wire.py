@@ -6,18 +6,23 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Iterable
 
-from .suite import WINDOWS, Suite
+from . import points as kp
+from .suite import Suite
 
 DCT256 = ("dct256", 2)
 DCT64 = ("dct64", 2)
-WIN64 = ("win64", 2)
+KP64 = (kp.ALGORITHM, kp.VERSION)
+
+#: The kinds a complete record carries, in the order ``to_wire`` writes them. A record made
+#: with another set (an earlier version) is not compared until its node fingerprints it again.
+CURRENT = (DCT256, DCT64, KP64)
 
 
 def to_wire(suite: Suite) -> list[tuple[str, int, bytes]]:
     return [
         (*DCT256, b"".join(suite.dihedral)),
         (*DCT64, suite.low + suite.low_whole),
-        (*WIN64, b"".join(suite.windows)),
+        (*KP64, kp.to_bytes(suite.points)),
     ]
 
 
@@ -28,7 +33,7 @@ class Hashes:
     dihedral: tuple[bytes, ...]  # 8 x 32 bytes, upright first
     low: bytes  # 8 bytes: the frame
     low_whole: bytes  # 8 bytes: the whole picture before trimming
-    windows: tuple[bytes, ...]  # len(WINDOWS) x 8 bytes
+    points: bytes  # kp64 v1 value: keypoints of the whole picture
 
     @property
     def upright(self) -> bytes:
@@ -39,29 +44,30 @@ class Hashes:
         """The parts as integers: the matching rule compares them many times per pair, and
         ``(x ^ y).bit_count()`` on ints is far cheaper than converting bytes each time."""
         big = int.from_bytes
-        return HashInts(tuple(big(d, "big") for d in self.dihedral), big(self.low, "big"),
-                        big(self.low_whole, "big"), tuple(big(w, "big") for w in self.windows))
+        return HashInts(tuple(big(d, "big") for d in self.dihedral), big(self.low, "big"), big(self.low_whole, "big"))
+
+    @cached_property
+    def keypoints(self) -> kp.Points:
+        return kp.from_bytes(self.points)
 
 
 @dataclass(frozen=True)
 class HashInts:
-    """``Hashes`` as big-endian integers, part for part."""
+    """The global hashes as big-endian integers, part for part."""
 
     dihedral: tuple[int, ...]
     low: int
     low_whole: int
-    windows: tuple[int, ...]
 
 
 def from_wire(records: Iterable[tuple[str, int, bytes]]) -> Hashes | None:
     """The hashes of an asset's fingerprint records, or None when the set is incomplete."""
     got = {(name, version): value for name, version, value in records}
-    d, low, w = got.get(DCT256), got.get(DCT64), got.get(WIN64)
-    if d is None or low is None or w is None or (len(d), len(low), len(w)) != (256, 16, 8 * len(WINDOWS)):
+    d, low, p = got.get(DCT256), got.get(DCT64), got.get(KP64)
+    if d is None or low is None or p is None or (len(d), len(low)) != (256, 16):
         return None
-    return Hashes(
-        tuple(d[i:i + 32] for i in range(0, 256, 32)),
-        low[:8],
-        low[8:],
-        tuple(w[i:i + 8] for i in range(0, 8 * len(WINDOWS), 8)),
-    )
+    try:
+        kp.check(p)
+    except kp.PointsError:
+        return None
+    return Hashes(tuple(d[i:i + 32] for i in range(0, 256, 32)), low[:8], low[8:], bytes(p))

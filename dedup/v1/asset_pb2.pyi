@@ -28,7 +28,7 @@ class Fingerprint(_message.Message):
     def __init__(self, algorithm: _Optional[str] = ..., version: _Optional[int] = ..., value: _Optional[bytes] = ...) -> None: ...
 
 class Evidence(_message.Message):
-    __slots__ = ("width", "height", "bit_depth", "format_family", "jpeg_quality", "capture_date", "rights", "channels", "frame_width", "frame_height", "skew_centidegrees", "luma_mean", "luma_spread", "saturation")
+    __slots__ = ("width", "height", "bit_depth", "format_family", "jpeg_quality", "capture_date", "rights", "channels", "frame_width", "frame_height", "skew_centidegrees", "luma_mean", "luma_spread", "saturation", "cast_blue", "cast_red", "flat_top", "flat_bottom", "flat_left", "flat_right")
     WIDTH_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     BIT_DEPTH_FIELD_NUMBER: _ClassVar[int]
@@ -43,6 +43,12 @@ class Evidence(_message.Message):
     LUMA_MEAN_FIELD_NUMBER: _ClassVar[int]
     LUMA_SPREAD_FIELD_NUMBER: _ClassVar[int]
     SATURATION_FIELD_NUMBER: _ClassVar[int]
+    CAST_BLUE_FIELD_NUMBER: _ClassVar[int]
+    CAST_RED_FIELD_NUMBER: _ClassVar[int]
+    FLAT_TOP_FIELD_NUMBER: _ClassVar[int]
+    FLAT_BOTTOM_FIELD_NUMBER: _ClassVar[int]
+    FLAT_LEFT_FIELD_NUMBER: _ClassVar[int]
+    FLAT_RIGHT_FIELD_NUMBER: _ClassVar[int]
     width: int
     height: int
     bit_depth: int
@@ -57,7 +63,13 @@ class Evidence(_message.Message):
     luma_mean: int
     luma_spread: int
     saturation: int
-    def __init__(self, width: _Optional[int] = ..., height: _Optional[int] = ..., bit_depth: _Optional[int] = ..., format_family: _Optional[_Union[FormatFamily, str]] = ..., jpeg_quality: _Optional[int] = ..., capture_date: _Optional[str] = ..., rights: _Optional[str] = ..., channels: _Optional[int] = ..., frame_width: _Optional[int] = ..., frame_height: _Optional[int] = ..., skew_centidegrees: _Optional[int] = ..., luma_mean: _Optional[int] = ..., luma_spread: _Optional[int] = ..., saturation: _Optional[int] = ...) -> None: ...
+    cast_blue: int
+    cast_red: int
+    flat_top: int
+    flat_bottom: int
+    flat_left: int
+    flat_right: int
+    def __init__(self, width: _Optional[int] = ..., height: _Optional[int] = ..., bit_depth: _Optional[int] = ..., format_family: _Optional[_Union[FormatFamily, str]] = ..., jpeg_quality: _Optional[int] = ..., capture_date: _Optional[str] = ..., rights: _Optional[str] = ..., channels: _Optional[int] = ..., frame_width: _Optional[int] = ..., frame_height: _Optional[int] = ..., skew_centidegrees: _Optional[int] = ..., luma_mean: _Optional[int] = ..., luma_spread: _Optional[int] = ..., saturation: _Optional[int] = ..., cast_blue: _Optional[int] = ..., cast_red: _Optional[int] = ..., flat_top: _Optional[int] = ..., flat_bottom: _Optional[int] = ..., flat_left: _Optional[int] = ..., flat_right: _Optional[int] = ...) -> None: ...
 
 class Asset(_message.Message):
     __slots__ = ("asset_id", "sha256", "pixel_digest", "fingerprints", "evidence", "low_information")
