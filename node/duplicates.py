@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dedup.matching import DEFAULT_RULE, Link, Rule, find_links, relation_name
+from dedup.clusters import VERIFY_SLACK, cluster
+from dedup.matching import DEFAULT_RULE, Link, Rule, compared_hashes, find_links, link, relation_name
 from dedup.v1 import asset_pb2
 from dedup.v1 import statements_pb2 as R
 
@@ -18,36 +19,33 @@ class LocalLink:
     link: Link
 
 
-def _find(parent: list[int], i: int) -> int:
-    while parent[i] != i:
-        parent[i] = parent[parent[i]]
-        i = parent[i]
-    return i
-
-
 def local_clusters(catalogue: Catalogue, rule: Rule = DEFAULT_RULE) -> tuple[list[list[str]], list[LocalLink]]:
-    """Clusters of paths (each of two or more files) and the links that joined them."""
+    """Clusters of paths (each of two or more files) and the links within them, grown as the
+    coordinator grows its clusters (``dedup.clusters``): one weak link does not join two
+    photographs' clusters."""
     rows = catalogue.readable()
     assets = []
     for _, record in rows:
         a = asset_pb2.Asset()
         a.ParseFromString(record)
         assets.append(a)
-    parent = list(range(len(rows)))
-    links: list[LocalLink] = []
+    parsed = [compared_hashes(a) for a in assets]
     # A person's "not duplicates" decision removes the link, whatever the rule says.
     marked = catalogue.not_duplicate_pairs()
-    for j, i, lk in find_links(assets, rule):
-        if tuple(sorted((assets[i].asset_id, assets[j].asset_id))) in marked:
-            continue
-        links.append(LocalLink(rows[j][0], rows[i][0], lk))
-        ri, rj = _find(parent, i), _find(parent, j)
-        if ri != rj:
-            parent[max(ri, rj)] = min(ri, rj)
-    groups: dict[int, list[str]] = {}
-    for i, (path, _) in enumerate(rows):
-        groups.setdefault(_find(parent, i), []).append(path)
-    clusters = sorted((sorted(g) for g in groups.values() if len(g) > 1), key=lambda g: g[0])
+    found = [(j, i, lk) for j, i, lk in find_links(assets, rule, parsed)
+             if tuple(sorted((assets[i].asset_id, assets[j].asset_id))) not in marked]
+    loose = rule.loosened(VERIFY_SLACK)
+
+    def agrees(x: int, y: int) -> bool:
+        if tuple(sorted((assets[x].asset_id, assets[y].asset_id))) in marked:
+            return False
+        return link(assets[x], assets[y], loose, ha=parsed[x], hb=parsed[y]) is not None
+
+    groups = cluster(len(assets), found, agrees)
+    where = {i: n for n, g in enumerate(groups) for i in g}
+    clusters = sorted((sorted(rows[i][0] for i in g) for g in groups), key=lambda g: g[0])
+    links = [LocalLink(rows[j][0], rows[i][0], lk) for j, i, lk in found
+             if where.get(i) is not None and where.get(i) == where.get(j)]
     return clusters, links
 
 
