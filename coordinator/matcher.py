@@ -2,9 +2,9 @@
 
 Candidates come from the shared candidate index; a candidate becomes a link only if the
 shared matching rule accepts it; and a link joins an existing cluster only after
-verification: the new asset must also match more than half of the copies already in that
-cluster (by the rule loosened by ``VERIFY_SLACK``), so a single loose link cannot chain
-unrelated photographs together.
+verification: the new asset must also match more than half of that cluster's representatives
+(``dedup.clusters``: the rule loosened by ``VERIFY_SLACK``, against at most its first 16
+copies), so a single loose link cannot chain unrelated photographs together.
 """
 
 from __future__ import annotations
@@ -16,13 +16,12 @@ from typing import Callable
 from dataclasses import dataclass
 
 from dedup.candidates import CandidateIndex
+from dedup.clusters import VERIFY_SLACK, majority
 from dedup.fingerprint.wire import Hashes
 from dedup.matching import PARSE, Link, Rule, compared_hashes, link
 from dedup.v1 import asset_pb2
 
 Key = tuple[str, str]  # (member_id, asset_id)
-
-VERIFY_SLACK = 1.5
 
 
 @dataclass(frozen=True)
@@ -162,20 +161,12 @@ class Matcher:
         return link(other, asset, self.rule if rule is None else rule, ha=ho, hb=parsed)
 
     def verified(self, asset: asset_pb2.Asset, cluster_id: str, parsed: Hashes | None | object = PARSE) -> bool:
-        """Does ``asset`` also match more than half of the copies already in the cluster?
-        ``parsed`` may pass ``compared_hashes(asset)`` when the caller has it."""
+        """Does ``asset`` also match more than half of the cluster's representatives (its first
+        ``dedup.clusters.REPRESENTATIVES`` copies, by key)? ``parsed`` may pass
+        ``compared_hashes(asset)`` when the caller has it."""
         h = compared_hashes(asset) if parsed is PARSE else parsed
-        members = self.members_of.get(cluster_id, ())
-        need = len(members) // 2 + 1
-        agree = 0
-        for left, k in enumerate(sorted(members), start=0):
-            if agree + (len(members) - left) < need:
-                return False  # the rest could not make a majority
-            if self.link(k, asset, h, self.verify_rule) is not None:
-                agree += 1
-                if agree >= need:
-                    return True
-        return agree >= need
+        members = sorted(self.members_of.get(cluster_id, ()))
+        return majority(asset, members, lambda a, k: self.link(k, a, h, self.verify_rule) is not None)
 
 
 def new_cluster_id(a: Key, b: Key) -> str:
