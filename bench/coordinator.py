@@ -65,7 +65,7 @@ def render(r: dict) -> str:
     if "scale" in r:
         lines += ["**The coordinator's core at scale** (`Coordinator.submit_batch`: signature checks, validation, "
                   "SQLite store, candidate search, the matching rule, clustering, proposals, signed log; "
-                  "1,000-asset batches from 4 members; each asset carries 46 hash values):", "",
+                  "1,000-asset batches from 4 members; each asset carries 8 dct256 hashes, 2 dct64 and up to 64 keypoints, of which up to 41 values are indexed):", "",
                   "| assets | hash values indexed | matches | clusters | intake s | assets/s | peak RSS MiB | "
                   "index MiB | restart s | database MiB |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
@@ -80,9 +80,9 @@ def render(r: dict) -> str:
         if searched:
             lines += ["", "Candidate search within the intake time (seconds, and query rows asked, by search: "
                           "`upright` is the new asset's 8 orientations against stored upright hashes, `turned` its "
-                          "upright hash against the 7 stored turned ones, `low` its whole-picture dct64 and "
-                          "`low_by_window` its 36 windows against stored pictures, `windows` its dct64 against "
-                          "stored windows, `same_window` its windows against the same stored window):", ""]
+                          "upright hash against the 7 stored turned ones, `low` its frame's dct64 against stored "
+                          "ones, `points` its 32 strongest keypoint hashes against stored ones, `exact` its "
+                          "digests):", ""]
             for s in searched:
                 parts = ", ".join(f"{kind} {v['seconds']:.1f} s ({v['queries']:,})"
                                   for kind, v in s["candidate_search"].items())

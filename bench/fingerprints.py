@@ -6,16 +6,15 @@ uint8 array. The mix, for every ``n``:
 * **10 % real** — hashes the project computes from the accuracy corpus (``bench.dataset``:
   200 originals, their 33 variant classes, the must-not-match sets; low-information images
   have no fingerprints and give none). For ``dct256`` the pool is every image's 8 dihedral
-  256-bit hashes (upright and the 7 rotated or mirrored ones, ~54,000 rows); for ``dct64``
-  it is every 64-bit hash on the wire: both ``dct64`` hashes (frame and whole picture) and
-  the 36 ``win64`` window hashes (~260,000 rows). Rows are drawn without replacement; only
+  256-bit hashes (upright and the 7 rotated or mirrored ones); for ``dct64`` both ``dct64``
+  hashes (frame and whole picture); for ``kp64`` every keypoint hash (up to 64 per image). Rows are drawn without replacement; only
   when 10 % of ``n`` exceeds the pool is it drawn again (exact repeats, as when several
   members hold the same file).
 * **40 % perturbed** — a copy of one of the real rows chosen above (uniformly) with ``k``
   distinct bits flipped, so it lies at distance exactly ``k`` from that row: a quarter are
-  *near copies*, ``k`` uniform in 0..40 for 256-bit (0..8 for 64-bit), around the match
-  radius (32 / 6); three quarters are *far*, ``k`` uniform in 41..128 (9..32): related-looking
-  rows that must not match.
+  *near copies*, ``k`` uniform in 0..40 for 256-bit (0..8 for dct64, 0..10 for keypoints),
+  around the match radius (32 / 6 / 8); three quarters are *far*, ``k`` uniform in 41..128
+  (9..32, 11..32): related-looking rows that must not match.
 * **50 % random** — uniform random bits.
 
 The rows are then shuffled (seeded), so every batch of a run holds all three parts. The same
@@ -38,12 +37,12 @@ from bench.common import CACHE, ROOT, log, sources_digest
 
 FP_CACHE = CACHE / "fingerprints"
 #: Bytes per row of each kind.
-KINDS = {"dct256": 32, "dct64": 8}
+KINDS = {"dct256": 32, "dct64": 8, "kp64": 8}
 REAL_SHARE = 0.10
 PERTURBED_SHARE = 0.40  # the rest (0.50) is uniform random
 NEAR_SHARE = 0.25  # of the perturbed rows
 #: (near flips max, far flips min, far flips max) per kind.
-FLIPS = {"dct256": (40, 41, 128), "dct64": (8, 9, 32)}
+FLIPS = {"dct256": (40, 41, 128), "dct64": (8, 9, 32), "kp64": (10, 11, 32)}
 WORKERS = 2
 
 
@@ -59,7 +58,7 @@ def _code_key() -> str:
 
 
 def _read(path: str):
-    """Worker: (dihedral 8x32, low 2x8, windows 36x8) bytes of one file, or None."""
+    """Worker: (dihedral 8x32, low 2x8, keypoint hashes n x 8) bytes of one file, or None."""
     from dedup.fingerprint.wire import from_wire
     from dedup.node.imaging import ImageError, read_image
 
@@ -70,12 +69,13 @@ def _read(path: str):
     h = from_wire(facts.fingerprints)
     if h is None:  # low-information: no fingerprints
         return None
-    return b"".join(h.dihedral), h.low + h.low_whole, b"".join(h.windows)
+    return b"".join(h.dihedral), h.low + h.low_whole, h.keypoints.hashes.astype(">u8").tobytes()
 
 
 def real() -> dict[str, np.ndarray]:
-    """The corpus's real hashes: ``dihedral`` (K, 8, 32), ``low`` (K, 2, 8), ``windows`` (K, 36, 8)
-    uint8, one row per image that has fingerprints, in corpus order. Cached."""
+    """The corpus's real hashes: ``dihedral`` (K, 8, 32), ``low`` (K, 2, 8) uint8, one row per
+    image that has fingerprints, in corpus order, and ``points`` (P, 8), every keypoint hash.
+    Cached."""
     key = _code_key()
     path = FP_CACHE / f"real-{key}.npz"
     if path.exists():
@@ -86,20 +86,20 @@ def real() -> dict[str, np.ndarray]:
     corpus = dataset.build()
     paths = [str(corpus.path(e)) for e in corpus.entries]
     log(f"fingerprints: computing real hashes of {len(paths)} corpus files ({WORKERS} processes)")
-    dihedral, low, windows = [], [], []
+    dihedral, low, points = [], [], []
     with ProcessPoolExecutor(max_workers=WORKERS) as pool:
         for i, got in enumerate(pool.map(_read, paths, chunksize=16)):
             if got is not None:
                 dihedral.append(got[0])
                 low.append(got[1])
-                windows.append(got[2])
+                points.append(got[2])
             if (i + 1) % 1000 == 0:
                 log(f"fingerprints: {i + 1}/{len(paths)}")
     k = len(dihedral)
     out = {
         "dihedral": np.frombuffer(b"".join(dihedral), np.uint8).reshape(k, 8, 32),
         "low": np.frombuffer(b"".join(low), np.uint8).reshape(k, 2, 8),
-        "windows": np.frombuffer(b"".join(windows), np.uint8).reshape(k, -1, 8),
+        "points": np.frombuffer(b"".join(points), np.uint8).reshape(-1, 8),
     }
     FP_CACHE.mkdir(parents=True, exist_ok=True)
     for old in FP_CACHE.glob("real-*.npz"):
@@ -117,7 +117,9 @@ def pool(kind: str) -> np.ndarray:
     if kind == "dct256":
         return np.ascontiguousarray(r["dihedral"].reshape(-1, 32))
     if kind == "dct64":
-        return np.ascontiguousarray(np.concatenate([r["low"].reshape(-1, 8), r["windows"].reshape(-1, 8)]))
+        return np.ascontiguousarray(r["low"].reshape(-1, 8))
+    if kind == "kp64":
+        return np.ascontiguousarray(r["points"])
     raise ValueError(f"unknown kind {kind!r}; expected one of {sorted(KINDS)}")
 
 
@@ -134,7 +136,7 @@ def _flip(rows: np.ndarray, flips: np.ndarray, rng: np.random.Generator) -> np.n
 
 
 def realistic(n: int, kind: str, seed: int) -> np.ndarray:
-    """``n`` rows of ``kind`` ("dct256": 32 bytes, "dct64": 8 bytes), drawn from real images
+    """``n`` rows of ``kind`` ("dct256": 32 bytes, "dct64" and "kp64": 8 bytes), drawn from real images
     and their variants plus random fill, in the mix the module docstring states."""
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; expected one of {sorted(KINDS)}")

@@ -15,8 +15,9 @@ coordinator is stopped with SIGTERM and its database is checked: every asset sen
 The records are made from real fingerprint sets: a few dozen crops and rescales of the
 photographs bundled with scikit-image (the demo's), read with the node's ``read_image``.
 Every asset XORs one such set with random masks of its own (one 256-bit mask for all eight
-``dct256`` orientations, one 64-bit mask for every ``dct64`` and ``win64`` hash), which keeps
-the set's internal structure (distances between its own orientations and windows) while
+``dct256`` orientations, one 64-bit mask for every ``dct64`` hash and keypoint hash; keypoint
+positions and scales are kept), which keeps
+the set's internal structure (distances between its own orientations and keypoints) while
 making unrelated assets as far apart as unrelated photographs are, and gets new random file
 and pixel digests. A share of each node's assets (``--copy-share``) are copies of another
 node's asset instead: its fingerprints with a few bits flipped per hash, as a re-encoded
@@ -67,7 +68,7 @@ COMMAND = ".venv/bin/python -m bench.intake"
 
 WHAT = ("fingerprints = fingerprint records on the wire, the sum of len(asset.fingerprints) over the assets "
         "sent; one record is one (algorithm, version, value), and a value may hold several hashes (dct256 v2: "
-        "8 orientations, dct64 v2: 2, win64 v2: 36 windows). assets = asset records sent; batches = SubmitBatch "
+        "8 orientations, dct64 v2: 2, kp64 v1: up to 64 keypoints). assets = asset records sent; batches = SubmitBatch "
         "calls; wall_seconds = first send of any node to the last acknowledgement")
 
 
@@ -138,6 +139,25 @@ def _masked(value: bytes, mask: np.ndarray) -> bytes:
     return (v ^ np.tile(mask, len(v) // len(mask))).tobytes()
 
 
+def _points_masked(value: bytes, mask: np.ndarray) -> bytes:
+    """A kp64 value with every keypoint hash XORed with ``mask`` (8 bytes); positions kept."""
+    from dedup.fingerprint import points
+
+    raw = np.frombuffer(value, dtype=np.uint8, offset=points.HEADER).reshape(-1, points.POINT_BYTES).copy()
+    raw[:, :8] ^= mask
+    return value[:points.HEADER] + raw.tobytes()
+
+
+def _points_flipped(value: bytes, flips: tuple[int, int], rng: np.random.Generator) -> bytes:
+    """A kp64 value with a few bits flipped in each keypoint hash; positions kept."""
+    from dedup.fingerprint import points
+
+    raw = np.frombuffer(value, dtype=np.uint8, offset=points.HEADER).reshape(-1, points.POINT_BYTES).copy()
+    if raw.size:
+        raw[:, :8] = np.frombuffer(_flipped(raw[:, :8].tobytes(), 8, flips, rng), dtype=np.uint8).reshape(-1, 8)
+    return value[:points.HEADER] + raw.tobytes()
+
+
 def _flipped(value: bytes, part_bytes: int, flips: tuple[int, int], rng: np.random.Generator) -> bytes:
     """``value`` with a few bits flipped in each of its parts (``flips`` = (low, high) per part)."""
     bits = np.unpackbits(np.frombuffer(value, dtype=np.uint8)).reshape(-1, part_bytes * 8)
@@ -187,7 +207,10 @@ class AssetMaker:
             m256 = np.frombuffer(rng.bytes(32), dtype=np.uint8)
             m64 = np.frombuffer(rng.bytes(8), dtype=np.uint8)
             for fp in a.fingerprints:
-                fp.value = _masked(raw[fp.algorithm], m256 if fp.algorithm == "dct256" else m64)
+                if fp.algorithm == "kp64":
+                    fp.value = _points_masked(raw[fp.algorithm], m64)
+                else:
+                    fp.value = _masked(raw[fp.algorithm], m256 if fp.algorithm == "dct256" else m64)
             try:  # a degenerate hash (all 0 or all 1) is astronomically unlikely; draw again if so
                 for fp in a.fingerprints:
                     validate(fp.algorithm, fp.version, fp.value)
@@ -214,6 +237,8 @@ class AssetMaker:
             for fp in a.fingerprints:
                 if fp.algorithm == "dct256":
                     fp.value = _flipped(raw[fp.algorithm], 32, (1, 6), rng)
+                elif fp.algorithm == "kp64":
+                    fp.value = _points_flipped(raw[fp.algorithm], (0, 2), rng)
                 else:
                     fp.value = _flipped(raw[fp.algorithm], 8, (0, 2), rng)
             try:

@@ -2,7 +2,8 @@
 ``HammingIndex`` against FAISS's exact binary indexes.
 
 Workloads: (a) ``dct256`` rows searched at radius ``DEFAULT_RULE.whole`` (32 of 256 bits);
-(b) 64-bit rows (``dct64`` and ``win64`` hashes) at radius ``DEFAULT_RULE.low`` (6 of 64).
+(b) ``dct64`` rows at radius ``DEFAULT_RULE.low`` (6 of 64); (c) ``kp64`` keypoint hashes at
+radius ``DEFAULT_RULE.points_index`` (8 of 64), what the candidate index searches for crops.
 Rows come from ``bench.fingerprints.realistic`` (real corpus hashes, perturbed copies of
 them, random fill; generated once and cached in ``bench/.cache/fingerprints``).
 
@@ -61,7 +62,7 @@ SEED = 20240611
 LIMIT_SECONDS = 600.0
 #: (nhash, b, nflip) of IndexBinaryMultiHash per workload; each is exact at the radius
 #: (r < nhash * (nflip + 1)) and was the fastest of the exact settings tried at N = 10^5.
-MULTIHASH = {"dct256": (11, 23, 2), "dct64": (4, 16, 1)}
+MULTIHASH = {"dct256": (11, 23, 2), "dct64": (4, 16, 1), "kp64": (4, 16, 2)}
 COMMAND = ".venv/bin/python -m bench.matching"
 TAIL = 4096  # rows of the warm-up index (beyond the project's tail, so a segment is probed)
 
@@ -73,7 +74,9 @@ def workloads() -> dict[str, dict]:
         "dct256": {"kind": "dct256", "bits": 256, "radius": DEFAULT_RULE.whole,
                    "what": "dct256 upright-style 256-bit rows at DEFAULT_RULE.whole"},
         "dct64": {"kind": "dct64", "bits": 64, "radius": DEFAULT_RULE.low,
-                  "what": "64-bit rows (dct64 and win64 hashes) at DEFAULT_RULE.low"},
+                  "what": "dct64 64-bit rows at DEFAULT_RULE.low"},
+        "kp64": {"kind": "kp64", "bits": 64, "radius": DEFAULT_RULE.points_index,
+                 "what": "kp64 keypoint hashes (64-bit) at DEFAULT_RULE.points_index"},
     }
 
 
@@ -325,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", type=_ints, default=list(DEFAULT_SIZES),
                     help="comma-separated N (default %(default)s; 1e6 is accepted)")
     ap.add_argument("--full", action="store_true", help=f"sizes {','.join(map(str, FULL_SIZES))} (about 25 min on 2 cores)")
-    ap.add_argument("--workloads", default="dct256,dct64", help="comma-separated: dct256, dct64 (default %(default)s)")
+    ap.add_argument("--workloads", default="dct256,dct64,kp64", help="comma-separated: dct256, dct64, kp64 (default %(default)s)")
     ap.add_argument("--batch", type=int, default=BATCH, help="rows per pushed batch (default %(default)s)")
     ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--limit", type=float, default=LIMIT_SECONDS,

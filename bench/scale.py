@@ -15,7 +15,8 @@ is a real record whose hashes are XORed with a random mask of the group (a new p
 real hashes' bit balance but no relation to the corpus); 70% of groups are one asset, the
 rest two or three copies held by different members, each copy with about 4 of the 256 bits
 of each dct256 hash flipped (8 draws, each kept with probability 1/2) and about half a bit
-of each 64-bit hash. Every asset has its own digests.
+of each 64-bit hash (dct64 and every keypoint hash; keypoints keep their positions and
+scales). Every asset has its own digests.
 """
 
 from __future__ import annotations
@@ -60,8 +61,8 @@ def real_records() -> list[bytes]:
     """The corpus's fingerprint records, computed once and cached."""
     from bench import dataset
 
-    key = sources_digest(ROOT / "node" / "imaging.py", ROOT / "dedup" / "fingerprint" / "suite.py",
-                         ROOT / "dedup" / "fingerprint" / "frame.py") + dataset._generator_key()
+    key = sources_digest(ROOT / "node" / "imaging.py", *sorted((ROOT / "dedup" / "fingerprint").glob("*.py"))) \
+        + dataset._generator_key()
     cache = SCALE / f"real-{hashlib.sha256(key.encode()).hexdigest()[:16]}.bin"
     if cache.exists():
         from dedup.v1 import asset_pb2
@@ -120,10 +121,17 @@ def batches(n: int, seed: int = 1):
         b.sha256, b.pixel_digest = rng.bytes(32), rng.bytes(32)
         if (full := put(MEMBERS[int(holder)], b)) is not None:
             yield full
-    # Synthetic groups, as 64-bit words: dct256 (8 x 4 words), dct64 (2), win64 (36). A group's
-    # mask is the XOR of two rows of random tables (distinct for every group up to 2**24).
+    # Synthetic groups, as 64-bit words: dct256 (8 x 4 words), dct64 (2), then the kp64 keypoint
+    # hashes (up to 64; their positions and scales are kept). A group's mask is the XOR of two
+    # rows of random tables (distinct for every group up to 2**24).
     with_hashes = [a for a in real if not a.low_information and len(a.fingerprints) == 3]
-    words = np.stack([np.frombuffer(b"".join(fp.value for fp in _ordered(a)), dtype=np.uint64) for a in with_hashes])
+    fixed = np.stack([np.frombuffer(b"".join(fp.value for fp in _ordered(a)[:2]), dtype=np.uint64) for a in with_hashes])
+    points = [_ordered(a)[2].value for a in with_hashes]
+    words = np.zeros((len(with_hashes), fixed.shape[1] + 64), dtype=np.uint64)
+    words[:, :fixed.shape[1]] = fixed
+    for i, v in enumerate(points):
+        hashes = _point_hashes(v)
+        words[i, fixed.shape[1]:fixed.shape[1] + hashes.size] = hashes
     tables = rng.integers(0, 2**64 - 1, (2, 4096, words.shape[1]), dtype=np.uint64, endpoint=True)
     left = n - made
     sizes = np.where(rng.random(left) < 0.7, 1, rng.integers(2, 4, left))
@@ -142,14 +150,15 @@ def batches(n: int, seed: int = 1):
             vals[rows[:, None], np.arange(8)[None, :] * 4 + pos // 64] ^= keep << (pos % 64).astype(np.uint64)
         pos = rng.integers(0, 64, (k, vals.shape[1] - 32)).astype(np.uint64)
         vals[:, 32:] ^= (rng.random((k, vals.shape[1] - 32)) < 0.5).astype(np.uint64) << pos  # ~0.5 bit per 64
-        blob = vals.tobytes()
-        width = vals.shape[1] * 8
+        blob = vals[:, :34].tobytes()
         for i in range(k):
-            template = with_hashes[base[g[i]]]
-            v = blob[i * width:(i + 1) * width]
+            t = int(base[g[i]])
+            template = with_hashes[t]
+            v = blob[i * 272:(i + 1) * 272]
+            kp = _with_point_hashes(points[t], vals[i, 34:])
             b = asset_pb2.Asset(sha256=rng.bytes(32), pixel_digest=rng.bytes(32), evidence=template.evidence,
                                 fingerprints=[asset_pb2.Fingerprint(algorithm=fp.algorithm, version=fp.version, value=part)
-                                              for fp, part in zip(_ordered(template), (v[:256], v[256:272], v[272:]))])
+                                              for fp, part in zip(_ordered(template), (v[:256], v[256:272], kp))])
             if (full := put(MEMBERS[int(holder[lo + i])], b)) is not None:
                 yield full
     for m in MEMBERS:
@@ -158,9 +167,28 @@ def batches(n: int, seed: int = 1):
 
 
 def _ordered(a):
-    """The record's fingerprints as dct256, dct64, win64."""
+    """The record's fingerprints as dct256, dct64, kp64."""
     by = {fp.algorithm: fp for fp in a.fingerprints}
-    return [by["dct256"], by["dct64"], by["win64"]]
+    return [by["dct256"], by["dct64"], by["kp64"]]
+
+
+def _point_hashes(value: bytes) -> np.ndarray:
+    """The keypoint hashes of a kp64 value, as native uint64 words (their byte order does not
+    matter to a mask XORed into them and back out)."""
+    from dedup.fingerprint import points
+
+    raw = np.frombuffer(value, dtype=np.uint8, offset=points.HEADER).reshape(-1, points.POINT_BYTES)
+    return np.ascontiguousarray(raw[:, :8]).view(np.uint64)[:, 0]
+
+
+def _with_point_hashes(value: bytes, words: np.ndarray) -> bytes:
+    """``value`` with its keypoint hashes replaced by the first of ``words`` (positions and
+    scales kept)."""
+    from dedup.fingerprint import points
+
+    raw = np.frombuffer(value, dtype=np.uint8, offset=points.HEADER).reshape(-1, points.POINT_BYTES).copy()
+    raw[:, :8] = np.ascontiguousarray(words[:raw.shape[0]]).view(np.uint8).reshape(-1, 8)
+    return value[:points.HEADER] + raw.tobytes()
 
 
 def _one(n: int) -> dict:
@@ -206,8 +234,8 @@ def _one(n: int) -> dict:
                 f"{matches} matches")
     counts = core.store.counts()
     index_mib = sum(getattr(core.matcher.index, name).memory_bytes() for name in core.matcher.index._names) / 2**20
-    # Perceptual hash values indexed (8 orientations, 1-2 dct64, 36 windows per asset).
-    hashes = sum(len(getattr(core.matcher.index, name)) for name in ("upright", "turned", "low", "windows"))
+    # Perceptual hash values indexed (8 orientations, a dct64 and up to 32 keypoints per asset).
+    hashes = sum(len(getattr(core.matcher.index, name)) for name in ("upright", "turned", "low", "points"))
     peak_intake = _rss_mib()
     search = _search_split(core.matcher.index)  # no reference to the index may outlive `del core`
     core.store.close()
