@@ -14,12 +14,9 @@ from collections.abc import Hashable, Sequence
 
 import numpy as np
 
-from dedup.fingerprint.suite import WINDOWS
 from dedup.fingerprint.wire import Hashes
 from dedup.matching import DEFAULT_RULE, Rule, compared_hashes
 from dedup.v1 import asset_pb2
-
-NW = len(WINDOWS)
 
 
 def _u64(data: bytes, n: int) -> np.ndarray:
@@ -37,27 +34,33 @@ def _digests(a: asset_pb2.Asset) -> np.ndarray:
     return _u64(b"".join(bytes(d[:8]).ljust(8, b"\0") for d in (a.sha256, a.pixel_digest)), 2)
 
 
-_BLANK = (bytes(32),) * 8, bytes(8), bytes(8), (bytes(8),) * NW
+def _points(h: Hashes, rule: Rule) -> np.ndarray:
+    """The strongest keypoints' hashes, the ones a placement is first looked for by."""
+    return np.asarray(h.keypoints.hashes[:rule.points_indexed], dtype=np.uint64)
 
 
-def _row(asset: asset_pb2.Asset) -> tuple:
-    """One record's parts, as BruteForce stacks them: (digests, full, dihedral, low, low_whole,
-    windows); a record without the compared hashes never matches perceptually."""
+def _row(asset: asset_pb2.Asset, rule: Rule) -> tuple:
+    """One record's parts, as BruteForce stacks them: (digests, full, dihedral, low, points,
+    number of points); a record without the compared hashes never matches perceptually."""
     h = compared_hashes(asset)
-    dihedral, low, low_whole, windows = (h.dihedral, h.low, h.low_whole, h.windows) if h is not None else _BLANK
-    return (_digests(asset), h is not None, _u64(b"".join(dihedral), 32), _u64(low, 1)[0], _u64(low_whole, 1)[0],
-            _u64(b"".join(windows), NW))
+    points = np.zeros(rule.points_indexed, dtype=np.uint64)
+    if h is None:
+        return _digests(asset), False, np.zeros(32, dtype=np.uint64), np.uint64(0), points, 0
+    own = _points(h, rule)
+    points[:own.size] = own
+    return _digests(asset), True, _u64(b"".join(h.dihedral), 32), _u64(h.low, 1)[0], points, own.size
 
 
 class BruteForce:
     """Every live record as arrays; ``candidates`` compares a query with all of them."""
 
     def __init__(self, live: dict[Hashable, asset_pb2.Asset], rule: Rule) -> None:
-        self._stack({k: _row(a) for k, a in live.items()}, rule)
+        self._stack({k: _row(a, rule) for k, a in live.items()}, rule)
 
     @classmethod
     def from_rows(cls, rows: dict[Hashable, tuple], rule: Rule) -> BruteForce:
-        """From ``_row`` of each live record, kept by a caller that adds records one by one."""
+        """From ``_row(record, rule)`` of each live record, kept by a caller that adds records
+        one by one."""
         self = cls.__new__(cls)
         self._stack(rows, rule)
         return self
@@ -71,8 +74,8 @@ class BruteForce:
         self.full = np.array(cols[1], dtype=bool).reshape(n)
         self.dihedral = np.array(cols[2], dtype=np.uint64).reshape(n, 8, 4)
         self.low = np.array(cols[3], dtype=np.uint64).reshape(n)
-        self.low_whole = np.array(cols[4], dtype=np.uint64).reshape(n)
-        self.windows = np.array(cols[5], dtype=np.uint64).reshape(n, NW)
+        self.points = np.array(cols[4], dtype=np.uint64).reshape(n, rule.points_indexed)
+        self.has_point = np.arange(rule.points_indexed)[None, :] < np.array(cols[5], dtype=np.int64).reshape(n, 1)
 
     def candidates(self, q: asset_pb2.Asset) -> set[Hashable]:
         r = self.rule
@@ -81,24 +84,22 @@ class BruteForce:
         h = compared_hashes(q)
         if h is not None:
             qdih = _u64(b"".join(h.dihedral), 32).reshape(8, 4)
-            qlow, qwhole = _u64(h.low, 1)[0], _u64(h.low_whole, 1)[0]
-            qwin = _u64(b"".join(h.windows), NW)
             up = self.dihedral[:, 0]
             # The query's eight orientations against each stored upright hash.
             near = (_bits(up[:, None, :] ^ qdih[None]).sum(axis=-1) <= r.whole).any(axis=1)
             # The query's upright hash against each stored record's other seven orientations.
             near |= (_bits(self.dihedral[:, 1:] ^ qdih[0]).sum(axis=-1) <= r.whole).any(axis=1)
-            # The query's frame dct64 against the stored frame and whole-picture dct64.
-            stored_lows = (self.low, self.low_whole)
-            near |= np.logical_or.reduce([_bits(s ^ qlow) <= r.low for s in stored_lows])
-            # The query's two dct64 against every stored window (a crop of a stored picture).
-            for ql in (qlow, qwhole):
-                near |= (_bits(self.windows ^ ql) <= r.window).any(axis=1)
-            # Each query window against the stored dct64s (a stored crop of the query).
-            for s in stored_lows:
-                near |= (_bits(s[:, None] ^ qwin[None]) <= r.window).any(axis=1)
-            # The same window position within same_window (a local edit).
-            near |= (_bits(self.windows ^ qwin[None]) <= r.same_window).any(axis=1)
+            # The frames' dct64 (a local edit).
+            near |= _bits(self.low ^ _u64(h.low, 1)[0]) <= r.low
+            # One picture inside the other: at least two of the query's strongest keypoints
+            # and at least two of the stored record's within points_index of one another.
+            theirs = np.zeros(self.points.shape, dtype=bool)  # stored ranks close to some query point
+            mine = np.zeros(len(self.keys), dtype=np.int64)  # query ranks close to some stored point
+            for point in _points(h, r):
+                close = (_bits(self.points ^ point) <= r.points_index) & self.has_point
+                theirs |= close
+                mine += close.any(axis=1)
+            near |= (theirs.sum(axis=1) >= 2) & (mine >= 2)
             hit |= near & self.full
         return {k for k, x in zip(self.keys, hit.tolist()) if x}
 
@@ -126,7 +127,7 @@ class ExhaustiveCandidates:
     def add_many(self, items: Sequence[tuple[Hashable, asset_pb2.Asset]],
                  parsed: Sequence[Hashes | None] | None = None) -> None:
         for key, asset in items:  # a key given again: its last record
-            self._rows[key] = _row(asset)
+            self._rows[key] = _row(asset, self.rule)
         if items:
             self._brute = None
 

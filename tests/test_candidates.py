@@ -15,13 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dedup.candidates import CandidateIndex
-from dedup.fingerprint.suite import WINDOWS
+from dedup.fingerprint import wire
 from dedup.matching import DEFAULT_RULE, Rule
 from dedup.v1 import asset_pb2
 
 from oracles import BruteForce
-
-NW = len(WINDOWS)
 
 
 # -- records with structure: copies near their picture in the parts each search compares --
@@ -34,15 +32,19 @@ def _flip(value: bytes, bits: int, rng: random.Random) -> bytes:
 
 
 def _picture(rng: random.Random) -> dict:
+    # Up to 40 keypoints: beyond the strongest ``points_indexed`` they are not searched.
+    points = [rng.randbytes(8) for _ in range(rng.choice([0, 1, 2, 5, 12, 32, 40]))]
+    if points and rng.random() < 0.1:  # one blob found twice
+        points[rng.randrange(len(points))] = rng.choice(points)
     return {"dihedral": [rng.randbytes(32) for _ in range(8)], "low": rng.randbytes(8),
-            "low_whole": rng.randbytes(8), "windows": [rng.randbytes(8) for _ in range(NW)]}
+            "low_whole": rng.randbytes(8), "points": points}
 
 
 def _copy(p: dict, rng: random.Random, rule: Rule) -> dict:
     """A record near ``p`` in one or more parts, at distances around each search's radius
     (so some fall inside and some just outside)."""
     c = _picture(rng)  # unrelated unless a part is taken from p below
-    kind = rng.choice(["upright", "turned", "low", "crop", "crop_of", "edit", "mixed"])
+    kind = rng.choice(["upright", "turned", "low", "inside", "inside", "mixed"])
     near = lambda v, r: _flip(v, max(0, min(8 * len(v), r + rng.randint(-3, 2))), rng)  # noqa: E731
     if kind in ("upright", "mixed"):
         c["dihedral"][0] = near(p["dihedral"][0], rule.whole)
@@ -56,27 +58,34 @@ def _copy(p: dict, rng: random.Random, rule: Rule) -> dict:
     if kind in ("low", "mixed"):
         c["low"] = near(p["low"], rule.low)
         c["low_whole"] = rng.choice([c["low"], near(p["low_whole"], rule.low)])
-    if kind == "crop":  # the copy, as a whole, is one of p's windows
-        c["low"] = near(p["windows"][rng.randrange(NW)], rule.window)
-    if kind == "crop_of":  # p, as a whole, is one of the copy's windows
-        c["windows"][rng.randrange(NW)] = near(rng.choice([p["low"], p["low_whole"]]), rule.window)
-    if kind in ("edit", "mixed"):
-        for k in rng.sample(range(NW), rng.randint(1, 6)):
-            c["windows"][k] = near(p["windows"][k], rule.same_window)
-    if rng.random() < 0.1:  # a flat strip: its window hash is all zeros
-        c["windows"][rng.randrange(NW)] = bytes(8)
+    if kind in ("inside", "mixed") and p["points"]:
+        # Some of p's keypoints, possibly one of them twice, at any of the copy's ranks
+        # (searched or not).
+        shared = [near(rng.choice(p["points"]), rule.points_index) for _ in range(rng.choice([1, 2, 2, 3, 6]))]
+        c["points"] += [rng.randbytes(8) for _ in range(max(0, len(shared) - len(c["points"])))]
+        for rank, value in zip(rng.sample(range(len(c["points"])), len(shared)), shared):
+            c["points"][rank] = value
     return c
 
 
-def _asset(name: str, parts: dict | None, digest_of: str) -> asset_pb2.Asset:
+def _points(values: list[bytes], rng: random.Random) -> bytes:
+    """A kp64 value: the picture's extent, then each point's hash, position and scale."""
+    out = bytearray((256).to_bytes(2, "big") + (192).to_bytes(2, "big"))
+    for v in values:
+        out += v + ((rng.randrange(4096) << 12) | rng.randrange(4096)).to_bytes(3, "big") + bytes((rng.randrange(256),))
+    return bytes(out)
+
+
+def _asset(name: str, parts: dict | None, digest_of: str, rng: random.Random) -> asset_pb2.Asset:
     """``parts`` None: a low-information record (matched by its digests only)."""
     a = asset_pb2.Asset(asset_id=name, sha256=hashlib.sha256(b"file " + digest_of.encode()).digest(),
                         pixel_digest=hashlib.sha256(b"px " + digest_of.encode()).digest(),
                         low_information=parts is None)
     if parts is not None:
-        for alg, value in (("dct256", b"".join(parts["dihedral"])), ("dct64", parts["low"] + parts["low_whole"]),
-                           ("win64", b"".join(parts["windows"]))):
-            a.fingerprints.add(algorithm=alg, version=2, value=value)
+        for (alg, version), value in ((wire.DCT256, b"".join(parts["dihedral"])),
+                                      (wire.DCT64, parts["low"] + parts["low_whole"]),
+                                      (wire.KP64, _points(parts["points"], rng))):
+            a.fingerprints.add(algorithm=alg, version=version, value=value)
     return a
 
 
@@ -87,7 +96,7 @@ def _records(seed: int, n: int, rule: Rule = DEFAULT_RULE) -> list[asset_pb2.Ass
     for i in range(n):
         roll = rng.random()
         if roll < 0.06:
-            out.append(_asset(f"r{i}", None, f"flat{rng.randrange(8)}"))  # some share digests
+            out.append(_asset(f"r{i}", None, f"flat{rng.randrange(8)}", rng))  # some share digests
             continue
         if roll < 0.10 and out:  # the same file or pixels as an earlier record
             twin = rng.choice(out)
@@ -99,7 +108,7 @@ def _records(seed: int, n: int, rule: Rule = DEFAULT_RULE) -> list[asset_pb2.Ass
             parts = pictures[-1]
         else:
             parts = _copy(rng.choice(pictures), rng, rule)
-        out.append(_asset(f"r{i}", parts, f"r{i}"))
+        out.append(_asset(f"r{i}", parts, f"r{i}", rng))
     return out
 
 
