@@ -321,9 +321,12 @@ class Coordinator:
         m = self.matcher
         m.add_many([(key, asset)], indexed=False, parsed=[parsed])
         accepted = []
+        verdicts: dict[str, bool] = {}  # one check per cluster, however many of its copies link
         for c in candidates:
             cid = m.cluster_of.get(c.key)
-            if cid is None or m.verified(asset, cid, parsed):
+            if cid is not None and cid not in verdicts:
+                verdicts[cid] = m.verified(asset, cid, parsed)
+            if cid is None or verdicts[cid]:
                 accepted.append(c)
         if not accepted:
             return 0
