@@ -31,7 +31,7 @@ import numpy as np
 
 from . import dct, points
 from .frame import Frame, flat_edges, frame
-from .information import LOW_INFORMATION_THRESHOLD, band_energy, few_flat_areas, flat_areas
+from .information import LOW_INFORMATION_THRESHOLD, band_energy, few_flat_areas
 from .points import Points
 
 GRID = 128
@@ -45,8 +45,7 @@ class Suite:
     low_whole: bytes  # dct64 v2, second part: the whole picture before trimming
     points: Points  # kp64 v1, of the whole picture
     information: float
-    flat_cover: float  # share of the grid in areas of one constant tone (``information.flat_areas``)
-    flat_areas: int  # how many such areas
+    few_flat_areas: bool  # only a few areas of one tone and their edges (``information.few_flat_areas``)
     content_fraction: float
     skew_degrees: float
     frame_shape: tuple[int, int]  # (height, width) of the frame in the input array's pixels
@@ -55,7 +54,7 @@ class Suite:
 
     @property
     def low_information(self) -> bool:
-        return self.information < LOW_INFORMATION_THRESHOLD or few_flat_areas(self.flat_cover, self.flat_areas)
+        return self.information < LOW_INFORMATION_THRESHOLD or self.few_flat_areas
 
 
 @lru_cache(maxsize=256)
@@ -139,6 +138,5 @@ def compute(gray: np.ndarray) -> Suite:
     else:
         gw, wmax = _grid_and_max(fr.whole)
         low_whole = low_hash(gw, 0.0, 1.0, 0.0, 1.0, wmax)
-    cover, areas = flat_areas(g)
-    return Suite(dihedral, low, low_whole, points.compute(fr.whole), info, cover, areas, fr.content_fraction,
+    return Suite(dihedral, low, low_whole, points.compute(fr.whole), info, few_flat_areas(g), fr.content_fraction,
                  fr.skew_degrees, fr.gray.shape, flat_edges(fr.whole))
