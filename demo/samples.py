@@ -7,8 +7,8 @@ The same seed always produces byte-identical folders with the same Pillow.
 Archive variants mirror what real collections hold: a lossless master (8- or
 16-bit TIFF/PNG) at one member, a half-size JPEG q75 web copy or a greyscale
 JPEG at another, and a cropped detail at a third. Crops are matched through the
-``win64`` windows (one-side crops of up to 28%, centred crops of up to 16% a side),
-so each crop belongs to its photograph's cross-member group like any other copy;
+keypoints they share with their photograph (``kp64``), so each crop belongs to its
+photograph's cross-member group like any other copy;
 ``SampleSet.crops`` also lists them with their original, for checking the label.
 """
 
@@ -205,7 +205,7 @@ def _widen(im: Image.Image) -> Image.Image:
 
 def _crop(im: Image.Image, keep: float, side: str = "centre") -> Image.Image:
     """Keep ``keep`` of each side around the centre, or of the width with ``side`` cut off
-    ("left"/"right"): the two crop shapes archives make and ``win64`` windows cover."""
+    ("left"/"right"): two of the crop shapes archives make."""
     w, h = im.size
     if side == "centre":
         cw, ch = round(w * keep), round(h * keep)
