@@ -309,6 +309,139 @@ def _rescan(im: Image.Image, rng: Rng, out: Path) -> tuple[Path, dict]:
     return _save_jpeg(g, out, 80), {"degrees": round(a, 3), "contrast": round(c, 3), "scale": round(f, 3), "quality": 80}
 
 
+def _crop_box(im: Image.Image, cuts: dict[str, float]) -> tuple[int, int, int, int]:
+    """The box left after cutting each named side by that fraction of the picture's size."""
+    w, h = im.size
+    return (round(w * cuts.get("left", 0.0)), round(h * cuts.get("top", 0.0)),
+            round(w * (1 - cuts.get("right", 0.0))), round(h * (1 - cuts.get("bottom", 0.0))))
+
+
+def _crop_cuts(im: Image.Image, out: Path, cuts: dict[str, float], extra: dict) -> tuple[Path, dict]:
+    box = _crop_box(im, cuts)
+    return _save_jpeg(im.crop(box), out, EDIT_QUALITY), extra | {"cuts": {k: round(v, 3) for k, v in cuts.items()}, "box": box}
+
+
+ADJACENT = {"left": ("top", "bottom"), "right": ("top", "bottom"), "top": ("left", "right"), "bottom": ("left", "right")}
+
+
+def _crop_two_sides(im: Image.Image, rng: Rng, out: Path) -> tuple[Path, dict]:
+    # A print trimmed on one side and straightened on a neighbouring one: a window that no
+    # single-side search finds.
+    side = str(rng.choice(list(ADJACENT)))
+    other = str(rng.choice(ADJACENT[side]))
+    return _crop_cuts(im, out, {side: float(rng.uniform(0.15, 0.25)), other: float(rng.uniform(0.02, 0.06))}, {})
+
+
+def _crop_corner(im: Image.Image, rng: Rng, out: Path) -> tuple[Path, dict]:
+    corner = str(rng.choice(["top-left", "top-right", "bottom-left", "bottom-right"]))
+    # Keeping a corner cuts the two sides opposite it.
+    x = "right" if "left" in corner else "left"
+    y = "bottom" if "top" in corner else "top"
+    return _crop_cuts(im, out, {x: float(rng.uniform(0.08, 0.25)), y: float(rng.uniform(0.08, 0.25))},
+                      {"corner_kept": corner})
+
+
+def _crop_offcentre(im: Image.Image, rng: Rng, out: Path) -> tuple[Path, dict]:
+    return _crop_cuts(im, out, {s: float(rng.uniform(0.02, 0.15)) for s in ("left", "top", "right", "bottom")}, {})
+
+
+MAT_COLOURS = {"off-white": (243, 240, 232), "cream": (238, 229, 206), "light grey": (206, 206, 203), "black": (22, 22, 22)}
+SHADOW_SIDES = (("top", "left"), ("top", "right"), ("bottom", "left"), ("bottom", "right"))
+
+
+def _noisy(size: tuple[int, int], colour: tuple[int, int, int], sigma: float, rng: Rng) -> np.ndarray:
+    w, h = size
+    return np.asarray(colour, dtype=np.float32) + rng.normal(0, sigma, (h, w, 1)).astype(np.float32)
+
+
+def _matted_print(im: Image.Image, rng: Rng, out: Path) -> tuple[Path, dict]:
+    # A print in a wide gallery mat, weighted at the bottom, with the bevel of the window cut.
+    w, h = im.size
+    short = min(w, h)
+    f = float(rng.uniform(0.10, 0.20))
+    m = max(2, round(short * f))
+    weight = float(rng.uniform(1.2, 1.4))
+    mb = round(m * weight)
+    name = str(rng.choice(list(MAT_COLOURS)))
+    colour = MAT_COLOURS[name]
+    sigma = float(rng.uniform(1.0, 2.0))
+    bevel = max(1, round(short * float(rng.uniform(0.005, 0.01))))
+    sides = SHADOW_SIDES[int(rng.integers(len(SHADOW_SIDES)))]
+    canvas = _noisy((w + 2 * m, h + m + mb), colour, sigma, rng)
+    # The bevel shows the mat board's lighter core, on every mat colour.
+    core = np.asarray(colour, dtype=np.float32) * 0.35 + 0.65 * 248
+    x0, y0, x1, y1 = m - bevel, m - bevel, m + w + bevel, m + h + bevel
+    canvas[y0:y1, x0:x1] = core + rng.normal(0, sigma, (y1 - y0, x1 - x0, 1)).astype(np.float32)
+    pic = np.asarray(im, dtype=np.float32).copy()
+    # The bevel's edge casts a thin shadow onto the print along two sides.
+    s = max(1, bevel // 2 + 1)
+    for side in sides:
+        sl = {"top": np.s_[:s, :], "bottom": np.s_[-s:, :], "left": np.s_[:, :s], "right": np.s_[:, -s:]}[side]
+        pic[sl] *= 0.6
+    canvas[m:m + h, m:m + w] = pic
+    e = Image.fromarray(np.clip(canvas + 0.5, 0, 255).astype(np.uint8))
+    return _save_jpeg(e, out, EDIT_QUALITY), {"mat_fraction_of_short_side": round(f, 3), "bottom_weight": round(weight, 3),
+                                              "colour": name, "noise": round(sigma, 2), "bevel_px": bevel,
+                                              "shadow_sides": list(sides)}
+
+
+#: The same stamp on every picture: unrelated pictures then carry an identical box.
+CAPTION_TEXT = ("MUNICIPAL ARCHIVE", "Photographic collection  \u00b7  Inv. 1987/0214")
+
+
+def _caption_box(im: Image.Image, rng: Rng, out: Path) -> tuple[Path, dict]:
+    w, h = im.size
+    bw, bh = round(w * 0.35), round(h * 0.09)
+    x, y = round(w * 0.04), h - round(h * 0.04) - bh
+    opacity = float(rng.uniform(0.85, 0.95))
+    layer = Image.new("RGBA", im.size, (0, 0, 0, 0))
+    d = ImageDraw.Draw(layer)
+    d.rectangle((x, y, x + bw - 1, y + bh - 1), fill=(255, 255, 255, round(255 * opacity)))
+    # Two lines sized to fill the box whatever its proportions.
+    size = max(8, int(bh * 0.36))
+    while size > 8:
+        f = _font(size)
+        if max(d.textlength(t, font=f) for t in CAPTION_TEXT) <= bw * 0.92:
+            break
+        size -= 1
+    f = _font(size)
+    d.text((x + bw // 2, y + round(bh * 0.30)), CAPTION_TEXT[0], fill=(25, 25, 25, 255), font=f, anchor="mm")
+    f2 = _font(max(8, round(size * 0.8)))
+    d.text((x + bw // 2, y + round(bh * 0.72)), CAPTION_TEXT[1], fill=(45, 45, 45, 255), font=f2, anchor="mm")
+    e = Image.alpha_composite(im.convert("RGBA"), layer).convert("RGB")
+    return _save_jpeg(e, out, EDIT_QUALITY), {"box": [x, y, bw, bh], "opacity": round(opacity, 3), "font_px": size}
+
+
+def _scan_bed(im: Image.Image, rng: Rng, out: Path) -> tuple[Path, dict]:
+    # A print laid askew and off-centre on a flatbed scanner, its shadow along two edges.
+    w, h = im.size
+    a = _signed(rng, 0.5, 4.0)
+    print_ = im.convert("RGBA").rotate(a, resample=Image.Resampling.BICUBIC, expand=True)
+    pw, ph = print_.size
+    margins = {"left": float(rng.uniform(0.06, 0.15)), "right": float(rng.uniform(0.06, 0.15)),
+               "top": float(rng.uniform(0.06, 0.15)), "bottom": float(rng.uniform(0.06, 0.15))}
+    ml, mr = round(w * margins["left"]), round(w * margins["right"])
+    mt, mb = round(h * margins["top"]), round(h * margins["bottom"])
+    tone = float(rng.uniform(200, 235))
+    sigma = float(rng.uniform(2.0, 3.0))
+    bed = _noisy((pw + ml + mr, ph + mt + mb), (tone, tone, tone), sigma, rng)
+    sides = SHADOW_SIDES[int(rng.integers(len(SHADOW_SIDES)))]
+    off = max(1, round(min(w, h) * 0.01))
+    dx = off if "right" in sides else -off
+    dy = off if "bottom" in sides else -off
+    alpha = np.zeros(bed.shape[:2], dtype=np.float32)
+    pa = np.asarray(print_.getchannel("A"), dtype=np.float32) / 255
+    alpha[mt + dy:mt + dy + ph, ml + dx:ml + dx + pw] = pa
+    shadow = np.asarray(Image.fromarray((alpha * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(off / 2)),
+                        dtype=np.float32) / 255
+    bed *= (1 - 0.18 * shadow)[..., None]
+    scan = Image.fromarray(np.clip(bed + 0.5, 0, 255).astype(np.uint8)).convert("RGBA")
+    scan.alpha_composite(print_, (ml, mt))
+    return _save_jpeg(scan.convert("RGB"), out, 85), {"degrees": round(a, 3), "margins": {k: round(v, 3) for k, v in margins.items()},
+                                                      "bed_tone": round(tone, 1), "noise": round(sigma, 2),
+                                                      "shadow_sides": list(sides), "quality": 85}
+
+
 CLASSES: tuple[VariantClass, ...] = (
     VariantClass("jpeg_q95", "recompression", REENCODED, _jpeg(95)),
     VariantClass("jpeg_q75", "recompression", REENCODED, _jpeg(75)),
@@ -343,5 +476,11 @@ CLASSES: tuple[VariantClass, ...] = (
     VariantClass("blur", "degradation", DEGRADED, _blur),
     VariantClass("grain", "degradation", DEGRADED, _grain),
     VariantClass("rescan", "scan", RESCANNED, _rescan),
+    VariantClass("crop_two_sides", "crop", CROPPED, _crop_two_sides),
+    VariantClass("crop_corner", "crop", CROPPED, _crop_corner),
+    VariantClass("crop_offcentre", "crop", CROPPED, _crop_offcentre),
+    VariantClass("matted_print", "border", frozenset({"bordered"}), _matted_print),
+    VariantClass("caption_box", "edit", EDITED, _caption_box),
+    VariantClass("scan_bed", "scan", RESCANNED, _scan_bed),
 )
 CLASS_BY_NAME = {c.name: c for c in CLASSES}
