@@ -1,4 +1,5 @@
-"""The originals: photographs bundled with scikit-image and artwork from Debian's Wesnoth packages.
+"""The originals: photographs bundled with scikit-image and artwork from Debian's Wesnoth packages,
+then the other kinds of picture an archive holds (bench/kinds.py).
 
 Everything comes from packages, so the corpus is the same on every machine: the .deb files
 are fetched with ``apt-get download`` into ``bench/.cache`` and unpacked with ``dpkg -x``
@@ -12,7 +13,7 @@ from __future__ import annotations
 import random
 import re
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -53,16 +54,29 @@ RESERVED_SOURCES = 20  # largest full-frame images, kept out of the originals fo
 SEED = 20240611
 
 
+#: What each scikit-image photograph shows, for the per-kind figures.
+SKIMAGE_KINDS = {"hubble_deep_field.jpg": "dark", "page.png": "document", "text.png": "document"}
+WESNOTH_LICENCE = "GPL-2+"
+SKIMAGE_LICENCE = "per image, as the skimage.data docstrings give it (mostly CC0 or public domain)"
+
+
 @dataclass(frozen=True)
 class Source:
     """One image file from a package."""
 
     package: str
     version: str
-    path: str  # inside the package (Debian) or site-packages (scikit-image)
-    kind: str  # photo | full_frame | cutout
-    width: int
+    path: str  # inside the package (Debian, npm) or site-packages (scikit-image)
+    layout: str  # photo | full_frame | cutout | vector: how it is framed, which decides its priority
+    width: int  # 0 for a drawing until it is rendered
     height: int
+    kind: str = ""  # what it shows: photo | artwork | flat_graphic | map | dark | document | screenshot
+    licence: str = ""
+    #: Transparent areas are composited onto this colour (None: the mid-grey MATTE).
+    background: tuple[int, int, int] | None = None
+    #: Drawings: long side of the rendering in pixels, and the margin around the drawing
+    #: as a fraction of its long side.
+    render: tuple[int, float] = field(default=(0, 0.0))
 
     @property
     def key(self) -> str:
@@ -81,19 +95,25 @@ def _skimage_version() -> str:
     return metadata.version("scikit-image")
 
 
-def fetch_wesnoth() -> dict[str, Path]:
-    """Download and unpack the Wesnoth packages once; returns package -> unpacked root."""
+def download_debs(packages: list[str] | tuple[str, ...], check: bool = True) -> Path:
+    """`apt-get download` the packages not yet in bench/.cache/debs; returns that folder."""
     debs = CACHE / "debs"
-    roots = CACHE / "wesnoth"
     debs.mkdir(parents=True, exist_ok=True)
-    roots.mkdir(parents=True, exist_ok=True)
-    missing = [p for p in WESNOTH_PACKAGES if not list(debs.glob(f"{p}_*.deb"))]
+    missing = [p for p in packages if not list(debs.glob(f"{p}_*.deb"))]
     if missing:
-        log(f"apt-get download {len(missing)} Wesnoth packages into {debs}")
+        log(f"apt-get download {len(missing)} packages into {debs}: {' '.join(missing)}")
         if subprocess.run(["apt-get", "download", *missing], cwd=debs).returncode != 0:
             # A fresh machine has no package lists yet.
-            subprocess.run(["apt-get", "update", "-q"], check=True)
-            subprocess.run(["apt-get", "download", *missing], cwd=debs, check=True)
+            subprocess.run(["apt-get", "update", "-q"], check=check)
+            subprocess.run(["apt-get", "download", *missing], cwd=debs, check=check)
+    return debs
+
+
+def fetch_wesnoth() -> dict[str, Path]:
+    """Download and unpack the Wesnoth packages once; returns package -> unpacked root."""
+    debs = download_debs(WESNOTH_PACKAGES)
+    roots = CACHE / "wesnoth"
+    roots.mkdir(parents=True, exist_ok=True)
     out = {}
     for p in WESNOTH_PACKAGES:
         deb = sorted(debs.glob(f"{p}_*.deb"))[-1]
@@ -122,7 +142,7 @@ def _is_cutout(im: Image.Image) -> bool:
     return float((alpha < 250).mean()) > 0.02
 
 
-def _wesnoth_kind(rel: str) -> str | None:
+def _wesnoth_layout(rel: str) -> str | None:
     """Which wesnoth files are pictures worth using, by where they live."""
     if "/l10n/" in rel or "/transparent/" in rel:
         return None  # localised copies: same picture, other text
@@ -135,8 +155,17 @@ def _wesnoth_kind(rel: str) -> str | None:
     return None
 
 
+def _wesnoth_kind(rel: str) -> str:
+    """What a Wesnoth picture shows: painted story scenes and portraits are artwork."""
+    if re.search(r"/images/maps/", rel) or rel.endswith("/low-map.png"):
+        return "map"  # painted campaign maps
+    if "/doc/wesnoth-1.16-data/images/" in rel:
+        return "screenshot"
+    return "artwork"
+
+
 def list_sources(wesnoth: dict[str, Path]) -> list[Source]:
-    """Every usable candidate, in a fixed order."""
+    """Every usable scikit-image and Wesnoth candidate, in a fixed order."""
     out: list[Source] = []
     sk = skimage_dir()
     skv = _skimage_version()
@@ -144,45 +173,60 @@ def list_sources(wesnoth: dict[str, Path]) -> list[Source]:
         with Image.open(sk / name) as im:
             w, h = im.size
         if min(w, h) >= MIN_SHORT_SIDE:
-            out.append(Source("scikit-image", skv, f"skimage/data/{name}", "photo", w, h))
+            out.append(Source("scikit-image", skv, f"skimage/data/{name}", "photo", w, h,
+                              SKIMAGE_KINDS.get(name, "photo"), SKIMAGE_LICENCE))
     for pkg, root in wesnoth.items():
         ver = _deb_version(root)
         for f in sorted(root.rglob("*")):
             if f.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp") or not f.is_file():
                 continue
             rel = "/" + str(f.relative_to(root))
-            kind = _wesnoth_kind(rel)
-            if kind is None:
+            layout = _wesnoth_layout(rel)
+            if layout is None:
                 continue
             try:
                 with Image.open(f) as im:
                     w, h = im.size
                     if min(w, h) < MIN_SHORT_SIDE:
                         continue
-                    if kind == "full_frame" and _is_cutout(im):
-                        kind = "cutout"
+                    if layout == "full_frame" and _is_cutout(im):
+                        layout = "cutout"
             except Exception:
                 continue
-            out.append(Source(pkg, ver, rel, kind, w, h))
+            out.append(Source(pkg, ver, rel, layout, w, h, _wesnoth_kind(rel), WESNOTH_LICENCE))
     return out
 
 
 def source_file(src: Source) -> Path:
     if src.package == "scikit-image":
         return skimage_dir() / src.path.removeprefix("skimage/data/")
-    return CACHE / "wesnoth" / src.package / src.path.lstrip("/")
+    if src.package in WESNOTH_PACKAGES:
+        return CACHE / "wesnoth" / src.package / src.path.lstrip("/")
+    from bench import kinds
+
+    return kinds.source_file(src)
+
+
+def _composite(im: Image.Image, background: tuple[int, int, int]) -> Image.Image:
+    rgba = im.convert("RGBA")
+    base = Image.new("RGBA", rgba.size, background + (255,))
+    return Image.alpha_composite(base, rgba).convert("RGB")
 
 
 def load_normalised(src: Source) -> Image.Image:
-    """RGB, transparency composited onto mid-grey, at most MAX_LONG_SIDE px on the long side."""
-    with Image.open(source_file(src)) as im:
-        im.load()
-        if im.mode in ("P", "PA", "LA", "RGBA", "La", "RGBa") or "transparency" in im.info:
-            rgba = im.convert("RGBA")
-            base = Image.new("RGBA", rgba.size, MATTE + (255,))
-            out = Image.alpha_composite(base, rgba).convert("RGB")
-        else:
-            out = im.convert("RGB")
+    """RGB, transparency composited onto the source's background (mid-grey unless it names
+    another), at most MAX_LONG_SIDE px on the long side. Drawings are rendered first."""
+    if src.layout == "vector":
+        from bench import kinds
+
+        out = kinds.render_svg(src)
+    else:
+        with Image.open(source_file(src)) as im:
+            im.load()
+            if im.mode in ("P", "PA", "LA", "RGBA", "La", "RGBa") or "transparency" in im.info:
+                out = _composite(im, src.background or MATTE)
+            else:
+                out = im.convert("RGB")
     if max(out.size) > MAX_LONG_SIDE:
         s = MAX_LONG_SIDE / max(out.size)
         out = out.resize((max(1, round(out.width * s)), max(1, round(out.height * s))), Image.Resampling.LANCZOS)
@@ -220,6 +264,24 @@ class Selection:
     stereo: list[Source]
     derivatives: list[tuple[Source, str]]  # retouched/repainted versions, with the kept source's key
     dropped: list[dict]  # near-duplicates and flat images left out
+    #: What each reserved source is cut into, in the order of `reserved`.
+    reserved_use: list[str] = field(default_factory=list)
+    #: Other must-not-match pairs: (set name, source a, source b).
+    pairs: list[tuple[str, Source, Source]] = field(default_factory=list)
+    #: Sources left out whole, with the reason (a tool or a download missing).
+    skipped_sources: dict[str, str] = field(default_factory=dict)
+
+
+def resembles(v: np.ndarray, d: np.ndarray, kept: list[tuple[str, np.ndarray, np.ndarray]]) -> tuple[float, float, str]:
+    """(correlation, detail correlation, key) of the kept image this one resembles most by
+    the two pixel checks, each also against the mirror; key "" when it resembles none."""
+    best = (-1.0, -1.0, "")
+    for key, kv, kd in kept:
+        c = max(float(v @ kv), float(_mirror(v) @ kv))
+        e = max(float(d @ kd), float(_mirror(d) @ kd))
+        if (c > NEAR_DUP_CORR or e > DETAIL_CORR) and (c, e) > best[:2]:
+            best = (c, e, key)
+    return best
 
 
 def select(sources: list[Source]) -> Selection:
@@ -234,9 +296,9 @@ def select(sources: list[Source]) -> Selection:
     rng = random.Random(SEED)
     frames = [s for s in sources if STORY_FRAMES.search(s.path)]
     rest = [s for s in sources if not STORY_FRAMES.search(s.path)]
-    photos = [s for s in rest if s.kind == "photo"]
-    full = sorted((s for s in rest if s.kind == "full_frame"), key=lambda s: (-(s.width * s.height), s.key))
-    cutouts = [s for s in rest if s.kind == "cutout"]
+    photos = [s for s in rest if s.layout == "photo"]
+    full = sorted((s for s in rest if s.layout == "full_frame"), key=lambda s: (-(s.width * s.height), s.key))
+    cutouts = [s for s in rest if s.layout == "cutout"]
     rng.shuffle(cutouts)
     ordered = full + photos + cutouts
 
@@ -256,12 +318,7 @@ def select(sources: list[Source]) -> Selection:
         if not v.any():
             dropped.append({"source": s.key, "reason": "flat image"})
             continue
-        best = (-1.0, -1.0, "")
-        for key, kv, kd in kept:
-            c = max(float(v @ kv), float(_mirror(v) @ kv))
-            e = max(float(d @ kd), float(_mirror(d) @ kd))
-            if (c > NEAR_DUP_CORR or e > DETAIL_CORR) and (c, e) > best[:2]:
-                best = (c, e, key)
+        best = resembles(v, d, kept)
         if best[2]:
             note = {"source": s.key, "near_duplicate_of": best[2], "correlation": round(best[0], 4),
                     "detail_correlation": round(best[1], 4)}
@@ -274,7 +331,7 @@ def select(sources: list[Source]) -> Selection:
                 dropped.append(note | {"reason": "derivative"})
             continue
         kept.append((s.key, v, d))
-        if s.kind == "full_frame" and len(reserved) < RESERVED_SOURCES:
+        if s.layout == "full_frame" and len(reserved) < RESERVED_SOURCES:
             reserved.append(s)
         else:
             originals.append(s)
@@ -283,8 +340,17 @@ def select(sources: list[Source]) -> Selection:
     for name in STEREO_PAIR:
         with Image.open(sk / name) as im:
             w, h = im.size
-        stereo.append(Source("scikit-image", _skimage_version(), f"skimage/data/{name}", "photo", w, h))
-    return Selection(originals, reserved, frames, stereo, derivatives, dropped)
+        stereo.append(Source("scikit-image", _skimage_version(), f"skimage/data/{name}", "photo", w, h,
+                             "photo", SKIMAGE_LICENCE))
+    # The first 10 reserved sources give neighbouring crops, the next 10 burst pairs.
+    use = ["neighbouring_crops" if k < RESERVED_SOURCES // 2 else "burst" for k in range(len(reserved))]
+    sel = Selection(originals, reserved, frames, stereo, derivatives, dropped, use)
+    # The other kinds come after, checked against everything kept so far, so the first 200
+    # originals and their seeds stay what they were.
+    from bench import kinds
+
+    kinds.select_more(sel, kept)
+    return sel
 
 
 def describe(src: Source) -> dict:

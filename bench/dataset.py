@@ -22,7 +22,6 @@ from bench.common import BENCH, CACHE, log, sources_digest
 
 CORPUS = CACHE / "corpus"
 SEED = corpus.SEED
-N_NEIGHBOUR = 10  # reserved sources 0-9 give neighbouring crops, 10-19 burst pairs
 
 
 @dataclass
@@ -35,6 +34,7 @@ class Entry:
     role: str  # master | variant | must_not_match | low_information | derivative
     label: str  # variant class, or set name
     params: dict = field(default_factory=dict)
+    kind: str = ""  # what the picture shows (its original's kind): photo, map, document, ...
 
 
 @dataclass
@@ -47,6 +47,7 @@ class Corpus:
     dropped: list[dict]
     skipped_classes: dict[str, str]
     generator: str
+    skipped_sources: dict[str, str] = field(default_factory=dict)
 
     def path(self, e: Entry) -> Path:
         return self.root / e.file
@@ -54,9 +55,9 @@ class Corpus:
 
 def _generator_key() -> str:
     here = BENCH
-    files = [here / n for n in ("corpus.py", "variants.py", "hardcases.py", "dataset.py")]
+    files = [here / n for n in ("corpus.py", "kinds.py", "variants.py", "hardcases.py", "dataset.py")]
     vers = []
-    for d in ("pillow", "pillow-heif", "tifffile", "numpy"):
+    for d in ("pillow", "pillow-heif", "tifffile", "numpy", "resvg-py"):
         try:
             vers.append(f"{d}={metadata.version(d)}")
         except metadata.PackageNotFoundError:
@@ -70,11 +71,11 @@ def _make_original(args: tuple[str, corpus.Source, list[str]]) -> list[Entry]:
     out_dir.mkdir(parents=True, exist_ok=True)
     im = corpus.load_normalised(src)
     im.save(out_dir / "master.png", "PNG")
-    entries = [Entry(f"{oid}/master.png", oid, oid, "master", "master", {"size": list(im.size)})]
+    entries = [Entry(f"{oid}/master.png", oid, oid, "master", "master", {"size": list(im.size)}, src.kind)]
     for name in classes:
         vc = variants.CLASS_BY_NAME[name]
         path, params = vc.make(im, variants.rng_for(SEED, oid, name), out_dir / name.replace(".", "_"))
-        entries.append(Entry(str(path.relative_to(CORPUS)), oid, oid, "variant", name, params))
+        entries.append(Entry(str(path.relative_to(CORPUS)), oid, oid, "variant", name, params, src.kind))
     return entries
 
 
@@ -97,26 +98,42 @@ def _hard_cases(sel: corpus.Selection, family_of: dict[str, str]) -> tuple[list[
     for s in sel.stereo:
         side = "left" if "left" in s.path else "right"
         rel = _save_png(corpus.load_normalised(s), f"hard/stereo_{side}.png")
-        entries.append(Entry(rel, f"stereo:{side}", "stereo", "must_not_match", "stereo_pair", {"source": s.key}))
+        entries.append(Entry(rel, f"stereo:{side}", "stereo", "must_not_match", "stereo_pair", {"source": s.key}, s.kind))
         files.append(rel)
     st["images"] += files
     st["pairs"].append(files)
 
+    vp = [(a, b) for name, a, b in sel.pairs if name == "viewpoint_pairs"]
+    if vp:
+        view = pairset("viewpoint_pairs", "opencv-doc sample pairs: two views of one scene (stereo "
+                       "aloeL/aloeR and left/right, another viewpoint graf1/graf3 and aero1/aero3, "
+                       "another viewpoint and exposure leuvenA/leuvenB)")
+        for i, (a, b) in enumerate(vp):
+            files = []
+            for s in (a, b):
+                stem = Path(s.path).stem
+                rel = _save_png(corpus.load_normalised(s), f"hard/viewpoint_{stem}.png")
+                entries.append(Entry(rel, f"view:{stem}", f"view{i}", "must_not_match", "viewpoint_pairs",
+                                     {"source": s.key}, s.kind))
+                files.append(rel)
+            view["images"] += files
+            view["pairs"].append(files)
+
     nb = pairset("neighbouring_crops", "two side-by-side windows of one large picture, 55% of its width each, overlapping 20-40% of a window")
     bu = pairset("burst", "two 75% windows of one picture whose offsets differ by 15-25% in x and y, the second 5-12% brighter or darker")
-    for k, s in enumerate(sel.reserved):
+    for k, (s, name) in enumerate(zip(sel.reserved, sel.reserved_use)):
         rid = f"r{k:02d}"
         im = corpus.load_normalised(s)
         rng = np.random.default_rng([SEED, 104729, k])
-        name, target = ("neighbouring_crops", nb) if k < N_NEIGHBOUR else ("burst", bu)
-        maker = hardcases.neighbouring_crops if k < N_NEIGHBOUR else hardcases.burst_pair
+        target = nb if name == "neighbouring_crops" else bu
+        maker = hardcases.neighbouring_crops if name == "neighbouring_crops" else hardcases.burst_pair
         a, b, params = maker(im, rng)
         pair = []
         for tag, part in (("a", a), ("b", b)):
             rel = f"hard/{name}_{rid}_{tag}.jpg"
             (CORPUS / "hard").mkdir(parents=True, exist_ok=True)
             part.save(CORPUS / rel, "JPEG", quality=95)
-            entries.append(Entry(rel, f"{rid}:{tag}", rid, "must_not_match", name, params | {"source": s.key}))
+            entries.append(Entry(rel, f"{rid}:{tag}", rid, "must_not_match", name, params | {"source": s.key}, s.kind))
             pair.append(rel)
         target["images"] += pair
         target["pairs"].append(pair)
@@ -127,7 +144,7 @@ def _hard_cases(sel: corpus.Selection, family_of: dict[str, str]) -> tuple[list[
     for s in sel.story_frames:
         stem = Path(s.path).stem
         rel = _save_png(corpus.load_normalised(s), f"hard/story_frame_{stem}.png")
-        entries.append(Entry(rel, f"frame:{stem}", "story_frames", "must_not_match", "story_frames", {"source": s.key}))
+        entries.append(Entry(rel, f"frame:{stem}", "story_frames", "must_not_match", "story_frames", {"source": s.key}, s.kind))
         frame_files.append(rel)
     fr["images"] += frame_files
     fr["pairs"] += [list(p) for p in itertools.combinations(frame_files, 2)]
@@ -138,7 +155,7 @@ def _hard_cases(sel: corpus.Selection, family_of: dict[str, str]) -> tuple[list[
         (CORPUS / "low").mkdir(parents=True, exist_ok=True)
         path = hardcases.save_low_info(im, kind, index, CORPUS / "low" / name)
         rel = str(path.relative_to(CORPUS))
-        entries.append(Entry(rel, f"low:{name}", f"low:{name}", "low_information", kind, params))
+        entries.append(Entry(rel, f"low:{name}", f"low:{name}", "low_information", kind, params, "low_information"))
         lo["images"].append(rel)
     lo["pairs"] += [list(p) for p in itertools.combinations(lo["images"], 2)]
 
@@ -152,7 +169,7 @@ def _hard_cases(sel: corpus.Selection, family_of: dict[str, str]) -> tuple[list[
         if family is None:
             continue
         rel = _save_png(corpus.load_normalised(s), f"hard/derivative_{k:02d}_{Path(s.path).stem}.png")
-        entries.append(Entry(rel, f"deriv:{k:02d}", family, "derivative", "derivatives", {"source": s.key, "resembles": kept_key}))
+        entries.append(Entry(rel, f"deriv:{k:02d}", family, "derivative", "derivatives", {"source": s.key, "resembles": kept_key}, s.kind))
         de["images"].append(rel)
         master = f"{family}/master.png" if family.startswith("o") else None
         if master:
@@ -169,7 +186,8 @@ def build(workers: int = 2, force: bool = False) -> Corpus:
         if data.get("generator") == key and all((CORPUS / e["file"]).exists() for e in data["entries"]):
             log(f"corpus: reusing {len(data['entries'])} files in {CORPUS}")
             return Corpus(CORPUS, [Entry(**e) for e in data["entries"]], data["sets"], data["originals"],
-                          data["reserved"], data["dropped"], data["skipped_classes"], key)
+                          data["reserved"], data["dropped"], data["skipped_classes"], key,
+                          data.get("skipped_sources", {}))
     if CORPUS.exists():
         shutil.rmtree(CORPUS)
     CORPUS.mkdir(parents=True)
@@ -197,13 +215,14 @@ def build(workers: int = 2, force: bool = False) -> Corpus:
     entries += hard
     originals = [{"id": i, **corpus.describe(s), "master_size": e.params["size"]}
                  for i, s, e in zip(ids, sel.originals, [e for e in entries if e.role == "master"])]
-    reserved = [{"id": f"r{k:02d}", "used_for": "neighbouring_crops" if k < N_NEIGHBOUR else "burst", **corpus.describe(s)}
-                for k, s in enumerate(sel.reserved)]
+    reserved = [{"id": f"r{k:02d}", "used_for": use, **corpus.describe(s)}
+                for k, (s, use) in enumerate(zip(sel.reserved, sel.reserved_use))]
     data = {"generator": key, "entries": [asdict(e) for e in entries], "sets": sets, "originals": originals,
-            "reserved": reserved, "dropped": sel.dropped, "skipped_classes": skipped}
+            "reserved": reserved, "dropped": sel.dropped, "skipped_classes": skipped,
+            "skipped_sources": sel.skipped_sources}
     manifest.write_text(json.dumps(data, indent=1))
     log(f"corpus: {len(entries)} files written")
-    return Corpus(CORPUS, entries, sets, originals, reserved, sel.dropped, skipped, key)
+    return Corpus(CORPUS, entries, sets, originals, reserved, sel.dropped, skipped, key, sel.skipped_sources)
 
 
 if __name__ == "__main__":
