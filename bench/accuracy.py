@@ -131,6 +131,17 @@ def render(report: dict) -> str:
         ref = "" if lb.get("reference", "master") == "master" else f" (vs {lb['reference']})"
         lines.append(f"| {vc.name} | " + " | ".join(row) + f" | {_pct(lb.get('accuracy'))}{ref} | "
                      f"{' or '.join(sorted(vc.expected))} | {rels} |")
+    kinds = m[names[0]].get("per_kind", {})
+    if kinds:
+        lines += ["", "Recall per kind of original (original → variant, %), and the false pairs touching "
+                  "each kind's images (a pair of two kinds counts for both):", "",
+                  "| kind | originals | " + " | ".join(f"{k} recall" for k in names) + " | "
+                  + " | ".join(f"{k} false pairs" for k in names) + " |",
+                  "|---|---|" + "---|" * (2 * len(names))]
+        for kind, v in kinds.items():
+            row = [_pct(m[k]["per_kind"][kind]["recall"]) for k in names]
+            row += [str(m[k]["per_kind"][kind]["false_pairs_touching"]) for k in names]
+            lines.append(f"| {kind} | {v['originals']} | " + " | ".join(row) + " |")
     lines += ["", "Must-not-match sets (false matches among the set's named pairs):", "",
               "| set | pairs | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
     for s, v in m[names[0]]["must_not_match"].items():
@@ -195,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         "date": now_iso(),
         "code": code_state(entries=("bench.accuracy",)),
         "machine": machine(),
-        "versions": versions("dedup-consortium", "pillow", "pillow-heif", "imagehash", "pdqhash", "numpy", "scikit-image", "tifffile"),
+        "versions": versions("dedup-consortium", "pillow", "pillow-heif", "imagehash", "pdqhash", "numpy", "scikit-image",
+                             "tifffile", "resvg-py"),
         "methods": {},
         "unavailable": {},
     }
@@ -229,10 +241,13 @@ def main(argv: list[str] | None = None) -> int:
         "counts": {"images": len(corpus.entries), "originals": counts["master"], "variants": counts["variant"],
                    "must_not_match": counts["must_not_match"], "low_information": counts["low_information"],
                    "derivatives": counts["derivative"],
-                   "positive_pairs": len(truth.positives()), "negative_pairs": truth.negatives_total()},
+                   "positive_pairs": len(truth.positives()), "negative_pairs": truth.negatives_total(),
+                   "originals_by_kind": dict(Counter(e.kind for e in corpus.entries if e.role == "master")),
+                   "originals_by_package": dict(Counter(o["package"] for o in corpus.originals))},
         "classes": [{"name": c.name, "group": c.group, "expected_relation": sorted(c.expected),
                      "label_reference": c.label_reference} for c in CLASSES],
         "skipped_classes": corpus.skipped_classes,
+        "skipped_sources": corpus.skipped_sources,
         "sets": {k: {"description": v["description"], "images": len(v["images"]), "pairs": len(v["pairs"])} for k, v in corpus.sets.items()},
         "generator": corpus.generator,
         "originals": corpus.originals,

@@ -3,8 +3,10 @@
 Pairwise: positives are (master, variant) pairs; negatives are pairs of images of different
 pictures. Variant-variant pairs of one picture are left out, and so are cross-picture pairs
 within a family (a derivative and its kept picture's copies; two windows of one source) unless
-a must-not-match set names the pair. Clusters: connected components of the links; every pair
-inside a component is a predicted match, every pair of copies of one picture a real one.
+a must-not-match set names the pair. Recall is also given per class and per kind of original
+(photo, map, document, ...), with the false pairs that touch each kind's images. Clusters:
+connected components of the links; every pair inside a component is a predicted match, every
+pair of copies of one picture a real one.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ from scipy.sparse.csgraph import connected_components
 
 from bench.dataset import Corpus
 from bench.variants import CLASS_BY_NAME
+
+
+#: Order of the per-kind rows; kinds not listed follow in the order met.
+KIND_ORDER = ("photo", "artwork", "screenshot", "flat_graphic", "map", "dark", "document", "low_information")
 
 
 def _c2(n: int | np.ndarray):
@@ -41,6 +47,7 @@ class Truth:
     family: np.ndarray
     role: list[str]
     label: list[str]
+    kind: list[str]  # what each image shows; copies share their original's kind
     master_of: dict[int, int]  # group id -> master index
     sibling: dict[tuple[int, str], int]  # (group id, class) -> index
     designated: dict[frozenset, str]  # must-not-match pair -> set name
@@ -64,12 +71,16 @@ class Truth:
                 continue
             for a, b in s["pairs"]:
                 designated[frozenset((index[a], index[b]))] = name
-        return cls(corpus, group, family, [e.role for e in es], [e.label for e in es], master_of, sibling,
-                   designated, members)
+        return cls(corpus, group, family, [e.role for e in es], [e.label for e in es], [e.kind for e in es],
+                   master_of, sibling, designated, members)
 
     @property
     def n(self) -> int:
         return len(self.group)
+
+    def kinds(self) -> list[str]:
+        present = set(self.kind) - {""}
+        return [k for k in KIND_ORDER if k in present] + sorted(present - set(KIND_ORDER))
 
     def positives(self) -> list[tuple[int, int, str]]:
         """(master, variant, class) for every variant file."""
@@ -116,6 +127,7 @@ def score(truth: Truth, links: np.ndarray) -> dict:
     pairwise["positive_pairs"] = len(pos)
 
     per_class = {c: {"recall": round(h / t, 4), "found": h, "total": t} for c, (h, t) in found_by_class.items()}
+    per_kind = kind_scores(truth, pos, linked, false_links)
 
     must_not = {}
     for name, s in truth.corpus.sets.items():
@@ -131,8 +143,23 @@ def score(truth: Truth, links: np.ndarray) -> dict:
     informational = {"derivatives": {"images": len(deriv), "links_to_their_kept_picture_or_its_copies": deriv_links}}
 
     return {"pairwise": pairwise, "clusters": cluster_scores(truth, links), "per_class_recall": per_class,
-            "must_not_match": must_not, "informational": informational, "links": len(linked),
+            "per_kind": per_kind, "must_not_match": must_not, "informational": informational, "links": len(linked),
             "false_link_examples": [[truth.corpus.entries[i].file, truth.corpus.entries[j].file] for i, j in false_links[:100]]}
+
+
+def kind_scores(truth: Truth, pos: list[tuple[int, int, str]], linked: set[tuple[int, int]],
+                false_links: list[tuple[int, int]]) -> dict:
+    """Per kind of original: how many originals, recall over their (master, variant) pairs,
+    and the false pairs with at least one image of that kind (a pair of two kinds counts for both)."""
+    out = {}
+    for k in truth.kinds():
+        hits = [(min(m, v), max(m, v)) in linked for m, v, _ in pos if truth.kind[m] == k]
+        masters = sum(1 for i in truth.master_of.values() if truth.kind[i] == k)
+        out[k] = {"originals": masters, "found": int(sum(hits)), "total": len(hits),
+                  "recall": round(sum(hits) / len(hits), 4) if hits else None,
+                  "images": sum(1 for x in truth.kind if x == k),
+                  "false_pairs_touching": sum(1 for i, j in false_links if truth.kind[i] == k or truth.kind[j] == k)}
+    return out
 
 
 def cluster_scores(truth: Truth, links: np.ndarray) -> dict:
