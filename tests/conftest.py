@@ -150,15 +150,25 @@ def near(value: bytes, flips: int, seed: int = 0) -> bytes:
     return bytes(b)
 
 
+def keypoints(rng: random.Random, count: int = 8, width: int = 256, height: int = 192) -> bytes:
+    """A valid kp64 v1 value: the header of a ``width`` x ``height`` working picture and
+    ``count`` points with random hashes, positions inside it and middling scales."""
+    out = bytearray(width.to_bytes(2, "big") + height.to_bytes(2, "big"))
+    for _ in range(count):
+        x, y = rng.randrange(width * 16), rng.randrange(height * 16)
+        out += rng.randbytes(8) + ((x << 12) | y).to_bytes(3, "big") + bytes((rng.randrange(40, 120),))
+    return bytes(out)
+
+
 def fingerprint_set(upright: bytes, seed: str) -> list[asset_pb2.Fingerprint]:
-    """A full v2 fingerprint set whose upright dct256 is ``upright``; every other part is
+    """A full fingerprint set whose upright dct256 is ``upright``; every other part is
     random (seeded), so two sets only match through the upright hash."""
     rng = random.Random(seed)
     dihedral = upright + b"".join(rng.randbytes(32) for _ in range(7))
     return [
         asset_pb2.Fingerprint(algorithm="dct256", version=2, value=dihedral),
         asset_pb2.Fingerprint(algorithm="dct64", version=2, value=rng.randbytes(16)),
-        asset_pb2.Fingerprint(algorithm="win64", version=2, value=rng.randbytes(8 * 36)),
+        asset_pb2.Fingerprint(algorithm="kp64", version=1, value=keypoints(rng)),
     ]
 
 
@@ -179,3 +189,11 @@ def asset(asset_id: str, fp: bytes, *, width=1000, height=800, lossless=False, q
     )
 
 
+def record_of(asset_id: str, image, path: Path, **options) -> asset_pb2.Asset:
+    """The record a node makes of a real picture: ``image`` (Pillow) saved at ``path`` with
+    ``options``, read and fingerprinted as a scan reads it."""
+    from dedup.node.imaging import read_image
+    from dedup.node.scan import to_record
+
+    image.save(path, **options)
+    return to_record(asset_id, read_image(path))

@@ -13,7 +13,7 @@ from dedup.fingerprint import (
     DCT256_V2,
     DIHEDRAL_ORDER,
     KINDS,
-    WIN64_V2,
+    KP64_V1,
     FingerprintError,
     as_matrix,
     dct256,
@@ -26,8 +26,9 @@ from dedup.fingerprint import (
     is_low_information,
     validate,
 )
+from dedup.fingerprint import points
 from dedup.fingerprint.dct import downsample
-from dedup.fingerprint.suite import WINDOWS, compute
+from dedup.fingerprint.suite import compute
 from dedup.fingerprint.wire import to_wire
 
 # Pinned so that any change in numpy, scikit-image or this code that alters a
@@ -159,25 +160,27 @@ def test_hamming_many_and_matrix_agree_with_hamming() -> None:
 
 def test_registry_holds_exactly_the_new_kinds() -> None:
     """dct256 v1 (one 32-byte hash) is no longer exchanged; v2 carries all 8 dihedral hashes."""
-    assert set(KINDS) == {("dct256", 2), ("dct64", 2), ("win64", 2)}
+    assert set(KINDS) == {("dct256", 2), ("dct64", 2), ("kp64", 1)}
     assert KINDS[("dct256", 2)] is DCT256_V2 and get_kind("dct256", 2) is DCT256_V2
-    assert KINDS[("dct64", 2)] is DCT64_V2 and KINDS[("win64", 2)] is WIN64_V2
+    assert KINDS[("dct64", 2)] is DCT64_V2 and KINDS[("kp64", 1)] is KP64_V1
     assert (DCT256_V2.size, DCT256_V2.parts, DCT256_V2.bits) == (256, 8, 2048)
     assert (DCT64_V2.size, DCT64_V2.parts, DCT64_V2.bits) == (16, 2, 128)
-    assert (WIN64_V2.size, WIN64_V2.parts) == (8 * len(WINDOWS), len(WINDOWS))
+    # kp64's size is its largest: the header and 64 points of 12 bytes.
+    assert (KP64_V1.size, KP64_V1.parts) == (4 + 12 * 64, 64)
+    assert KP64_V1.shape_check is points.check
     assert DCT256_V2.refuse_degenerate and DCT64_V2.refuse_degenerate
-    assert not WIN64_V2.refuse_degenerate
+    assert not KP64_V1.refuse_degenerate
     # Thresholds are per part: below half of a part's bits, where unrelated hashes sit.
     assert 0 < DCT256_V2.threshold < 64
-    assert 0 < DCT64_V2.threshold < 16 and 0 < WIN64_V2.threshold < 16
+    assert 0 < DCT64_V2.threshold < 16 and 0 < KP64_V1.threshold < 16
 
 
 def test_validate_accepts_a_real_fingerprint_set() -> None:
     """What a node computes from a photograph passes the coordinator's validation."""
     records = to_wire(compute(camera()))
-    assert [(n, v) for n, v, _ in records] == [("dct256", 2), ("dct64", 2), ("win64", 2)]
+    assert [(n, v) for n, v, _ in records] == [("dct256", 2), ("dct64", 2), ("kp64", 1)]
     kinds = [validate(n, v, value) for n, v, value in records]
-    assert kinds == [DCT256_V2, DCT64_V2, WIN64_V2]
+    assert kinds == [DCT256_V2, DCT64_V2, KP64_V1]
 
 
 def _dihedral_with_part(index: int, part: bytes) -> bytes:
@@ -202,12 +205,23 @@ def test_dct256_v2_accepts_parts_that_are_only_partly_flat() -> None:
     assert validate("dct256", 2, bytes(value)) is DCT256_V2
 
 
-def test_win64_accepts_degenerate_windows() -> None:
-    """A window over a flat strip (sky, a plain wall) hashes to all 0s; the rest still count."""
-    windows = [bytes(8), b"\xff" * 8] + [bytes(range(k, k + 8)) for k in range(len(WINDOWS) - 2)]
-    assert validate("win64", 2, b"".join(windows)) is WIN64_V2
-    assert validate("win64", 2, bytes(WIN64_V2.size)) is WIN64_V2
-    assert validate("win64", 2, b"\xff" * WIN64_V2.size) is WIN64_V2
+def _kp64(count: int, width: int = 256, height: int = 170) -> bytes:
+    """A kp64 v1 value: the header, then ``count`` points of distinct bytes."""
+    head = width.to_bytes(2, "big") + height.to_bytes(2, "big")
+    return head + b"".join(bytes((k + i) % 256 for i in range(12)) for k in range(count))
+
+
+@pytest.mark.parametrize("count", [0, 1, 64])
+def test_kp64_accepts_any_number_of_points_up_to_64(count: int) -> None:
+    """A flat picture has no keypoints, a busy one 64; any count between is a valid value."""
+    assert validate("kp64", 1, _kp64(count)) is KP64_V1
+    assert validate("kp64", 1, bytearray(_kp64(count, 100, 256))) is KP64_V1
+
+
+def test_kp64_accepts_degenerate_point_hashes() -> None:
+    """A patch of flat ground may hash to all 0s or all 1s; the other points still count."""
+    value = _kp64(0) + bytes(8) + b"\x10\x00\x20\x40" + b"\xff" * 8 + b"\x20\x00\x30\x40"
+    assert validate("kp64", 1, value) is KP64_V1
 
 
 @pytest.mark.parametrize(
@@ -219,11 +233,18 @@ def test_win64_accepts_degenerate_windows() -> None:
         ("dct256", 2, bytes(range(32)), "must be 256 bytes, got 32"),
         ("dct256", 2, bytes(range(255)), "must be 256 bytes, got 255"),
         ("dct64", 2, bytes(range(9)), "must be 16 bytes, got 9"),
-        ("win64", 2, bytes(range(8)), f"must be {8 * len(WINDOWS)} bytes, got 8"),
+        ("win64", 2, bytes(range(8)), "unknown fingerprint algorithm 'win64' \\(known: dct256, dct64, kp64\\)"),
+        ("kp64", 2, _kp64(3), "unknown version 2 of fingerprint algorithm 'kp64' \\(known: 1\\)"),
+        ("kp64", 1, b"\x01\x00", "must be 4 \\+ 12 x n bytes, got 2"),
+        ("kp64", 1, _kp64(2) + b"\0", "must be 4 \\+ 12 x n bytes, got 29"),
+        ("kp64", 1, _kp64(65), "holds 65 points; at most 64"),
+        ("kp64", 1, _kp64(2, 255, 170), "extent 255 x 170 is not a picture's \\(long side 256\\)"),
+        ("kp64", 1, _kp64(2, 256, 0), "extent 256 x 0 is not a picture's"),
+        ("kp64", 1, _kp64(2, 512, 256), "extent 512 x 256 is not a picture's"),
         ("dct64", 2, bytes(8) + bytes(range(1, 9)), "degenerate dct64 v2 fingerprint \\(part 0\\): all bits are 0"),
         ("dct64", 2, bytes(range(1, 9)) + b"\xff" * 8, "degenerate dct64 v2 fingerprint \\(part 1\\): all bits are 1"),
         ("dct256", 2, "ab" * 128, "must be bytes"),
-        ("win64", 2, [0] * WIN64_V2.size, "must be bytes"),
+        ("kp64", 1, [0] * 16, "must be bytes"),
     ],
 )
 def test_validate_errors(name: str, version: int, value: bytes, message: str) -> None:
@@ -278,3 +299,38 @@ def test_information_score_is_resolution_independent() -> None:
     a = camera()
     assert information_score(a[::2, ::2]) == pytest.approx(information_score(a), rel=0.05)
     assert information_score(np.full((64, 64), 9.0)) == pytest.approx(0.0, abs=1e-9)
+
+
+def _patches(cols: int, rows: int) -> np.ndarray:
+    """A 600 x 400 chart of ``cols`` x ``rows`` flat patches of contrasting tones."""
+    tones = [20, 200, 90, 240, 140, 60, 170, 10, 110, 220]
+    ys, xs = np.mgrid[0:400, 0:600]
+    k = (ys * rows // 400) * cols + xs * cols // 600
+    return np.asarray(tones, dtype=np.float32)[k % len(tones)]
+
+
+def _shape_on_plain_ground() -> np.ndarray:
+    ys, xs = np.mgrid[0:400, 0:600]
+    return np.where((ys - 200) ** 2 + (xs - 300) ** 2 < 100**2, 60.0, 230.0).astype(np.float32)
+
+
+@pytest.mark.parametrize(("name", "make", "few"), [
+    ("6 patches", lambda: _patches(3, 2), True),
+    ("8 patches", lambda: _patches(4, 2), True),
+    ("9 patches", lambda: _patches(3, 3), False),  # more than FEW_AREAS: a picture of areas
+    ("one shape on a plain ground", _shape_on_plain_ground, True),
+    ("camera", camera, False),
+    ("smooth ramp with a soft disc", lambda: np.clip(
+        np.linspace(40, 220, 600)[None, :] + 0 * np.arange(400)[:, None]
+        + 30 * np.exp(-((np.arange(400)[:, None] - 200) ** 2 + (np.arange(600)[None, :] - 300) ** 2) / 5000.0),
+        0, 255).astype(np.float32), False),
+])
+def test_a_few_flat_areas_are_low_information(name: str, make, few: bool) -> None:
+    """Charts and single shapes carry plenty of DCT energy, all of it where their few areas
+    meet, which unrelated charts share: they are low-information all the same."""
+    a = make()
+    s = compute(a)
+    assert s.few_flat_areas is few, name
+    assert s.low_information is few, name
+    if few:
+        assert not is_low_information(a), name  # the DCT band alone would let it match

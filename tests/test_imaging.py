@@ -13,15 +13,15 @@ import pytest
 import skimage.data
 from PIL import Image, PngImagePlugin
 
-from dedup.fingerprint import DCT64_V2, DCT256_V2, WIN64_V2, hamming
+from dedup.fingerprint import hamming, validate
 from dedup.fingerprint.suite import compute
 from dedup.fingerprint.wire import to_wire
 from dedup.matching import Link, link, relation_name
 from dedup.node.imaging import ImageError, ImageFacts, estimate_jpeg_quality, luminance, read_image
 from dedup.node.scan import to_record
 
-#: (algorithm, version, value size) of the three records every fingerprinted image has.
-RECORDS = [("dct256", 2, DCT256_V2.size), ("dct64", 2, DCT64_V2.size), ("win64", 2, WIN64_V2.size)]
+#: (algorithm, version) of the three records every fingerprinted image has.
+RECORDS = [("dct256", 2), ("dct64", 2), ("kp64", 1)]
 
 
 def astronaut() -> Image.Image:
@@ -92,8 +92,12 @@ def relation(a: ImageFacts, b: ImageFacts) -> str | None:
     return None if found is None else relation_name(found.relation)
 
 
-def shapes(facts: ImageFacts) -> list[tuple[str, int, int]]:
-    return [(n, v, len(value)) for n, v, value in facts.fingerprints]
+def shapes(facts: ImageFacts) -> list[tuple[str, int]]:
+    """The records' kinds, each value first passed through the coordinator's validation (its
+    size and, for keypoints, its shape)."""
+    for n, v, value in facts.fingerprints:
+        validate(n, v, value)
+    return [(n, v) for n, v, _ in facts.fingerprints]
 
 
 # --- formats -----------------------------------------------------------------
@@ -115,6 +119,20 @@ def test_png_facts(tmp_path: Path) -> None:
     assert (facts.channels, facts.frame_width, facts.frame_height, facts.skew_degrees) == (3, 512, 512, 0.0)
     # Tone evidence, taken on a 64x64 box reduction.
     assert (facts.luma_mean, facts.luma_spread, facts.saturation) == (116, 71, 49)
+    assert (facts.cast_blue, facts.cast_red) == (-11, 19)
+    assert facts.flat_edges == (0, 0, 0, 0)
+    ev = to_record("a", facts).evidence
+    assert (ev.cast_blue, ev.cast_red) == (-11, 19)
+    assert (ev.flat_top, ev.flat_bottom, ev.flat_left, ev.flat_right) == (0, 0, 0, 0)
+
+
+def test_colour_cast_of_a_white_balanced_copy(tmp_path: Path) -> None:
+    """Warming a picture (red up, blue down) moves both colour differences; a grey copy has none."""
+    arr = np.asarray(astronaut(), dtype=np.int16) + np.array([12, 0, -12], dtype=np.int16)
+    warm = read_image(save(Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)), tmp_path / "warm.png"))
+    assert (warm.cast_blue, warm.cast_red) == (-18, 25)
+    grey = read_image(save(astronaut().convert("L"), tmp_path / "grey.png"))
+    assert (grey.cast_blue, grey.cast_red) == (0, 0)
 
 
 def test_same_pixels_give_same_digest_across_containers(tmp_path: Path) -> None:
@@ -272,6 +290,9 @@ def test_bordered_image_reports_its_frame(tmp_path: Path, tone: tuple[int, int, 
     assert (facts.width, facts.height) == (672, 472)
     assert (facts.frame_width, facts.frame_height) == (600, 400)
     assert facts.skew_degrees == 0.0
+    # The border is flat on every edge, in thousandths of the height (top, bottom) or width.
+    assert facts.flat_edges == (round(1000 * 36 / 472), round(1000 * 36 / 472), round(1000 * 36 / 672),
+                                round(1000 * 36 / 672))
 
 
 @pytest.mark.parametrize("angle", [3.0, -3.0, 1.5, -2.0])
@@ -521,7 +542,9 @@ def test_variants_are_linked_with_their_relation(tmp_path: Path, originals, stem
             assert found is not None, kind
             assert relation_name(found.relation) == expected, kind
             if expected == "cropped":
-                assert found.algorithm == "win64" and found.kept == pytest.approx(0.85, abs=0.04), kind
+                assert found.algorithm == "kp64" and found.kept == pytest.approx(0.85, abs=0.02), kind
+                # The link says which of its two records is the crop.
+                assert found.crop == (2 if a is original else 1), kind
             else:
                 assert found.kept == 1.0, kind
 

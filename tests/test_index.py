@@ -63,10 +63,12 @@ def test_search_equals_brute_force_on_real_fingerprints(tmp_path: Path) -> None:
         for k, scale in enumerate((1.0, 0.5, 0.3)):
             v = im.resize((max(32, int(im.width * scale)), max(32, int(im.height * scale))))
             s = compute(luminance(v.rotate(3 * k)))
-            hashes += list(s.dihedral) + [s.low, s.low_whole, *s.windows]
+            # Keypoint hashes as the candidate index holds them: 8 bytes, big-endian.
+            hashes += list(s.dihedral) + [s.low, s.low_whole] + [int(v).to_bytes(8, "big") for v in s.points.hashes]
     wide = [h for h in hashes if len(h) == 32]
     narrow = [h for h in hashes if len(h) == 8]
-    for values, nbytes, radii in ((wide, 32, (0, 16, 32, 64, 100)), (narrow, 8, (0, 4, 6, 12, 20))):
+    assert len(narrow) > 1000  # mostly keypoints
+    for values, nbytes, radii in ((wide, 32, (0, 16, 32, 64, 100)), (narrow, 8, (0, 4, 6, 8, 10, 12, 20))):
         index = HammingIndex(nbytes)
         for v in values:
             index.add(v)

@@ -6,21 +6,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import skimage.data
-from PIL import Image
 
-from dedup.fingerprint import DIHEDRAL_ORDER, dct256, hamming
+from dedup import alignment
+from dedup.fingerprint import DIHEDRAL_ORDER, dct256, hamming, points
 from dedup.fingerprint.frame import frame
-from dedup.fingerprint.kinds import DCT64_V2, DCT256_V2, WIN64_V2, validate
+from dedup.fingerprint.kinds import DCT64_V2, DCT256_V2, KP64_V1, validate
+from dedup.fingerprint.points import Points, PointsError
 from dedup.fingerprint.suite import (
     LOW_INFORMATION_THRESHOLD,
-    WINDOWS,
     Suite,
     area_matrix,
     compute,
     grid,
-    low_hash,
 )
-from dedup.fingerprint.wire import DCT64, DCT256, WIN64, Hashes, from_wire, to_wire
+from dedup.fingerprint.wire import CURRENT, DCT64, DCT256, KP64, Hashes, from_wire, to_wire
 
 # The same inputs as the dct256 tests: a 96x80 pattern (its grid weights are fractional) and camera.
 from test_fingerprint import DIHEDRAL_OPS, camera, grey, synthetic  # noqa: E402
@@ -38,16 +37,14 @@ SYNTHETIC_DIHEDRAL = (
     "987c08d0ad7ebce08c1eaa989d7ea8c79d579ec3ab1fb983894bab80a90f89c1",
 )
 SYNTHETIC_LOW = "eaaa603aaaf1518f"
-SYNTHETIC_WINDOWS = (
-    "caaa647caaaa51ab", "faaa783aaa53118e", "eaaa683aaab1518f", "507d687a94f153aa",
-    "52aa647caaaa70bb", "faaa7caaaa551b04", "eaaa6e0baa99518d", "d1fa687a94b2239a",
-    "51ab4555aaae50bb", "eaaa7caaaa51af40", "aaaa6f0baa99518d", "d1fa707c94b2079a",
-    "53ab45554aae40fb", "aaaa7eaae2518e58", "2aaa6f0baa9d5d81", "f07c6175a0f5263c",
-    "d1ab855507ae44f9", "aaaa58aa51bf047d", "eaaa7309aadd5c81", "f07561f9a0f5063c",
-    "d2aaa35557be0658", "aaa87aaa510e587f", "eaaa2189aa9d5cad", "e0f5e3f9a8a10535",
-    "51aba35555bf0658", "aa68baaa55065d67", "eaaa20a8aacc5eed", "e0fb43fb00eb0539",
-    "f961747aaad111aa", "d967285e9c7431aa", "5d617c6e9ce031a6", "55295c0eddf431a5",
-    "d1e17e0e8ef031a5", "d3216e078e722ba7", "c1e86e47c47863e5", "c1fa6e07445e62e5",
+#: kp64 v1 of the synthetic pattern, every byte (points.to_bytes): its 13 keypoints.
+SYNTHETIC_POINTS = (
+    "00d50100"
+    "5fea841f906bc07abc811b32" "4a6ab78aa1d42dcdade6d434" "c097374c38b7be18be3c9932"
+    "522abf78a0f5e0f0ab659938" "75c708008f6b676f63663836" "646d380cbf8af28e65d56f38"
+    "ed1ebd478107a4935e8ecb41" "1e6301b06437773f6e09ed44" "cdd21f4ad5d5a054681bb03d"
+    "987842c0c07ff1f7610dc33d" "4ac50015ffd0ffd027b98a45" "853fbd757070e070c2cd6838"
+    "8d416b30739ff2944d77645d"
 )
 CAMERA_DIHEDRAL = (
     "e307821480cf87f99d3919b17846664ef0efc3a767302f111f1e962f5cb93931",
@@ -60,17 +57,9 @@ CAMERA_DIHEDRAL = (
     "ad932948d6eca4255b4eb394842936d36197992a49b2f6916cdb4966f699167d",
 )
 CAMERA_LOW = "f38280c79d197ce6"
-CAMERA_WINDOWS = (
-    "f38280879f9d3c66", "e382808f9d3976e6", "f38380c09f1d7e66", "e382808f9f3978e6",
-    "f38380c28f9d1d3e", "e382848f9d3966f2", "f18386c08f1c3ef6", "e786808d9f3978e4",
-    "f3e380c2c79b190f", "e382049f9d7866f1", "f99186c28d0c3f73", "e684018f9a3b79e5",
-    "f3e2b062c683998f", "e382049f1d74e6e3", "78d186e6840e3f73", "e684018bba3379ed",
-    "f3f3b06066c2d1c3", "e382079d3966f2c3", "7cd983e3c48f0333", "e684038fbe3279c9",
-    "7bfbb83062e690d0", "e380079d3866f1e7", "7fd8c3f3c4860139", "ec89029f343771cb",
-    "7fffb93860663010", "e3800f9d7866c367", "3fdcc1f1e6c20139", "cc89029f3d3772ca",
-    "f38280c49f1d7ce6", "f38280c49f1d3e76", "f39380c09f193f3c", "f3b3a0c08b191f3e",
-    "f3b3e0e08b190f1e", "f3b3e4e28399030f", "72b3f4e6839b4305", "72b374e4d1dbc301",
-)
+#: kp64 v1 of camera: how many keypoints, and the strongest one's hash and quantised position
+#: (x, y as 12-bit fractions of the long side) and scale byte.
+CAMERA_POINTS = (64, "9eccd995c5ccc4c4", 1444, 1599, 54)
 
 
 def arrays() -> dict[str, np.ndarray]:
@@ -87,18 +76,28 @@ def arrays() -> dict[str, np.ndarray]:
 
 
 @pytest.mark.parametrize(
-    ("make", "dihedral", "low", "windows"),
-    [
-        (synthetic, SYNTHETIC_DIHEDRAL, SYNTHETIC_LOW, SYNTHETIC_WINDOWS),
-        (camera, CAMERA_DIHEDRAL, CAMERA_LOW, CAMERA_WINDOWS),
-    ],
+    ("make", "dihedral", "low"),
+    [(synthetic, SYNTHETIC_DIHEDRAL, SYNTHETIC_LOW), (camera, CAMERA_DIHEDRAL, CAMERA_LOW)],
     ids=["synthetic", "camera"],
 )
-def test_pinned_fingerprints(make, dihedral: tuple[str, ...], low: str, windows: tuple[str, ...]) -> None:
+def test_pinned_fingerprints(make, dihedral: tuple[str, ...], low: str) -> None:
     s = compute(make())
     assert tuple(d.hex() for d in s.dihedral) == dihedral
     assert s.low.hex() == low
-    assert tuple(w.hex() for w in s.windows) == windows
+    # Neither picture has a border: the untrimmed picture's hash is the frame's.
+    assert s.low_whole.hex() == low
+
+
+def test_pinned_keypoints() -> None:
+    """Any change to the scale space, the selection or the patch hash changes these."""
+    assert points.to_bytes(compute(synthetic()).points).hex() == "".join(SYNTHETIC_POINTS)
+    count, first, x, y, scale = CAMERA_POINTS
+    value = points.to_bytes(compute(camera()).points)
+    assert len(value) == points.HEADER + points.POINT_BYTES * count
+    assert value[:4] == bytes.fromhex("01000100")  # 256 x 256: camera is square
+    head = value[4:16]
+    pos = int.from_bytes(head[8:11], "big")
+    assert (head[:8].hex(), pos >> 12, pos & 0xFFF, head[11]) == (first, x, y, scale)
 
 
 # --- consistency with dct256 and the frame ---------------------------------------------------
@@ -122,11 +121,20 @@ def test_bordered_image_hashes_like_its_frame() -> None:
     bordered = np.pad(a, 24, constant_values=255.0)
     s, original = compute(bordered), compute(a)
     assert s.dihedral == original.dihedral and s.low == original.low
-    # Windows are cut from the whole picture, matte included, so a crop of either copy is found.
-    assert s.low_whole != original.low_whole and s.windows != original.windows
+    # Keypoints are of the whole picture, matte included, so a crop of either copy is found.
+    assert s.low_whole != original.low_whole
+    assert points.to_bytes(s.points) != points.to_bytes(original.points)
     assert original.low_whole == original.low
     assert s.frame_shape == (512, 512)
     assert s.content_fraction == pytest.approx((512 * 512) / (560 * 560))
+    # The matte shrinks the picture to 512/560 of the long side and moves it 24/560 in.
+    al = alignment.align(original.points, s.points, KP64_V1.threshold, 0.025)
+    assert al is not None and al.inliers >= 20
+    assert al.scale == pytest.approx(512 / 560, abs=0.005) and abs(al.angle) < 0.2
+    assert (al.tx, al.ty) == (pytest.approx(24 / 560, abs=0.003), pytest.approx(24 / 560, abs=0.003))
+    # The matte is flat on every edge, 24 lines of 560 deep; the bare picture on none.
+    assert s.flat_edges == (24 / 560,) * 4
+    assert original.flat_edges == (38 / 512, 0.0, 0.0, 0.0)  # camera's own plain sky at the top
 
 
 @pytest.mark.parametrize("name", list(arrays()))
@@ -150,56 +158,90 @@ def test_low_hash_survives_noise() -> None:
     assert hamming(compute(a).low, compute(noisy).low) <= DCT64_V2.threshold
 
 
-# --- windows --------------------------------------------------------------------------
+# --- keypoints (kp64) -----------------------------------------------------------------
 
 
-def test_windows_table() -> None:
-    """28 one-side crops (4%..28% from each side) then 8 centred crops (2%..16% a side)."""
-    assert len(WINDOWS) == 36 == WIN64_V2.parts
-    names = [w[0] for w in WINDOWS]
-    assert len(set(names)) == len(names)
-    assert names[:4] == ["t04", "b04", "l04", "r04"] and names[24:28] == ["t28", "b28", "l28", "r28"]
-    assert names[28:] == [f"c{k:02d}" for k in range(2, 17, 2)]
-    for name, top, bottom, left, right in WINDOWS:
-        assert 0.0 <= top < bottom <= 1.0 and 0.0 <= left < right <= 1.0, name
-        cut = int(name[1:]) / 100
-        expected = {
-            "t": (cut, 1.0, 0.0, 1.0), "b": (0.0, 1.0 - cut, 0.0, 1.0),
-            "l": (0.0, 1.0, cut, 1.0), "r": (0.0, 1.0, 0.0, 1.0 - cut),
-            "c": (cut, 1.0 - cut, cut, 1.0 - cut),
-        }[name[0]]
-        assert (top, bottom, left, right) == pytest.approx(expected), name
+def test_keypoints_lie_in_the_picture_in_long_side_units() -> None:
+    s = compute(grey(skimage.data.coffee()))  # 600 x 400: long side 1.0, height 2/3
+    p = s.points
+    assert (p.width, p.height) == (1.0, pytest.approx(2 / 3, abs=1 / 256))
+    assert 0 < len(p) <= points.COUNT
+    assert (p.x >= 0).all() and (p.x <= p.width).all() and (p.y >= 0).all() and (p.y <= p.height).all()
+    # A patch of radius 4 sigma stays inside the picture, and sigma is at least 2 working pixels.
+    r = points.RADIUS * p.sigma
+    assert (p.x - r >= -1e-9).all() and (p.x + r <= p.width + 1e-9).all()
+    assert (p.sigma >= points.MIN_SIGMA / points.WORK - 1e-12).all()
+    assert p.hashes.dtype == np.uint64 and p.x.size == p.y.size == p.sigma.size == len(p)
 
 
-def whole_low(crop: np.ndarray) -> bytes:
-    """dct64 of a whole array, as ``compute`` takes it of a frame (the 128x128 grid first)."""
-    g = grid(crop)
-    return low_hash(g, 0.0, 1.0, 0.0, 1.0, float(np.max(np.abs(g))))
+def test_a_flat_picture_has_no_keypoints() -> None:
+    p = compute(np.full((100, 80), 128.0, dtype=np.float32)).points
+    assert len(p) == 0
+    assert points.to_bytes(p) == bytes.fromhex("00cd0100")  # 205 x 256: 80/100 of the long side
+    points.check(points.to_bytes(p))
 
 
 @pytest.mark.parametrize("name", ["camera", "coffee"])
-def test_each_window_hashes_like_the_crop_it_names(name: str) -> None:
-    """Window k is the dct64 of the crop WINDOWS[k] describes, and no other window is as close:
-    the windows come in WINDOWS order. An 800x800 image puts every window edge on a pixel."""
-    src = skimage.data.camera() if name == "camera" else grey(skimage.data.coffee()).astype(np.uint8)
-    a = np.asarray(Image.fromarray(src).resize((800, 800), Image.Resampling.LANCZOS), dtype=np.float32)
-    s = compute(a)
-    assert len(s.windows) == len(WINDOWS)
-    for k, (wname, top, bottom, left, right) in enumerate(WINDOWS):
-        crop = a[round(top * 800):round(bottom * 800), round(left * 800):round(right * 800)]
-        value = whole_low(crop)
-        distances = [hamming(value, w) for w in s.windows]
-        assert distances[k] <= 2, (wname, distances[k])
-        assert all(d > distances[k] for i, d in enumerate(distances) if i != k), wname
+def test_points_wire_round_trip_within_quantisation(name: str) -> None:
+    """Hashes and extent exactly; x and y within half a 12-bit step of the long side; sigma
+    within half a step of 1/16 octave."""
+    p = compute(camera() if name == "camera" else grey(skimage.data.coffee())).points
+    value = points.to_bytes(p)
+    q = points.from_bytes(value)
+    assert len(q) == len(p) and q.hashes.tolist() == p.hashes.tolist()
+    assert (q.width, q.height) == (pytest.approx(p.width, abs=0.5 / 256), pytest.approx(p.height, abs=0.5 / 256))
+    np.testing.assert_allclose(q.x, p.x, atol=0.5 / 4095 + 1e-12)
+    np.testing.assert_allclose(q.y, p.y, atol=0.5 / 4095 + 1e-12)
+    np.testing.assert_array_less(np.abs(np.log2(q.sigma / p.sigma)), 0.5 / 16 + 1e-9)
+    # Bytes back to bytes exactly.
+    assert points.to_bytes(q) == value
 
 
-def test_a_crop_file_is_found_through_its_window() -> None:
-    """End to end through ``compute``: a 16% one-side crop's dct64 is within win64's threshold
-    of the original's l16 window."""
-    a = camera()
-    crop = a[:, round(0.16 * 512):]
-    k = [w[0] for w in WINDOWS].index("l16")
-    assert hamming(compute(crop).low, compute(a).windows[k]) <= WIN64_V2.threshold
+def _points(n: int, width: float = 1.0, height: float = 0.75) -> Points:
+    rng = np.random.default_rng(n)
+    return Points(width, height, rng.random(n) * width, rng.random(n) * height, np.full(n, 0.02),
+                  rng.integers(0, 2**63, n, dtype=np.uint64))
+
+
+def test_to_bytes_layout() -> None:
+    """12 bytes a point: the hash, x and y packed into 3 bytes, the scale byte."""
+    p = Points(1.0, 0.5, np.array([0.0, 1.0]), np.array([0.5, 0.25]), np.array([1 / 1024, 1 / 64]),
+               np.array([0x0123456789ABCDEF, 2**64 - 1], dtype=np.uint64))
+    assert points.to_bytes(p).hex() == (
+        "01000080"  # 256 x 128
+        "0123456789abcdef" "000800" "00"  # x 0, y 0.5 * 4095 = 2047.5 -> 2048; sigma 1/1024 -> 0
+        "ffffffffffffffff" "fff400" "40"  # x 4095, y 0.25 * 4095 = 1023.75 -> 1024; 16 * log2(16)
+    )
+
+
+def test_points_check_accepts_a_computed_value() -> None:
+    for n in (0, 1, points.COUNT):
+        points.check(points.to_bytes(_points(n)))
+    assert len(points.to_bytes(_points(points.COUNT))) == KP64_V1.size
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (b"", "must be 4 \\+ 12 x n bytes, got 0"),
+        (b"\x01\x00\x01", "must be 4 \\+ 12 x n bytes, got 3"),
+        (bytes.fromhex("01000100") + bytes(13), "must be 4 \\+ 12 x n bytes, got 17"),
+        (bytes.fromhex("01000100") + bytes(12 * 65), "holds 65 points; at most 64"),
+        (bytes.fromhex("00ff00c0") + bytes(12), "extent 255 x 192 is not a picture's"),
+        (bytes.fromhex("01000000") + bytes(12), "extent 256 x 0 is not a picture's"),
+        (bytes.fromhex("01010100"), "extent 257 x 256 is not a picture's"),
+    ],
+    ids=["empty", "short header", "part of a point", "too many points", "long side not 256", "no height",
+         "too wide"],
+)
+def test_points_check_refusals(value: bytes, message: str) -> None:
+    with pytest.raises(PointsError, match=message):
+        points.check(value)
+    with pytest.raises(PointsError):
+        points.from_bytes(value)
+    # The coordinator's validation refuses it with the same reason.
+    with pytest.raises(ValueError, match=message):
+        validate("kp64", 1, value)
 
 
 def test_area_matrix_is_an_exact_average() -> None:
@@ -229,24 +271,35 @@ def test_information_and_low_information() -> None:
 def test_to_wire_records() -> None:
     s = compute(camera())
     records = to_wire(s)
-    assert [(n, v, len(value)) for n, v, value in records] == [
-        (*DCT256, DCT256_V2.size), (*DCT64, DCT64_V2.size), (*WIN64, WIN64_V2.size)]
-    assert [validate(n, v, value) for n, v, value in records] == [DCT256_V2, DCT64_V2, WIN64_V2]
+    assert [(n, v) for n, v, _ in records] == list(CURRENT) == [DCT256, DCT64, KP64] == [
+        ("dct256", 2), ("dct64", 2), ("kp64", 1)]
+    assert [len(value) for _, _, value in records] == [DCT256_V2.size, DCT64_V2.size, 4 + 12 * len(s.points)]
+    assert [validate(n, v, value) for n, v, value in records] == [DCT256_V2, DCT64_V2, KP64_V1]
     assert records[0][2] == b"".join(s.dihedral)
-    assert records[2][2] == b"".join(s.windows)
+    assert records[1][2] == s.low + s.low_whole
+    assert records[2][2] == points.to_bytes(s.points)
 
 
 def test_wire_round_trip() -> None:
     s = compute(camera())
     h = from_wire(to_wire(s))
-    assert h == Hashes(s.dihedral, s.low, s.low_whole, s.windows)
+    assert h == Hashes(s.dihedral, s.low, s.low_whole, points.to_bytes(s.points))
     assert h.upright == s.dihedral[0]
-    assert len(h.dihedral) == 8 and len(h.windows) == len(WINDOWS)
+    assert len(h.dihedral) == 8 and len(h.keypoints) == len(s.points) == 64
+    assert h.keypoints.hashes.tolist() == s.points.hashes.tolist()
+    np.testing.assert_allclose(h.keypoints.x, s.points.x, atol=0.5 / 4095 + 1e-12)
     # Record order and unknown kinds do not matter.
     assert from_wire(list(reversed(to_wire(s))) + [("phash64", 1, b"\0" * 8)]) == h
 
 
-@pytest.mark.parametrize("missing", [DCT256, DCT64, WIN64])
+def test_from_wire_refuses_a_malformed_keypoint_value() -> None:
+    """A record the coordinator would refuse is no fingerprint set to compare."""
+    records = to_wire(compute(camera()))
+    assert from_wire(records[:2] + [("kp64", 1, records[2][2] + b"\0")]) is None
+    assert from_wire(records[:2] + [("kp64", 1, bytes.fromhex("00800080"))]) is None
+
+
+@pytest.mark.parametrize("missing", [DCT256, DCT64, KP64])
 def test_from_wire_refuses_an_incomplete_set(missing: tuple[str, int]) -> None:
     records = [r for r in to_wire(compute(camera())) if (r[0], r[1]) != missing]
     assert len(records) == 2
@@ -257,9 +310,19 @@ def test_from_wire_of_nothing_or_of_old_kinds() -> None:
     assert from_wire([]) is None
     value = dct256(camera())
     assert from_wire([("dct256", 1, value), ("dct64", 2, value[:8]), ("win64", 2, value * 9)]) is None
-
-
-def test_suite_is_a_value() -> None:
+    # A record from before keypoints: the win64 windows instead of kp64.
     s = compute(camera())
+    old = [r for r in to_wire(s) if r[0] != "kp64"] + [("win64", 2, bytes(range(8)) * 36)]
+    assert from_wire(old) is None
+
+
+def test_suite_is_deterministic() -> None:
+    """The same picture gives the same fingerprints, field by field."""
+    s, again = compute(camera()), compute(camera())
     assert isinstance(s, Suite)
-    assert compute(camera()) == s
+    assert to_wire(again) == to_wire(s)
+    for name in ("information", "few_flat_areas", "content_fraction", "skew_degrees", "frame_shape",
+                 "flat_edges"):
+        assert getattr(again, name) == getattr(s, name), name
+    for name in ("x", "y", "sigma", "hashes"):
+        assert getattr(again.points, name).tolist() == getattr(s.points, name).tolist(), name
