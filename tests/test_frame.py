@@ -10,7 +10,7 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from dedup.fingerprint.frame import Frame, frame, skew_angle, trim, trim_box
+from dedup.fingerprint.frame import PAIR_TONE, Frame, flat_edges, frame, skew_angle, trim, trim_box
 
 #: Photographs whose edges differ from white, black and mid-grey, so a matte of any of
 #: those tones ends in a clear step.
@@ -132,6 +132,52 @@ def test_a_single_flat_line_is_not_a_matte() -> None:
     a = luma(photo("camera"))
     a[0, :] = 255.0
     assert trim_box(a) == (0, 0, 0, 0)
+
+
+# --- borders come in opposite pairs ------------------------------------------------------
+
+
+def _camera() -> np.ndarray:
+    return skimage.data.camera().astype(np.float32)
+
+
+@pytest.mark.parametrize("side", ["top", "bottom", "left", "right"])
+def test_a_flat_strip_on_one_side_is_kept(side: str) -> None:
+    """Plain ground along one edge ending in a step (a wall behind a portrait) is the
+    picture's own: only surrounds on opposite sides are trimmed."""
+    a = _camera()
+    cut = {"top": np.s_[:40, :], "bottom": np.s_[-40:, :], "left": np.s_[:, :40], "right": np.s_[:, -40:]}[side]
+    a[cut] = 255.0
+    assert trim_box(a) == (0, 0, 0, 0)
+    assert frame(a).content_fraction == 1.0
+    # flat_edges still reports it (labels tell a border from a crop by it).
+    # 40 of 512 lines; camera's sky is flat for its top 38 rows unless a strip crosses them.
+    expected = {"top": (40, 0, 0, 0), "bottom": (38, 40, 0, 0), "left": (0, 0, 40, 0), "right": (0, 0, 0, 40)}[side]
+    assert flat_edges(a) == tuple(n / 512 for n in expected)
+
+
+def test_letterbox_and_pillarbox_bars_are_trimmed_as_pairs() -> None:
+    a = _camera()
+    letterbox = np.pad(a, ((30, 30), (0, 0)), constant_values=0.0)
+    assert trim_box(letterbox) == (30, 30, 0, 0)
+    pillarbox = np.pad(a, ((0, 0), (50, 50)), constant_values=128.0)
+    assert trim_box(pillarbox) == (0, 0, 50, 50)
+    assert flat_edges(pillarbox) == pytest.approx((0.0, 0.0, 50 / 612, 50 / 612))
+
+
+@pytest.mark.parametrize(("bottom", "trimmed"), [(240.0 - PAIR_TONE, True), (240.0 - PAIR_TONE - 1, False), (0.0, False)])
+def test_opposite_bars_must_share_a_tone(bottom: float, trimmed: bool) -> None:
+    """A white bar above and a black one below are two pieces of the picture, not one surround;
+    a mat lit from one side differs by up to PAIR_TONE."""
+    a = np.concatenate([np.full((30, 512), 240.0, np.float32), _camera(), np.full((30, 512), bottom, np.float32)])
+    assert trim_box(a) == ((30, 30, 0, 0) if trimmed else (0, 0, 0, 0))
+
+
+def test_flat_edges_of_a_bordered_picture() -> None:
+    """How far in each edge is flat, as shares of the height or width: here the border."""
+    a = np.pad(skimage.data.astronaut()[..., 1].astype(np.float32), ((16, 16), (32, 32)), constant_values=255.0)
+    assert flat_edges(a) == pytest.approx((16 / 544, 16 / 544, 32 / 576, 32 / 576))
+    assert flat_edges(skimage.data.astronaut()[..., 1].astype(np.float32)) == (0.0, 0.0, 0.0, 0.0)
 
 
 # --- skew ----------------------------------------------------------------------------
