@@ -3,8 +3,10 @@ real coordinator over mutual TLS through the `dedup` command line."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -15,11 +17,14 @@ from PIL import Image
 from skimage import data
 
 from dedup import pki
+from dedup.matching import link
 from dedup.node.catalogue import Catalogue
-from dedup.node.duplicates import duplicates_json
+from dedup.node.duplicates import duplicates_json, local_clusters
 from dedup.node.scan import scan
+from dedup.v1 import statements_pb2 as R
 
 from test_intake import A, B
+from test_matching import flip, keypoints, make, random_points
 
 
 def dedup(*args, check=None):
@@ -73,6 +78,52 @@ def test_duplicates_json_groups_variants(tmp_path, collection):
     relations = {(Path(l["a"]).name, Path(l["b"]).name): l["relation"] for l in cluster["links"]}
     assert relations[("astronaut.png", "astronaut-grey.jpg")] == "greyscale"
     assert relations[("astronaut.png", "astronaut-small.jpg")] == "reencoded"
+
+
+def _catalogue_of(path: Path, records) -> Catalogue:
+    """A catalogue holding ``records`` (path -> asset record) as a scan would have left them."""
+    cat = Catalogue(path)
+    with cat.transaction() as db:
+        for name, record in records.items():
+            cat.put_file(db, {"path": name, "size": 1, "mtime_ns": 0, "asset_id": record.asset_id, "scanned_unix": 0,
+                              "record": record.SerializeToString(deterministic=True)})
+    return cat
+
+
+@pytest.mark.parametrize("linking_pairs", [1, 2])
+def test_one_weak_link_does_not_merge_two_photographs(tmp_path, linking_pairs):
+    """Two photographs, three copies each (whole-picture matches), and a copy of one whose
+    keypoints agree with a copy of the other (a matte that resembles part of it): that one pair
+    does not make them one cluster; a second such pair does."""
+    rng = random.Random(11)
+    shared = [[(rng.getrandbits(64), x, y) for x, y in ((0.1, 0.1), (0.9, 0.12), (0.5, 0.4), (0.15, 0.7),
+                                                          (0.85, 0.7), (0.4, 0.6))] for _ in range(2)]
+    records = {}
+    for photo in ("p", "q"):
+        up = rng.randbytes(32)
+        for k in range(3):
+            # p2 and q0 (and, for two pairs, p1 and q1) show the same keypoints, nothing else.
+            pair = {("p", 2): 0, ("q", 0): 0, ("p", 1): 1, ("q", 1): 1}.get((photo, k))
+            pts = random_points(rng, 6)
+            if pair is not None and pair < linking_pairs:
+                pts = shared[pair] + pts
+            records[f"/archive/{photo}{k}.jpg"] = make(f"{photo}{k}", dihedral=[flip(up, 3 * k, seed=k)],
+                                                       points=keypoints(pts))
+    weak = link(records["/archive/p2.jpg"], records["/archive/q0.jpg"])
+    assert (weak.relation, weak.algorithm) == (R.RELATION_EDITED, "kp64")
+    cat = _catalogue_of(tmp_path / "cat.sqlite", records)
+    clusters, links = local_clusters(cat)
+    names = [[Path(p).stem for p in c] for c in clusters]
+    relations = sorted((Path(lk.a).stem, Path(lk.b).stem, lk.link.algorithm) for lk in links)
+    if linking_pairs == 1:
+        assert names == [["p0", "p1", "p2"], ["q0", "q1", "q2"]]
+        # The weak link is not reported inside either cluster.
+        assert [r for r in relations if r[2] == "kp64"] == []
+    else:
+        assert names == [["p0", "p1", "p2", "q0", "q1", "q2"]]
+        assert [r for r in relations if r[2] == "kp64"] == [("p1", "q1", "kp64"), ("p2", "q0", "kp64")]
+    assert [r for r in relations if r[2] == "dct256"] == [
+        (a, b, "dct256") for x in "pq" for a, b in itertools.combinations((f"{x}0", f"{x}1", f"{x}2"), 2)]
 
 
 def node_config(consortium, member, tmp_path, collection) -> Path:
