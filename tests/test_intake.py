@@ -183,6 +183,31 @@ def test_unknown_fingerprint_version_refused(consortium):
     assert "unknown version 99 of fingerprint algorithm 'dct256'" in err.details()
 
 
+def test_removed_win64_fingerprint_refused(consortium):
+    """A node of an earlier version sends its crop windows (win64 v2) where kp64 now goes: the
+    coordinator no longer knows that kind, and says so rather than storing a record it could
+    never compare."""
+    a = asset("a1", fingerprint(1))
+    a.fingerprints[2].CopyFrom(asset_pb2.Fingerprint(algorithm="win64", version=2, value=bytes(range(8)) * 36))
+    err = refused(consortium, A, batch(consortium, A, [asset("a0", fingerprint(2)), a]))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "asset 1 ('a1')" in err.details()
+    assert "unknown fingerprint algorithm 'win64' (known: dct256, dct64, kp64)" in err.details()
+
+
+@pytest.mark.parametrize("value, message", [
+    (bytes.fromhex("01000100") + bytes(12 * 65), "kp64 v1 value holds 65 points; at most 64"),
+    (bytes.fromhex("01000100") + bytes(13), "kp64 v1 value must be 4 + 12 x n bytes, got 17"),
+    (bytes.fromhex("00800080") + bytes(12), "kp64 v1 extent 128 x 128 is not a picture's (long side 256)"),
+])
+def test_malformed_keypoints_refused(consortium, value, message):
+    a = asset("a1", fingerprint(1))
+    a.fingerprints[2].value = value
+    err = refused(consortium, A, batch(consortium, A, [a]))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "asset 0 ('a1')" in err.details() and message in err.details()
+
+
 def test_payload_not_matching_manifest_refused(consortium):
     req = batch(consortium, A, [asset("a1", fingerprint(1))])
     req.assets = asset_pb2.AssetList(assets=[asset("a9", fingerprint(9))]).SerializeToString()

@@ -15,7 +15,8 @@ import skimage.data
 from PIL import Image
 
 from dedup.node.catalogue import Catalogue
-from dedup.node.scan import scan
+from dedup.node.scan import FINGERPRINTS, scan
+from dedup.v1 import asset_pb2
 
 PHOTO = Image.fromarray(skimage.data.astronaut())
 INC = "http://rightsstatements.org/vocab/InC/1.0/"
@@ -169,3 +170,74 @@ def test_report_command_writes_every_part(tmp_path: Path, tree: Path) -> None:
     assert "master.png" in html and "<script src" not in html and "<link " not in html
     fixity = [json.loads(line) for line in (tmp_path / "report" / "fixity.jsonl").read_text().splitlines()]
     assert len(fixity) == 15
+
+
+def _kinds(record: bytes) -> list[tuple[str, int]]:
+    a = asset_pb2.Asset()
+    a.ParseFromString(record)
+    return [(f.algorithm, f.version) for f in a.fingerprints]
+
+
+def _as_before_keypoints(cat_path: Path) -> None:
+    """Make the catalogue look like one an earlier version scanned: its meta names the
+    fingerprint set with win64 windows, its records carry them, and they were pushed."""
+    db = sqlite3.connect(cat_path)
+    with db:
+        for path, record in db.execute("SELECT path, record FROM files WHERE record IS NOT NULL").fetchall():
+            a = asset_pb2.Asset()
+            a.ParseFromString(record)
+            del a.fingerprints[2:]
+            a.fingerprints.add(algorithm="win64", version=2, value=bytes(range(8)) * 36)
+            old = a.SerializeToString(deterministic=True)
+            db.execute("UPDATE files SET record=?, pushed_record=? WHERE path=?", (old, old, path))
+        db.execute("UPDATE meta SET value='dct256/2,dct64/2,win64/2' WHERE key='fingerprints'")
+    db.close()
+
+
+def test_a_catalogue_made_with_another_fingerprint_set_is_read_again(tmp_path: Path) -> None:
+    """Records of an earlier fingerprint set are never compared, so the next scan reads every
+    file again (unreadable ones too), under the same asset ids, and the next push sends them."""
+    root = tmp_path / "photos"
+    root.mkdir()
+    PHOTO.resize((256, 256)).save(root / "a.png")
+    PHOTO.resize((128, 128)).save(root / "b.jpg", quality=80)
+    (root / "broken.jpg").write_bytes(b"\xff\xd8\xff" + bytes(50))
+    cat_path = tmp_path / "cat.sqlite"
+    cat = Catalogue(cat_path)
+    first = scan(cat, [root], workers=1, progress=False)
+    assert (first.read, first.failed, first.refingerprinted) == (2, 1, 0)
+    assert cat._db.execute("SELECT value FROM meta WHERE key='fingerprints'").fetchone() == (FINGERPRINTS,)
+    assert FINGERPRINTS == "dct256/2,dct64/2,kp64/1"
+    ids = {name: row["asset_id"] for name, row in rows(cat_path).items()}
+    # Up to date: nothing is read again.
+    again = scan(cat, [root], workers=1, progress=False)
+    assert (again.read, again.failed, again.unchanged, again.refingerprinted) == (0, 0, 3, 0)
+    cat.close()
+
+    _as_before_keypoints(cat_path)
+    cat = Catalogue(cat_path)
+    assert cat.unpushed() == []
+    redone = scan(cat, [root], workers=1, progress=False)
+    assert (redone.read, redone.failed, redone.unchanged, redone.refingerprinted) == (2, 1, 0, 3)
+    assert redone.as_dict()["refingerprinted"] == 3
+    after = rows(cat_path)
+    assert {name: row["asset_id"] for name, row in after.items()} == ids
+    for name in ("a.png", "b.jpg"):
+        assert _kinds(after[name]["record"]) == [("dct256", 2), ("dct64", 2), ("kp64", 1)], name
+    assert sorted(Path(p).name for p, _ in cat.unpushed()) == ["a.png", "b.jpg"]
+    assert cat._db.execute("SELECT value FROM meta WHERE key='fingerprints'").fetchone() == (FINGERPRINTS,)
+    # Done once: the scan after that finds everything unchanged.
+    last = scan(cat, [root], workers=1, progress=False)
+    assert (last.read, last.unchanged, last.refingerprinted) == (0, 3, 0)
+
+
+def test_a_catalogue_from_before_the_fingerprint_set_was_recorded_is_read_again(tmp_path: Path) -> None:
+    root = tmp_path / "photos"
+    root.mkdir()
+    PHOTO.resize((128, 128)).save(root / "a.png")
+    cat = Catalogue(tmp_path / "cat.sqlite")
+    scan(cat, [root], workers=1, progress=False)
+    cat._db.execute("DELETE FROM meta WHERE key='fingerprints'")
+    assert cat.refingerprint_if_outdated(FINGERPRINTS) == 1
+    assert cat.refingerprint_if_outdated(FINGERPRINTS) == 0  # recorded at once
+    assert scan(cat, [root], workers=1, progress=False).read == 1
