@@ -13,7 +13,8 @@ from conftest import asset, fingerprint, near
 from test_audit import ORIGIN, entries_of  # noqa: F401
 from test_audit_tamper import resign_all, verify
 from test_intake import batch, submit
-from test_negotiation import (A, ARBITER, B, C, REJECT, consortium, listed, ruling, vote)  # noqa: F401 - fixture
+from test_negotiation import (A, ARBITER, B, C, REJECT, centre_crop_pair, consortium, listed,  # noqa: F401 - fixture
+                              ruling, vote)
 
 
 @pytest.fixture
@@ -33,11 +34,7 @@ def negotiated(consortium, tmp_path):
     vote(consortium, A, p2)
     core.expire_deadlines(p2.deadline_unix)
     # Proposed after the deadline check, so it stays open.
-    full = asset("a9", fingerprint(600), width=1000, height=800)
-    windows = next(f.value for f in full.fingerprints if f.algorithm == "win64")
-    crop = asset("c9", fingerprint(601), width=2000, height=1600)
-    dct64 = next(f for f in crop.fingerprints if f.algorithm == "dct64")
-    dct64.value = windows[35 * 8:36 * 8] + dct64.value[8:]
+    full, crop = centre_crop_pair(tmp_path, "a9", "c9")
     submit(consortium, A, batch(consortium, A, [full], seq=9))
     submit(consortium, C, batch(consortium, C, [crop], seq=9))
     out = tmp_path / "export"

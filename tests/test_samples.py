@@ -118,7 +118,7 @@ def test_different_photographs_never_match(sample: SampleSet, links) -> None:
 
 
 def test_crops_are_in_groups_and_labelled_as_crops(sample: SampleSet, links) -> None:
-    """Crops are found through win64 windows and labelled with the share of the original kept."""
+    """Crops are placed in their originals by keypoints and labelled with the share kept."""
     assert len(sample.crops) == 2
     grouped = {ref for g in sample.groups for ref in g}
     for crop, original in sample.crops:
@@ -127,7 +127,7 @@ def test_crops_are_in_groups_and_labelled_as_crops(sample: SampleSet, links) -> 
         assert any({crop, original} <= set(g) for g in sample.groups)
         assert sample.sources[crop] == sample.sources[original]
         found = links[frozenset((crop, original))]
-        assert (relation_name(found.relation), found.algorithm) == ("cropped", "win64")
+        assert (relation_name(found.relation), found.algorithm) == ("cropped", "kp64")
         assert 0.68 <= found.kept <= 0.9, found.kept
 
 
@@ -142,4 +142,4 @@ def test_unreadable_files_are_refused(sample: SampleSet) -> None:
 def test_readable_files_have_fingerprints(sample: SampleSet, facts) -> None:
     for ref, fact in facts.items():
         assert not fact.low_information, ref
-        assert [(n, v) for n, v, _ in fact.fingerprints] == [("dct256", 2), ("dct64", 2), ("win64", 2)], ref
+        assert [(n, v) for n, v, _ in fact.fingerprints] == [("dct256", 2), ("dct64", 2), ("kp64", 1)], ref
