@@ -3,7 +3,7 @@ master's choice stands, without storing anything of the query.
 
 A queried file is matched exactly as intake would match it: the same candidate search, the
 same rule, and for a candidate already in a cluster the same verification (it must match
-more than half of the cluster's copies by the loosened rule), so a lookup never reports a
+at least half of the cluster's copies by the loosened rule), so a lookup never reports a
 match intake would not record. The answer names the master's member, opaque asset id and
 declared evidence, never a fingerprint. What was asked is kept nowhere: only a count of
 lookups per member, logged periodically as a coordinator-signed LookupsCounted entry.

@@ -7,10 +7,11 @@ So a cluster is grown the way the coordinator grows it (SPEC.md section 6), stro
 first:
 
 * two single copies join on their link;
-* a single copy joins a cluster only if it also matches more than half of the cluster's
+* a single copy joins a cluster only if it also matches at least half of the cluster's
   representatives (its first ``REPRESENTATIVES`` members) by the rule loosened by
   ``VERIFY_SLACK``;
-* two clusters of two or more copies merge only when more than one pair links them.
+* two clusters of two or more copies merge only when more than one pair links them, through
+  at least two copies on each side.
 
 Pure: the caller gives the links and a way to compare two copies.
 """
@@ -41,10 +42,14 @@ def strength(lk: Link) -> tuple[int, int]:
 
 
 def majority(candidate: Hashable, members: Iterable[Hashable], agrees: Callable[[Hashable, Hashable], bool]) -> bool:
-    """Does ``candidate`` agree with more than half of the first ``REPRESENTATIVES`` members
-    (in their given order)? Stops as soon as the answer is known."""
+    """Does ``candidate`` agree with at least half of the first ``REPRESENTATIVES`` members
+    (in their given order)? Stops as soon as the answer is known. Half, not more: a cluster of
+    a picture and one crop of it must take a copy of the picture that does not contain the
+    crop's part well enough to match it."""
     reps = list(members)[:REPRESENTATIVES]
-    need = len(reps) // 2 + 1
+    if not reps:
+        return False
+    need = (len(reps) + 1) // 2
     agree = 0
     for left, m in enumerate(reps):
         if agree + (len(reps) - left) < need:
@@ -78,11 +83,12 @@ def cluster(n: int, links: Sequence[tuple[int, int, Link]], agrees: Callable[[in
             continue
         a, b = members[ri], members[rj]
         if len(a) > 1 and len(b) > 1:
-            # Two established clusters: more than one pair must link them.
+            # Two established clusters: more than one pair must link them, and not all through
+            # one copy (a matte linked to every copy of another picture is still one link).
             small, big = (a, b) if len(a) <= len(b) else (b, a)
             big_root = find(big[0])
-            pairs = sum(1 for x in small for y in adjacent[x] if find(y) == big_root)
-            if pairs < 2:
+            pairs = [(x, y) for x in small for y in adjacent[x] if find(y) == big_root]
+            if len({x for x, _ in pairs}) < 2 or len({y for _, y in pairs}) < 2:
                 continue
         elif len(a) > 1 or len(b) > 1:
             single, group = (b, a) if len(a) > 1 else (a, b)

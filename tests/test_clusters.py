@@ -1,5 +1,6 @@
 """Clusters that one weak link cannot chain (``dedup.clusters``): two established clusters
-merge only on more than one linking pair, a single copy joins only a majority of a cluster's
+merge only on more than one linking pair through two copies on each side, a single copy joins
+only when it agrees with at least half of a cluster's
 representatives, links are taken strongest first, and the input's order does not matter."""
 
 from __future__ import annotations
@@ -39,9 +40,15 @@ def test_one_link_does_not_chain_two_clusters() -> None:
 def test_two_linking_pairs_merge_two_clusters() -> None:
     links = clique([0, 1, 2]) + clique([3, 4, 5]) + [(2, 3, PLACED), (1, 4, PLACED)]
     assert cluster(6, links, agree_within([0, 1, 2], [3, 4, 5])) == [[0, 1, 2, 3, 4, 5]]
-    # Two links from one copy to two of the other cluster are two pairs too.
-    links = clique([0, 1, 2]) + clique([3, 4, 5]) + [(2, 3, PLACED), (2, 4, PLACED)]
-    assert cluster(6, links, agree_within([0, 1, 2], [3, 4, 5])) == [[0, 1, 2, 3, 4, 5]]
+
+
+def test_links_all_through_one_copy_do_not_merge_two_clusters() -> None:
+    """A matte that looks like part of another picture links to every copy of that picture: many
+    pairs, one link. Two copies on each side must take part."""
+    links = clique([0, 1, 2]) + clique([3, 4, 5]) + [(2, 3, PLACED), (2, 4, PLACED), (2, 5, PLACED)]
+    assert cluster(6, links, agree_within([0, 1, 2], [3, 4, 5])) == [[0, 1, 2], [3, 4, 5]]
+    links = clique([0, 1, 2]) + clique([3, 4, 5]) + [(0, 3, PLACED), (1, 3, PLACED), (2, 3, PLACED)]
+    assert cluster(6, links, agree_within([0, 1, 2], [3, 4, 5])) == [[0, 1, 2], [3, 4, 5]]
 
 
 def test_two_single_copies_join_on_their_link() -> None:
@@ -52,17 +59,25 @@ def test_two_single_copies_join_on_their_link() -> None:
     assert cluster(3, [(0, 2, PLACED)], never) == [[0, 2]]
 
 
-def test_a_single_copy_joins_only_a_majority_of_the_cluster() -> None:
-    """Linked to copy 0 of a four-copy cluster, copy 4 must agree with three of the four."""
-    links = clique([0, 1, 2, 3]) + [(0, 4, PLACED)]
-    assert cluster(5, links, lambda x, y: {x, y} in ({4, 0}, {4, 1}) or {x, y} <= {0, 1, 2, 3}) == [[0, 1, 2, 3]]
-    assert cluster(5, links, lambda x, y: {x, y} in ({4, 0}, {4, 1}, {4, 2}) or {x, y} <= {0, 1, 2, 3}) == [
-        [0, 1, 2, 3, 4]]
+def test_a_single_copy_joins_only_when_it_agrees_with_half_the_cluster() -> None:
+    """Linked to copy 0 of a five-copy cluster, copy 5 must agree with three of the five."""
+    links = clique([0, 1, 2, 3, 4]) + [(0, 5, PLACED)]
+    inside = {0, 1, 2, 3, 4}
+    assert cluster(6, links, lambda x, y: {x, y} in ({5, 0}, {5, 1}) or {x, y} <= inside) == [[0, 1, 2, 3, 4]]
+    assert cluster(6, links, lambda x, y: {x, y} in ({5, 0}, {5, 1}, {5, 2}) or {x, y} <= inside) == [
+        [0, 1, 2, 3, 4, 5]]
+
+
+def test_a_copy_of_the_picture_joins_a_picture_and_its_crop() -> None:
+    """A picture and a crop of it; a greyscale copy of the picture matches the picture but not
+    the crop (too little of the crop's part survives): half of two is enough."""
+    links = [(0, 1, PLACED), (0, 2, WHOLE)]
+    assert cluster(3, links, lambda x, y: {x, y} != {1, 2}) == [[0, 1, 2]]
 
 
 def test_only_the_first_representatives_are_asked() -> None:
     """A cluster of 20: the newcomer is checked against its first 16 members only, and must
-    agree with more than 8 of them (agreeing with members 8..19, 12 of 20, is not enough)."""
+    agree with at least 8 of them (agreeing with members 9..19, 11 of 20, is not enough)."""
     assert REPRESENTATIVES == 16
     big = list(range(20))
     links = clique(big) + [(19, 20, PLACED)]
@@ -76,9 +91,9 @@ def test_only_the_first_representatives_are_asked() -> None:
             return True
         return agrees
 
-    assert cluster(21, links, agrees_from(8)) == [big]
+    assert cluster(21, links, agrees_from(9)) == [big]
     assert max(asked) < 16  # never beyond the representatives
-    assert cluster(21, links, agrees_from(7)) == [big + [20]]
+    assert cluster(21, links, agrees_from(8)) == [big + [20]]
 
 
 def test_majority_stops_once_the_answer_is_known() -> None:
@@ -88,27 +103,30 @@ def test_majority_stops_once_the_answer_is_known() -> None:
         asked.append(y)
         return y % 2 == 0
 
-    assert majority("new", range(10), agrees) is False  # 5 of 10 is not more than half
-    assert asked == list(range(10))
+    assert majority("new", range(11), agrees) is True  # 6 of 11
+    assert asked == list(range(11))
     asked.clear()
-    # Five disagreeing first: the other five cannot make six.
-    assert majority("new", [1, 3, 5, 7, 9, 0, 2, 4, 6, 8], agrees) is False
-    assert asked == [1, 3, 5, 7, 9]
+    assert majority("new", range(1, 12), agrees) is False  # 5 of 11 is under half
     asked.clear()
-    assert majority("new", [0, 2, 4, 1, 3], agrees) is True
+    # Six disagreeing first: the other five cannot make six.
+    assert majority("new", [1, 3, 5, 7, 9, 11, 0, 2, 4, 6, 8], agrees) is False
+    assert asked == [1, 3, 5, 7, 9, 11]
+    asked.clear()
+    assert majority("new", [0, 2, 4, 1, 3, 5], agrees) is True  # 3 of 6 is half
     assert asked == [0, 2, 4]
     assert majority("new", [], agrees) is False
 
 
 def test_strongest_links_first() -> None:
-    """Copy 1 is identical bytes to 2, and linked by keypoints to 0, which 2 does not resemble.
-    The identical pair forms first, so 0 cannot join it."""
+    """Copies 1, 2 and 3 are identical bytes, and 1 is linked by keypoints to 0, which 2 and 3
+    do not resemble. The identical trio forms first, so 0 cannot join it (one of three)."""
     def agrees(x: int, y: int) -> bool:
-        return {x, y} != {0, 2}
+        return 0 not in (x, y) or {x, y} == {0, 1}
 
-    assert cluster(3, [(0, 1, PLACED), (1, 2, BYTES)], agrees) == [[1, 2]]
-    # Were the two links equally strong, the first pair in index order would form first.
-    assert cluster(3, [(0, 1, PLACED), (1, 2, PLACED)], agrees) == [[0, 1]]
+    identical = [(1, 2, BYTES), (2, 3, BYTES), (1, 3, BYTES)]
+    assert cluster(4, [(0, 1, PLACED)] + identical, agrees) == [[1, 2, 3]]
+    # Were the links equally strong, the first pair in index order would form first.
+    assert cluster(4, [(0, 1, PLACED), (1, 2, PLACED), (2, 3, PLACED), (1, 3, PLACED)], agrees) == [[0, 1, 2, 3]]
 
 
 def test_strength_order() -> None:

@@ -196,9 +196,9 @@ def test_removed_win64_fingerprint_refused(consortium):
 
 
 @pytest.mark.parametrize("value, message", [
-    (bytes.fromhex("01000100") + bytes(12 * 65), "kp64 v1 value holds 65 points; at most 64"),
-    (bytes.fromhex("01000100") + bytes(13), "kp64 v1 value must be 4 + 12 x n bytes, got 17"),
-    (bytes.fromhex("00800080") + bytes(12), "kp64 v1 extent 128 x 128 is not a picture's (long side 256)"),
+    (bytes.fromhex("01400140") + bytes(12 * 65), "kp64 v1 value holds 65 points; at most 64"),
+    (bytes.fromhex("01400140") + bytes(13), "kp64 v1 value must be 4 + 12 x n bytes, got 17"),
+    (bytes.fromhex("00800080") + bytes(12), "kp64 v1 extent 128 x 128 is not a picture's (long side 320)"),
 ])
 def test_malformed_keypoints_refused(consortium, value, message):
     a = asset("a1", fingerprint(1))
@@ -254,11 +254,14 @@ def test_certificate_from_foreign_ca_cannot_connect(consortium, tmp_path):
 
 
 def test_cluster_does_not_chain_through_loose_links(consortium):
-    """X~Y and Y~Z within the threshold, but X and Z far apart: Z must not join X's cluster."""
+    """X~Y and Y~Z within the threshold, but X and Z far apart: Z must not join the cluster of
+    X, a second copy of X and Y (it matches one of three representatives; at least half must
+    agree). A cluster of two takes a copy that matches either: a picture and its crop must take
+    a copy of the picture that does not contain the crop's part."""
     from dedup.matching import DEFAULT_THRESHOLD as t
     x = fingerprint(21)
-    y = near(x, t, seed=1)
-    # z is within t of y but about 2t from x.
+    y = near(x, t - 4, seed=1)  # within t of x and of x2 (x2 is 2 bits from x)
+    # z is within t of y but 2t - 4 from x, beyond the verification's loosened distance.
     zb = bytearray(y)
     flipped = 0
     for bit in range(256):
@@ -268,8 +271,9 @@ def test_cluster_does_not_chain_through_loose_links(consortium):
             if flipped == t:
                 break
     z = bytes(zb)
-    submit(consortium, A, batch(consortium, A, [asset("x", x)]))
-    submit(consortium, B, batch(consortium, B, [asset("y", y)]))
+    submit(consortium, A, batch(consortium, A, [asset("x", x), asset("x2", near(x, 2, seed=5))]))
+    r = submit(consortium, B, batch(consortium, B, [asset("y", y)]))
+    assert r.new_matches == 2
     r = submit(consortium, C, batch(consortium, C, [asset("z", z)]))
     assert r.new_matches == 0
     assert consortium.query("SELECT COUNT(*) FROM clusters WHERE asset_id='z'") == [(0,)]
