@@ -333,6 +333,14 @@ class Coordinator:
         existing = sorted({m.cluster_of[c.key] for c in accepted if c.key in m.cluster_of})
         if key in m.cluster_of:
             existing = sorted(set(existing) | {m.cluster_of[key]})
+        if len(existing) > 1:
+            # Two clusters meet in this copy: it joins the one it is held in, else the one with
+            # most of its links; another merges in only if it also matches that one elsewhere.
+            links_to = {cid: sum(1 for c in accepted if m.cluster_of.get(c.key) == cid) for cid in existing}
+            home = m.cluster_of.get(key) or min(existing, key=lambda cid: (-links_to[cid], cid))
+            joined_clusters = {home} | {cid for cid in existing if cid != home and m.bridged(home, cid)}
+            accepted = [c for c in accepted if m.cluster_of.get(c.key, home) in joined_clusters]
+            existing = sorted(joined_clusters)
         target = existing[0] if existing else new_cluster_id(accepted[0].key, key)
         for other in existing[1:]:
             Store.rename_cluster(txn.db, other, target)

@@ -2,7 +2,7 @@
 
 Candidates come from the shared candidate index; a candidate becomes a link only if the
 shared matching rule accepts it; and a link joins an existing cluster only after
-verification: the new asset must also match more than half of that cluster's representatives
+verification: the new asset must also match at least half of that cluster's representatives
 (``dedup.clusters``: the rule loosened by ``VERIFY_SLACK``, against at most its first 16
 copies), so a single loose link cannot chain unrelated photographs together.
 """
@@ -16,7 +16,7 @@ from typing import Callable
 from dataclasses import dataclass
 
 from dedup.candidates import CandidateIndex
-from dedup.clusters import VERIFY_SLACK, majority
+from dedup.clusters import REPRESENTATIVES, VERIFY_SLACK, majority
 from dedup.fingerprint.wire import Hashes
 from dedup.matching import PARSE, Link, Rule, compared_hashes, link
 from dedup.v1 import asset_pb2
@@ -160,8 +160,23 @@ class Matcher:
         other, ho = found
         return link(other, asset, self.rule if rule is None else rule, ha=ho, hb=parsed)
 
+    def bridged(self, a: str, b: str) -> bool:
+        """Does some copy of cluster ``a`` match some copy of cluster ``b`` (their first
+        representatives, by the loosened rule)? Two clusters a new copy links to both are
+        merged only then: one copy alone is one link, however many copies it matches."""
+        left = sorted(self.members_of.get(a, ()))[:REPRESENTATIVES]
+        right = sorted(self.members_of.get(b, ()))[:REPRESENTATIVES]
+        for k in left:
+            found = self._cached(k)
+            if found is None:
+                continue
+            asset, h = found
+            if any(self.link(r, asset, h, self.verify_rule) is not None for r in right if r[0] != k[0]):
+                return True
+        return False
+
     def verified(self, asset: asset_pb2.Asset, cluster_id: str, parsed: Hashes | None | object = PARSE) -> bool:
-        """Does ``asset`` also match more than half of the cluster's representatives (its first
+        """Does ``asset`` also match at least half of the cluster's representatives (its first
         ``dedup.clusters.REPRESENTATIVES`` copies, by key)? ``parsed`` may pass
         ``compared_hashes(asset)`` when the caller has it."""
         h = compared_hashes(asset) if parsed is PARSE else parsed
