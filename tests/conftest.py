@@ -150,12 +150,13 @@ def near(value: bytes, flips: int, seed: int = 0) -> bytes:
     return bytes(b)
 
 
-def keypoints(rng: random.Random, count: int = 8, width: int = 256, height: int = 192) -> bytes:
+def keypoints(rng: random.Random, count: int = 8, width: int = 320, height: int = 240) -> bytes:
     """A valid kp64 v1 value: the header of a ``width`` x ``height`` working picture and
     ``count`` points with random hashes, positions inside it and middling scales."""
     out = bytearray(width.to_bytes(2, "big") + height.to_bytes(2, "big"))
     for _ in range(count):
-        x, y = rng.randrange(width * 16), rng.randrange(height * 16)
+        # Positions are 12-bit shares of the long side.
+        x, y = rng.randrange(4096 * width // max(width, height)), rng.randrange(4096 * height // max(width, height))
         out += rng.randbytes(8) + ((x << 12) | y).to_bytes(3, "big") + bytes((rng.randrange(40, 120),))
     return bytes(out)
 

@@ -70,7 +70,7 @@ def _copy(p: dict, rng: random.Random, rule: Rule) -> dict:
 
 def _points(values: list[bytes], rng: random.Random) -> bytes:
     """A kp64 value: the picture's extent, then each point's hash, position and scale."""
-    out = bytearray((256).to_bytes(2, "big") + (192).to_bytes(2, "big"))
+    out = bytearray((320).to_bytes(2, "big") + (240).to_bytes(2, "big"))
     for v in values:
         out += v + ((rng.randrange(4096) << 12) | rng.randrange(4096)).to_bytes(3, "big") + bytes((rng.randrange(256),))
     return bytes(out)

@@ -205,7 +205,7 @@ def test_dct256_v2_accepts_parts_that_are_only_partly_flat() -> None:
     assert validate("dct256", 2, bytes(value)) is DCT256_V2
 
 
-def _kp64(count: int, width: int = 256, height: int = 170) -> bytes:
+def _kp64(count: int, width: int = 320, height: int = 213) -> bytes:
     """A kp64 v1 value: the header, then ``count`` points of distinct bytes."""
     head = width.to_bytes(2, "big") + height.to_bytes(2, "big")
     return head + b"".join(bytes((k + i) % 256 for i in range(12)) for k in range(count))
@@ -215,7 +215,7 @@ def _kp64(count: int, width: int = 256, height: int = 170) -> bytes:
 def test_kp64_accepts_any_number_of_points_up_to_64(count: int) -> None:
     """A flat picture has no keypoints, a busy one 64; any count between is a valid value."""
     assert validate("kp64", 1, _kp64(count)) is KP64_V1
-    assert validate("kp64", 1, bytearray(_kp64(count, 100, 256))) is KP64_V1
+    assert validate("kp64", 1, bytearray(_kp64(count, 125, 320))) is KP64_V1
 
 
 def test_kp64_accepts_degenerate_point_hashes() -> None:
@@ -238,9 +238,9 @@ def test_kp64_accepts_degenerate_point_hashes() -> None:
         ("kp64", 1, b"\x01\x00", "must be 4 \\+ 12 x n bytes, got 2"),
         ("kp64", 1, _kp64(2) + b"\0", "must be 4 \\+ 12 x n bytes, got 29"),
         ("kp64", 1, _kp64(65), "holds 65 points; at most 64"),
-        ("kp64", 1, _kp64(2, 255, 170), "extent 255 x 170 is not a picture's \\(long side 256\\)"),
-        ("kp64", 1, _kp64(2, 256, 0), "extent 256 x 0 is not a picture's"),
-        ("kp64", 1, _kp64(2, 512, 256), "extent 512 x 256 is not a picture's"),
+        ("kp64", 1, _kp64(2, 319, 213), "extent 319 x 213 is not a picture's \\(long side 320\\)"),
+        ("kp64", 1, _kp64(2, 320, 0), "extent 320 x 0 is not a picture's"),
+        ("kp64", 1, _kp64(2, 640, 320), "extent 640 x 320 is not a picture's"),
         ("dct64", 2, bytes(8) + bytes(range(1, 9)), "degenerate dct64 v2 fingerprint \\(part 0\\): all bits are 0"),
         ("dct64", 2, bytes(range(1, 9)) + b"\xff" * 8, "degenerate dct64 v2 fingerprint \\(part 1\\): all bits are 1"),
         ("dct256", 2, "ab" * 128, "must be bytes"),

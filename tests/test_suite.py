@@ -37,14 +37,31 @@ SYNTHETIC_DIHEDRAL = (
     "987c08d0ad7ebce08c1eaa989d7ea8c79d579ec3ab1fb983894bab80a90f89c1",
 )
 SYNTHETIC_LOW = "eaaa603aaaf1518f"
-#: kp64 v1 of the synthetic pattern, every byte (points.to_bytes): its 13 keypoints.
+#: kp64 v1 of the synthetic pattern, every byte (points.to_bytes): its 64 keypoints.
 SYNTHETIC_POINTS = (
-    "00d50100"
-    "5fea841f906bc07abc811b32" "4a6ab78aa1d42dcdade6d434" "c097374c38b7be18be3c9932"
-    "522abf78a0f5e0f0ab659938" "75c708008f6b676f63663836" "646d380cbf8af28e65d56f38"
-    "ed1ebd478107a4935e8ecb41" "1e6301b06437773f6e09ed44" "cdd21f4ad5d5a054681bb03d"
-    "987842c0c07ff1f7610dc33d" "4ac50015ffd0ffd027b98a45" "853fbd757070e070c2cd6838"
-    "8d416b30739ff2944d77645d"
+    "010b0140"
+    "5fe8801f28d380ffc69ca937" "57e8801fa84ba74fbd613238" "c2ef15bf40aa15aa2fae5c2c"
+    "9f4542171f074f0f9a7b172c" "c0eb1fba55a055aa351c872c" "e8ef95bec0e854a027a2b12c"
+    "c8bbdbda9a1a5218cac89a34" "bf45c0159742ab2f9fc9c22c" "8042401ab5fef5fe7268c02b"
+    "c897d0dff09c609cc30a2430" "cc13d0dfb0dec09ac5b9a430" "cf9f12dfb098e090c8292232"
+    "661a12d525d527d7377dc22d" "ef40971782078f4fc3d5f52d" "8040d5b5ece9f0fc10e94938"
+    "37952a7eb0f470708fecda2d" "80e055b5ef213f3518f6f438" "623f7ed5e05528543a3c982d"
+    "329528d56dd5651708774c2c" "e0bf80ff90b590b4c9b2a42d" "9535807fe23722370c2e762c"
+    "d54a001fbf0b2f0fb3d3d538" "ee1d3a753a703870c701d22d" "19154af5cab5cab40981a12d"
+    "36b0477ff0747070929bb02d" "e4bf94f590f430b0c1a4d02d" "b115e15de017e11f0b26212c"
+    "9815427547754f370c21212c" "e4b5b5603ef038f0bed5fd2b" "80e0f5be4be8fca01b45fc35"
+    "4f3f1fec80f800f8c0b8a82b" "953fa0257e05ea1711cc442d" "eb3f182780970797b4a7042e"
+    "e55d600a3f0a6f0fa1091d32" "ddc15f056a052f173bcad532" "886b4aaa1faa5daa8e6e9c32"
+    "c197f18d2cacbca8b85d2e2e" "6f1b1f0703070f1fc72ed62c" "b72a4ac46a556ad52725192b"
+    "8bc06aa01fa07fb7991bc732" "df6a3f0a420a2e1f30fdaa32" "3f91c06ae0fec0f8302c992c"
+    "953f8a656ab44ab4099ef02b" "0fc1e02a5f6a7a6a1227f038" "d06a0f15e4a7a70f13d1ff2b"
+    "874ae01f1b87874fc156f32b" "4a6ab58007953f9fad76d737" "f2803f603f3c3e70a844d92c"
+    "b52a6acaea156a951c881a2c" "352ab5d5f0c4e8c59e0a4f37" "6000e07fa56ead7e2c2f2337"
+    "6280f05fb57a947a29722436" "a0803f6f3efc3870a047822d" "17c07870e66f382f276ed530"
+    "f52a6ac56ad468d42c83702d" "7fc0f038cd3e303a2471cc34" "054aa0833b8fbf8fb959492c"
+    "25b63a6097f0c6f4c0fe3144" "0a6a259bb2956d97a2daa232" "2935b66082f7c1e7b9c23c3f"
+    "ffe5003a20c780ffb4f29b2e" "3f15c0eac0fac0fa2282cd31" "aa4a559555a597952fe1d92e"
+    "98c2278b47874f8f0998fe2c"
 )
 CAMERA_DIHEDRAL = (
     "e307821480cf87f99d3919b17846664ef0efc3a767302f111f1e962f5cb93931",
@@ -59,7 +76,7 @@ CAMERA_DIHEDRAL = (
 CAMERA_LOW = "f38280c79d197ce6"
 #: kp64 v1 of camera: how many keypoints, and the strongest one's hash and quantised position
 #: (x, y as 12-bit fractions of the long side) and scale byte.
-CAMERA_POINTS = (64, "9eccd995c5ccc4c4", 1444, 1599, 54)
+CAMERA_POINTS = (64, "9eced995c5ccc0c4", 1445, 1602, 54)
 
 
 def arrays() -> dict[str, np.ndarray]:
@@ -94,7 +111,7 @@ def test_pinned_keypoints() -> None:
     count, first, x, y, scale = CAMERA_POINTS
     value = points.to_bytes(compute(camera()).points)
     assert len(value) == points.HEADER + points.POINT_BYTES * count
-    assert value[:4] == bytes.fromhex("01000100")  # 256 x 256: camera is square
+    assert value[:4] == bytes.fromhex("01400140")  # 320 x 320: camera is square
     head = value[4:16]
     pos = int.from_bytes(head[8:11], "big")
     assert (head[:8].hex(), pos >> 12, pos & 0xFFF, head[11]) == (first, x, y, scale)
@@ -177,7 +194,7 @@ def test_keypoints_lie_in_the_picture_in_long_side_units() -> None:
 def test_a_flat_picture_has_no_keypoints() -> None:
     p = compute(np.full((100, 80), 128.0, dtype=np.float32)).points
     assert len(p) == 0
-    assert points.to_bytes(p) == bytes.fromhex("00cd0100")  # 205 x 256: 80/100 of the long side
+    assert points.to_bytes(p) == bytes.fromhex("01000140")  # 256 x 320: 80/100 of the long side
     points.check(points.to_bytes(p))
 
 
@@ -208,7 +225,7 @@ def test_to_bytes_layout() -> None:
     p = Points(1.0, 0.5, np.array([0.0, 1.0]), np.array([0.5, 0.25]), np.array([1 / 1024, 1 / 64]),
                np.array([0x0123456789ABCDEF, 2**64 - 1], dtype=np.uint64))
     assert points.to_bytes(p).hex() == (
-        "01000080"  # 256 x 128
+        "014000a0"  # 320 x 160
         "0123456789abcdef" "000800" "00"  # x 0, y 0.5 * 4095 = 2047.5 -> 2048; sigma 1/1024 -> 0
         "ffffffffffffffff" "fff400" "40"  # x 4095, y 0.25 * 4095 = 1023.75 -> 1024; 16 * log2(16)
     )
@@ -225,8 +242,8 @@ def test_points_check_accepts_a_computed_value() -> None:
     [
         (b"", "must be 4 \\+ 12 x n bytes, got 0"),
         (b"\x01\x00\x01", "must be 4 \\+ 12 x n bytes, got 3"),
-        (bytes.fromhex("01000100") + bytes(13), "must be 4 \\+ 12 x n bytes, got 17"),
-        (bytes.fromhex("01000100") + bytes(12 * 65), "holds 65 points; at most 64"),
+        (bytes.fromhex("01400140") + bytes(13), "must be 4 \\+ 12 x n bytes, got 17"),
+        (bytes.fromhex("01400140") + bytes(12 * 65), "holds 65 points; at most 64"),
         (bytes.fromhex("00ff00c0") + bytes(12), "extent 255 x 192 is not a picture's"),
         (bytes.fromhex("01000000") + bytes(12), "extent 256 x 0 is not a picture's"),
         (bytes.fromhex("01010100"), "extent 257 x 256 is not a picture's"),

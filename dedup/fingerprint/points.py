@@ -10,8 +10,10 @@ Steps (every party that computes ``kp64`` v1 follows them; values differ across 
 only by floating-point noise, which the matching tolerates):
 
 1. Input: the luminance of the whole picture (after undoing skew, before trimming), any size
-   at least 32 x 32. It is box-resampled (Pillow ``BOX``, float32) so its long side is
-   ``WORK`` = 256 px, then standardised (mean 0, standard deviation 1; a flat image has none).
+   at least 32 x 32. It is resampled (Pillow, float32: ``BOX`` to shrink, ``BILINEAR`` to
+   enlarge a smaller picture) so its long side is ``WORK`` = 320 px, the luminance's own size
+   for pictures of that size or more, then standardised (mean 0, standard deviation 1; a flat
+   image has none).
 2. Scale space: the image is blurred to sigma 1.6 (assuming 0.5 already present), then for
    each octave six Gaussian levels sigma 1.6 * 2^(i/3), i = 0..5 (``scipy.ndimage``
    ``gaussian_filter``, mode ``reflect``, truncated at 3 sigma, each level blurred from the
@@ -23,7 +25,7 @@ only by floating-point noise, which the matching tolerates):
    refined by one Newton step on the quadratic fit of its 3 x 3 x 3 neighbourhood (dropped if
    the step exceeds 0.6 of a sample); edge-like points, whose principal curvature ratio exceeds
    ``EDGE_RATIO``, are dropped. Scale: sigma = 1.6 * 2^((layer + step + 0.5) / 3) octave pixels.
-   A point whose patch (radius ``RADIUS`` sigma) leaves the image, or whose sigma is under
+   A point whose patch (radius ``RADIUS`` = 4 sigma) leaves the image, or whose sigma is under
    2 working pixels, is dropped.
 4. Selection: by refined |DoG| (strongest first; ties by x, then y), skipping a point within
    0.7 x the smaller sigma of one already taken at a scale ratio in (0.6, 1.6); at most
@@ -50,7 +52,7 @@ from scipy import ndimage
 
 ALGORITHM = "kp64"
 VERSION = 1
-WORK = 256
+WORK = 320
 SIGMA0 = 1.6
 PER_OCTAVE = 3
 MAX_OCTAVES = 5
@@ -67,10 +69,18 @@ POINT_BYTES = 12
 _POS = 4095
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Points:
     """Keypoints in units of the picture's long side: ``x``, ``y`` (0..width, 0..height of
     the picture's extent ``(width, height)``), ``sigma``, and their 64-bit hashes."""
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Points):
+            return NotImplemented
+        return (self.width, self.height) == (other.width, other.height) and all(
+            np.array_equal(getattr(self, f), getattr(other, f)) for f in ("x", "y", "sigma", "hashes"))
+
+    __hash__ = None  # arrays: a value, not a key
 
     width: float  # the picture's extent, long side = 1.0
     height: float
@@ -180,7 +190,8 @@ def compute(gray: np.ndarray) -> Points:
     h0, w0 = gray.shape
     f = WORK / max(h0, w0)
     h, w = max(16, round(h0 * f)), max(16, round(w0 * f))
-    img = np.asarray(Image.fromarray(np.asarray(gray, dtype=np.float32), mode="F").resize((w, h), Image.BOX),
+    resample = Image.BOX if w <= w0 and h <= h0 else Image.BILINEAR  # box averaging only shrinks
+    img = np.asarray(Image.fromarray(np.asarray(gray, dtype=np.float32), mode="F").resize((w, h), resample),
                      dtype=np.float32)
     long = float(max(h, w))
     spread = float(img.std())
