@@ -147,7 +147,7 @@ class Placement:
 
     inner: int  # 1: the first picture of ``place`` lies in the second; 2: the other way
     kept: float  # the inner picture's share of the outer picture's area
-    coverage: float  # the agreeing points' extent over the inner picture (the smaller axis)
+    coverage: float  # the agreeing points' extent over that of all the inner picture's points (smaller axis)
     support: float  # agreeing points / inner points that fall inside the outer picture
     inliers: int
     scale: float  # outer units per inner unit
@@ -181,7 +181,10 @@ def placement(al: Alignment, a: Points, b: Points, margin: float) -> Placement |
         inside = (ix >= 0) & (ix <= b.width) & (iy >= 0) & (iy <= b.height)
         scale, angle = al.scale, al.angle
         box = _box(ax, ay, b)
-    cov = min(np.ptp(pts.x[idx]) / pts.width, np.ptp(pts.y[idx]) / pts.height)
+    # How widely the agreeing points spread over where the inner picture has points at all (a
+    # picture's detail may sit in one part of it: an object on plain ground).
+    ext_x, ext_y = np.ptp(pts.x[inside]) if inside.any() else 0.0, np.ptp(pts.y[inside]) if inside.any() else 0.0
+    cov = min(np.ptp(pts.x[idx]) / ext_x if ext_x > 0 else 0.0, np.ptp(pts.y[idx]) / ext_y if ext_y > 0 else 0.0)
     support = idx.size / max(1, int(inside.sum()))
     return Placement(inner, min(1.0, inner_area / outer_area), float(cov), float(support), al.inliers,
                      float(scale), float(angle), box)

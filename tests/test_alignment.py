@@ -86,7 +86,8 @@ def test_the_placement_says_which_is_inner_and_where() -> None:
     assert p.box == pytest.approx((cx.min(), cy.min() / 0.8, cx.max(), cy.max() / 0.8), abs=0.01)
     # Every one of a's points falls inside b; 20 of its 30 agree.
     assert p.support == pytest.approx(20 / 30)
-    ptp = min(np.ptp(a.x[:20]) / 1.0, np.ptp(a.y[:20]) / 0.75)
+    # Coverage: the agreeing points' spread over the spread of all of a's points inside b.
+    ptp = min(np.ptp(a.x[:20]) / np.ptp(a.x), np.ptp(a.y[:20]) / np.ptp(a.y))
     assert p.coverage == pytest.approx(ptp)
     # Asked the other way round: the same placement, b's inner picture now the second.
     back = align(b, a, RADIUS, TOLERANCE)
