@@ -22,8 +22,9 @@ constant tone on the 128 x 128 grid of the frame: connected cells that differ fr
 right and lower neighbours by under one grey level, at least ``MIN_AREA`` cells, whose tone
 varies by at most ``AREA_RANGE`` over the whole area (a smooth gradient is one connected run of
 such cells, but not of one tone). An image is a few flat areas when such areas cover at least
-``FEW_AREAS_COVER`` of the grid (what is left is their edges) and number at most
-``FEW_AREAS``. Measured: colour targets and single shapes on plain or transparent grounds
+``FEW_AREAS_COVER`` of the grid and number at most ``FEW_AREAS``, and what is left is their
+edges: at most ``AWAY_FROM_AREAS`` of the grid lies more than ``EDGE_WIDTH`` cells from every
+area (a textured object on plain ground, a nebula on black, is a picture). Measured: colour targets and single shapes on plain or transparent grounds
 cover 0.95-0.99 in 1-6 areas; rendered vector artwork and clipart covers a median 0.63 in a
 median of 17 areas, political maps 0.59-0.87 in 9-67, photographs and paintings at most 0.79;
 smooth designed backgrounds (gradients and soft shapes) under 0.1. Posters, vector artwork
@@ -43,6 +44,10 @@ MIN_AREA = 16
 AREA_RANGE = 8.0
 FEW_AREAS_COVER = 0.9
 FEW_AREAS = 8
+#: Cells within this many of an area are its edge.
+EDGE_WIDTH = 2
+#: Share of the grid that may lie beyond every area's edge in a picture of a few flat areas.
+AWAY_FROM_AREAS = 0.01
 
 
 def band_energy(block: np.ndarray) -> float:
@@ -73,4 +78,10 @@ def few_flat_areas(grid: np.ndarray) -> bool:
     size = np.bincount(labels.ravel(), minlength=n + 1)[1:]
     spread = np.asarray(ndimage.maximum(tone, labels, idx)) - np.asarray(ndimage.minimum(tone, labels, idx))
     constant = (size >= MIN_AREA) & (spread <= AREA_RANGE)
-    return size[constant].sum() / step.size >= FEW_AREAS_COVER and int(constant.sum()) <= FEW_AREAS
+    if size[constant].sum() / step.size < FEW_AREAS_COVER or int(constant.sum()) > FEW_AREAS:
+        return False
+    # What is left must be the areas' edges, not a picture of its own on plain ground (a
+    # nebula on black, an object on a backdrop): little of it lies away from every area.
+    in_area = np.isin(labels, idx[constant])
+    away = ~ndimage.binary_dilation(in_area, iterations=EDGE_WIDTH)
+    return bool(away.mean() <= AWAY_FROM_AREAS)
