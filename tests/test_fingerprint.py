@@ -314,8 +314,17 @@ def _shape_on_plain_ground() -> np.ndarray:
     return np.where((ys - 200) ** 2 + (xs - 300) ** 2 < 100**2, 60.0, 230.0).astype(np.float32)
 
 
+def _textured_object_on_plain_ground() -> np.ndarray:
+    """A small disc (5% of the picture) of texture on a plain ground, as a nebula on black: the
+    ground covers 95%, yet the disc is a picture of its own, not the ground's edge."""
+    ys, xs = np.mgrid[0:400, 0:600]
+    texture = np.random.default_rng(7).uniform(40, 200, (400, 600))
+    return np.where((ys - 200) ** 2 + (xs - 300) ** 2 < 60**2, texture, 230.0).astype(np.float32)
+
+
 @pytest.mark.parametrize(("name", "make", "few"), [
     ("6 patches", lambda: _patches(3, 2), True),
+    ("a textured object on plain ground", _textured_object_on_plain_ground, False),
     ("8 patches", lambda: _patches(4, 2), True),
     ("9 patches", lambda: _patches(3, 3), False),  # more than FEW_AREAS: a picture of areas
     ("one shape on a plain ground", _shape_on_plain_ground, True),
