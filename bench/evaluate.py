@@ -97,8 +97,10 @@ class Truth:
         return _c2(self.n) - same_family + designated_in_family
 
 
-def score(truth: Truth, links: np.ndarray) -> dict:
-    """All the figures for one method from its (i, j) links."""
+def score(truth: Truth, links: np.ndarray, clusters: np.ndarray | None = None) -> dict:
+    """All the figures for one method from its (i, j) links; its clusters are ``clusters``
+    (a cluster number per image) when the method forms its own, else the connected components
+    of its links."""
     links = np.asarray(links, dtype=np.int64).reshape(-1, 2)
     linked = {(int(min(a, b)), int(max(a, b))) for a, b in links}
     pos = truth.positives()
@@ -142,7 +144,9 @@ def score(truth: Truth, links: np.ndarray) -> dict:
                       and truth.family[i] == truth.family[j])
     informational = {"derivatives": {"images": len(deriv), "links_to_their_kept_picture_or_its_copies": deriv_links}}
 
-    return {"pairwise": pairwise, "clusters": cluster_scores(truth, links), "per_class_recall": per_class,
+    if clusters is None:
+        clusters = components(truth.n, links)
+    return {"pairwise": pairwise, "clusters": cluster_scores(truth, clusters), "per_class_recall": per_class,
             "per_kind": per_kind, "must_not_match": must_not, "informational": informational, "links": len(linked),
             "false_link_examples": [[truth.corpus.entries[i].file, truth.corpus.entries[j].file] for i, j in false_links[:100]]}
 
@@ -162,13 +166,18 @@ def kind_scores(truth: Truth, pos: list[tuple[int, int, str]], linked: set[tuple
     return out
 
 
-def cluster_scores(truth: Truth, links: np.ndarray) -> dict:
-    n = truth.n
-    if len(links):
-        g = coo_matrix((np.ones(len(links)), (links[:, 0], links[:, 1])), shape=(n, n))
-        _, comp = connected_components(g, directed=False)
-    else:
-        comp = np.arange(n)
+def components(n: int, links: np.ndarray) -> np.ndarray:
+    """A cluster number per image: the connected components of the links."""
+    if not len(links):
+        return np.arange(n)
+    g = coo_matrix((np.ones(len(links)), (links[:, 0], links[:, 1])), shape=(n, n))
+    return connected_components(g, directed=False)[1]
+
+
+def cluster_scores(truth: Truth, comp: np.ndarray) -> dict:
+    """Pairs inside each cluster are predicted matches; every pair of copies of one picture is a
+    real one."""
+    comp = np.asarray(comp)
     predicted = int(_c2(np.bincount(comp)).sum())
     tp = 0
     excluded = 0
@@ -189,8 +198,16 @@ def cluster_scores(truth: Truth, links: np.ndarray) -> dict:
     return out
 
 
-def label_accuracy(truth: Truth, links: list[tuple[int, int, str]]) -> dict:
-    """For each class, the share of found reference-variant links whose relation is accepted."""
+#: Colour edits of a picture with no colour: a saturation change or a conversion to greyscale
+#: leaves its pixels as they were (a plain re-encode), a white balance tints it (one copy
+#: colour, the other grey).
+COLOURLESS_ALSO = {"saturation": frozenset({"reencoded", "similar"}), "white_balance": frozenset({"greyscale"}),
+                   "greyscale": frozenset({"reencoded", "similar"})}
+
+
+def label_accuracy(truth: Truth, links: list[tuple[int, int, str]], colourless: frozenset[int] = frozenset()) -> dict:
+    """For each class, the share of found reference-variant links whose relation is accepted.
+    ``colourless``: the groups whose original has no colour (``COLOURLESS_ALSO``)."""
     rel = {(min(i, j), max(i, j)): r for i, j, r in links}
     out = {}
     by_class: dict[str, list] = defaultdict(list)
@@ -202,13 +219,16 @@ def label_accuracy(truth: Truth, links: list[tuple[int, int, str]]) -> dict:
         ref = truth.master_of[g] if vc.label_reference == "master" else truth.sibling.get((g, vc.label_reference))
         if ref is None:
             continue
-        by_class[vc.name].append(rel.get((min(ref, i), max(ref, i))))
-    for name, rels in by_class.items():
+        extra = COLOURLESS_ALSO.get(vc.name, frozenset()) if g in colourless else frozenset()
+        by_class[vc.name].append((rel.get((min(ref, i), max(ref, i))), extra))
+    for name, pairs in by_class.items():
+        rels = [r for r, _ in pairs]
         found = [r for r in rels if r is not None]
-        ok = sum(1 for r in found if r in CLASS_BY_NAME[name].expected)
+        ok = sum(1 for r, extra in pairs if r is not None and (r in CLASS_BY_NAME[name].expected or r in extra))
         out[name] = {"expected": sorted(CLASS_BY_NAME[name].expected),
                      "reference": CLASS_BY_NAME[name].label_reference,
                      "found": len(found), "of": len(rels), "correct": ok,
+                     "colourless_originals": sum(1 for r, extra in pairs if extra),
                      "accuracy": round(ok / len(found), 4) if found else None,
                      "relations": dict(Counter(found).most_common())}
     return out
