@@ -6,10 +6,12 @@ In order, the first that holds decides:
 1. same file bytes; 2. same pixels (metadata differs);
 3. neither is low-information (flat or near-blank images collide under any hash), and
    both carry the full fingerprint set;
-4. the whole picture: the upright ``dct256`` hashes within ``Rule.whole``, or one's
-   rotated or mirrored variant within it of the other's upright hash;
+4. the whole picture: the upright ``dct256`` hashes within ``Rule.whole`` (beyond
+   ``WHOLE_CHECKED``, with the keypoints not contradicting it), or one's rotated or mirrored
+   variant within it of the other's upright hash;
 5. a local edit (watermark, overlay, caption): the upright ``dct256`` hashes within
-   ``Rule.whole_loose`` and the frames' low-frequency ``dct64`` hashes within ``Rule.low``;
+   ``Rule.whole_loose`` and the frames' low-frequency ``dct64`` hashes within ``Rule.low``, and
+   the keypoints (when both pictures have enough) place the two on one another;
 6. one picture inside the other (``dedup.alignment``): their keypoints (``kp64``) agree on a
    placement of one inside the other, the agreeing points cover the inner picture, and the
    inner picture looks like the part of the outer one it is placed on. A crop when it keeps
@@ -81,9 +83,10 @@ class Rule:
 
 DEFAULT_RULE = Rule()
 DEFAULT_THRESHOLD = DEFAULT_RULE.whole
-#: A placement whose inner picture keeps at least this share of the outer one frames the
-#: same picture (the two rectangles differ by trimming and rounding only).
-SAME_FRAMING = 0.92
+#: A placement whose inner picture comes this close (a share of the outer picture's width or
+#: height) to every edge of the outer one frames the same picture: the two rectangles differ by
+#: rounding and resampling only. Cutting more off any side is a crop.
+SAME_FRAMING = 0.02
 #: Turns smaller than this are measurement noise, not a rescan (degrees; the frame's own
 #: deskew starts here too).
 MIN_TURN = 0.4
@@ -118,14 +121,15 @@ def _content(e: asset_pb2.Evidence) -> float:
 
 
 def _tone_differs(a: asset_pb2.Evidence, b: asset_pb2.Evidence) -> bool:
-    if abs(int(a.luma_mean) - int(b.luma_mean)) > 8:
+    # Brighter or darker by 8 levels, or by 15% of a dark picture's mean (at least 3).
+    if abs(int(a.luma_mean) - int(b.luma_mean)) > max(3.0, min(8.0, 0.15 * max(a.luma_mean, b.luma_mean))):
         return True
     spread = max(a.luma_spread, b.luma_spread, 1)
     if abs(int(a.luma_spread) - int(b.luma_spread)) / spread > 0.12:
         return True
     if a.channels >= 3 and b.channels >= 3:
         saturation = max(a.saturation, b.saturation, 1)
-        if abs(int(a.saturation) - int(b.saturation)) > max(3.0, 0.15 * saturation):
+        if abs(int(a.saturation) - int(b.saturation)) > max(2.0, 0.15 * saturation):
             return True
         # Re-encoding and resizing move the cast by at most 1; a white balance by 3 or more.
         if max(abs(a.cast_blue - b.cast_blue), abs(a.cast_red - b.cast_red)) > 2:
@@ -141,8 +145,8 @@ EDIT_DISTANCE = 8
 EDIT_DISTANCE_SMALL = 12
 SMALL_COPY = 0.4
 #: Two copies whose trims differed but whose untrimmed pictures' dct64 are this close are the
-#: same picture trimmed differently, not an edit.
-RETRIM_LOW = 2
+#: same picture trimmed differently, not an edit (a faint watermark moves it by 2 or more).
+RETRIM_LOW = 0
 
 
 def label(a: asset_pb2.Evidence, b: asset_pb2.Evidence, edited: bool = False, distance: int = 0,
@@ -175,19 +179,22 @@ def label(a: asset_pb2.Evidence, b: asset_pb2.Evidence, edited: bool = False, di
     return R.RELATION_SIMILAR
 
 
-def _flat_around(box: tuple[float, float, float, float], outer: asset_pb2.Evidence) -> bool:
+def _flat_around(box: tuple[float, float, float, float], outer: asset_pb2.Evidence, inner: asset_pb2.Evidence) -> bool:
     """Whether the outer picture surrounds ``box`` with flat ground of its edges' tone on two
     opposite sides at least, and is flat wherever it reaches beyond the box (its evidence's
-    flat edges reach the box on every side): a border or matte was added. Cutting plain ground
-    away from one side or a corner looks the same from the fingerprints; it is a crop, as a
-    border surrounds a picture (the trim's rule, too)."""
+    flat edges reach the box on every side), where the inner picture itself does not end in
+    flat ground: a border or matte was added. Cutting plain ground away from one side or a
+    corner looks the same from the fingerprints; it is a crop, as a border surrounds a picture
+    (the trim's rule, too); so is cutting into a picture's own plain margin."""
     left, top, right, bottom = box
     margins = (top, 1.0 - bottom, left, 1.0 - right)
     flat = (outer.flat_top, outer.flat_bottom, outer.flat_left, outer.flat_right)
+    own = (inner.flat_top, inner.flat_bottom, inner.flat_left, inner.flat_right)
     slack = 0.01
     if any(m > f / 1000 + slack for m, f in zip(margins, flat)):
         return False
-    return (margins[0] > slack and margins[1] > slack) or (margins[2] > slack and margins[3] > slack)
+    added = [m > slack and o / 1000 <= slack for m, o in zip(margins, own)]
+    return (added[0] and added[1]) or (added[2] and added[3])
 
 
 def indexed_agreement(a: kp.Points, b: kp.Points, rule: Rule) -> bool:
@@ -244,6 +251,11 @@ def _bilinear(img: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
     return top * (1 - fy) + bottom * fy
 
 
+def _same_framing(p: alignment.Placement) -> bool:
+    left, top, right, bottom = p.box
+    return max(left, top, 1.0 - right, 1.0 - bottom) <= SAME_FRAMING
+
+
 def _placement(ha: Hashes, hb: Hashes, rule: Rule) -> tuple[alignment.Placement, int, int] | None:
     """Rule 6's geometry: (placement, which argument of ``link`` is the inner picture (1 or 2),
     the agreeing keypoints' median hash distance), or None when the keypoints do not place one
@@ -262,7 +274,7 @@ def _placement(ha: Hashes, hb: Hashes, rule: Rule) -> tuple[alignment.Placement,
         return None
     inner_is_first = p.inner == 1
     inner, outer = (first, second) if inner_is_first else (second, first)
-    if p.kept >= SAME_FRAMING:
+    if _same_framing(p):
         # The same framing: whatever moved the global hashes apart (a box on a dark picture,
         # heavy damage) left most keypoints where they were. Those hashes cannot vouch for the
         # appearance here, so most keypoints must agree.
@@ -281,20 +293,32 @@ def _placed_link(a: asset_pb2.Asset, ha: Hashes, b: asset_pb2.Asset, hb: Hashes,
     differed, nothing else) or an edit if not; a border when all the outer picture has beyond
     the inner one is flat ground; else a crop (with the kept share and which is the crop)."""
     p, side, distance = placed
-    if abs(p.angle) >= MIN_TURN:
+    if abs(p.angle) >= MIN_TURN or a.evidence.skew_centidegrees or b.evidence.skew_centidegrees:
+        # Turned, by the keypoints, or by the frame's deskew (then the keypoints, taken after
+        # it, see no turn).
         return Link(R.RELATION_RESCANNED, KP64.name, distance, round(p.kept, 3), side)
-    if p.kept >= SAME_FRAMING:
+    if _same_framing(p):
         # The global hashes are of the frames: when the two were trimmed differently and the
         # untrimmed pictures still agree, the trim moved them, not an edit.
-        # (Re-encoding leaves the untrimmed pictures' dct64 within 2 bits; an edit moves it.)
         retrimmed = abs(_content(a.evidence) - _content(b.evidence)) > 0.03
         alike = retrimmed and (ha.ints.low_whole ^ hb.ints.low_whole).bit_count() <= RETRIM_LOW
         # A change of tone alone leaves the global hashes close: if they are far, it is an edit.
         return Link(label(a.evidence, b.evidence, edited=not alike, same_framing=True), KP64.name, distance)
-    outer = b.evidence if side == 1 else a.evidence
-    if _flat_around(p.box, outer):
+    outer, inner = (b.evidence, a.evidence) if side == 1 else (a.evidence, b.evidence)
+    if _flat_around(p.box, outer, inner):
         return Link(R.RELATION_BORDERED, KP64.name, distance)
     return Link(R.RELATION_CROPPED, KP64.name, distance, round(p.kept, 3), side)
+
+
+#: A whole-picture match farther apart than this on the upright ``dct256`` is confirmed by the
+#: keypoints, when both pictures have enough: centred subjects on plain ground (one galaxy and
+#: another) can share a layout and little else.
+WHOLE_CHECKED = 16
+
+
+def _enough_points(ha: Hashes, hb: Hashes, rule: Rule) -> bool:
+    """Both pictures have keypoints enough that finding none in common means something."""
+    return min(len(ha.keypoints), len(hb.keypoints)) >= rule.points_indexed // 2
 
 
 #: ``link``'s default for the parsed hashes: parse them from the record.
@@ -323,18 +347,30 @@ def link(a: asset_pb2.Asset, b: asset_pb2.Asset, rule: Rule = DEFAULT_RULE, *,
     up_a, up_b = ia.dihedral[0], ib.dihedral[0]
     d_up = (up_a ^ up_b).bit_count()
     if d_up <= rule.whole:
-        return Link(label(a.evidence, b.evidence, distance=d_up), DCT256_V2.name, d_up)
+        relation = label(a.evidence, b.evidence, distance=d_up)
+        if relation in (R.RELATION_BORDERED, R.RELATION_CROPPED) or d_up > WHOLE_CHECKED:
+            placed = _placement(ha, hb, rule)
+            if placed is None and d_up > WHOLE_CHECKED and _enough_points(ha, hb, rule):
+                return None  # alike only in layout: the keypoints find nothing in common
+            if placed is not None and abs(placed[0].angle) >= MIN_TURN:
+                # The frames differ: a print scanned askew whose skew the frame could not undo
+                # shows as a border or a crop; the keypoints see the turn.
+                relation = R.RELATION_RESCANNED
+        return Link(relation, DCT256_V2.name, d_up)
     d_rot = min(min((ia.dihedral[k] ^ up_b).bit_count(), (ib.dihedral[k] ^ up_a).bit_count()) for k in range(1, 8))
     if d_rot <= rule.whole:
         return Link(R.RELATION_ROTATED_MIRRORED, DCT256_V2.name, d_rot)
     if d_up <= rule.whole_loose:
         d_low = (ia.low ^ ib.low).bit_count()
         if d_low <= rule.low:
-            # Close overall yet changed: an edit, unless the keypoints show one is a slightly
-            # smaller part of the other (a small crop leaves the low frequencies alike too).
+            # Close overall yet changed: an edit, if the keypoints agree (two pictures of one
+            # layout, a galaxy and another, share their low frequencies too), unless they show
+            # one is a slightly smaller part of the other (a small crop leaves them alike too).
             placed = _placement(ha, hb, rule)
-            if placed is not None and (placed[0].kept < SAME_FRAMING or abs(placed[0].angle) >= MIN_TURN):
+            if placed is not None and (not _same_framing(placed[0]) or abs(placed[0].angle) >= MIN_TURN):
                 return _placed_link(a, ha, b, hb, placed, rule)
+            if placed is None and _enough_points(ha, hb, rule):
+                return None
             return Link(label(a.evidence, b.evidence, edited=True), DCT64.name, d_low)
     placed = _placement(ha, hb, rule)
     return None if placed is None else _placed_link(a, ha, b, hb, placed, rule)

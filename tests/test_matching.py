@@ -280,10 +280,15 @@ def test_the_same_framing_needs_most_keypoints_to_agree() -> None:
 
 
 def test_agreeing_keypoints_must_spread_over_the_picture() -> None:
-    """Six keypoints within a fifth of the picture's width (a logo, a stamp) place nothing."""
-    a, b = framed_pair(6, 0, where=CLUSTERED)
+    """Six keypoints within a fifth of the picture's width (a logo, a stamp), where its other
+    keypoints spread over the whole picture, place nothing. Coverage is measured against the
+    extent of the inner picture's own keypoints (an object on plain ground has them in one part)."""
+    a, b = framed_pair(6, 6, where=CLUSTERED)
     assert both(a, b) is None
-    assert rel(both(a, b, Rule(points_coverage=0.19))) == "edited"
+    assert rel(both(a, b, Rule(points_coverage=0.15))) == "edited"
+    # The same six alone: they are all the detail the picture has, and they cover it.
+    a, b = framed_pair(6, 0, where=CLUSTERED)
+    assert rel(both(a, b)) == "edited"
 
 
 def test_keypoint_hashes_within_the_index_distance_are_the_precondition() -> None:
@@ -305,14 +310,15 @@ def test_one_shared_keypoint_is_no_evidence() -> None:
 
 def test_trimmed_differently_is_not_an_edit() -> None:
     """The same framing by keypoints, frames trimmed differently (4 points of content apart) and
-    the untrimmed pictures' dct64 within RETRIM_LOW (2): the whole-picture label, not an edit."""
+    the untrimmed pictures' dct64 within RETRIM_LOW (0: a faint watermark moves it by 2): the
+    whole-picture label, not an edit."""
     a, b0 = framed_pair(6, 2)
     whole = random.Random(3).randbytes(8)
     a = make("a", points=parts(a)[2], low_whole=whole, frame=(1000, 800))
     copies = {bits: copy_of(a, f"b{bits}", up_bits=100, points=parts(b0)[2], low_whole=flip(whole, bits),
-                            frame=(960, 800)) for bits in (2, 3)}
-    assert rel(both(a, copies[2])) == "similar"
-    assert rel(both(a, copies[3])) == "edited"
+                            frame=(960, 800)) for bits in (0, 1)}
+    assert rel(both(a, copies[0])) == "similar"
+    assert rel(both(a, copies[1])) == "edited"
     # Trimmed alike, the untrimmed pictures' agreement does not matter: an edit.
     same_trim = copy_of(a, "c", up_bits=100, points=parts(b0)[2], low_whole=whole)
     assert rel(both(a, same_trim)) == "edited"
@@ -544,7 +550,7 @@ def test_label_tone_and_encoding_details() -> None:
 
 
 def test_label_saturation_compares_relatively() -> None:
-    """Saturation differs when apart by more than 15% of the larger, and at least 3."""
+    """Saturation differs when apart by more than 15% of the larger, and at least 2."""
     def sat(a: int, b: int) -> int:
         return label(make("a", saturation=a).evidence, make("b", saturation=b).evidence)
 
@@ -552,7 +558,8 @@ def test_label_saturation_compares_relatively() -> None:
     assert sat(40, 48) == R.RELATION_TONE_VARIANT  # 8 > 7.2
     assert sat(100, 117) == R.RELATION_SIMILAR  # 17 <= 17.55: a saturated picture moves more
     assert sat(100, 118) == R.RELATION_TONE_VARIANT
-    assert sat(2, 5) == R.RELATION_SIMILAR  # at least 3 levels, however pale
+    assert sat(2, 4) == R.RELATION_SIMILAR  # at least 2 levels, however pale
+    assert sat(2, 5) == R.RELATION_TONE_VARIANT
     assert sat(2, 6) == R.RELATION_TONE_VARIANT
 
 
@@ -753,12 +760,11 @@ def test_find_links_equals_checking_every_pair_on_real_images(real_records) -> N
     assert {(i, j): lk for i, j, lk in find_links(records)} == expected
     backwards = records[::-1]
     assert {(i, j): lk for i, j, lk in find_links(backwards)} == all_pairs(backwards)
-    # Every copy but one is linked to its original, and no link joins two photographs.
+    # Every copy is linked to its original, and no link joins two photographs.
     photo = [n.split("-")[0].removesuffix(".png") for n in names]
     for i, j in expected:
         assert photo[i] == photo[j], (names[i], names[j])
     unlinked = {name for j, name in enumerate(names)
                 if "-" in name and (names.index(f"{photo[j]}.png"), j) not in expected}
-    # rocket is smooth (sky, a dark pad): 32 keypoints at most, and only 4 of them agree
-    # on where its centre crop (8% off each side) lies, under the 5 a placement needs.
-    assert unlinked == {"rocket-cropc.jpg"}
+    # Every copy, the smooth rocket's centre crop (8% off each side) included, is linked.
+    assert unlinked == set()
