@@ -36,6 +36,9 @@ from faultkit import DEDUP, CoordinatorProcess, Site, edit_toml, free_port, read
 MIN_RECALL = 0.995
 MIN_PRECISION = 0.995
 
+# About 2.5 minutes each on an idle 2-core machine; a shared one takes longer.
+pytestmark = pytest.mark.timeout(900)
+
 Match = tuple[str, str, str, str, str, int]  # cluster, member a, asset a, member b, asset b, relation
 
 
