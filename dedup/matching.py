@@ -274,10 +274,12 @@ def _placement(ha: Hashes, hb: Hashes, rule: Rule) -> tuple[alignment.Placement,
         return None
     inner_is_first = p.inner == 1
     inner, outer = (first, second) if inner_is_first else (second, first)
-    if _same_framing(p):
-        # The same framing: whatever moved the global hashes apart (a box on a dark picture,
-        # heavy damage) left most keypoints where they were. Those hashes cannot vouch for the
-        # appearance here, so most keypoints must agree.
+    if _same_framing(p) and abs(p.angle) < MIN_TURN:
+        # The same framing, not turned: whatever moved the global hashes apart (a box on a dark
+        # picture, heavy damage) left most keypoints where they were. Those hashes cannot vouch
+        # for the appearance here, so most keypoints must agree. A turn (a rescan) explains the
+        # distance itself and is judged as a crop is: the turn moves a scan's fine detail, and
+        # with it many keypoints' hashes, more than any edit that leaves the frame in place.
         if p.support < rule.points_same_support:
             return None
     elif p.support < rule.points_support or _appearance(inner, outer, al, inner_is_first) < rule.points_appearance:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 import random
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from dedup.matching import (
     DEFAULT_RULE,
     EDIT_DISTANCE,
     EDIT_DISTANCE_SMALL,
+    MIN_TURN,
     Link,
     Rule,
     find_links,
@@ -276,6 +278,39 @@ def test_the_same_framing_needs_most_keypoints_to_agree() -> None:
     a, b = framed_pair(5, 11)
     assert rel(both(a, b)) == "edited"
     a, b = framed_pair(5, 12)
+    assert both(a, b) is None
+
+
+def turned_pair(agree: int, others: int, degrees: float, same_low: bool):
+    """As ``framed_pair``, the second record's keypoints turned by ``degrees`` about the
+    picture's centre (a print rescanned askew, its corners cut to keep no scanner bed), and the
+    two whole-picture dct64 equal (``same_low``) or opposite (a negative of it: nothing alike)."""
+    rng = random.Random(7)
+    shared = [(rng.getrandbits(64), x, y) for x, y in SPREAD[:agree]]
+    t = math.radians(degrees)
+    c, s = math.cos(t), math.sin(t)
+    turned = [(h, 0.5 + c * (x - 0.5) - s * (y - 0.4), 0.4 + s * (x - 0.5) + c * (y - 0.4)) for h, x, y in shared]
+    whole = rng.randbytes(8)
+    a = make("a", points=keypoints(shared + random_points(rng, others)), low_whole=whole)
+    b = copy_of(a, "b", up_bits=100, points=keypoints(turned + random_points(rng, others)),
+                low_whole=whole if same_low else bytes(v ^ 0xFF for v in whole))
+    return a, b
+
+
+def test_a_turned_copy_of_the_same_framing_is_judged_as_a_crop() -> None:
+    """A rescan turns the picture, which moves many keypoints' hashes: 5 agreeing of 21 (0.24,
+    under points_same_support) links as rescanned when the pictures' appearance agrees where
+    they are placed, as for a crop; unturned, or with unrelated appearance, it does not."""
+    assert RULE.points_support <= 5 / 21 < RULE.points_same_support
+    a, b = turned_pair(5, 16, 2.0, same_low=True)
+    found = both(a, b)
+    assert rel(found) == "rescanned" and found.algorithm == "kp64"
+    a, b = turned_pair(5, 16, 2.0, same_low=False)
+    assert both(a, b) is None
+    a, b = turned_pair(5, 16, 0.0, same_low=True)
+    assert both(a, b) is None
+    # Turned less than MIN_TURN is no turn: the same framing's own condition holds.
+    a, b = turned_pair(5, 16, MIN_TURN / 2, same_low=True)
     assert both(a, b) is None
 
 
