@@ -534,6 +534,9 @@ def select_more(sel: corpus.Selection, kept: list[tuple[str, np.ndarray, np.ndar
             sel.dropped.append({"source": s.key, "reason": f"a strip of {s.width}x{s.height}"})
             return None
         best = _resembles(vecs, kept)
+        listed = corpus.known_version(s.key, (k for k, _, _ in kept))
+        if listed:
+            best = (0.0, 0.0, listed)
         if not best[2]:
             return s, vecs
         note = _note(s, best)
@@ -543,7 +546,7 @@ def select_more(sel: corpus.Selection, kept: list[tuple[str, np.ndarray, np.ndar
             sel.dropped.append(note | {"reason": "resembles a must-not-match image"})
         else:
             sel.derivatives.append((s, best[2]))
-            sel.dropped.append(note | {"reason": "derivative"})
+            sel.dropped.append(note | {"reason": "derivative (listed in VERSIONS)" if listed else "derivative"})
         return None
 
     def keep(s: corpus.Source, vecs: list) -> None:
