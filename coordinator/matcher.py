@@ -160,12 +160,16 @@ class Matcher:
         other, ho = found
         return link(other, asset, self.rule if rule is None else rule, ha=ho, hb=parsed)
 
+    def representatives(self, cluster_id: str) -> list[Key]:
+        """The copies a cluster is checked against: its first ``REPRESENTATIVES`` by key, so
+        every replica and every replay picks the same ones."""
+        return sorted(self.members_of.get(cluster_id, ()))[:REPRESENTATIVES]
+
     def bridged(self, a: str, b: str) -> bool:
         """Does some copy of cluster ``a`` match some copy of cluster ``b`` (their first
         representatives, by the loosened rule)? Two clusters a new copy links to both are
         merged only then: one copy alone is one link, however many copies it matches."""
-        left = sorted(self.members_of.get(a, ()))[:REPRESENTATIVES]
-        right = sorted(self.members_of.get(b, ()))[:REPRESENTATIVES]
+        left, right = self.representatives(a), self.representatives(b)
         for k in left:
             found = self._cached(k)
             if found is None:
@@ -180,8 +184,8 @@ class Matcher:
         ``dedup.clusters.REPRESENTATIVES`` copies, by key)? ``parsed`` may pass
         ``compared_hashes(asset)`` when the caller has it."""
         h = compared_hashes(asset) if parsed is PARSE else parsed
-        members = sorted(self.members_of.get(cluster_id, ()))
-        return majority(asset, members, lambda a, k: self.link(k, a, h, self.verify_rule) is not None)
+        return majority(asset, self.representatives(cluster_id),
+                        lambda a, k: self.link(k, a, h, self.verify_rule) is not None)
 
 
 def new_cluster_id(a: Key, b: Key) -> str:

@@ -183,7 +183,7 @@ def placement(al: Alignment, a: Points, b: Points, margin: float) -> Placement |
         box = _box(ax, ay, b)
     # How widely the agreeing points spread over where the inner picture has points at all (a
     # picture's detail may sit in one part of it: an object on plain ground).
-    ext_x, ext_y = np.ptp(pts.x[inside]) if inside.any() else 0.0, np.ptp(pts.y[inside]) if inside.any() else 0.0
+    ext_x, ext_y = (float(np.ptp(pts.x[inside])), float(np.ptp(pts.y[inside]))) if inside.any() else (0.0, 0.0)
     cov = min(np.ptp(pts.x[idx]) / ext_x if ext_x > 0 else 0.0, np.ptp(pts.y[idx]) / ext_y if ext_y > 0 else 0.0)
     support = idx.size / max(1, int(inside.sum()))
     return Placement(inner, min(1.0, inner_area / outer_area), float(cov), float(support), al.inliers,

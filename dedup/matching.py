@@ -318,9 +318,10 @@ def _placed_link(a: asset_pb2.Asset, ha: Hashes, b: asset_pb2.Asset, hb: Hashes,
 WHOLE_CHECKED = 16
 
 
-def _enough_points(ha: Hashes, hb: Hashes, rule: Rule) -> bool:
-    """Both pictures have keypoints enough that finding none in common means something."""
-    return min(len(ha.keypoints), len(hb.keypoints)) >= rule.points_indexed // 2
+def _contradicted(placed: tuple | None, ha: Hashes, hb: Hashes, rule: Rule) -> bool:
+    """The keypoints speak against a match: both pictures have keypoints enough that finding
+    none in common means something, and they place neither picture on the other."""
+    return placed is None and min(len(ha.keypoints), len(hb.keypoints)) >= rule.points_indexed // 2
 
 
 #: ``link``'s default for the parsed hashes: parse them from the record.
@@ -352,7 +353,7 @@ def link(a: asset_pb2.Asset, b: asset_pb2.Asset, rule: Rule = DEFAULT_RULE, *,
         relation = label(a.evidence, b.evidence, distance=d_up)
         if relation in (R.RELATION_BORDERED, R.RELATION_CROPPED) or d_up > WHOLE_CHECKED:
             placed = _placement(ha, hb, rule)
-            if placed is None and d_up > WHOLE_CHECKED and _enough_points(ha, hb, rule):
+            if d_up > WHOLE_CHECKED and _contradicted(placed, ha, hb, rule):
                 return None  # alike only in layout: the keypoints find nothing in common
             if placed is not None and abs(placed[0].angle) >= MIN_TURN:
                 # The frames differ: a print scanned askew whose skew the frame could not undo
@@ -371,7 +372,7 @@ def link(a: asset_pb2.Asset, b: asset_pb2.Asset, rule: Rule = DEFAULT_RULE, *,
             placed = _placement(ha, hb, rule)
             if placed is not None and (not _same_framing(placed[0]) or abs(placed[0].angle) >= MIN_TURN):
                 return _placed_link(a, ha, b, hb, placed, rule)
-            if placed is None and _enough_points(ha, hb, rule):
+            if _contradicted(placed, ha, hb, rule):
                 return None
             return Link(label(a.evidence, b.evidence, edited=True), DCT64.name, d_low)
     placed = _placement(ha, hb, rule)
