@@ -245,17 +245,25 @@ SPREAD = [(0.12, 0.10), (0.85, 0.15), (0.50, 0.40), (0.20, 0.70), (0.80, 0.66), 
 CLUSTERED = [(0.30, 0.30), (0.50, 0.32), (0.40, 0.41), (0.33, 0.50), (0.48, 0.49), (0.41, 0.36)]
 
 
-def framed_pair(agree: int, others: int, flips: int | list[int] = 0, where=SPREAD, seed: int = 0):
+def framed_pair(agree: int, others: int, flips: int | list[int] = 0, where=SPREAD, seed: int = 0,
+                degrees: float = 0.0, lows: tuple[bytes | None, bytes | None] = (None, None)):
     """Records a and b: ``agree`` keypoints at the same places with hashes ``flips`` bits apart
     (one count, or one per point), then ``others`` unrelated ones each; upright dct256 100 bits
-    apart, dct64 unrelated, so only the keypoints can link them."""
+    apart, dct64 unrelated unless ``lows`` gives their whole-picture dct64, so only the keypoints
+    can link them. ``degrees`` turns b's shared keypoints about the picture's centre (a print
+    rescanned askew, its corners cut to keep no scanner bed)."""
     rng = random.Random(seed)
     flips = [flips] * agree if isinstance(flips, int) else flips
     shared = [(rng.getrandbits(64), x, y) for x, y in where[:agree]]
-    moved = [(int.from_bytes(flip(h.to_bytes(8, "big"), f, seed=k), "big"), x, y)
+    c, s = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
+
+    def turned(x: float, y: float) -> tuple[float, float]:
+        return (x, y) if not degrees else (0.5 + c * (x - 0.5) - s * (y - 0.4), 0.4 + s * (x - 0.5) + c * (y - 0.4))
+
+    moved = [(int.from_bytes(flip(h.to_bytes(8, "big"), f, seed=k), "big"), *turned(x, y))
              for k, ((h, x, y), f) in enumerate(zip(shared, flips))]
-    a = make("a", points=keypoints(shared + random_points(rng, others)))
-    return a, copy_of(a, "b", up_bits=100, points=keypoints(moved + random_points(rng, others)))
+    a = make("a", points=keypoints(shared + random_points(rng, others)), low_whole=lows[0])
+    return a, copy_of(a, "b", up_bits=100, points=keypoints(moved + random_points(rng, others)), low_whole=lows[1])
 
 
 def test_same_framing_by_keypoints_is_an_edit() -> None:
@@ -281,36 +289,22 @@ def test_the_same_framing_needs_most_keypoints_to_agree() -> None:
     assert both(a, b) is None
 
 
-def turned_pair(agree: int, others: int, degrees: float, same_low: bool):
-    """As ``framed_pair``, the second record's keypoints turned by ``degrees`` about the
-    picture's centre (a print rescanned askew, its corners cut to keep no scanner bed), and the
-    two whole-picture dct64 equal (``same_low``) or opposite (a negative of it: nothing alike)."""
-    rng = random.Random(7)
-    shared = [(rng.getrandbits(64), x, y) for x, y in SPREAD[:agree]]
-    t = math.radians(degrees)
-    c, s = math.cos(t), math.sin(t)
-    turned = [(h, 0.5 + c * (x - 0.5) - s * (y - 0.4), 0.4 + s * (x - 0.5) + c * (y - 0.4)) for h, x, y in shared]
-    whole = rng.randbytes(8)
-    a = make("a", points=keypoints(shared + random_points(rng, others)), low_whole=whole)
-    b = copy_of(a, "b", up_bits=100, points=keypoints(turned + random_points(rng, others)),
-                low_whole=whole if same_low else bytes(v ^ 0xFF for v in whole))
-    return a, b
-
-
 def test_a_turned_copy_of_the_same_framing_is_judged_as_a_crop() -> None:
     """A rescan turns the picture, which moves many keypoints' hashes: 5 agreeing of 21 (0.24,
     under points_same_support) links as rescanned when the pictures' appearance agrees where
     they are placed, as for a crop; unturned, or with unrelated appearance, it does not."""
     assert RULE.points_support <= 5 / 21 < RULE.points_same_support
-    a, b = turned_pair(5, 16, 2.0, same_low=True)
+    whole = random.Random(7).randbytes(8)
+    alike, unlike = (whole, whole), (whole, bytes(v ^ 0xFF for v in whole))  # a negative: nothing alike
+    a, b = framed_pair(5, 16, degrees=2.0, lows=alike)
     found = both(a, b)
     assert rel(found) == "rescanned" and found.algorithm == "kp64"
-    a, b = turned_pair(5, 16, 2.0, same_low=False)
+    a, b = framed_pair(5, 16, degrees=2.0, lows=unlike)
     assert both(a, b) is None
-    a, b = turned_pair(5, 16, 0.0, same_low=True)
+    a, b = framed_pair(5, 16, degrees=0.0, lows=alike)
     assert both(a, b) is None
     # Turned less than MIN_TURN is no turn: the same framing's own condition holds.
-    a, b = turned_pair(5, 16, MIN_TURN / 2, same_low=True)
+    a, b = framed_pair(5, 16, degrees=MIN_TURN / 2, lows=alike)
     assert both(a, b) is None
 
 
