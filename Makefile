@@ -7,8 +7,7 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test test-faults proto clean config-reference
 
-# The C source too: the editable install compiles it once and would not notice an edit.
-$(STAMP): pyproject.toml dedup/_ed25519.c
+$(STAMP): pyproject.toml
 	@# Headless Chromium renders the HTML report in a test; installed when this machine can.
 	command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 		(apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium) >/dev/null 2>&1; } || \
@@ -44,7 +43,7 @@ proto: $(STAMP)
 	$(BIN)/python proto/generate.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache dedup/_ed25519.*.so
+	rm -rf $(VENV) build *.egg-info .pytest_cache
 
 # Benchmarks (bench/README.md). Their extra packages (bench/requirements.txt) go into .venv first.
 BENCH_STAMP := $(VENV)/.bench-installed

@@ -24,24 +24,12 @@ from dedup.policy import POLICIES, Candidate, master_of
 from dedup.signing import pae_head
 from dedup.v1 import asset_pb2, statement_pb2, statements_pb2
 
-from dedup.ed25519 import COMPILED, TableVerifier, verify_many
+from dedup.ed25519 import verify_many
 
 _PROPOSAL = statements_pb2.MasterProposed.DESCRIPTOR.full_name
 _MATCH = statements_pb2.MatchRecorded.DESCRIPTOR.full_name
 _MANIFEST = asset_pb2.BatchManifest.DESCRIPTOR.full_name
 _WITHDRAWN = asset_pb2.AssetsWithdrawn.DESCRIPTOR.full_name
-_tables: TableVerifier | None = None  # the worker's key tables, kept across chunks
-
-
-def _verify_all(jobs: list[tuple[bytes, bytes, bytes]]) -> list[bool]:
-    """OpenSSL's verdict on each (key, message, signature); through key tables when built.
-
-    Every signer gets a table on first use: a worker keeps them across chunks, and a log's
-    signers (a consortium's members and its coordinator) each sign thousands of entries."""
-    global _tables
-    if _tables is None and COMPILED:
-        _tables = TableVerifier(max_tables=64, min_uses=1)
-    return verify_many(jobs, _tables)
 
 
 @dataclass(frozen=True)
@@ -124,7 +112,7 @@ def check_chunk(chunk: Chunk) -> tuple[bytes, list]:
         parsed.append((typ, signer, key_id, slot, body, job))
     if pos != end:
         raise ChunkChanged
-    verdicts = _verify_all(jobs)
+    verdicts = verify_many(jobs)
     out: list = []
     for item in parsed:
         if item is None:
@@ -206,5 +194,5 @@ def _ranking_problem(p: statements_pb2.MasterProposed, cands: list[Candidate]) -
 
 def check_notes(jobs: list[tuple[str, bytes, bytes, bytes]]) -> list[tuple[str, bool]]:
     """(checkpoint name, verified) for each (name, public key, message, signature)."""
-    verdicts = _verify_all([(key, msg, sig) for _, key, msg, sig in jobs])
+    verdicts = verify_many([(key, msg, sig) for _, key, msg, sig in jobs])
     return [(name, ok) for (name, *_), ok in zip(jobs, verdicts)]

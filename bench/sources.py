@@ -32,11 +32,6 @@ from pathlib import Path
 #: Not installed, run from the checkout: the benchmarks themselves.
 EXTRA_DIRS = ("bench",)
 
-#: Files loaded by a module without a static import of them, kept beside that module even if
-#: its import of them ever becomes dynamic: the verifier's C extension.
-COMPANIONS = {"dedup/ed25519.py": ("dedup/_ed25519.c",)}
-
-
 def layout(root: Path) -> tuple[dict[str, str], dict[str, list[str]]]:
     """From root/pyproject.toml: package name -> folder, and extension module -> its sources."""
     try:
@@ -121,7 +116,6 @@ def closure(entries: Iterable[str], root: Path) -> list[str]:
             continue
         rel = path.relative_to(root).as_posix()
         files.add(rel)
-        files.update(c for c in COMPANIONS.get(rel, ()) if (root / c).is_file())
         todo.extend(imports(path, name) - seen)
     return sorted(files)
 

@@ -83,11 +83,11 @@ def test_closure_follows_relative_and_function_imports_through_the_package_dir_m
     assert sources.closure(["pkg.c"], root) == ["pkg/__init__.py", "pkg/c.py"]
 
 
-def test_closure_of_the_repository_maps_roles_to_their_folders_and_keeps_the_c_verifier():
+def test_closure_of_the_repository_maps_roles_to_their_folders():
     files = sources.closure(["dedup.cli.main"], ROOT)
     assert {"cli/main.py", "cli/__init__.py", "node/__init__.py", "coordinator/__init__.py",
             "audit/__init__.py", "dedup/__init__.py"} <= set(files)
-    assert "dedup/_ed25519.c" in sources.closure(["dedup.ed25519"], ROOT)
+    assert sources.closure(["dedup.ed25519"], ROOT) == ["dedup/__init__.py", "dedup/ed25519.py"]
 
 
 def test_code_state_records_each_file_of_the_scope_with_its_digest():
