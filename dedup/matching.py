@@ -120,21 +120,44 @@ def _content(e: asset_pb2.Evidence) -> float:
     return (e.frame_width * e.frame_height) / (e.width * e.height)
 
 
-def _tone_differs(a: asset_pb2.Evidence, b: asset_pb2.Evidence) -> bool:
-    # Brighter or darker by 8 levels, or by 15% of a dark picture's mean (at least 3).
-    if abs(int(a.luma_mean) - int(b.luma_mean)) > max(3.0, min(8.0, 0.15 * max(a.luma_mean, b.luma_mean))):
-        return True
-    spread = max(a.luma_spread, b.luma_spread, 1)
-    if abs(int(a.luma_spread) - int(b.luma_spread)) / spread > 0.12:
-        return True
+#: ``tone_change``'s verdicts: none; slight (a change of several measures together, or a
+#: modest one of saturation), which cannot explain a large distance between the hashes; clear.
+TONE_NONE, TONE_SLIGHT, TONE_CLEAR = 0, 1, 2
+
+
+def tone_change(a: asset_pb2.Evidence, b: asset_pb2.Evidence) -> int:
+    """How clearly the tone summaries say one copy's tone or colour was changed."""
+    # Each change as a share of what a copy never reaches: brighter or darker by 8 levels, or
+    # by 15% of a dark picture's mean (at least 3); a spread wider or narrower by 12%.
+    mean = abs(int(a.luma_mean) - int(b.luma_mean)) / max(3.0, min(8.0, 0.15 * max(a.luma_mean, b.luma_mean)))
+    spread = abs(int(a.luma_spread) - int(b.luma_spread)) / max(a.luma_spread, b.luma_spread, 1) / 0.12
+    if mean > 1.0 or spread > 1.0:
+        return TONE_CLEAR
+    verdict = TONE_NONE
+    # A tone curve (a gamma) on a mostly bright or dark picture moves both a little, together.
+    if mean + spread > TONE_TOGETHER and min(mean, spread) > TONE_EACH:
+        verdict = TONE_SLIGHT
     if a.channels >= 3 and b.channels >= 3:
-        saturation = max(a.saturation, b.saturation, 1)
-        if abs(int(a.saturation) - int(b.saturation)) > max(2.0, 0.15 * saturation):
-            return True
         # Re-encoding and resizing move the cast by at most 1; a white balance by 3 or more.
         if max(abs(a.cast_blue - b.cast_blue), abs(a.cast_red - b.cast_red)) > 2:
-            return True
-    return False
+            return TONE_CLEAR
+        saturation = max(a.saturation, b.saturation, 1)
+        moved = abs(int(a.saturation) - int(b.saturation))
+        if moved > max(SATURATION_STEP, 2 * SATURATION_SHARE * saturation):
+            return TONE_CLEAR
+        if moved > max(SATURATION_STEP, SATURATION_SHARE * saturation):
+            verdict = TONE_SLIGHT
+    return verdict
+
+
+#: ``tone_change``: the sum of the mean's and the spread's changes, each as a share of its own
+#: limit, past which they are a tone change together, when each is at least ``TONE_EACH``.
+TONE_TOGETHER = 0.9
+TONE_EACH = 0.3
+#: Between colour copies, mean saturation that moved by more than this and by more than
+#: ``SATURATION_SHARE`` of the larger is a colour change; by twice that share, a clear one.
+SATURATION_STEP = 1.5
+SATURATION_SHARE = 0.15
 
 
 #: Whole-picture copies this far apart on the upright ``dct256`` (re-encoding, blur and grain
@@ -144,6 +167,8 @@ def _tone_differs(a: asset_pb2.Evidence, b: asset_pb2.Evidence) -> bool:
 EDIT_DISTANCE = 8
 EDIT_DISTANCE_SMALL = 12
 SMALL_COPY = 0.4
+#: Mean saturation (``Evidence.saturation``) at or under which a colour copy's colour is faint.
+FAINT_COLOUR = 3
 #: Two copies whose trims differed but whose untrimmed pictures' dct64 are this close are the
 #: same picture trimmed differently, not an edit (a faint watermark moves it by 2 or more).
 RETRIM_LOW = 0
@@ -158,8 +183,15 @@ def label(a: asset_pb2.Evidence, b: asset_pb2.Evidence, edited: bool = False, di
         return R.RELATION_RESCANNED
     if not same_framing and abs(_content(a) - _content(b)) > 0.03:
         return R.RELATION_BORDERED
+    sizes = sorted((max(a.width, a.height), max(b.width, b.height)))
+    small = sizes[1] > 0 and sizes[0] / sizes[1] < SMALL_COPY
+    far = distance >= (EDIT_DISTANCE_SMALL if small else EDIT_DISTANCE)
     if (a.channels >= 3) != (b.channels >= 3):
-        return R.RELATION_GREYSCALE
+        colour = a if a.channels >= 3 else b
+        # Faint colour that came with a local change (a small coloured logo put on a black-and-
+        # white picture) is that change: a conversion keeps the luma, so the hashes stay close.
+        if not ((edited or far) and colour.saturation <= FAINT_COLOUR):
+            return R.RELATION_GREYSCALE
     if edited:
         return R.RELATION_EDITED
     # The images' own shapes, not their frames': a trim may end a line or two apart at
@@ -168,22 +200,28 @@ def label(a: asset_pb2.Evidence, b: asset_pb2.Evidence, edited: bool = False, di
     rb = b.width / b.height if b.height else 0.0
     if not same_framing and ra and rb and abs(ra - rb) / max(ra, rb) > 0.03:
         return R.RELATION_CROPPED
-    if _tone_differs(a, b):
+    tone = tone_change(a, b)
+    # A slight change of tone does not explain hashes far apart: something was put on it.
+    if tone == TONE_CLEAR or (tone == TONE_SLIGHT and distance < WHOLE_CHECKED):
         return R.RELATION_TONE_VARIANT
-    sizes = sorted((max(a.width, a.height), max(b.width, b.height)))
-    small = sizes[1] > 0 and sizes[0] / sizes[1] < SMALL_COPY
-    if distance >= (EDIT_DISTANCE_SMALL if small else EDIT_DISTANCE):
+    if far:
         return R.RELATION_EDITED
     if (a.width, a.height, a.format_family, a.jpeg_quality) != (b.width, b.height, b.format_family, b.jpeg_quality):
         return R.RELATION_REENCODED
     return R.RELATION_SIMILAR
 
 
+#: How far past the inner picture's edge the outer's flat ground may reach and still be a band
+#: of its own (a border of another tone than the inner picture's plain edge), as a share.
+BAND_SLACK = 0.01
+
+
 def _flat_around(box: tuple[float, float, float, float], outer: asset_pb2.Evidence, inner: asset_pb2.Evidence) -> bool:
     """Whether the outer picture surrounds ``box`` with flat ground of its edges' tone on two
     opposite sides at least, and is flat wherever it reaches beyond the box (its evidence's
     flat edges reach the box on every side), where the inner picture itself does not end in
-    flat ground: a border or matte was added. Cutting plain ground away from one side or a
+    flat ground, or does but the outer's ground stops at its edge (a band of another tone): a
+    border or matte was added. Cutting plain ground away from one side or a
     corner looks the same from the fingerprints; it is a crop, as a border surrounds a picture
     (the trim's rule, too); so is cutting into a picture's own plain margin."""
     left, top, right, bottom = box
@@ -193,7 +231,10 @@ def _flat_around(box: tuple[float, float, float, float], outer: asset_pb2.Eviden
     slack = 0.01
     if any(m > f / 1000 + slack for m, f in zip(margins, flat)):
         return False
-    added = [m > slack and o / 1000 <= slack for m, o in zip(margins, own)]
+    # The outer's flat ground ends where the inner picture begins although the inner itself
+    # starts with flat ground there: the band is of another tone, a border, not more ground.
+    band = [f / 1000 <= m + BAND_SLACK for m, f in zip(margins, flat)]
+    added = [m > slack and (o / 1000 <= slack or b) for m, o, b in zip(margins, own, band)]
     return (added[0] and added[1]) or (added[2] and added[3])
 
 

@@ -9,7 +9,7 @@ often several things at once: cropped and colour-corrected, resized and recompre
 
 from __future__ import annotations
 
-from dedup.matching import _tone_differs, relation_name
+from dedup.matching import relation_name, tone_change
 from dedup.v1 import asset_pb2, statements_pb2 as R
 
 
@@ -68,6 +68,6 @@ def describe(relation: int, query: asset_pb2.Evidence, master: asset_pb2.Evidenc
             parts.append(f"re-encoded ({_encoding(query)}; the master is {_encoding(master)})")
     if relation != R.RELATION_GREYSCALE and _colour(query) != _colour(master) and query.channels and master.channels:
         parts.append("greyscale" if not _colour(query) else "in colour; the master is greyscale")
-    elif relation != R.RELATION_TONE_VARIANT and _tone_differs(query, master):
+    elif relation != R.RELATION_TONE_VARIANT and tone_change(query, master):
         parts.append("colour-corrected" if _colour(query) and _colour(master) else "tone-adjusted")
     return ", ".join(parts)

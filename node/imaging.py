@@ -398,11 +398,26 @@ def _tone(image: Image.Image) -> tuple[int, int, int, bool, int, int]:
     rgb = small[..., :3].reshape(-1, 3)
     luma = rgb.astype(np.float32) @ _LUMA_WEIGHTS
     spread = rgb.max(axis=1).astype(np.int16) - rgb.min(axis=1)
+    # Saturation from 4x4 blocks of the reduction: grain and sensor noise add to every pixel's
+    # max - min, and averaging takes most of that out, so a faint picture's saturation change
+    # is not lost under the noise of a grainy copy.
+    blocks = small[..., :3].astype(np.float32).reshape(16, 4, 16, 4, 3).mean(axis=(1, 3))
+    saturation = float((blocks.max(axis=2) - blocks.min(axis=2)).mean())
     # ITU-R BT.601 colour differences, as JPEG defines them.
     cb = float(((rgb[:, 2] - luma) * 0.564).mean())
     cr = float(((rgb[:, 0] - luma) * 0.713).mean())
+    # Grey: no colour at all, or chroma that is only noise (film grain, a scanner's colour noise
+    # on a black-and-white print): faint everywhere and unbiased, so its mean cast is neutral.
+    # A tint or a faded colour print is biased; a colour picture has some pixels far from grey.
+    grey = int(spread.max()) <= 3 or (int(spread.max()) <= CHROMA_NOISE and float(spread.mean()) <= 4.0
+                                      and abs(cb) < 1.0 and abs(cr) < 1.0)
     return (int(round(float(luma.mean()))), int(round(float(luma.std()))),
-            int(round(float(spread.mean()))), bool(spread.max() <= 3), int(round(cb)), int(round(cr)))
+            int(round(saturation)), grey, int(round(cb)), int(round(cr)))
+
+
+#: The largest colour spread (max - min of R, G, B) on the 64x64 reduction that noise alone
+#: leaves on a grey picture; the least colourful colour pictures reach 25 or more somewhere.
+CHROMA_NOISE = 12
 
 
 _LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)

@@ -117,8 +117,8 @@ def test_png_facts(tmp_path: Path) -> None:
     # The node hashes the luminance array it derives, through the shared suite.
     assert list(facts.fingerprints) == to_wire(compute(luminance(astronaut())))
     assert (facts.channels, facts.frame_width, facts.frame_height, facts.skew_degrees) == (3, 512, 512, 0.0)
-    # Tone evidence, taken on a 64x64 box reduction.
-    assert (facts.luma_mean, facts.luma_spread, facts.saturation) == (116, 71, 49)
+    # Tone evidence, taken on a 64x64 box reduction (saturation on its 4x4 blocks).
+    assert (facts.luma_mean, facts.luma_spread, facts.saturation) == (116, 71, 48)
     assert (facts.cast_blue, facts.cast_red) == (-11, 19)
     assert facts.flat_edges == (0, 0, 0, 0)
     ev = to_record("a", facts).evidence
@@ -277,6 +277,24 @@ def test_channels_of_grey_files(tmp_path: Path) -> None:
     assert (equal_jpeg.mode, equal_jpeg.channels) == ("RGB", 1)
     assert colour.channels == 3
     assert equal_png.saturation == 0 and colour.saturation > 20
+
+
+def test_colour_noise_on_a_grey_picture_leaves_it_grey(tmp_path: Path) -> None:
+    """Grain in each channel, or a scanner's colour noise on a black-and-white print, is faint
+    and unbiased: the picture is still one-channel. A faint tint is biased, and a small
+    coloured mark is far from grey: both are colour."""
+    grey = np.asarray(astronaut().convert("L"), dtype=np.float32)[..., None]
+    rng = np.random.default_rng(3)
+    grain = grey + rng.normal(0, 12, grey.shape[:2] + (3,))
+    tint = grey + np.array([4.0, 0.0, -4.0])  # a faint warm toning: spread 8 everywhere
+    mark = np.repeat(grey, 3, axis=2)
+    mark[20:92, 400:472] = (180, 30, 40)  # 2% of the picture
+    facts = {name: read_image(save(Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8)), tmp_path / f"{name}.jpg",
+                                   quality=90))
+             for name, arr in (("grain", grain), ("tint", tint), ("mark", mark))}
+    assert {name: f.channels for name, f in facts.items()} == {"grain": 1, "tint": 3, "mark": 3}
+    # Saturation is taken on 4x4 blocks of the reduction, where the grain has averaged out.
+    assert facts["grain"].saturation <= 1 and facts["tint"].saturation >= 6
 
 
 @pytest.mark.parametrize("tone", [(255, 255, 255), (0, 0, 0), (128, 128, 128)])

@@ -23,6 +23,7 @@ from dedup.matching import (
     DEFAULT_RULE,
     EDIT_DISTANCE,
     EDIT_DISTANCE_SMALL,
+    FAINT_COLOUR,
     MIN_TURN,
     Link,
     Rule,
@@ -446,6 +447,25 @@ def test_a_border_meeting_plain_ground_of_its_tone_is_a_border(record, photo: st
     assert (rel(found), found.algorithm, found.kept) == ("bordered", "kp64", 1.0)
 
 
+@pytest.mark.parametrize("border_tone", [0, 128])
+def test_a_border_of_another_tone_around_plain_ground_is_a_border(record, border_tone: int) -> None:
+    """A picture on plain white ground all round, framed by a band of another tone: the outer
+    copy's flat ground ends where the inner begins although the inner starts with flat ground
+    there, so the band is a border, not more of the inner's ground cut away."""
+    im = small("astronaut")
+    w, h = im.size
+    grounded = Image.new("RGB", (round(w * 1.3), round(h * 1.3)), (255, 255, 255))
+    grounded.paste(im.resize((w, h)), (round(w * 0.15), round(h * 0.15)))
+    gw, gh = grounded.size
+    plain = record("grounded", grounded)
+    assert min(plain.evidence.flat_top, plain.evidence.flat_left) > 50  # its own plain ground
+    bordered = record("banded", with_border(grounded, round(gw * 0.05), border_tone), quality=92)
+    found = both(bordered, plain)
+    assert (rel(found), found.algorithm) == ("bordered", "kp64")
+    flat = bordered.evidence
+    assert max(flat.flat_top, flat.flat_bottom, flat.flat_left, flat.flat_right) < 60  # the band alone
+
+
 @pytest.mark.parametrize("degrees", [2.5, -2.0])
 def test_a_turned_copy_cropped_to_no_background_is_a_rescan(record, degrees: float) -> None:
     """Turned on the scanner bed and cut inside the picture, so the frame's deskew sees no bed."""
@@ -579,17 +599,21 @@ def test_label_tone_and_encoding_details() -> None:
 
 
 def test_label_saturation_compares_relatively() -> None:
-    """Saturation differs when apart by more than 15% of the larger, and at least 2."""
-    def sat(a: int, b: int) -> int:
-        return label(make("a", saturation=a).evidence, make("b", saturation=b).evidence)
+    """Saturation differs when apart by more than 15% of the larger, and by 2 levels at least;
+    by more than 30%, clearly: only a clear change explains hashes 16 or more apart."""
+    def sat(a: int, b: int, distance: int = 0) -> int:
+        return label(make("a", saturation=a).evidence, make("b", saturation=b).evidence, distance=distance)
 
     assert sat(40, 46) == R.RELATION_SIMILAR  # 6 <= 6.9
     assert sat(40, 48) == R.RELATION_TONE_VARIANT  # 8 > 7.2
     assert sat(100, 117) == R.RELATION_SIMILAR  # 17 <= 17.55: a saturated picture moves more
     assert sat(100, 118) == R.RELATION_TONE_VARIANT
-    assert sat(2, 4) == R.RELATION_SIMILAR  # at least 2 levels, however pale
-    assert sat(2, 5) == R.RELATION_TONE_VARIANT
-    assert sat(2, 6) == R.RELATION_TONE_VARIANT
+    assert sat(2, 3) == R.RELATION_SIMILAR  # at least 2 levels, however pale
+    assert sat(2, 4) == R.RELATION_TONE_VARIANT
+    # A slight change and hashes far apart: an edit (a coloured mark) moved both.
+    assert sat(40, 48, distance=16) == R.RELATION_EDITED
+    assert sat(40, 48, distance=15) == R.RELATION_TONE_VARIANT
+    assert sat(40, 60, distance=16) == R.RELATION_TONE_VARIANT  # 20 > 30% of 60: clear
 
 
 @pytest.mark.parametrize(("cast", "expected"), [
@@ -621,6 +645,39 @@ def test_label_edit_distance() -> None:
     # A change of tone explains the distance: a tone variant, not an edit.
     assert label(base, make("t", luma_mean=140).evidence, distance=20) == R.RELATION_TONE_VARIANT
     assert label(base, make("c", cast=(-4, 10)).evidence, distance=20) == R.RELATION_TONE_VARIANT
+
+
+def test_faint_colour_that_came_with_an_edit_is_the_edit() -> None:
+    """A small coloured mark put on a black-and-white picture leaves its copy faintly colour
+    (mean saturation 3 or less) and far from it: an edit. A conversion keeps the luma, so the
+    hashes stay close: greyscale, however pale the colour picture was."""
+    grey = make("g", channels=1, saturation=0, cast=(0, 0)).evidence
+    marked = make("m", saturation=FAINT_COLOUR, cast=(0, 0)).evidence
+    assert label(grey, marked, edited=True) == label(marked, grey, edited=True) == R.RELATION_EDITED
+    assert label(grey, marked, distance=EDIT_DISTANCE) == R.RELATION_EDITED
+    assert label(grey, marked, distance=EDIT_DISTANCE - 1) == R.RELATION_GREYSCALE
+    assert label(grey, marked) == R.RELATION_GREYSCALE
+    colour = make("c", saturation=FAINT_COLOUR + 1, cast=(0, 0)).evidence
+    assert label(grey, colour, edited=True) == label(grey, colour, distance=20) == R.RELATION_GREYSCALE
+
+
+def test_a_small_change_of_both_mean_and_spread_is_a_tone_change() -> None:
+    """A gamma on a mostly bright picture moves its mean and its spread a little each (base:
+    mean 120, limit 8; spread 50, limit 12%): together past 0.9 of their limits, each past 0.3,
+    they tell a tone change that neither tells alone."""
+    base = make("a").evidence
+
+    def tone(mean: int, spread: int) -> str:
+        return relation_name(label(base, make("b", luma_mean=mean, luma_spread=spread).evidence))
+
+    assert tone(125, 50) == tone(120, 53) == "similar"  # 0.625 and 0.47 of their limits, alone
+    assert tone(125, 53) == "tone_variant"  # together 1.1
+    assert tone(124, 53) == "tone_variant"  # 0.5 + 0.47 = 0.97
+    assert tone(123, 53) == "similar"  # 0.375 + 0.47 = 0.85
+    assert tone(127, 51) == "similar"  # 0.875 + 0.16: the spread barely moved
+    far = make("c", luma_mean=125, luma_spread=53).evidence
+    assert label(base, far, distance=16) == R.RELATION_EDITED  # too slight to explain the distance
+    assert label(base, make("d", luma_mean=129).evidence, distance=16) == R.RELATION_TONE_VARIANT
 
 
 def test_label_precedence_of_greyscale_and_border_over_an_edit() -> None:
