@@ -123,12 +123,13 @@ def _odd_query(draw_ints, raw: bytes):
     a = _query(draw_ints[0] % 1000)
     e = a.evidence
     e.width, e.height, e.bit_depth, e.jpeg_quality, e.channels = draw_ints[1:6]
+    e.jpeg_quality %= 128  # mostly in range, sometimes past 100
     e.frame_width, e.frame_height = draw_ints[6:8]
     e.format_family = draw_ints[8] % 7  # 3..6: values the schema does not name
     e.skew_centidegrees = draw_ints[9] - (1 << 31)
     e.capture_date = raw[:40].decode("utf-8", "replace")
     e.rights = raw[40:].decode("utf-8", "replace")
-    kind = draw_ints[10] % 6
+    kind = draw_ints[10] % 7
     if kind == 0:
         del a.fingerprints[:]
     elif kind == 1:
@@ -139,8 +140,9 @@ def _odd_query(draw_ints, raw: bytes):
         a.fingerprints.extend([asset_pb2.Fingerprint(algorithm="x", version=draw_ints[11], value=raw)] * 3)
     elif kind == 4:
         a.sha256, a.pixel_digest = raw[:31], raw
-    else:
+    elif kind == 5:
         a.asset_id = "named"
+    # kind 6: the fingerprints and digests as they were
     return a
 
 
@@ -193,6 +195,9 @@ def test_lookup_answers_any_request_with_a_clean_status(consortium):
     @fuzz
     @given(st.lists(st.tuples(st.lists(st.integers(0, (1 << 32) - 1), min_size=12, max_size=12),
                               st.binary(max_size=300)), min_size=1, max_size=4))
+    # Always tried: odd values the server answers, and one it refuses (JPEG quality 101).
+    @example([([8, (1 << 32) - 1, 1, 65535, 100, 7, 0, (1 << 32) - 1, 6, 0, 6, 9], b"\xff" * 60)] * 2)
+    @example([([7, 640, 480, 8, 101, 3, 640, 480, 1, 1 << 31, 5, 0], b"")])
     def odd_records(files):
         call(L.LookupRequest(files=[_odd_query(ints, raw) for ints, raw in files]).SerializeToString(), len(files))
 
