@@ -6,7 +6,9 @@ import hashlib
 import re
 
 import grpc
-from google.protobuf.message import DecodeError
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import DecodeError, Message
+from google.protobuf.unknown_fields import UnknownFieldSet
 
 from dedup.fingerprint.kinds import FingerprintError, validate
 from dedup.v1 import asset_pb2
@@ -16,9 +18,46 @@ from .refusal import Refusal
 BATCH_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 ASSET_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
+#: Longest value, in characters, of each string field a member sends; a field not named here
+#: is an identifier and has ``ID_LIMIT``. A record is stored, signed and logged as sent, so a
+#: bound is what keeps a member from filling the store or the log with text.
+STRING_LIMITS = {
+    "dedup.v1.Evidence.capture_date": 32,  # "YYYY-MM-DDTHH:MM:SS", with room for an offset
+    "dedup.v1.Evidence.rights": 256,  # a rightsstatements.org or Creative Commons URI, or "unknown"
+    "dedup.v1.Fingerprint.algorithm": 32,
+    "dedup.v1.AssetsWithdrawn.reason": 4096,
+    "dedup.v1.MasterVote.reason": 4096,  # as coordinator.negotiation.MAX_TEXT
+    "dedup.v1.MasterVote.claim_evidence": 4096,
+    "dedup.v1.MasterRuling.reasoning": 4096,
+}
+ID_LIMIT = 128
+
 
 def invalid(reason: str, message: str) -> Refusal:
     return Refusal(grpc.StatusCode.INVALID_ARGUMENT, reason, message)
+
+
+def check_fields(msg: Message, where: str) -> None:
+    """Refuse a message (and any message inside it) that carries fields SPEC does not define,
+    or a string past its bound. Unknown fields cannot be dropped quietly: what is stored is
+    what was signed, so the record is refused instead."""
+    unknown = UnknownFieldSet(msg)
+    if len(unknown):
+        numbers = sorted({f.field_number for f in unknown})
+        raise invalid("unknown_fields", f"{where}: carries field number(s) {', '.join(map(str, numbers[:5]))} that "
+                                        f"{msg.DESCRIPTOR.full_name} does not define; a record holds only what SPEC "
+                                        "defines (update the node, or remove the extra fields)")
+    for fd, value in msg.ListFields():
+        values = value if fd.is_repeated else (value,)
+        if fd.type == FieldDescriptor.TYPE_MESSAGE:
+            for n, sub in enumerate(values):
+                check_fields(sub, f"{where}.{fd.name}" + (f"[{n}]" if fd.is_repeated else ""))
+        elif fd.type == FieldDescriptor.TYPE_STRING:
+            limit = STRING_LIMITS.get(fd.full_name, ID_LIMIT)
+            for v in values:
+                if len(v) > limit:
+                    raise invalid("oversized_field", f"{where}: {fd.name} is {len(v)} characters long; "
+                                                     f"{fd.full_name} holds at most {limit}")
 
 
 def check_batch_id(batch_id: str) -> None:
@@ -55,6 +94,7 @@ def parse_assets(manifest: asset_pb2.BatchManifest, payload: bytes, max_assets: 
 def check_record(a: asset_pb2.Asset, where: str) -> None:
     """An asset record's digests, fingerprints and evidence (all but its id), as intake and
     lookup both require; ``where`` names the record in the refusal."""
+    check_fields(a, where)
     if len(a.sha256) != 32 or len(a.pixel_digest) != 32:
         raise invalid("bad_digest", f"{where}: sha256 and pixel_digest must be 32 bytes each")
     if not a.fingerprints and not a.low_information:

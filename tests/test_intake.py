@@ -260,7 +260,7 @@ def test_cluster_does_not_chain_through_loose_links(consortium):
     a copy of the picture that does not contain the crop's part."""
     from dedup.matching import DEFAULT_THRESHOLD as t
     x = fingerprint(21)
-    y = near(x, t - 4, seed=1)  # within t of x and of x2 (x2 is 2 bits from x)
+    y = near(x, t - 4, seed=1)  # within t of x and of x2
     # z is within t of y but 2t - 4 from x, beyond the verification's loosened distance.
     zb = bytearray(y)
     flipped = 0
@@ -271,7 +271,17 @@ def test_cluster_does_not_chain_through_loose_links(consortium):
             if flipped == t:
                 break
     z = bytes(zb)
-    submit(consortium, A, batch(consortium, A, [asset("x", x), asset("x2", near(x, 2, seed=5))]))
+    # x2: 10 of the bits in which y differs from x flipped back, so it is a version of its own
+    # (past FOLLOW_DISTANCE from x), within t of y, and 2t - 14 from z.
+    x2b = bytearray(x)
+    moved = 0
+    for bit in range(256):
+        if (x[bit // 8] >> (bit % 8)) & 1 != (y[bit // 8] >> (bit % 8)) & 1:
+            x2b[bit // 8] ^= 1 << (bit % 8)
+            moved += 1
+            if moved == 10:
+                break
+    submit(consortium, A, batch(consortium, A, [asset("x", x), asset("x2", bytes(x2b))]))
     r = submit(consortium, B, batch(consortium, B, [asset("y", y)]))
     assert r.new_matches == 2
     r = submit(consortium, C, batch(consortium, C, [asset("z", z)]))
@@ -461,3 +471,71 @@ def test_update_with_other_pixels_leaves_the_cluster(consortium):
     assert len(proposals(consortium, cid)) == before
     [(c1_cluster,)] = consortium.query("SELECT cluster_id FROM clusters WHERE asset_id='c1'")
     assert consortium.query("SELECT cluster_id FROM clusters WHERE asset_id='a1'") == [(c1_cluster,)]
+
+
+def _with_unknown_field(message) -> bytes:
+    """``message``'s bytes with a field no version of its type defines (number 99, a varint)."""
+    return message.SerializeToString(deterministic=True) + bytes((0x98, 0x06, 0x01))
+
+
+@pytest.mark.parametrize("where", ["asset", "evidence", "fingerprint", "manifest"])
+def test_unknown_fields_refused_and_nothing_stored(consortium, where):
+    """What is stored is what was signed, so a record carrying fields SPEC does not define is
+    refused (not stored with them, nor stripped of them)."""
+    a = asset("a1", fingerprint(60))
+    part = {"asset": a, "evidence": a.evidence, "fingerprint": a.fingerprints[0]}.get(where)
+    if part is not None:
+        part.ParseFromString(_with_unknown_field(part))  # parsed messages keep unknown fields
+    payload = asset_pb2.AssetList(assets=[a]).SerializeToString(deterministic=True)
+    manifest = asset_pb2.BatchManifest(member_id=A, batch_id="b1", sequence=1, asset_count=1,
+                                       assets_sha256=hashlib.sha256(payload).digest(), created_unix=1)
+    if where == "manifest":
+        manifest = asset_pb2.BatchManifest.FromString(_with_unknown_field(manifest))
+    stmt = sign_statement(consortium.parties[A].signer, manifest)
+    err = refused(consortium, A, intake_pb2.SubmitBatchRequest(manifest=stmt, assets=payload))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "field number(s) 99" in err.details() and "does not define" in err.details()
+    assert {"asset": "asset 0 ('a1'):", "evidence": "asset 0 ('a1').evidence:",
+            "fingerprint": "asset 0 ('a1').fingerprints[0]:", "manifest": "the manifest:"}[where] in err.details()
+
+
+@pytest.mark.parametrize("field, value, limit", [
+    ("rights", "http://rightsstatements.org/vocab/InC/1.0/" + "x" * 2400, 256),
+    ("capture_date", "2024-01-01T00:00:00 taken at the manor by " + "x" * 40, 32),
+])
+def test_oversized_strings_refused_and_nothing_stored(consortium, field, value, limit):
+    a = asset("a1", fingerprint(61))
+    setattr(a.evidence, field, value)
+    err = refused(consortium, A, batch(consortium, A, [a]))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert f"{field} is {len(value)} characters long; dedup.v1.Evidence.{field} holds at most {limit}" in err.details()
+
+
+def test_an_oversized_withdrawal_reason_is_refused(consortium):
+    submit(consortium, A, batch(consortium, A, [asset("a1", fingerprint(62))]))
+    n = rows(consortium, "log_entries")
+    stmt = sign_statement(consortium.parties[A].signer, asset_pb2.AssetsWithdrawn(
+        member_id=A, withdrawal_id="w1", asset_ids=["a1"], reason="r" * 5000))
+    with pytest.raises(grpc.RpcError) as info:
+        consortium.intake(A).WithdrawAssets(intake_pb2.WithdrawAssetsRequest(withdrawal=stmt), timeout=10)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "holds at most 4096" in info.value.details()
+    assert rows(consortium, "log_entries") == n and rows(consortium, "tombstones") == 0
+
+
+def test_a_batch_whose_search_passes_the_bound_is_refused(consortium):
+    """max_batch_candidates bounds a batch's search: past it the batch is refused before
+    anything is written, and a smaller batch of the same assets is taken."""
+    fp = fingerprint(63)
+    submit(consortium, B, batch(consortium, B, [asset(f"b{i}", near(fp, 10 * i, seed=i)) for i in range(3)]))
+    consortium.stop()
+    consortium.settings = consortium.settings.model_copy(update={"max_batch_candidates": 4})
+    consortium.start()
+    # Each copy finds B's three assets (three versions, 10 bits apart): 6 candidates for two.
+    copies = [asset(f"a{i}", near(fp, 3, seed=100 + i)) for i in range(2)]
+    err = refused(consortium, A, batch(consortium, A, copies))
+    assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "passed 4 candidates in its first 2 of 2 assets" in err.details()
+    assert "max_batch_candidates" in err.details() and "nothing was stored" in err.details()
+    assert rows(consortium, "clusters") == 0
+    r = submit(consortium, A, batch(consortium, A, copies[:1]))
+    assert (r.accepted, r.new_matches) == (1, 3)
