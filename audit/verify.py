@@ -202,6 +202,9 @@ class _State:
     # The latest MatchRecorded between two assets (pair in sorted order) -> (a, b, relation, crop or None),
     # kept only while it is a crop or border match: no other relation makes a copy derived.
     links: dict[tuple, tuple] = field(default_factory=dict)
+    # asset -> the pairs of ``links`` it is in: a proposal of thousands of copies is checked
+    # against its copies' links, not against every pair of copies.
+    linked: dict[tuple, set] = field(default_factory=dict)
     proposals: dict[str, _Proposal] = field(default_factory=dict)
     live: dict[str, str] = field(default_factory=dict)  # cluster id -> its latest proposal
     holder_sets: dict[frozenset, frozenset] = field(default_factory=dict)  # one object per set of holders
@@ -432,8 +435,18 @@ def _link(st: _State, a: tuple, b: tuple, relation: int, crop) -> None:
     pair = (a, b) if a <= b else (b, a)
     if relation in _DIRECTED:
         st.links[pair] = (a, b, relation, crop)
-    elif st.links:
-        st.links.pop(pair, None)  # the latest match between the two is what counts
+        for k in pair:
+            st.linked.setdefault(k, set()).add(pair)
+    elif st.links and st.links.pop(pair, None) is not None:  # the latest match between the two is what counts
+        for k in pair:
+            st.linked[k].discard(pair)
+
+
+def _links_among(st: _State, keys) -> list[tuple]:
+    """The links in ``st.links`` between two of ``keys``, by pair."""
+    keys = set(keys)
+    pairs = {pair for k in keys for pair in st.linked.get(k, ()) if pair[0] in keys and pair[1] in keys}
+    return [st.links[pair] for pair in sorted(pairs)]
 
 
 def _fast_proposal(i: int, fields: tuple, st: _State) -> bool:
@@ -449,10 +462,8 @@ def _fast_proposal(i: int, fields: tuple, st: _State) -> bool:
     holders = frozenset([m for m, _ in keys])
     if len(holders) < 2 or pid in st.proposals or len(set(keys)) != len(keys):
         return False
-    if st.links and version != POLICY_V1:
-        ordered = sorted(keys)
-        if any((x, y) in st.links for n, x in enumerate(ordered) for y in ordered[n + 1:]):
-            return False
+    if st.links and version != POLICY_V1 and _links_among(st, keys):
+        return False
     if supersedes:
         old = st.proposals.get(supersedes)
         if old is None or old.cluster_id != cluster_id or old.status == _SUPERSEDED:
@@ -608,9 +619,7 @@ def _check_proposal(i: int, p: statements_pb2.MasterProposed, st: _State, fail) 
         want: set = set()
     else:
         # Only pairs of this proposal's copies: a match to anything else cannot make a copy derived.
-        keys = sorted(evidence)
-        links = [st.links[(x, y)] for n, x in enumerate(keys) for y in keys[n + 1:] if (x, y) in st.links]
-        want = derived_copies(evidence, links)
+        want = derived_copies(evidence, _links_among(st, evidence))
     for cp in p.copies:
         if cp.derived != (_key(cp.ref) in want):
             why = ("the log's matches show it is a crop or bordered copy of another copy" if not cp.derived

@@ -10,29 +10,38 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import grpc
+import numpy as np
 
-from dedup.candidates import CandidateIndex
+from dedup.candidates import PARTS, WHOLE, CandidateIndex
 from dedup.fingerprint.wire import Hashes
 from dedup.matching import Rule, compared_hashes
 from dedup.note import NoteVerifier
-from dedup.policy import POLICY_VERSION, Candidate as PolicyCandidate, choose_master, derived_copies
+from dedup.policy import KEYS, POLICY_VERSION, Candidate as PolicyCandidate, choose_master, derived_copies
 from dedup.signing import SignatureError, parse_body, verify_statement
 from dedup.v1 import asset_pb2, intake_pb2, lookup_pb2, negotiation_pb2, statement_pb2, statements_pb2
 
 from .log import LogTransaction, TransparencyLog
-from .matcher import Candidate, Key, Matcher, new_cluster_id
+from .matcher import FOLLOW_DISTANCE, Candidate, Key, Matcher, new_cluster_id
 from .lookup import Lookups
-from .negotiation import Negotiator
+from .negotiation import LIVE, Negotiator
 from .ratelimit import Limit, RateLimiter
 from .refusal import Refusal
 from .settings import CoordinatorSettings, MemberSettings
 from .store import StoredMatch, Store
-from .validation import check_batch_id, invalid, parse_assets
+from .validation import check_batch_id, check_fields, invalid, parse_assets
 
+
+_DIRECTED = (statements_pb2.RELATION_CROPPED, statements_pb2.RELATION_BORDERED)
+#: A follower tries at most this many of its version's anchors (SPEC section 6).
+_ANCHORS = 4
+
+#: Assets searched at a time: a batch's search holds one slice's candidates before the bound
+#: on the whole batch's is checked again.
+_SEARCH_SLICE = 100
 
 #: Records parsed at a time when the index is rebuilt on start-up (parsed records are large;
 #: the index keeps only their hashes).
@@ -84,17 +93,24 @@ class Coordinator:
         #: Members admitted as readers: they look up, and send no batches, withdrawals or votes.
         self.readers = self.store.admitted_readers()
         self.lookups = Lookups(self)
+        #: cluster -> its live proposal as ``_master_stands`` reads it, while it stays live.
+        self._proposed: dict[str, _Proposed] = {}
+        self._intake = _Intake()
 
     # --- start-up ----------------------------------------------------------------------
 
     def _load_matcher(self) -> Matcher:
         matcher = Matcher(self.settings.match.rule(), self._record, candidates=self._candidates)
         items = []
-        for member_id, asset_id, record, cid in self.store.assets():
+        for member_id, asset_id, record, cid, version in self.store.assets():
             member_id = sys.intern(member_id)  # one string per member, not one per asset
-            items.append(((member_id, asset_id), asset_pb2.Asset.FromString(record)))
+            key = (member_id, asset_id)
             if cid is not None:
-                matcher.assign((member_id, asset_id), cid)
+                matcher.assign(key, cid)
+            if version is not None:
+                matcher.follow(key, (member_id, version))  # read, not indexed
+                continue
+            items.append((key, asset_pb2.Asset.FromString(record)))
             if len(items) == _LOAD_CHUNK:
                 matcher.add_many(items, remember=False)
                 items = []
@@ -149,29 +165,72 @@ class Coordinator:
         self.limiter.take(identity, "intake")
         manifest = self.signed_body(identity, stmt, asset_pb2.BatchManifest, "manifest")
         check_batch_id(manifest.batch_id)
+        # What needs no shared state is done before the lock: other members do not wait on it.
+        assets = parse_assets(manifest, payload, self.settings.max_batch_assets)
+        parsed = [compared_hashes(a) for a in assets]  # once per asset, for every comparison below
 
+        # Two turns at the lock: the search, which changes nothing, then the store. Other
+        # members' intakes may run between them, so a large batch keeps each of them waiting
+        # for one half of its work, not for all of it.
         with self.lock:
             self._fresh_matcher()
-            stored = self.store.find_batch(identity, manifest.batch_id)
-            if stored is not None:
-                if stored.manifest != stmt.body:
-                    raise Refusal(grpc.StatusCode.ALREADY_EXISTS, "batch_id_reused",
-                                  f"batch id {manifest.batch_id!r} was already used for a different batch")
-                return intake_pb2.SubmitBatchResponse(batch_id=manifest.batch_id, accepted=stored.accepted,
-                                                      already_stored=True, log_index=stored.log_index,
-                                                      new_matches=stored.new_matches)
-            last = self.store.last_sequence(identity)
-            if manifest.sequence <= last:
-                raise Refusal(grpc.StatusCode.FAILED_PRECONDITION, "replay",
-                              f"batch sequence {manifest.sequence} is not after the last accepted sequence {last}:"
-                              " replayed or out-of-order batch")
-            assets = parse_assets(manifest, payload, self.settings.max_batch_assets)
+            if (done := self._already_stored(identity, manifest, stmt)) is not None:
+                return done
+            m = self.matcher
+            mark = m.index.mark()
+            plan, found = self._plan(identity, assets, parsed)  # may refuse; changes nothing
+        with self.lock:
+            self._fresh_matcher()
+            if (done := self._already_stored(identity, manifest, stmt)) is not None:
+                return done
+            added = m.index.added_since(mark) if self.matcher is m else None
+            if added is None or any(k[0] == identity for k in added):
+                # The matcher was rebuilt, or this member's own assets changed: search again.
+                plan, found = self._plan(identity, assets, parsed)
+            elif added:
+                found = self._search_added(assets, parsed, plan, found, added)
             try:
-                return self._store_batch(identity, stmt, manifest, assets)
+                return self._store_batch(identity, stmt, manifest, assets, parsed, plan, found)
             except BaseException:
                 # The transaction rolled back; the matcher may hold part of it.
                 self._reload_matcher()
                 raise
+
+    def _already_stored(self, identity: str, manifest, stmt) -> intake_pb2.SubmitBatchResponse | None:
+        """The answer to a batch resent after it was stored (None if it was not); refused if
+        its id was used for another batch or its sequence is not after the member's last."""
+        stored = self.store.find_batch(identity, manifest.batch_id)
+        if stored is not None:
+            if stored.manifest != stmt.body:
+                raise Refusal(grpc.StatusCode.ALREADY_EXISTS, "batch_id_reused",
+                              f"batch id {manifest.batch_id!r} was already used for a different batch")
+            return intake_pb2.SubmitBatchResponse(batch_id=manifest.batch_id, accepted=stored.accepted,
+                                                  already_stored=True, log_index=stored.log_index,
+                                                  new_matches=stored.new_matches)
+        last = self.store.last_sequence(identity)
+        if manifest.sequence <= last:
+            raise Refusal(grpc.StatusCode.FAILED_PRECONDITION, "replay",
+                          f"batch sequence {manifest.sequence} is not after the last accepted sequence {last}:"
+                          " replayed or out-of-order batch")
+        return None
+
+    def _search_added(self, assets, parsed, plan, found, added: list[Key]) -> list[set[Key]]:
+        """``found`` completed with the assets other members' intakes indexed since it was
+        searched: the batch's versions are searched against those alone."""
+        m = self.matcher
+        fresh = CandidateIndex(m.index.rule)
+        items = [(k, c) for k in added if (c := m._cached(k)) is not None]
+        fresh.add_many([(k, c[0]) for k, c in items], [c[1] for _, c in items])
+        todo = [i for i, v in enumerate(plan) if v is None]
+        more = fresh.candidates_many([assets[i] for i in todo], [parsed[i] for i in todo])
+        for i, keys in zip(todo, more):
+            found[i] = found[i] | keys
+        total = sum(len(f) for f in found)
+        if total > self.settings.max_batch_candidates:
+            raise Refusal(grpc.StatusCode.RESOURCE_EXHAUSTED, "search_too_large",
+                          f"the batch's candidate search passed {self.settings.max_batch_candidates:,} candidates"
+                          f" (max_batch_candidates); nothing was stored: send it in smaller batches")
+        return found
 
     def _reload_matcher(self) -> None:
         """Rebuild the matcher from the store after a failed write; if the store cannot be read
@@ -215,7 +274,11 @@ class Coordinator:
                     idx = txn.append(stmt)
                     Store.withdraw(txn.db, identity, body.withdrawal_id, stmt.body, ids, idx)
                     for a in ids:
-                        cid = self.matcher.remove((identity, a))
+                        cid, (promoted, followers) = self.matcher.remove((identity, a))
+                        if promoted is not None:
+                            # A withdrawn version's first follower is indexed in its place.
+                            Store.unfollow(txn.db, *promoted)
+                            Store.set_followers(txn.db, identity, promoted[1], [k[1] for k in followers])
                         if cid is not None:
                             touched.add(cid)
                     for cid in sorted(touched):
@@ -249,6 +312,8 @@ class Coordinator:
             body = parse_body(stmt, kind)
         except SignatureError as exc:
             raise invalid(f"bad_{noun}", str(exc)) from exc
+        check_fields(stmt, f"the signed {noun}")
+        check_fields(body, f"the {noun}")
         named = getattr(body, field)
         if named != identity:
             raise invalid("member_mismatch", f"{noun} names {role} {named!r}, signer is {identity!r}")
@@ -272,23 +337,101 @@ class Coordinator:
             raise Refusal(grpc.StatusCode.UNAUTHENTICATED, "bad_signature", str(exc)) from exc
         return member
 
-    def _store_batch(self, member_id: str, stmt, manifest, assets) -> intake_pb2.SubmitBatchResponse:
+    def _search(self, assets: list[asset_pb2.Asset], parsed: list[Hashes | None], searches,
+                found_before: int = 0) -> list[set[Key]]:
+        """Each asset's index candidates by ``searches``, whoever holds them, searched a slice
+        of the batch at a time so that the search's memory follows the bound: past
+        ``max_batch_candidates`` (counting ``found_before``) the batch is refused before
+        anything is stored."""
+        bound = self.settings.max_batch_candidates
+        out: list[set[Key]] = []
+        total = found_before
+        for lo in range(0, len(assets), _SEARCH_SLICE):
+            found = self.matcher.index.candidates_many(assets[lo:lo + _SEARCH_SLICE], parsed[lo:lo + _SEARCH_SLICE],
+                                                       searches)
+            total += sum(len(f) for f in found)
+            if total > bound:
+                raise Refusal(grpc.StatusCode.RESOURCE_EXHAUSTED, "search_too_large",
+                              f"the batch's candidate search passed {bound:,} candidates in its first {lo + len(found)}"
+                              f" of {len(assets)} assets (max_batch_candidates); nothing was stored: send it in"
+                              " smaller batches")
+            out += found
+        return out
+
+    def _plan(self, member_id: str, assets: list[asset_pb2.Asset],
+              parsed: list[Hashes | None]) -> tuple[list[Key | None], list[set[Key]]]:
+        """Before anything is written: the version each of the batch's assets will follow
+        (None for a version), in batch order, and each version's candidates.
+
+        Whether a copy follows depends only on its digests and upright hash, its member's
+        indexed versions and the batch's earlier versions, so the cheap whole-picture search
+        decides it for the whole batch; only versions are then searched for parts (a local
+        edit, a crop), which is most of a search's cost."""
+        m = self.matcher
+        whole = self._search(assets, parsed, WHOLE)
+        # Versions whose picture this batch changes leave the index when the batch is stored.
+        leaving = set()
+        for a in assets:
+            key = (member_id, a.asset_id)
+            if key in m.index and (old := m.record(key)) is not None and _changes_picture(old, a):
+                leaving.add(key)
+        fresh = _BatchVersions()  # this batch's versions so far: the index holds none of them yet
+        plan: list[Key | None] = []
+        for asset, h, keys in zip(assets, parsed, whole):
+            key = (member_id, asset.asset_id)
+            version = None
+            if key not in m.index or key in leaving:
+                best = m.near_version(key, asset, h, keys - leaving)
+                near = fresh.nearest(key, asset, h)
+                if near is not None and (best is None or near < best):
+                    best = near
+                version = None if best is None else best[1]
+                if version is None:
+                    fresh.add(key, asset, h)
+            plan.append(version)
+        todo = [i for i, v in enumerate(plan) if v is None]
+        parts = self._search([assets[i] for i in todo], [parsed[i] for i in todo], PARTS,
+                             found_before=sum(len(k) for k in whole))
+        for i, keys in zip(todo, parts):
+            whole[i] |= keys
+        return plan, whole
+
+    def _store_batch(self, member_id: str, stmt, manifest, assets: list[asset_pb2.Asset], parsed: list[Hashes | None],
+                     plan: list[Key | None], found: list[set[Key]]) -> intake_pb2.SubmitBatchResponse:
+        """Store a batch ``_plan`` has planned. Other members' assets do not change during the
+        batch, so all of its candidates were found before anything is written; clustering
+        then goes asset by asset, in batch order, exactly as if the assets had come one by one."""
         # cluster -> why it is proposed again; a cluster that gained a copy says so, whatever else changed.
         touched: dict[str, str] = {}
         new_matches = 0
+        m = self.matcher
+        self._intake = _Intake()
         with self.log.transaction() as txn:
             batch_index = txn.append(stmt)
-            # Other members' assets do not change during the batch, so all of its candidates
-            # are found in one search; clustering then goes asset by asset, in batch order.
-            parsed = [compared_hashes(a) for a in assets]  # once per asset, for every comparison below
-            found = self.matcher.candidates_many(member_id, assets, parsed)
             for asset in assets:
                 self._update(txn, (member_id, asset.asset_id), asset, touched)
             Store.put_assets(txn.db, member_id, [(a.asset_id, a.SerializeToString(deterministic=True)) for a in assets],
                              manifest.batch_id)
-            for asset, h, candidates in zip(assets, parsed, found):
-                new_matches += self._match(txn, (member_id, asset.asset_id), asset, candidates, touched, h)
-            self.matcher.index.add_many([((member_id, a.asset_id), a) for a in assets], parsed)
+            versions = []
+            for asset, h, keys, version in zip(assets, parsed, found, plan):
+                key = (member_id, asset.asset_id)
+                m.add_many([(key, asset)], indexed=False, parsed=[h])
+                if version is not None:
+                    if m.version_of.get(key) != version:
+                        m.unfollow(key)
+                        m.follow(key, version)
+                        Store.set_followers(txn.db, member_id, version[1], [key[1]])
+                    cid = m.cluster_of.get(version)
+                    if cid is not None:
+                        new_matches += self._join_follower(txn, key, asset, h, cid, touched)
+                    continue
+                if key in m.version_of:
+                    m.unfollow(key)
+                    Store.unfollow(txn.db, *key)
+                if key not in m.index:
+                    versions.append((key, asset, h))
+                new_matches += self._match(txn, key, asset, m.linked(member_id, asset, h, keys), touched, h)
+            m.index.add_many([(k, a) for k, a, _ in versions], [h for _, _, h in versions])
             Store.add_batch(txn.db, member_id, manifest.batch_id, manifest.sequence, stmt.body, len(assets),
                             new_matches, batch_index, int(self.clock()))
             for cid in sorted(touched):
@@ -299,27 +442,107 @@ class Coordinator:
     def _update(self, txn: LogTransaction, key: Key, asset: asset_pb2.Asset, touched: dict[str, str]) -> None:
         """A member declaring an asset again (a rescan). New evidence only: its cluster stays
         and gets a fresh proposal, since the master may change. New pixels or fingerprints:
-        it leaves its cluster (which is proposed again without it) and is matched afresh."""
+        it leaves its cluster (which is proposed again without it) and is matched afresh; a
+        version leaves the index too, its first follower taking its place."""
         m = self.matcher
         old = m.record(key)
         if old is None or old == asset:
             return
+        if not _changes_picture(old, asset):
+            if (cid := m.cluster_of.get(key)) is not None:
+                self._altered(touched, cid)
+            return
+        if key in m.version_of:
+            m.unfollow(key)
+            Store.unfollow(txn.db, *key)
+        elif key in m.index:
+            promoted, followers = m.unindex(key)
+            if promoted is not None:
+                Store.unfollow(txn.db, *promoted)
+                Store.set_followers(txn.db, key[0], promoted[1], [k[1] for k in followers])
         cid = m.cluster_of.get(key)
         if cid is None:
             return
-        same_picture = (old.sha256 == asset.sha256 and old.pixel_digest == asset.pixel_digest
-                        and old.low_information == asset.low_information
-                        and list(old.fingerprints) == list(asset.fingerprints))
-        if not same_picture:
-            m.detach(key)
-            Store.leave_cluster(txn.db, key[0], key[1])
+        m.detach(key)
+        Store.leave_cluster(txn.db, key[0], key[1])
         # Proposed again if still cross-member; closed (no more votes) if not.
-        touched.setdefault(cid, "copy_changed")
+        self._altered(touched, cid)
+
+    def _anchors(self, db, version: Key, cluster_id: str) -> list[Key]:
+        """The copies a version's followers link to in its cluster, best first, from the
+        version's earliest matches there with other members' copies still in it: one that
+        makes the version a crop or bordered copy (so its followers are derived as it is),
+        then those of the same whole picture (the cheapest links to make), then the earliest;
+        at most ``_ANCHORS``. Kept in memory until the version's matches change, so a restart
+        finds the same ones."""
+        m = self.matcher
+        found = m.anchor.get(version)
+        if found is None or found[0] != cluster_id:
+            found = (cluster_id, self._anchor_order(db, version, cluster_id))
+            m.anchor[version] = found
+        return [k for k in found[1] if m.cluster_of.get(k) == cluster_id][:_ANCHORS]
+
+    def _anchor_order(self, db, version: Key, cluster_id: str) -> tuple[Key, ...]:
+        """Every copy of another member among the version's earliest matches in the cluster,
+        in the order ``_anchors`` prefers them (whether each is still there is asked later)."""
+        m = self.matcher
+        rows = [r for r in Store.first_links(db, version[0], version[1], cluster_id) if r[0][0] != version[0]]
+        mine = m.record(version)
+
+        def derives(row) -> bool:
+            other, relation, _, crop = row
+            if relation not in _DIRECTED or mine is None or (theirs := m.record(other)) is None:
+                return False
+            return version in derived_copies({version: mine.evidence, other: theirs.evidence},
+                                             [(version, other, relation, {1: version, 2: other}.get(crop))])
+
+        ordered = [r for r in rows if derives(r)][:1] + [r for r in rows if r[2] == "dct256"] + rows
+        return tuple(dict.fromkeys(r[0] for r in ordered))
+
+    def _join_follower(self, txn: LogTransaction, key: Key, asset: asset_pb2.Asset, parsed: Hashes | None,
+                       cluster_id: str, touched: dict[str, str], anchor: Key | None = None) -> int:
+        """A follower joins its version's cluster through one match: with ``anchor`` if given,
+        else (or if the rule does not link the two) with the first of its version's
+        ``_anchors`` the rule links it to; with none, it stays out. Returns the matches
+        recorded (0 or 1)."""
+        m = self.matcher
+        tried = [anchor] if anchor is not None else []
+        for other in tried + [k for k in self._anchors(txn.db, m.version_of[key], cluster_id) if k != anchor]:
+            found = m.link(other, asset, parsed)
+            if found is not None:
+                break
+        else:
+            return 0
+        if m.cluster_of.get(key) != cluster_id:
+            if (left := m.cluster_of.get(key)) is not None:
+                self._altered(touched, left)
+            m.assign(key, cluster_id)
+            Store.set_cluster(txn.db, key[0], key[1], cluster_id)
+            touched[cluster_id] = "copy_added"
+            self._intake.added.setdefault(cluster_id, set()).add(key)
+        else:
+            self._altered(touched, cluster_id)
+        self._record_match(txn, cluster_id, other, key, found)
+        return 1
+
+    def _pull_followers(self, txn: LogTransaction, version: Key, cluster_id: str, anchor: Key,
+                        touched: dict[str, str]) -> int:
+        """A version newly linked in a cluster (it joined it, or another copy linked to it)
+        brings its followers that are in no cluster, each through its own match with
+        ``anchor`` (the copy the version was just linked to) or another of its anchors."""
+        m = self.matcher
+        made = 0
+        for f in sorted(m.followers.get(version, ())):
+            if f in m.cluster_of:
+                continue
+            found = m._cached(f)
+            if found is not None:
+                made += self._join_follower(txn, f, found[0], found[1], cluster_id, touched, anchor)
+        return made
 
     def _match(self, txn: LogTransaction, key: Key, asset: asset_pb2.Asset, candidates: list[Candidate],
                touched: dict[str, str], parsed: Hashes | None) -> int:
         m = self.matcher
-        m.add_many([(key, asset)], indexed=False, parsed=[parsed])
         accepted = []
         verdicts: dict[str, bool] = {}  # one check per cluster, however many of its copies link
         for c in candidates:
@@ -342,6 +565,8 @@ class Coordinator:
             accepted = [c for c in accepted if m.cluster_of.get(c.key, home) in joined_clusters]
             existing = sorted(joined_clusters)
         target = existing[0] if existing else new_cluster_id(accepted[0].key, key)
+        if existing[1:]:
+            self._altered(touched, target)
         for other in existing[1:]:
             Store.rename_cluster(txn.db, other, target)
             # Its proposals end with it; the merged cluster gets a proposal of its own.
@@ -350,40 +575,100 @@ class Coordinator:
             for k in list(m.members_of.get(other, ())):
                 m.assign(k, target)
         joined = bool(existing[1:])
-        for k in [key, *(c.key for c in accepted)]:
+        linked = [(key, accepted[0].key), *((c.key, key) for c in accepted)]  # each version, a copy it links to
+        for k, _ in linked:
             if m.cluster_of.get(k) != target:
                 m.assign(k, target)
                 Store.set_cluster(txn.db, k[0], k[1], target)
                 joined = True
+                self._intake.added.setdefault(target, set()).add(k)
         if joined:
             touched[target] = "copy_added"
         else:  # a copy declared again, its links found again
-            touched.setdefault(target, "copy_changed")
+            self._altered(touched, target)
         for c in accepted:
-            match_id = f"{target}/{c.key[0]}/{c.key[1]}/{key[0]}/{key[1]}"
-            stmt = statements_pb2.MatchRecorded(
-                match_id=match_id, cluster_id=target,
-                a=statements_pb2.AssetRef(member_id=c.key[0], asset_id=c.key[1]),
-                b=statements_pb2.AssetRef(member_id=key[0], asset_id=key[1]),
-                relation=c.link.relation, algorithm=c.link.algorithm, distance=c.link.distance,
-                recorded_unix=int(self.clock()), kept_permille=round(c.link.kept * 1000),
-            )
-            # The link was found as link(candidate, new asset): side 1 is a, side 2 is b.
-            if c.link.crop:
-                stmt.crop.CopyFrom(stmt.a if c.link.crop == 1 else stmt.b)
-            idx = txn.append_signed(stmt)
-            Store.add_match(txn.db, StoredMatch(match_id, target, c.key[0], c.key[1], key[0], key[1],
-                                                c.link.relation, c.link.algorithm, c.link.distance,
-                                                round(c.link.kept * 1000), c.link.crop), idx)
-        return len(accepted)
+            self._record_match(txn, target, c.key, key, c.link)
+        made = len(accepted)
+        for k, anchor in linked:
+            made += self._pull_followers(txn, k, target, anchor, touched)
+        return made
+
+    def _record_match(self, txn: LogTransaction, cluster_id: str, a: Key, b: Key, lk) -> None:
+        """Log and store the link ``lk`` = link(record of a, record of b)."""
+        match_id = f"{cluster_id}/{a[0]}/{a[1]}/{b[0]}/{b[1]}"
+        stmt = statements_pb2.MatchRecorded(
+            match_id=match_id, cluster_id=cluster_id,
+            a=statements_pb2.AssetRef(member_id=a[0], asset_id=a[1]),
+            b=statements_pb2.AssetRef(member_id=b[0], asset_id=b[1]),
+            relation=lk.relation, algorithm=lk.algorithm, distance=lk.distance,
+            recorded_unix=int(self.clock()), kept_permille=round(lk.kept * 1000),
+        )
+        # side 1 of the link is a, side 2 is b.
+        if lk.crop:
+            stmt.crop.CopyFrom(stmt.a if lk.crop == 1 else stmt.b)
+        idx = txn.append_signed(stmt)
+        # A version's anchor is chosen from its matches: looked up again after a new one.
+        self.matcher.anchor.pop(a, None)
+        self.matcher.anchor.pop(b, None)
+        if lk.relation in _DIRECTED:
+            ra, rb = self.matcher.record(a), self.matcher.record(b)
+            if ra is not None and rb is not None:
+                made = derived_copies({a: ra.evidence, b: rb.evidence},
+                                      [(a, b, lk.relation, a if lk.crop == 1 else b if lk.crop == 2 else None)])
+            else:
+                made = {a, b}
+            self._intake.derived.setdefault(cluster_id, set()).update(made)
+        Store.add_match(txn.db, StoredMatch(match_id, cluster_id, a[0], a[1], b[0], b[1], lk.relation, lk.algorithm,
+                                            lk.distance, round(lk.kept * 1000), lk.crop), idx)
+
+    def _altered(self, touched: dict[str, str], cluster_id: str) -> None:
+        """A cluster changed otherwise than by gaining copies (a copy changed or left, or two
+        clusters merged): it is proposed again, whatever its master."""
+        touched.setdefault(cluster_id, "copy_changed")
+        self._intake.altered.add(cluster_id)
 
     def _repropose(self, txn: LogTransaction, cluster_id: str, reason: str) -> None:
-        """A changed cluster: proposed again while members still share it; otherwise its
-        proposals are closed, as nothing is left to agree between members."""
-        if len({k[0] for k in self.matcher.members_of.get(cluster_id, ())}) >= 2:
-            self._propose(txn, cluster_id, reason)
-        else:
+        """A changed cluster: proposed again while members still share it, unless it only gained
+        copies that change neither its holders nor its master; otherwise its proposals are
+        closed, as nothing is left to agree between members."""
+        holders = {k[0] for k in self.matcher.members_of.get(cluster_id, ())}
+        if len(holders) < 2:
             self.negotiation.supersede(txn.db, cluster_id, None)
+        elif not (reason == "copy_added" and self._master_stands(txn.db, cluster_id, holders)):
+            self._propose(txn, cluster_id, reason)
+
+    def _master_stands(self, db, cluster_id: str, holders: set[str]) -> bool:
+        """Does the cluster's live proposal still hold after this intake added copies to it:
+        the same holders, its master still there and made derived by no new crop or border
+        match, and no added copy ranked ahead of it by the proposal's policy? Then the policy would choose the
+        same master again, and an agreement stands (a popular picture's every new copy would
+        otherwise reopen it). Exact, not a guess: an added copy is ranked as if not derived,
+        which can only put it further ahead, and a match that makes another copy derived only
+        puts that copy further back."""
+        if cluster_id in self._intake.altered:
+            return False
+        row = db.execute("SELECT proposal_id, proposal FROM negotiations WHERE cluster_id=? AND status IN (?, ?, ?)"
+                         " ORDER BY log_index DESC LIMIT 1", (cluster_id, *LIVE)).fetchone()
+        if row is None:
+            return False
+        known = self._proposed.get(cluster_id)
+        if known is None or known.proposal_id != row[0]:
+            known = _Proposed.of(statements_pb2.MasterProposed.FromString(bytes(row[1])), self._priority)
+            self._proposed[cluster_id] = known
+        m = self.matcher
+        if (known.policy_version != POLICY_VERSION or known.holders != frozenset(holders)
+                or m.cluster_of.get(known.master) != cluster_id
+                or known.master in self._intake.derived.get(cluster_id, ())):
+            return False
+        rank = KEYS[known.policy_version]
+        for k in self._intake.added.get(cluster_id, ()):
+            record = m.record(k)
+            if record is None or rank(PolicyCandidate(k[0], k[1], record.evidence, self._priority(k[0]), False)) < known.rank:
+                return False
+        return True
+
+    def _priority(self, member_id: str) -> int:
+        return self.members[member_id].settings.custodial_priority
 
     def _propose(self, txn: LogTransaction, cluster_id: str, reason: str) -> None:
         """Propose a master for the cluster by the current policy, superseding its open, disputed
@@ -462,3 +747,72 @@ class Coordinator:
         if len(rows) == size:
             out.next_page_token = str(offset + size)
         return out
+
+
+def _changes_picture(old: asset_pb2.Asset, new: asset_pb2.Asset) -> bool:
+    """Does a record declared again describe other pixels or fingerprints (not only new evidence)?"""
+    return not (old.sha256 == new.sha256 and old.pixel_digest == new.pixel_digest
+                and old.low_information == new.low_information and list(old.fingerprints) == list(new.fingerprints))
+
+
+@dataclass
+class _Intake:
+    """What one intake did to clusters, for ``_master_stands``."""
+
+    added: dict[str, set[Key]] = field(default_factory=dict)  # cluster -> copies that joined it
+    derived: dict[str, set[Key]] = field(default_factory=dict)  # cluster -> copies a new match makes derived
+    altered: set[str] = field(default_factory=set)  # clusters changed otherwise
+
+
+@dataclass(frozen=True)
+class _Proposed:
+    """What ``_master_stands`` needs of a cluster's live proposal."""
+
+    proposal_id: str
+    policy_version: str
+    master: Key
+    rank: tuple
+    holders: frozenset[str]
+
+    @classmethod
+    def of(cls, p: "statements_pb2.MasterProposed", priority: Callable[[str], int]) -> "_Proposed":
+        master = (p.master.member_id, p.master.asset_id)
+        copy = next(c for c in p.copies if (c.ref.member_id, c.ref.asset_id) == master)
+        rank = KEYS[p.policy_version](PolicyCandidate(master[0], master[1], copy.evidence, priority(master[0]),
+                                                      copy.derived))
+        return cls(p.proposal_id, p.policy_version, master, rank, frozenset(c.ref.member_id for c in p.copies))
+
+
+class _BatchVersions:
+    """One batch's versions so far (the batch's search ran before any of them was indexed),
+    for ``_version_for``: their digests and upright dct256 hashes."""
+
+    _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint16)
+
+    def __init__(self) -> None:
+        self.keys: list[Key] = []
+        self.by_digest: dict[bytes, Key] = {}
+        self.rows = np.zeros((0, 32), dtype=np.uint8)
+        self.row_keys: list[Key] = []
+
+    def add(self, key: Key, asset: asset_pb2.Asset, h: Hashes | None) -> None:
+        for d in (bytes(asset.sha256), bytes(asset.pixel_digest)):
+            self.by_digest.setdefault(d, key)
+        if h is not None:
+            if len(self.row_keys) == self.rows.shape[0]:
+                grown = np.zeros((max(16, 2 * self.rows.shape[0]), 32), dtype=np.uint8)
+                grown[:self.rows.shape[0]] = self.rows
+                self.rows = grown
+            self.rows[len(self.row_keys)] = np.frombuffer(h.upright, dtype=np.uint8)
+            self.row_keys.append(key)
+
+    def nearest(self, key: Key, asset: asset_pb2.Asset, h: Hashes | None) -> tuple[int, Key] | None:
+        best = [(0, k) for d in (bytes(asset.sha256), bytes(asset.pixel_digest))
+                if (k := self.by_digest.get(d)) is not None and k != key]
+        if h is not None and self.row_keys:
+            n = len(self.row_keys)
+            dist = self._POPCOUNT[self.rows[:n] ^ np.frombuffer(h.upright, dtype=np.uint8)].sum(axis=1)
+            for i in np.flatnonzero(dist <= FOLLOW_DISTANCE).tolist():
+                if self.row_keys[i] != key:
+                    best.append((int(dist[i]), self.row_keys[i]))
+        return min(best) if best else None

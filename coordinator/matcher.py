@@ -4,12 +4,21 @@ Candidates come from the shared candidate index; a candidate becomes a link only
 shared matching rule accepts it; and a link joins an existing cluster only after
 verification: the new asset must also match at least half of that cluster's representatives
 (``dedup.clusters``: the rule loosened by ``VERIFY_SLACK``, against at most its first 16
-copies), so a single loose link cannot chain unrelated photographs together.
+versions), so a single loose link cannot chain unrelated photographs together.
+
+Versions and followers (SPEC.md section 6). A member's new copy that is the same picture
+as one of its own indexed assets (the same file or pixel digest, or an upright ``dct256``
+hash within ``FOLLOW_DISTANCE`` bits) *follows* that asset, its *version*: it is not put in
+the candidate index, and it joins its version's cluster through one link to the copy its
+version is linked to there. So the index holds each member's distinct versions of a
+picture, not its every copy, and a photograph held thousands of times costs a new copy a
+bounded search and a bounded number of comparisons and log entries.
 """
 
 from __future__ import annotations
 
 import hashlib
+import heapq
 import threading
 from collections import OrderedDict, defaultdict
 from typing import Callable
@@ -22,6 +31,12 @@ from dedup.matching import PARSE, Link, Rule, compared_hashes, link
 from dedup.v1 import asset_pb2
 
 Key = tuple[str, str]  # (member_id, asset_id)
+
+#: A copy follows one of its member's versions whose upright dct256 hash is at most this many
+#: bits away (of 256): the same picture, re-encoded, resized or faintly retouched. A quarter
+#: of the rule's whole-picture distance, so whatever a follower would link to, its version is
+#: close enough to link to as well.
+FOLLOW_DISTANCE = 8
 
 
 @dataclass(frozen=True)
@@ -52,9 +67,79 @@ class Matcher:
         self._cache_lock = threading.Lock()
         self.cluster_of: dict[Key, str] = {}
         self.members_of: dict[str, set[Key]] = defaultdict(set)
+        #: follower -> its version (same member); version -> its followers.
+        self.version_of: dict[Key, Key] = {}
+        self.followers: dict[Key, set[Key]] = defaultdict(set)
+        #: version -> (its cluster, the copies there its followers may link to, best first),
+        #: once looked up (coordinator.consortium's ``_anchors``).
+        self.anchor: dict[Key, tuple[str, tuple[Key, ...]]] = {}
+        #: A cluster's representatives, kept until the cluster or its versions change.
+        self._reps: dict[str, list[Key]] = {}
 
     def __contains__(self, key: Key) -> bool:
-        return key in self.index
+        return key in self.index or key in self.version_of
+
+    # --- versions and followers -------------------------------------------------------
+
+    def follow(self, key: Key, version: Key) -> None:
+        """Make ``key`` (not indexed) a follower of ``version`` (indexed, same member)."""
+        self.version_of[key] = version
+        self.followers[version].add(key)
+        self._changed(self.cluster_of.get(key))
+
+    def unfollow(self, key: Key) -> None:
+        version = self.version_of.pop(key, None)
+        if version is not None:
+            self.followers[version].discard(key)
+            if not self.followers[version]:
+                del self.followers[version]
+            self._changed(self.cluster_of.get(key))
+
+    def promote(self, version: Key) -> tuple[Key | None, list[Key]]:
+        """``version`` is leaving the index (withdrawn, or its picture changed): its first
+        follower by key becomes a version in its place, indexed, and the others follow that
+        one. Returns (the new version or None, the followers that now follow it)."""
+        rest = sorted(self.followers.pop(version, ()))
+        if not rest:
+            return None, []
+        new, rest = rest[0], rest[1:]
+        found = self._cached(new)
+        del self.version_of[new]
+        for k in rest:
+            self.version_of[k] = new
+        if rest:
+            self.followers[new] = set(rest)
+        self.index.add_many([(new, found[0])], [found[1]])
+        self._changed(self.cluster_of.get(new))
+        return new, rest
+
+    def unindex(self, key: Key) -> tuple[Key | None, list[Key]]:
+        """Take a version out of the index (its record stays readable while the intake that
+        changes it runs); ``promote`` its followers."""
+        promoted = self.promote(key)
+        self.index.remove(key)
+        self._changed(self.cluster_of.get(key))
+        return promoted
+
+    def near_version(self, key: Key, asset: asset_pb2.Asset, parsed: Hashes | None,
+                     keys) -> tuple[int, Key] | None:
+        """The closest of ``keys`` (indexed versions of ``key``'s member) that ``asset`` would
+        follow, as (distance, version), or None."""
+        best = None
+        for k in keys:
+            if k == key or k[0] != key[0] or k not in self.index:
+                continue
+            found = self._cached(k)
+            if found is None:
+                continue
+            d = follow_distance(found[0], found[1], asset, parsed)
+            if d is not None and (best is None or (d, k) < best):
+                best = (d, k)
+        return best
+
+    def _changed(self, cluster_id: str | None) -> None:
+        if cluster_id is not None:
+            self._reps.pop(cluster_id, None)
 
     def record(self, key: Key) -> asset_pb2.Asset | None:
         """The asset's current record, or None if it is not held here."""
@@ -68,7 +153,7 @@ class Matcher:
             if found is not None:
                 self._cache.move_to_end(key)
                 return found
-        if key not in self.index:
+        if key not in self.index and key not in self.version_of:
             return None
         asset = self._fetch(key)
         if asset is None:
@@ -102,31 +187,37 @@ class Matcher:
         if indexed:
             self.index.add_many(items, parsed)
 
-    def remove(self, key: Key) -> str | None:
-        """Forget a withdrawn asset; return the cluster it was in, if any."""
-        if key not in self.index:
-            return None
+    def remove(self, key: Key) -> tuple[str | None, tuple[Key | None, list[Key]]]:
+        """Forget a withdrawn asset; return the cluster it was in, if any, and what
+        ``promote`` did if it was a version with followers."""
+        if key not in self:
+            return None, (None, [])
+        promoted: tuple[Key | None, list[Key]] = (None, [])
+        if key in self.version_of:
+            self.unfollow(key)
+        else:
+            promoted = self.unindex(key)
         with self._cache_lock:
             self._cache.pop(key, None)
-        self.index.remove(key)
-        cid = self.cluster_of.pop(key, None)
-        if cid is not None:
-            self.members_of[cid].discard(key)
-        return cid
+        self.anchor.pop(key, None)
+        return self.detach(key), promoted
 
     def detach(self, key: Key) -> str | None:
         """Take an asset out of its cluster (it stays findable); return that cluster."""
         cid = self.cluster_of.pop(key, None)
         if cid is not None:
             self.members_of[cid].discard(key)
+            self._changed(cid)
         return cid
 
     def assign(self, key: Key, cluster_id: str) -> None:
         old = self.cluster_of.get(key)
         if old is not None:
             self.members_of[old].discard(key)
+            self._changed(old)
         self.cluster_of[key] = cluster_id
         self.members_of[cluster_id].add(key)
+        self._changed(cluster_id)
 
     def candidates(self, member_id: str, asset: asset_pb2.Asset) -> list[Candidate]:
         """Links from ``asset`` to other members' assets, by the shared matching rule."""
@@ -138,17 +229,20 @@ class Matcher:
         search for them all; the member's own assets are never candidates)."""
         if parsed is None:
             parsed = [compared_hashes(a) for a in assets]
-        out = []
-        for asset, h, keys in zip(assets, parsed, self.index.candidates_many(assets, parsed)):
-            links = []
-            for key in sorted(keys):
-                if key[0] == member_id:
-                    continue
-                found = self.link(key, asset, h)
-                if found is not None:
-                    links.append(Candidate(key, found))
-            out.append(links)
-        return out
+        return [self.linked(member_id, asset, h, keys)
+                for asset, h, keys in zip(assets, parsed, self.index.candidates_many(assets, parsed))]
+
+    def linked(self, member_id: str, asset: asset_pb2.Asset, parsed: Hashes | None, keys) -> list[Candidate]:
+        """The links the rule makes from ``asset`` to those of ``keys`` (index candidates)
+        that other members hold and are still indexed, by key."""
+        links = []
+        for key in sorted(keys):
+            if key[0] == member_id or key not in self.index:
+                continue
+            found = self.link(key, asset, parsed)
+            if found is not None:
+                links.append(Candidate(key, found))
+        return links
 
     def link(self, key: Key, asset: asset_pb2.Asset, parsed: Hashes | None, rule: Rule | None = None) -> Link | None:
         """``link(record of key, asset)`` by ``rule`` (default: the matching rule), with the
@@ -161,9 +255,15 @@ class Matcher:
         return link(other, asset, self.rule if rule is None else rule, ha=ho, hb=parsed)
 
     def representatives(self, cluster_id: str) -> list[Key]:
-        """The copies a cluster is checked against: its first ``REPRESENTATIVES`` by key, so
-        every replica and every replay picks the same ones."""
-        return sorted(self.members_of.get(cluster_id, ()))[:REPRESENTATIVES]
+        """The copies a cluster is checked against: its first ``REPRESENTATIVES`` versions by
+        key (followers are their versions' copies), so every replica and every replay picks
+        the same ones."""
+        reps = self._reps.get(cluster_id)
+        if reps is None:
+            members = self.members_of.get(cluster_id, ())
+            reps = heapq.nsmallest(REPRESENTATIVES, (k for k in members if k not in self.version_of))
+            self._reps[cluster_id] = reps
+        return reps
 
     def bridged(self, a: str, b: str) -> bool:
         """Does some copy of cluster ``a`` match some copy of cluster ``b`` (their first
@@ -186,6 +286,23 @@ class Matcher:
         h = compared_hashes(asset) if parsed is PARSE else parsed
         return majority(asset, self.representatives(cluster_id),
                         lambda a, k: self.link(k, a, h, self.verify_rule) is not None)
+
+
+def follow_distance(version: asset_pb2.Asset, hv: Hashes | None, asset: asset_pb2.Asset,
+                    h: Hashes | None) -> int | None:
+    """How far ``asset`` is from ``version`` if it would follow it (0 for the same file or
+    pixels; else the bits between their upright dct256 hashes, at most ``FOLLOW_DISTANCE``),
+    or None."""
+    if version.sha256 == asset.sha256 or version.pixel_digest == asset.pixel_digest:
+        return 0
+    if hv is None or h is None:
+        return None
+    d = hamming(hv.upright, h.upright)
+    return d if d <= FOLLOW_DISTANCE else None
+
+
+def hamming(a: bytes, b: bytes) -> int:
+    return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).bit_count()
 
 
 def new_cluster_id(a: Key, b: Key) -> str:

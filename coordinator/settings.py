@@ -93,6 +93,11 @@ class CoordinatorSettings(_Model):
                                                         "probes (Kubernetes grpc probes cannot present a client "
                                                         "certificate); off when unset")
     max_batch_assets: int = Field(5000, ge=1, description="largest batch accepted, in assets")
+    max_batch_candidates: int = Field(2_000_000, ge=1, description="most index candidates one batch's search may "
+                                                                  "find (the bound on its memory: about 100 bytes "
+                                                                  "each); past it the batch is refused with "
+                                                                  "RESOURCE_EXHAUSTED (search_too_large) and "
+                                                                  "nothing is stored")
     intake_rate: float = Field(50.0, gt=0, description="batches and withdrawals per second each member may send "
                                                       "on average; past its burst, a member's further requests "
                                                       "are refused with RESOURCE_EXHAUSTED naming when to retry "

@@ -13,6 +13,9 @@ from typing import Iterator
 
 from .database import TYPES, Database
 
+#: Asset ids per ``IN (...)`` list (well under every database's limit on parameters).
+_IN_CHUNK = 500
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS members (
@@ -73,6 +76,12 @@ CREATE TABLE IF NOT EXISTS clusters (
     PRIMARY KEY (member_id, asset_id)
 );
 CREATE INDEX IF NOT EXISTS clusters_by_id ON clusters (cluster_id);
+CREATE TABLE IF NOT EXISTS followers (
+    member_id TEXT NOT NULL,
+    asset_id TEXT NOT NULL,           -- a copy kept out of the candidate index
+    version_id TEXT NOT NULL,         -- the same member's indexed asset it follows
+    PRIMARY KEY (member_id, asset_id)
+);
 CREATE TABLE IF NOT EXISTS matches (
     match_id TEXT PRIMARY KEY,
     cluster_id TEXT NOT NULL,
@@ -179,7 +188,7 @@ class StoredMatch:
 #: statements that bring version v to v + 1, applied in order in one transaction at start-up.
 #: A (table, column, definition) step adds the column unless the table already has it (neither
 #: database has a portable ADD COLUMN IF NOT EXISTS).
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 MIGRATIONS: dict[int, tuple[str | tuple[str, str, str], ...]] = {
     # 1 -> 2: proposals are counted per cluster on every proposal.
     1: ("CREATE INDEX IF NOT EXISTS proposals_by_cluster ON proposals (cluster_id)",),
@@ -209,6 +218,10 @@ MIGRATIONS: dict[int, tuple[str | tuple[str, str, str], ...]] = {
     4: (("members", "reader", "{INT} NOT NULL DEFAULT 0"),
         "CREATE TABLE IF NOT EXISTS lookup_counts (member_id TEXT PRIMARY KEY, calls {INT} NOT NULL,"
         " files {INT} NOT NULL, since_unix {INT} NOT NULL)"),
+    # 5 -> 6: copies that follow one of their member's versions instead of being indexed.
+    # Assets stored before are all versions.
+    5: ("CREATE TABLE IF NOT EXISTS followers (member_id TEXT NOT NULL, asset_id TEXT NOT NULL,"
+        " version_id TEXT NOT NULL, PRIMARY KEY (member_id, asset_id))",),
 }
 
 
@@ -302,6 +315,7 @@ class Store:
         for a in asset_ids:
             db.execute("DELETE FROM assets WHERE member_id=? AND asset_id=?", (member_id, a))
             db.execute("DELETE FROM clusters WHERE member_id=? AND asset_id=?", (member_id, a))
+            db.execute("DELETE FROM followers WHERE member_id=? AND asset_id=?", (member_id, a))
             db.execute("INSERT INTO tombstones VALUES (?, ?, ?) ON CONFLICT (member_id, asset_id)"
                        " DO UPDATE SET log_index=excluded.log_index", (member_id, a, log_index))
 
@@ -316,12 +330,15 @@ class Store:
         row = self._db.execute("SELECT MAX(sequence) FROM batches WHERE member_id=?", (member_id,)).fetchone()
         return row[0] if row and row[0] is not None else 0
 
-    def assets(self) -> Iterator[tuple[str, str, bytes, str | None]]:
-        """Every live asset with its cluster id (or None), in one pass: the start-up load."""
-        for member_id, asset_id, record, cluster in self._db.stream(
-                "SELECT a.member_id, a.asset_id, a.record, c.cluster_id FROM assets a LEFT JOIN clusters c"
-                " ON c.member_id = a.member_id AND c.asset_id = a.asset_id ORDER BY a.member_id, a.asset_id"):
-            yield member_id, asset_id, bytes(record), cluster
+    def assets(self) -> Iterator[tuple[str, str, bytes, str | None, str | None]]:
+        """Every live asset with its cluster id and the asset id of the version it follows
+        (each None if it has none), in one pass: the start-up load."""
+        for member_id, asset_id, record, cluster, version in self._db.stream(
+                "SELECT a.member_id, a.asset_id, a.record, c.cluster_id, f.version_id FROM assets a"
+                " LEFT JOIN clusters c ON c.member_id = a.member_id AND c.asset_id = a.asset_id"
+                " LEFT JOIN followers f ON f.member_id = a.member_id AND f.asset_id = a.asset_id"
+                " ORDER BY a.member_id, a.asset_id"):
+            yield member_id, asset_id, bytes(record), cluster, version
 
     def asset(self, member_id: str, asset_id: str) -> bytes | None:
         row = self._db.execute("SELECT record FROM assets WHERE member_id=? AND asset_id=?", (member_id, asset_id)).fetchone()
@@ -412,6 +429,30 @@ class Store:
         db.executemany("DELETE FROM tombstones WHERE member_id=? AND asset_id=?", [(member_id, a) for a, _ in records])
 
     @staticmethod
+    def set_followers(db, member_id: str, version_id: str, asset_ids: list[str]) -> None:
+        """``asset_ids`` (of ``member_id``) follow ``version_id``."""
+        db.executemany("INSERT INTO followers VALUES (?, ?, ?) ON CONFLICT (member_id, asset_id)"
+                       " DO UPDATE SET version_id=excluded.version_id", [(member_id, a, version_id) for a in asset_ids])
+
+    @staticmethod
+    def unfollow(db, member_id: str, asset_id: str) -> None:
+        db.execute("DELETE FROM followers WHERE member_id=? AND asset_id=?", (member_id, asset_id))
+
+    @staticmethod
+    def first_links(db, member_id: str, asset_id: str, cluster_id: str,
+                    limit: int = 64) -> list[tuple[tuple[str, str], int, str, int]]:
+        """An asset's earliest matches in a cluster, in log order: (the other copy, relation,
+        algorithm, which side is the crop: 1 this asset, 2 the other, 0 neither)."""
+        rows = []
+        for side, other in (("a", "b"), ("b", "a")):
+            rows += [(idx, (m, a), relation, algorithm, crop if crop == 0 else (1 if (crop == 1) == (side == "a") else 2))
+                     for idx, m, a, relation, algorithm, crop in db.execute(
+                         f"SELECT log_index, {other}_member, {other}_asset, relation, algorithm, crop FROM matches"
+                         f" WHERE {side}_member=? AND {side}_asset=? AND cluster_id=? ORDER BY log_index LIMIT {int(limit)}",
+                         (member_id, asset_id, cluster_id))]
+        return [row[1:] for row in sorted(rows)[:limit]]
+
+    @staticmethod
     def leave_cluster(db, member_id: str, asset_id: str) -> None:
         db.execute("DELETE FROM clusters WHERE member_id=? AND asset_id=?", (member_id, asset_id))
 
@@ -438,11 +479,17 @@ class Store:
         recorded in): (a, b, relation, the crop or None), as master policy 2 reads them."""
         wanted = set(keys)
         latest: dict[tuple, tuple[int, tuple]] = {}
-        for member_id, asset_id in keys:
-            for side in ("a", "b"):
+        by_member: dict[str, list[str]] = {}
+        for member_id, asset_id in sorted(wanted):
+            by_member.setdefault(member_id, []).append(asset_id)
+        # A few hundred ids per statement: a cluster of thousands of copies costs tens of
+        # statements, not two per copy.
+        chunks = [(m, ids[i:i + _IN_CHUNK]) for m, ids in by_member.items() for i in range(0, len(ids), _IN_CHUNK)]
+        for side in ("a", "b"):
+            for member_id, ids in chunks:
                 for am, aa, bm, ba, relation, crop, idx in db.execute(
                         "SELECT a_member, a_asset, b_member, b_asset, relation, crop, log_index FROM matches"
-                        f" WHERE {side}_member=? AND {side}_asset=?", (member_id, asset_id)):
+                        f" WHERE {side}_member=? AND {side}_asset IN ({', '.join('?' * len(ids))})", (member_id, *ids)):
                     a, b = (am, aa), (bm, ba)
                     if a not in wanted or b not in wanted:
                         continue

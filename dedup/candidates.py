@@ -21,7 +21,7 @@ chunk tables, the index costs 8 bytes per asset and index, nothing per row.
 from __future__ import annotations
 
 import time
-from typing import Hashable, Sequence
+from typing import Collection, Hashable, Sequence
 
 import numpy as np
 
@@ -29,6 +29,14 @@ from dedup.fingerprint.wire import Hashes
 from dedup.index import TAIL_ROWS, HammingIndex
 from dedup.matching import DEFAULT_RULE, Rule, compared_hashes
 from dedup.v1 import asset_pb2
+
+
+#: The searches of ``CandidateIndex.candidates_many``: the exact digests and the whole
+#: picture in its eight orientations (cheap: a few rows per asset), and the frame's local-edit
+#: hash and the keypoints (most of the cost).
+WHOLE = ("exact", "upright", "turned")
+PARTS = ("low", "points")
+SEARCHES = WHOLE + PARTS
 
 
 def _points(h: Hashes, rule: Rule) -> list[bytes]:
@@ -72,6 +80,14 @@ class CandidateIndex:
 
     def __contains__(self, key: Hashable) -> bool:
         return key in self._number
+
+    def mark(self) -> int:
+        """A point in the index's history: ``added_since`` it names the keys added later."""
+        return len(self._keys)
+
+    def added_since(self, mark: int) -> list[Hashable]:
+        """The keys added after ``mark`` (a key added again counts as added) and still held."""
+        return [k for k in self._keys[mark:] if k is not None]
 
     def add(self, key: Hashable, asset: asset_pb2.Asset) -> None:
         self.add_many([(key, asset)])
@@ -147,9 +163,12 @@ class CandidateIndex:
         return self.candidates_many([asset])[0]
 
     def candidates_many(self, assets: Sequence[asset_pb2.Asset],
-                        parsed: Sequence[Hashes | None] | None = None) -> list[set[Hashable]]:
+                        parsed: Sequence[Hashes | None] | None = None,
+                        searches: Collection[str] = SEARCHES) -> list[set[Hashable]]:
         """For each asset, every stored key the rule could link to it (one search per index).
-        ``parsed``, if given, is ``compared_hashes(asset)`` of each, already computed."""
+        ``parsed``, if given, is ``compared_hashes(asset)`` of each, already computed.
+        ``searches`` limits the answer to some of the searches (``WHOLE``: the digests and the
+        whole-picture hashes; ``PARTS``: the frame's ``dct64`` and the keypoints)."""
         numbers: list[set[int]] = [set() for _ in assets]
         exact = b"".join(d for a in assets for d in _digests(a))
         if parsed is None:
@@ -173,7 +192,7 @@ class CandidateIndex:
         plan = (("exact", 0), ("upright", r.whole), ("turned", r.whole), ("low", r.low), ("points", r.points_index))
         for name, radius in plan:
             blob, owner = queries[name]
-            if not owner.size:
+            if name not in searches or not owner.size:
                 continue
             index: HammingIndex = getattr(self, name)
             q = np.frombuffer(blob, dtype=np.uint8).reshape(owner.size, index.nbytes)

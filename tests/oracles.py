@@ -114,6 +114,14 @@ class ExhaustiveCandidates:
         self.rule = rule
         self._rows: dict[Hashable, tuple] = {}
         self._brute: BruteForce | None = None  # over the current rows; None once they change
+        self._history: list[Hashable | None] = []  # keys in the order added (None once removed or added again)
+        self._at: dict[Hashable, int] = {}
+
+    def mark(self) -> int:
+        return len(self._history)
+
+    def added_since(self, mark: int) -> list[Hashable]:
+        return [k for k in self._history[mark:] if k is not None]
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -128,18 +136,24 @@ class ExhaustiveCandidates:
                  parsed: Sequence[Hashes | None] | None = None) -> None:
         for key, asset in items:  # a key given again: its last record
             self._rows[key] = _row(asset, self.rule)
+            if key in self._at:
+                self._history[self._at[key]] = None
+            self._at[key] = len(self._history)
+            self._history.append(key)
         if items:
             self._brute = None
 
     def remove(self, key: Hashable) -> None:
         del self._rows[key]
+        self._history[self._at.pop(key)] = None
         self._brute = None
 
     def candidates(self, asset: asset_pb2.Asset) -> set[Hashable]:
         return self.candidates_many([asset])[0]
 
-    def candidates_many(self, assets: Sequence[asset_pb2.Asset],
-                        parsed: Sequence[Hashes | None] | None = None) -> list[set[Hashable]]:
+    def candidates_many(self, assets: Sequence[asset_pb2.Asset], parsed: Sequence[Hashes | None] | None = None,
+                        searches=None) -> list[set[Hashable]]:
+        """Every candidate, whichever ``searches`` are asked for (a superset of each)."""
         if self._brute is None:
             self._brute = BruteForce.from_rows(self._rows, self.rule)
         return [self._brute.candidates(a) for a in assets]

@@ -316,8 +316,9 @@ def test_coordinator_matches_do_not_depend_on_restarts_or_the_candidate_index(co
     assert set(totals.values()) == {assets}, totals
     assert min(before_last.values()) >= 1536, before_last
     want = matches["reference"]
-    # 14,750 measured on 2026-12-04; a floor far below, so the equality below has teeth.
-    assert len(want) >= 5000, f"only {len(want)} cross-member matches: the comparison has no teeth"
+    # 3,875 measured on 2026-12-04 (a member's copies of one picture follow one version and link
+    # once each, not to every copy); a floor far below, so the equality below has teeth.
+    assert len(want) >= 1500, f"only {len(want)} cross-member matches: the comparison has no teeth"
     differ = []
     for name in ("restarted", "uninterrupted"):
         missing, extra = sorted(want - matches[name]), sorted(matches[name] - want)

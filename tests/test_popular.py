@@ -1,0 +1,283 @@
+"""Popular photographs: a picture many members hold many times over.
+
+A member's copy of a picture it already holds follows that asset (its version) instead of
+entering the candidate index, and joins the cluster through one match. These tests hold the
+coordinator's core to three promises: a batch gives the same clusters, followers, matches and
+masters as the same assets sent one by one (across withdrawals); the index holds exactly the
+versions, and no two versions of one member are close enough for one to follow the other
+(checked against every pair); and the log grows with the copies, not with their pairs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from dedup import pki
+from dedup.note import NoteSigner
+from dedup.signing import sign_statement
+from dedup.v1 import asset_pb2
+
+from conftest import asset, fingerprint, near
+
+MEMBERS = ("records-office", "city-museum", "university-library", "film-archive")
+PICTURES = [fingerprint(70 + i) for i in range(3)]
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory):
+    """What every core of this module shares: the members' signers, the log key, TLS files."""
+    root = tmp_path_factory.mktemp("popular")
+    ca = pki.write_ca(root, "test CA")
+    pki.write_server_tls(ca, root, "coordinator")
+    pki.write_log_key(root, "test.dedup.local/log")
+    return root, {m: NoteSigner.generate(m) for m in MEMBERS}
+
+
+class Core:
+    """A coordinator core on a fresh SQLite store, fed signed batches as a server would."""
+
+    def __init__(self, keys, folder: Path, **overrides) -> None:
+        from dedup.coordinator.server import build_core
+        from dedup.coordinator.settings import CoordinatorSettings
+
+        root, self.signers = keys
+        self.settings = CoordinatorSettings(
+            database=str(folder / "coordinator.sqlite"), log_key=root / pki.LOG_KEY,
+            log_origin="test.dedup.local/log",
+            tls={"ca": root / pki.CA_CERT, "cert": root / pki.TLS_CERT, "key": root / pki.TLS_KEY},
+            members=[{"id": m, "name": m, "public_key": self.signers[m].verifier().to_string(),
+                      "custodial_priority": 10 * (i + 1)} for i, m in enumerate(MEMBERS)],
+            **overrides)
+        self.core = build_core(self.settings)
+        self.core.clock = lambda: 1_700_000_000
+        self.seq = dict.fromkeys(MEMBERS, 0)
+
+    def send(self, member: str, assets: list[asset_pb2.Asset]):
+        self.seq[member] += 1
+        payload = asset_pb2.AssetList(assets=assets).SerializeToString(deterministic=True)
+        manifest = asset_pb2.BatchManifest(member_id=member, batch_id=f"b{self.seq[member]}", sequence=self.seq[member],
+                                           asset_count=len(assets), assets_sha256=hashlib.sha256(payload).digest())
+        return self.core.submit_batch(member, sign_statement(self.signers[member], manifest), payload)
+
+    def withdraw(self, member: str, asset_ids: list[str]):
+        self.seq[member] += 1
+        body = asset_pb2.AssetsWithdrawn(member_id=member, withdrawal_id=f"w{self.seq[member]}", asset_ids=asset_ids)
+        return self.core.withdraw(member, sign_statement(self.signers[member], body))
+
+    def state(self) -> dict:
+        m = self.core.matcher
+        db = self.core.store._db
+        matches = sorted(tuple(r) for r in db.execute(
+            "SELECT cluster_id, a_member, a_asset, b_member, b_asset, relation, distance FROM matches"))
+        masters = {cid: (mm, ma) for cid, mm, ma in db.execute(
+            "SELECT p.cluster_id, p.master_member, p.master_asset FROM proposals p JOIN negotiations n"
+            " ON n.proposal_id = p.proposal_id WHERE n.superseded_by IS NULL")}
+        return {"clusters": dict(m.cluster_of), "followers": dict(m.version_of),
+                "indexed": set(m.index._number), "matches": matches, "masters": masters}
+
+    def close(self) -> None:
+        self.core.store.close()
+
+
+def copy_of(asset_id: str, picture: int, flips: int, seed: int, **kw) -> asset_pb2.Asset:
+    return asset(asset_id, near(PICTURES[picture], flips, seed=seed), **kw)
+
+
+def check_versions(core: Core, *, withdrawn: bool) -> None:
+    """The index holds exactly the held assets that follow nothing; each follower's version
+    is its own member's, indexed; and, with nothing withdrawn, each follows a version within
+    FOLLOW_DISTANCE and no two versions of one member are that close (every pair compared)."""
+    from dedup.coordinator.matcher import follow_distance
+    from dedup.matching import compared_hashes
+
+    m = core.core.matcher
+    held = {(mm, a) for mm, a in core.core.store._db.execute("SELECT member_id, asset_id FROM assets")}
+    indexed = set(m.index._number)
+    assert indexed | set(m.version_of) == held and not indexed & set(m.version_of)
+    for f, v in m.version_of.items():
+        assert v[0] == f[0] and v in indexed and f in m.followers[v]
+        if not withdrawn:
+            rv, rf = m.record(v), m.record(f)
+            assert follow_distance(rv, compared_hashes(rv), rf, compared_hashes(rf)) is not None
+    if not withdrawn:
+        versions = sorted(indexed)
+        for i, a in enumerate(versions):
+            ra = m.record(a)
+            for b in versions[i + 1:]:
+                if b[0] == a[0]:
+                    rb = m.record(b)
+                    assert follow_distance(ra, compared_hashes(ra), rb, compared_hashes(rb)) is None, (a, b)
+
+
+# One event: a member sends some copies (picture, bits flipped, seed), or withdraws one of its
+# earlier assets.
+_copy = st.tuples(st.integers(0, len(PICTURES) - 1), st.integers(0, 14), st.integers(0, 10**6))
+_send = st.tuples(st.just("send"), st.integers(0, len(MEMBERS) - 1), st.lists(_copy, min_size=1, max_size=6))
+_withdraw = st.tuples(st.just("withdraw"), st.integers(0, len(MEMBERS) - 1), st.integers(0, 10**6))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(events=st.lists(st.one_of(_send, _send, _send, _withdraw), min_size=1, max_size=12))
+def test_a_batch_gives_what_the_same_copies_one_by_one_give(keys, events):
+    with tempfile.TemporaryDirectory() as d:
+        for name in ("batched", "single"):
+            Path(d, name).mkdir()
+        batched, single = Core(keys, Path(d, "batched")), Core(keys, Path(d, "single"))
+        try:
+            held: dict[str, list[str]] = {m: [] for m in MEMBERS}
+            n = 0
+            withdrawn = False
+            for kind, who, what in events:
+                member = MEMBERS[who]
+                if kind == "send":
+                    copies = []
+                    for picture, flips, seed in what:
+                        copies.append(copy_of(f"p{n}", picture, flips, seed))
+                        held[member].append(f"p{n}")
+                        n += 1
+                    batched.send(member, copies)
+                    for c in copies:
+                        single.send(member, [c])
+                elif held[member]:
+                    gone = held[member].pop(what % len(held[member]))
+                    batched.withdraw(member, [gone])
+                    single.withdraw(member, [gone])
+                    withdrawn = True
+            assert batched.state() == single.state()
+            check_versions(batched, withdrawn=withdrawn)
+        finally:
+            batched.close()
+            single.close()
+
+
+def test_a_popular_picture_costs_each_copy_one_match(keys, tmp_path):
+    """One member holds a picture; three others send 150 copies each (0-6 bits from it, so each
+    member's copies follow its first), in batches of 50. Every copy joins the one cluster, each
+    follower through exactly one match; the index holds one version per member; a proposal is
+    made for each new holder only, until a copy outranks the master; the auditor accepts the log."""
+    core = Core(keys, tmp_path)
+    try:
+        core.send(MEMBERS[0], [copy_of("original", 0, 0, 0, width=6000, height=4000, lossless=True)])
+        sent = 0
+        for round_ in range(3):
+            for member in MEMBERS[1:]:
+                core.send(member, [copy_of(f"c{sent + i}", 0, (sent + i) % 7, sent + i, width=800, height=600)
+                                   for i in range(50)])
+                sent += 50
+        m = core.core.matcher
+        assert len(set(m.cluster_of.values())) == 1 and len(m.cluster_of) == 1 + sent
+        assert len(m.index) == len(MEMBERS) and len(m.version_of) == sent - 3
+        # Each member's version links to the original and to the versions before it (1 + 2 + 3);
+        # every other copy makes one match.
+        assert core.core.store.counts()["matches"] == (sent - 3) + (1 + 2 + 3)
+        from dedup.coordinator.negotiation import Negotiator
+
+        # One proposal per new holder; later copies change neither the holders nor the master,
+        # so the proposal stands (an agreement on it would too).
+        latest = Negotiator.latest(core.core.store._db, next(iter(m.members_of)))
+        assert core.core.store.counts()["proposals"] == 3 and latest.status == 1
+        assert len(latest.body.copies) == 1 + 3 * 50
+        assert (latest.body.master.member_id, latest.body.master.asset_id) == (MEMBERS[0], "original")
+        # A copy that outranks the master makes a new proposal naming it.
+        core.send(MEMBERS[2], [copy_of("scan", 0, 1, 99, width=9000, height=6000, lossless=True)])
+        latest = Negotiator.latest(core.core.store._db, next(iter(m.members_of)))
+        assert (latest.body.master.member_id, latest.body.master.asset_id, len(latest.body.copies)) == (
+            MEMBERS[2], "scan", 2 + sent)
+        # The log is what an auditor accepts.
+        from dedup.audit.verify import verify_export
+        from dedup.coordinator.export import export_log
+
+        export_log(core.core.store, tmp_path / "export", core.core.log.signer.verifier().to_string())
+        report = verify_export(tmp_path / "export", core.core.log.signer.verifier())
+        assert (report.proposals, report.matches) == (4, (sent - 3) + (1 + 2 + 3) + 1)  # the scan follows too
+    finally:
+        core.close()
+
+
+def test_a_withdrawn_version_hands_its_followers_on(keys, tmp_path):
+    """The version's first follower by key is indexed in its place and the rest follow it; a
+    restart reads the same from the store."""
+    core = Core(keys, tmp_path)
+    try:
+        core.send(MEMBERS[0], [copy_of("o", 1, 0, 0)])
+        core.send(MEMBERS[1], [copy_of(f"x{i}", 1, i, i) for i in range(5)])
+        m = core.core.matcher
+        assert {k for k in m.index._number if k[0] == MEMBERS[1]} == {(MEMBERS[1], "x0")}
+        core.withdraw(MEMBERS[1], ["x0"])
+        assert {k for k in m.index._number if k[0] == MEMBERS[1]} == {(MEMBERS[1], "x1")}
+        assert {f: v[1] for f, v in m.version_of.items()} == {(MEMBERS[1], f"x{i}"): "x1" for i in (2, 3, 4)}
+        before = core.state()
+        core.close()
+        core = Core(keys, tmp_path)
+        assert core.state() == before
+        check_versions(core, withdrawn=True)
+    finally:
+        core.close()
+
+
+def test_a_lookup_of_a_followers_file_finds_its_cluster(keys, tmp_path):
+    """A follower is not in the index, but a file identical to it is answered through its
+    version: the same cluster, its master, its copies and holders."""
+    core = Core(keys, tmp_path)
+    try:
+        core.send(MEMBERS[0], [copy_of("o", 2, 0, 0, width=4000, height=3000, lossless=True)])
+        sent = [copy_of(f"x{i}", 2, i, i, width=1000, height=750) for i in range(5)]
+        core.send(MEMBERS[1], sent)
+        m = core.core.matcher
+        assert (MEMBERS[1], "x3") in m.version_of
+        asked = asset_pb2.Asset()
+        asked.CopyFrom(sent[3])
+        asked.asset_id = ""
+        (r,) = core.core.lookup(MEMBERS[2], [asked]).results
+        assert (r.matched, r.cluster_id, r.copies, r.holders) == (True, m.cluster_of[(MEMBERS[0], "o")], 6, 2)
+        assert (r.master.member_id, r.master.asset_id) == (MEMBERS[0], "o")
+    finally:
+        core.close()
+
+
+class _Gate:
+    """The core's lock, holding one thread back at its second turn (between its search and its
+    store) until the test lets it go: what another member's intake does in that gap."""
+
+    def __init__(self, lock) -> None:
+        self.lock, self.thread, self.turns = lock, None, 0
+        self.between, self.go = threading.Event(), threading.Event()
+
+    def __enter__(self):
+        if threading.current_thread() is self.thread:
+            self.turns += 1
+            if self.turns == 2:
+                self.between.set()
+                assert self.go.wait(30)
+        return self.lock.__enter__()
+
+    def __exit__(self, *exc):
+        return self.lock.__exit__(*exc)
+
+
+def test_assets_indexed_between_a_batchs_search_and_its_store_are_found(keys, tmp_path):
+    """Another member's intake may run between a batch's search and its store (so a large
+    batch keeps others waiting for half of its work): what it indexed is searched too."""
+    core = Core(keys, tmp_path)
+    gate = _Gate(core.core.lock)
+    core.core.lock = gate
+    try:
+        results = []
+        worker = threading.Thread(target=lambda: results.append(core.send(MEMBERS[1], [copy_of("b1", 0, 3, 1)])))
+        gate.thread = worker
+        worker.start()
+        assert gate.between.wait(30)
+        assert core.send(MEMBERS[2], [copy_of("c1", 0, 5, 2)]).new_matches == 0  # b1 is not stored yet
+        gate.go.set()
+        worker.join(30)
+        assert results and results[0].new_matches == 1
+        m = core.core.matcher
+        assert m.cluster_of[(MEMBERS[1], "b1")] == m.cluster_of[(MEMBERS[2], "c1")]
+    finally:
+        core.close()
