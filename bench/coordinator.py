@@ -8,7 +8,10 @@ Three parts, each its own module (run alone with ``python -m bench.<part> --help
   project's Hamming index against FAISS's IndexBinaryFlat and IndexBinaryMultiHash, on the
   same rows and radius, results compared pair for pair;
 * ``bench.scale`` — the coordinator's core taking in and matching N assets (each with its
-  whole fingerprint set) from four members, then restarting: time, peak memory, restart.
+  whole fingerprint set) from four members, then restarting: time, peak memory, restart;
+* ``bench.popular`` — 10,000 copies of one picture arriving in batches of 1,000 from three
+  members on top of 10^5 other assets, while a fourth member sends one-asset batches: each
+  batch's time, the other member's wait, peak memory, and the outcome against one by one.
 
 Writes bench/results/coordinator.json and the coordinator tables in bench/README.md.
 """
@@ -28,7 +31,7 @@ import time
 from bench.common import RESULTS, code_label, code_state, log, machine, now_iso, publish, versions
 
 COMMAND = ".venv/bin/python -m bench.coordinator"
-ALL = {"intake", "matching", "scale"}
+ALL = {"intake", "matching", "scale", "popular"}
 
 
 def _ints(text: str) -> list[int]:
@@ -89,7 +92,40 @@ def render(r: dict) -> str:
                 total = sum(v["seconds"] for v in s["candidate_search"].values())
                 lines.append(f"- {s['assets']:,} assets: {total:.1f} s of {s['intake_seconds']:.1f} s: {parts}.")
         lines += [""] + when("scale")
+    if "popular" in r:
+        lines += _popular(r["popular"]) + when("popular")
     return "\n".join(lines)
+
+
+def _popular(p: dict) -> list[str]:
+    """The popular-photograph part and its targets."""
+    if "error" in p:
+        return [f"**A popular photograph**: the run failed ({p['error']}).", ""]
+    o = p["other_member"]
+    lines = [f"**A popular photograph** (`--parts popular`, `bench/popular.py`): {p['copies']:,} copies of one picture "
+             f"(`{p['picture']}`: its {p['variants']} corpus variants in turn, each copy with its own digests and 0-3 "
+             f"bits of its hashes flipped) in batches of {p['batch']:,} from three members, on top of "
+             f"{p['base_assets']:,} other assets; a fourth member sends a one-asset batch every {o['every_seconds']} s "
+             "throughout:", "",
+             "| batch | member | seconds | matches | peak RSS MiB |", "|---|---|---|---|---|"]
+    for n, b in enumerate(p["batches"], 1):
+        lines.append(f"| {n} | {b['member']} | {b['seconds']:.2f} | {b['new_matches']:,} | {b['rss_mib']:,.0f} |")
+    met = lambda ok: "met" if ok else "**not met**"  # noqa: E731
+    lines += ["",
+              f"- Each batch taken in within 2 s: slowest {p['max_batch_seconds']:.2f} s: {met(p['max_batch_seconds'] < 2)}.",
+              f"- Coordinator peak RSS under 1 GB: {p['peak_rss_mib_overall']:,.0f} MiB over the whole run (10^5 assets "
+              f"taken in first), {p['peak_rss_mib_during_copies']:,.0f} MiB while the copies came (from "
+              f"{p['rss_mib_after_restart']:,.0f} MiB after the restart): {met(p['peak_rss_mib_overall'] < 1024)}.",
+              f"- The other member's one-asset batch answered within 1 s: {o['batches_during_copies']} answered while the "
+              f"copies came, slowest {o['max_seconds_during_copies']:.2f} s, median {o['median_seconds_during_copies']:.2f} s "
+              f"(median {o['median_seconds_before']:.3f} s before): {met(o['max_seconds_during_copies'] < 1)}.",
+              f"- Clusters and masters the same as the copies sent one by one (a second coordinator on the same store, "
+              f"{p['one_by_one_seconds']:.0f} s): {met(p['same_as_one_by_one'])}.",
+              f"- Cost per copy: {p['log_entries_per_copy']:.2f} log entries ({p['copy_matches']:,} matches and "
+              f"{p['copy_cluster_proposals']} proposals for {p['copies']:,} copies); the index holds "
+              f"{p['picture_versions_indexed']} versions of the picture; the copies fall into {p['clusters_of_copies']} "
+              f"clusters, the largest of {p['largest_cluster']:,}.", ""]
+    return lines
 
 
 def _matching_targets(m: dict) -> list[str]:
@@ -123,7 +159,7 @@ def _matching_targets(m: dict) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.coordinator", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--parts", default="intake,matching,scale", help="which parts to run (default %(default)s)")
+    ap.add_argument("--parts", default="intake,matching,scale,popular", help="which parts to run (default %(default)s)")
     ap.add_argument("--sizes", default="10000,100000,1000000", help="N for matching and scale (default %(default)s)")
     ap.add_argument("--no-readme", action="store_true", help="do not rewrite the tables in bench/README.md")
     ap.add_argument("--render", action="store_true",
@@ -164,6 +200,11 @@ def main(argv: list[str] | None = None) -> int:
 
         log("coordinator: the core at scale")
         report["scale"] = scale.run(sizes)
+    if "popular" in parts:
+        from bench import popular
+
+        log("coordinator: a popular photograph")
+        report["popular"] = popular.run()
     for p in parts:
         # Each part's own scope: the intake part also runs `dedup coordinator serve`.
         entries = (f"bench.{p}", "dedup.cli.main") if p == "intake" else (f"bench.{p}",)
