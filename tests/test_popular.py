@@ -23,7 +23,7 @@ from dedup.note import NoteSigner
 from dedup.signing import sign_statement
 from dedup.v1 import asset_pb2
 
-from conftest import asset, fingerprint, near
+from conftest import asset, fingerprint, near, record_of
 
 MEMBERS = ("records-office", "city-museum", "university-library", "film-archive")
 PICTURES = [fingerprint(70 + i) for i in range(3)]
@@ -281,3 +281,37 @@ def test_assets_indexed_between_a_batchs_search_and_its_store_are_found(keys, tm
         assert m.cluster_of[(MEMBERS[1], "b1")] == m.cluster_of[(MEMBERS[2], "c1")]
     finally:
         core.close()
+
+
+def test_real_copies_over_grpc_cost_one_version_each_member(consortium, tmp_path):
+    """Real files through the node's own fingerprinting and a real server: B holds a
+    photograph; A sends 120 JPEG copies of it (400 px, each re-encoded at its own quality with
+    faint noise of its own), in batches of 40, while C sends one unrelated picture. All of A's
+    copies join B's cluster, A's copies take one place in the index (the first; the rest
+    follow it), and the log holds one match per copy."""
+    import numpy as np
+    import skimage.data
+    from PIL import Image
+
+    from test_intake import batch as signed_batch, submit
+
+    A, B, C = "records-office", "city-museum", "university-library"
+    photo = Image.fromarray(skimage.data.coffee()).resize((600, 400), Image.Resampling.LANCZOS)
+    submit(consortium, B, signed_batch(consortium, B, [record_of("master", photo, tmp_path / "master.png")]))
+    rng = np.random.default_rng(5)
+    small = np.asarray(photo.resize((400, 267), Image.Resampling.LANCZOS), dtype=np.int16)
+    copies = []
+    for i in range(120):
+        noisy = np.clip(small + rng.integers(-2, 3, small.shape), 0, 255).astype(np.uint8)
+        copies.append(record_of(f"copy{i:03d}", Image.fromarray(noisy), tmp_path / f"copy{i:03d}.jpg",
+                                quality=int(70 + i % 25)))
+    for n in range(3):
+        r = submit(consortium, A, signed_batch(consortium, A, copies[40 * n:40 * (n + 1)], seq=n + 1))
+        assert (r.accepted, r.new_matches) == (40, 40)
+    other = Image.fromarray(skimage.data.astronaut()).resize((400, 400), Image.Resampling.LANCZOS)
+    assert submit(consortium, C, signed_batch(consortium, C, [record_of("other", other, tmp_path / "o.png")])).new_matches == 0
+    core = consortium.server.core
+    m = core.matcher
+    assert {m.cluster_of.get((A, c.asset_id)) for c in copies} == {m.cluster_of[(B, "master")]}
+    assert sum(1 for c in copies if (A, c.asset_id) in m.index) == 1
+    assert consortium.query("SELECT COUNT(*) FROM matches") == [(120,)]
