@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import grpc
-import numpy as np
 
 from dedup.candidates import PARTS, WHOLE, CandidateIndex
 from dedup.fingerprint.wire import Hashes
@@ -25,7 +24,7 @@ from dedup.signing import SignatureError, parse_body, verify_statement
 from dedup.v1 import asset_pb2, intake_pb2, lookup_pb2, negotiation_pb2, statement_pb2, statements_pb2
 
 from .log import LogTransaction, TransparencyLog
-from .matcher import FOLLOW_DISTANCE, Candidate, Key, Matcher, new_cluster_id
+from .matcher import BatchVersions, Candidate, Key, Matcher, new_cluster_id
 from .lookup import Lookups
 from .negotiation import LIVE, Negotiator
 from .ratelimit import Limit, RateLimiter
@@ -225,12 +224,14 @@ class Coordinator:
         more = fresh.candidates_many([assets[i] for i in todo], [parsed[i] for i in todo])
         for i, keys in zip(todo, more):
             found[i] = found[i] | keys
-        total = sum(len(f) for f in found)
-        if total > self.settings.max_batch_candidates:
-            raise Refusal(grpc.StatusCode.RESOURCE_EXHAUSTED, "search_too_large",
-                          f"the batch's candidate search passed {self.settings.max_batch_candidates:,} candidates"
-                          f" (max_batch_candidates); nothing was stored: send it in smaller batches")
+        if sum(len(f) for f in found) > self.settings.max_batch_candidates:
+            raise self._too_large("")
         return found
+
+    def _too_large(self, where: str) -> Refusal:
+        return Refusal(grpc.StatusCode.RESOURCE_EXHAUSTED, "search_too_large",
+                       f"the batch's candidate search passed {self.settings.max_batch_candidates:,} candidates{where}"
+                       " (max_batch_candidates); nothing was stored: send it in smaller batches")
 
     def _reload_matcher(self) -> None:
         """Rebuild the matcher from the store after a failed write; if the store cannot be read
@@ -277,8 +278,7 @@ class Coordinator:
                         cid, (promoted, followers) = self.matcher.remove((identity, a))
                         if promoted is not None:
                             # A withdrawn version's first follower is indexed in its place.
-                            Store.unfollow(txn.db, *promoted)
-                            Store.set_followers(txn.db, identity, promoted[1], [k[1] for k in followers])
+                            Store.promote(txn.db, promoted, followers)
                         if cid is not None:
                             touched.add(cid)
                     for cid in sorted(touched):
@@ -351,10 +351,7 @@ class Coordinator:
                                                        searches)
             total += sum(len(f) for f in found)
             if total > bound:
-                raise Refusal(grpc.StatusCode.RESOURCE_EXHAUSTED, "search_too_large",
-                              f"the batch's candidate search passed {bound:,} candidates in its first {lo + len(found)}"
-                              f" of {len(assets)} assets (max_batch_candidates); nothing was stored: send it in"
-                              " smaller batches")
+                raise self._too_large(f" in its first {lo + len(found)} of {len(assets)} assets")
             out += found
         return out
 
@@ -375,7 +372,7 @@ class Coordinator:
             key = (member_id, a.asset_id)
             if key in m.index and (old := m.record(key)) is not None and _changes_picture(old, a):
                 leaving.add(key)
-        fresh = _BatchVersions()  # this batch's versions so far: the index holds none of them yet
+        fresh = BatchVersions()  # this batch's versions so far: the index holds none of them yet
         plan: list[Key | None] = []
         for asset, h, keys in zip(assets, parsed, whole):
             key = (member_id, asset.asset_id)
@@ -458,8 +455,7 @@ class Coordinator:
         elif key in m.index:
             promoted, followers = m.unindex(key)
             if promoted is not None:
-                Store.unfollow(txn.db, *promoted)
-                Store.set_followers(txn.db, key[0], promoted[1], [k[1] for k in followers])
+                Store.promote(txn.db, promoted, followers)
         cid = m.cluster_of.get(key)
         if cid is None:
             return
@@ -781,38 +777,3 @@ class _Proposed:
         rank = KEYS[p.policy_version](PolicyCandidate(master[0], master[1], copy.evidence, priority(master[0]),
                                                       copy.derived))
         return cls(p.proposal_id, p.policy_version, master, rank, frozenset(c.ref.member_id for c in p.copies))
-
-
-class _BatchVersions:
-    """One batch's versions so far (the batch's search ran before any of them was indexed),
-    for ``_version_for``: their digests and upright dct256 hashes."""
-
-    _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint16)
-
-    def __init__(self) -> None:
-        self.keys: list[Key] = []
-        self.by_digest: dict[bytes, Key] = {}
-        self.rows = np.zeros((0, 32), dtype=np.uint8)
-        self.row_keys: list[Key] = []
-
-    def add(self, key: Key, asset: asset_pb2.Asset, h: Hashes | None) -> None:
-        for d in (bytes(asset.sha256), bytes(asset.pixel_digest)):
-            self.by_digest.setdefault(d, key)
-        if h is not None:
-            if len(self.row_keys) == self.rows.shape[0]:
-                grown = np.zeros((max(16, 2 * self.rows.shape[0]), 32), dtype=np.uint8)
-                grown[:self.rows.shape[0]] = self.rows
-                self.rows = grown
-            self.rows[len(self.row_keys)] = np.frombuffer(h.upright, dtype=np.uint8)
-            self.row_keys.append(key)
-
-    def nearest(self, key: Key, asset: asset_pb2.Asset, h: Hashes | None) -> tuple[int, Key] | None:
-        best = [(0, k) for d in (bytes(asset.sha256), bytes(asset.pixel_digest))
-                if (k := self.by_digest.get(d)) is not None and k != key]
-        if h is not None and self.row_keys:
-            n = len(self.row_keys)
-            dist = self._POPCOUNT[self.rows[:n] ^ np.frombuffer(h.upright, dtype=np.uint8)].sum(axis=1)
-            for i in np.flatnonzero(dist <= FOLLOW_DISTANCE).tolist():
-                if self.row_keys[i] != key:
-                    best.append((int(dist[i]), self.row_keys[i]))
-        return min(best) if best else None

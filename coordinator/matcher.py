@@ -24,8 +24,11 @@ from collections import OrderedDict, defaultdict
 from typing import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from dedup.candidates import CandidateIndex
 from dedup.clusters import REPRESENTATIVES, VERIFY_SLACK, majority
+from dedup.fingerprint.distance import hamming, hamming_many
 from dedup.fingerprint.wire import Hashes
 from dedup.matching import PARSE, Link, Rule, compared_hashes, link
 from dedup.v1 import asset_pb2
@@ -207,17 +210,23 @@ class Matcher:
         cid = self.cluster_of.pop(key, None)
         if cid is not None:
             self.members_of[cid].discard(key)
-            self._changed(cid)
+            self._changed_by(key, cid)
         return cid
 
     def assign(self, key: Key, cluster_id: str) -> None:
         old = self.cluster_of.get(key)
         if old is not None:
             self.members_of[old].discard(key)
-            self._changed(old)
+            self._changed_by(key, old)
         self.cluster_of[key] = cluster_id
         self.members_of[cluster_id].add(key)
-        self._changed(cluster_id)
+        self._changed_by(key, cluster_id)
+
+    def _changed_by(self, key: Key, cluster_id: str) -> None:
+        # A follower is never a representative: its coming or going leaves them as they were
+        # (a popular picture's followers join by the thousand).
+        if key not in self.version_of:
+            self._changed(cluster_id)
 
     def candidates(self, member_id: str, asset: asset_pb2.Asset) -> list[Candidate]:
         """Links from ``asset`` to other members' assets, by the shared matching rule."""
@@ -301,8 +310,36 @@ def follow_distance(version: asset_pb2.Asset, hv: Hashes | None, asset: asset_pb
     return d if d <= FOLLOW_DISTANCE else None
 
 
-def hamming(a: bytes, b: bytes) -> int:
-    return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).bit_count()
+class BatchVersions:
+    """One batch's versions so far (the batch's search ran before any of them was indexed):
+    their digests and upright dct256 hashes, for the batch's later copies to follow."""
+
+    def __init__(self) -> None:
+        self.by_digest: dict[bytes, Key] = {}
+        self.rows = np.zeros((0, 32), dtype=np.uint8)
+        self.row_keys: list[Key] = []
+
+    def add(self, key: Key, asset: asset_pb2.Asset, h: Hashes | None) -> None:
+        for d in (bytes(asset.sha256), bytes(asset.pixel_digest)):
+            self.by_digest.setdefault(d, key)
+        if h is not None:
+            if len(self.row_keys) == self.rows.shape[0]:
+                grown = np.zeros((max(16, 2 * self.rows.shape[0]), 32), dtype=np.uint8)
+                grown[:self.rows.shape[0]] = self.rows
+                self.rows = grown
+            self.rows[len(self.row_keys)] = np.frombuffer(h.upright, dtype=np.uint8)
+            self.row_keys.append(key)
+
+    def nearest(self, key: Key, asset: asset_pb2.Asset, h: Hashes | None) -> tuple[int, Key] | None:
+        """The closest earlier version ``key`` would follow, as (distance, version), or None."""
+        best = [(0, k) for d in (bytes(asset.sha256), bytes(asset.pixel_digest))
+                if (k := self.by_digest.get(d)) is not None and k != key]
+        if h is not None and self.row_keys:
+            dist = hamming_many(self.rows[:len(self.row_keys)], h.upright)
+            for i in np.flatnonzero(dist <= FOLLOW_DISTANCE).tolist():
+                if self.row_keys[i] != key:
+                    best.append((int(dist[i]), self.row_keys[i]))
+        return min(best) if best else None
 
 
 def new_cluster_id(a: Key, b: Key) -> str:

@@ -439,6 +439,12 @@ class Store:
         db.execute("DELETE FROM followers WHERE member_id=? AND asset_id=?", (member_id, asset_id))
 
     @staticmethod
+    def promote(db, version: tuple[str, str], followers: list[tuple[str, str]]) -> None:
+        """``version``, a follower until now, is a version that ``followers`` follow."""
+        Store.unfollow(db, *version)
+        Store.set_followers(db, version[0], version[1], [k[1] for k in followers])
+
+    @staticmethod
     def first_links(db, member_id: str, asset_id: str, cluster_id: str,
                     limit: int = 64) -> list[tuple[tuple[str, str], int, str, int]]:
         """An asset's earliest matches in a cluster, in log order: (the other copy, relation,
