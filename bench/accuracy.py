@@ -177,6 +177,10 @@ def render(report: dict) -> str:
                  + " | ".join(str(m[k]["must_not_match"]["low_information"]["false_links_touching_set"]) for k in names) + " |")
     lines.append("| derivatives (not scored): links to their kept picture | — | "
                  + " | ".join(str(m[k]["informational"]["derivatives"]["links_to_their_kept_picture_or_its_copies"]) for k in names) + " |")
+    for s, v in m[names[0]]["informational"].items():
+        if s != "derivatives":
+            lines.append(f"| {s} (versions of one picture, not scored): linked pairs | {v['pairs']} | "
+                         + " | ".join(str(m[k]["informational"][s]["linked"]) for k in names) + " |")
     lo = report.get("project_low_information")
     if lo:
         kinds = ", ".join(f"{k} {v['flagged']}/{v['of']}" for k, v in lo["by_kind"].items())
@@ -277,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     report["corpus"] = {
         "counts": {"images": len(corpus.entries), "originals": counts["master"], "variants": counts["variant"],
                    "must_not_match": counts["must_not_match"], "low_information": counts["low_information"],
-                   "derivatives": counts["derivative"],
+                   "derivatives": counts["derivative"], "versions": counts["version"],
                    "positive_pairs": len(truth.positives()), "negative_pairs": truth.negatives_total(),
                    "originals_by_kind": dict(Counter(e.kind for e in corpus.entries if e.role == "master")),
                    "originals_by_package": dict(Counter(o["package"] for o in corpus.originals))},

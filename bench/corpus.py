@@ -354,6 +354,11 @@ def select(sources: list[Source]) -> Selection:
                 dropped.append(note | {"reason": "copy"})
             elif best[2] in {f.key for f in frames}:
                 dropped.append(note | {"reason": "resembles a story frame"})
+            elif best[2] in {r.key for r in reserved}:
+                # Two windows of a reserved source are a must-not-match pair; a version of the
+                # whole source holds both, so each is truly its crop and the pair would share
+                # its cluster.
+                dropped.append(note | {"reason": "resembles a reserved source"})
             else:
                 derivatives.append((s, best[2]))
                 dropped.append(note | {"reason": "derivative (listed in VERSIONS)" if listed else "derivative"})

@@ -31,7 +31,7 @@ class Entry:
     file: str  # relative to the corpus folder
     group: str  # copies of one picture share a group
     family: str  # related pictures; cross-group pairs in a family are not scored unless a set names them
-    role: str  # master | variant | must_not_match | low_information | derivative
+    role: str  # master | variant | must_not_match | low_information | derivative | version
     label: str  # variant class, or set name
     params: dict = field(default_factory=dict)
     kind: str = ""  # what the picture shows (its original's kind): photo, map, document, ...
@@ -41,7 +41,8 @@ class Entry:
 class Corpus:
     root: Path
     entries: list[Entry]
-    sets: dict[str, dict]  # must-not-match and informational sets: description, pairs (file names)
+    sets: dict[str, dict]  # must-not-match and informational sets: description, pairs (file names); a
+    # set of versions of one picture lists its pairs as "versions" instead (counted, not scored)
     originals: list[dict]
     reserved: list[dict]
     dropped: list[dict]
@@ -138,16 +139,18 @@ def _hard_cases(sel: corpus.Selection, family_of: dict[str, str]) -> tuple[list[
         target["images"] += pair
         target["pairs"].append(pair)
 
-    fr = pairset("story_frames", "Secrets of the Ancients room1..room4: one room at four moments of the story "
-                 "(figures move, appear, cast spells); treated as different pictures, like burst frames")
+    fr = pairset("story_frames", "Secrets of the Ancients room1..room4: one painted room at four moments of the "
+                 "story (figures move, appear, cast spells), each composed on one background plate and differing "
+                 "from the others in 1-3% of its pixels, as an overlay does; versions of one picture, like the "
+                 "derivatives: their pairs are neither positives nor negatives, links among them are only counted")
     frame_files = []
     for s in sel.story_frames:
         stem = Path(s.path).stem
         rel = _save_png(corpus.load_normalised(s), f"hard/story_frame_{stem}.png")
-        entries.append(Entry(rel, f"frame:{stem}", "story_frames", "must_not_match", "story_frames", {"source": s.key}, s.kind))
+        entries.append(Entry(rel, f"frame:{stem}", "story_frames", "version", "story_frames", {"source": s.key}, s.kind))
         frame_files.append(rel)
     fr["images"] += frame_files
-    fr["pairs"] += [list(p) for p in itertools.combinations(frame_files, 2)]
+    fr["versions"] = [list(p) for p in itertools.combinations(frame_files, 2)]
 
     lo = pairset("low_information", "blank pages, grey cards, colour targets and clipart on transparent backgrounds, 8 of each")
     for name, kind, im, params in hardcases.low_information_images(SEED):

@@ -67,7 +67,7 @@ class Truth:
         members: dict[str, set[int]] = {}
         for name, s in corpus.sets.items():
             members[name] = {index[f] for f in s["images"]}
-            if name == "derivatives":
+            if name == "derivatives" or "versions" in s:
                 continue
             for a, b in s["pairs"]:
                 designated[frozenset((index[a], index[b]))] = name
@@ -133,7 +133,7 @@ def score(truth: Truth, links: np.ndarray, clusters: np.ndarray | None = None) -
 
     must_not = {}
     for name, s in truth.corpus.sets.items():
-        if name in ("derivatives",):
+        if name == "derivatives" or "versions" in s:
             continue
         members = truth.set_members[name]
         touching = sum(1 for i, j in false_links if i in members or j in members)
@@ -143,6 +143,12 @@ def score(truth: Truth, links: np.ndarray, clusters: np.ndarray | None = None) -
     deriv_links = sum(1 for i, j in linked if (i in deriv or j in deriv) and truth.group[i] != truth.group[j]
                       and truth.family[i] == truth.family[j])
     informational = {"derivatives": {"images": len(deriv), "links_to_their_kept_picture_or_its_copies": deriv_links}}
+    for name, s in truth.corpus.sets.items():
+        if "versions" in s:
+            index = {e.file: k for k, e in enumerate(truth.corpus.entries)}
+            pairs = [(index[a], index[b]) for a, b in s["versions"]]
+            informational[name] = {"pairs": len(pairs),
+                                   "linked": sum(1 for a, b in pairs if (min(a, b), max(a, b)) in linked)}
 
     if clusters is None:
         clusters = components(truth.n, links)

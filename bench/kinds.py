@@ -514,7 +514,7 @@ def select_more(sel: corpus.Selection, kept: list[tuple[str, np.ndarray, np.ndar
     """Adds the viewpoint pairs, 20 reserved sources and the originals of each kind to `sel`,
     each checked against `kept` (which grows) as the first 200 were."""
     versions = fetch(sel.skipped_sources)
-    must_not: set[str] = {f.key for f in sel.story_frames}
+    must_not: set[str] = {f.key for f in sel.story_frames} | {r.key for r in sel.reserved}
     unusable: set[str] = set()
 
     def check(s: corpus.Source) -> tuple[corpus.Source, list] | None:
@@ -543,6 +543,7 @@ def select_more(sel: corpus.Selection, kept: list[tuple[str, np.ndarray, np.ndar
         if best[0] > 0.99 and best[1] > 0.9:
             sel.dropped.append(note | {"reason": "copy"})
         elif best[2] in must_not:
+            # Reserved sources too: a version of one holds both windows of its pair.
             sel.dropped.append(note | {"reason": "resembles a must-not-match image"})
         else:
             sel.derivatives.append((s, best[2]))
@@ -593,6 +594,7 @@ def select_more(sel: corpus.Selection, kept: list[tuple[str, np.ndarray, np.ndar
             if got:
                 keep(*got)
                 took[kind].append(got[0])
+                must_not.add(got[0].key)
     half_p, half_m = RESERVED_PHOTOS // 2, RESERVED_MAPS // 2
     for use, part in (("neighbouring_crops", took["photo"][:half_p] + took["map"][:half_m]),
                       ("burst", took["photo"][half_p:] + took["map"][half_m:])):
