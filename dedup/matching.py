@@ -70,6 +70,11 @@ class Rule:
     #: ...and the inner picture's low-frequency image, rebuilt from its whole-picture dct64,
     #: must correlate this well with the outer's over the part it is placed on.
     points_appearance: float = 0.25
+    #: A placement this firm needs no appearance check (``_firm``): this many agreeing
+    #: keypoints, spread over this share of the inner picture, making this share of its points.
+    points_firm: int = 12
+    points_firm_coverage: float = 0.5
+    points_firm_support: float = 0.15
 
     def loosened(self, factor: float) -> Rule:
         """Every distance times ``factor``, every required amount divided by it."""
@@ -78,7 +83,8 @@ class Rule:
                     self.points_tolerance * factor, self.points_margin * factor,
                     max(2, int(self.points_inliers / factor)), self.points_coverage / factor,
                     self.points_support / factor, self.points_same_support / factor,
-                    self.points_appearance / factor)
+                    self.points_appearance / factor, max(2, int(self.points_firm / factor)),
+                    self.points_firm_coverage / factor, self.points_firm_support / factor)
 
 
 DEFAULT_RULE = Rule()
@@ -297,6 +303,14 @@ def _same_framing(p: alignment.Placement) -> bool:
     return max(left, top, 1.0 - right, 1.0 - bottom) <= SAME_FRAMING
 
 
+def _firm(p: alignment.Placement, rule: Rule) -> bool:
+    """The keypoints alone place one picture in the other beyond doubt: many agree, spread
+    over most of the inner picture, as a shared sprite or logo never does. The appearance
+    check, rebuilt from 64 sign bits a picture, says less than they do."""
+    return (p.inliers >= rule.points_firm and p.coverage >= rule.points_firm_coverage
+            and p.support >= rule.points_firm_support)
+
+
 def _placement(ha: Hashes, hb: Hashes, rule: Rule) -> tuple[alignment.Placement, int, int] | None:
     """Rule 6's geometry: (placement, which argument of ``link`` is the inner picture (1 or 2),
     the agreeing keypoints' median hash distance), or None when the keypoints do not place one
@@ -323,7 +337,8 @@ def _placement(ha: Hashes, hb: Hashes, rule: Rule) -> tuple[alignment.Placement,
         # with it many keypoints' hashes, more than any edit that leaves the frame in place.
         if p.support < rule.points_same_support:
             return None
-    elif p.support < rule.points_support or _appearance(inner, outer, al, inner_is_first) < rule.points_appearance:
+    elif p.support < rule.points_support or (not _firm(p, rule)
+                                             and _appearance(inner, outer, al, inner_is_first) < rule.points_appearance):
         return None
     side = (1 if inner_is_first else 2) if not swap else (2 if inner_is_first else 1)
     return p, side, al.distance

@@ -333,6 +333,40 @@ def test_keypoint_hashes_within_the_index_distance_are_the_precondition() -> Non
     assert both(a, b) is None
 
 
+#: The part of a 1.0 x 0.8 picture that ``cropped_pair``'s crop keeps: (left, top, right, bottom).
+WINDOW = (0.1, 0.05, 0.85, 0.75)
+
+
+def cropped_pair(agree: int):
+    """Records a and b, b a crop of a (``WINDOW``): ``agree`` keypoints of a on a grid over the
+    window, found in b at their places; global hashes and dct64 unrelated, so only the
+    keypoints can link them."""
+    rng = random.Random(3)
+    left, top, right, bottom = WINDOW
+    grid = [(left + (right - left) * (i + 0.5) / 4, top + (bottom - top) * (j + 0.5) / 4) for j in range(4) for i in range(4)]
+    shared = [(rng.getrandbits(64), x, y) for x, y in grid[:agree]]
+    side = right - left
+    a = make("a", points=keypoints(shared))
+    inner = [(h, (x - left) / side, (y - top) / side) for h, x, y in shared]
+    b = make("b", points=keypoints(inner, 1.0, (bottom - top) / side), width=750, height=700)
+    return a, b
+
+
+def test_a_firm_placement_needs_no_appearance_check() -> None:
+    """The appearance check (rebuilt from 64 sign bits a picture) is waived when the keypoints
+    alone are beyond doubt: points_firm agreeing, spread over the crop. With fewer, a crop whose
+    appearance does not agree is no crop."""
+    never = Rule(points_appearance=1.01)  # no appearance passes
+    a, b = cropped_pair(RULE.points_firm)
+    found = both(a, b, never)
+    assert (rel(found), found.algorithm, found.crop) == ("cropped", "kp64", 2)
+    assert found.kept == pytest.approx(0.75 * 0.7 / 0.8, abs=0.01)
+    assert both(a, b, Rule(points_appearance=1.01, points_firm=RULE.points_firm + 1)) is None
+    a, b = cropped_pair(RULE.points_firm - 1)
+    assert both(a, b, never) is None
+    assert rel(both(a, b, Rule(points_appearance=-1.0))) == "cropped"
+
+
 def test_one_shared_keypoint_is_no_evidence() -> None:
     a, b = framed_pair(1, 8)
     assert both(a, b) is None
