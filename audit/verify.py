@@ -549,6 +549,12 @@ def _check_body(i: int, typ: str, signer: str, body, st: _State, report: AuditRe
             v = st.members[body.member_id] = _member_key(body.member_id, body.public_key)
         except (ValueError, NoteError) as exc:
             fail(f"member {body.member_id!r}: {exc}")
+        holder = next((m for m, k in st.members.items() if m != body.member_id and k.public_bytes() == body.public_key),
+                      None)
+        if holder is not None:
+            fail(f"member {body.member_id!r} is admitted with member {holder!r}'s public key")
+        if body.public_key in {c.public_bytes()} | {k.public_bytes() for _, k in st.rotations}:
+            fail(f"member {body.member_id!r} is admitted with a key of the log's own")
         st.priority[body.member_id] = body.custodial_priority
         if body.arbiter:
             st.arbiters.add(body.member_id)
@@ -585,6 +591,8 @@ def _check_body(i: int, typ: str, signer: str, body, st: _State, report: AuditRe
             fail(f"key rotation to {new.name}+{new.key_id.hex()}, a key this log has already used")
         if new.name in st.members:
             fail(f"key rotation to a key named {new.name!r}, which is a member's name")
+        if any(k.public_bytes() == new.public_bytes() for k in st.members.values()):
+            fail("key rotation to a member's public key")
         st.retired[(c.name, c.key_id)] = i
         st.coordinator = new
         st.coordinator_slot = st.slot(new.name, new.key_id, new.public_bytes())

@@ -78,6 +78,9 @@ class Coordinator:
         self.log = log
         self.clock = clock
         self.members = {m.id: _member(m) for m in settings.members}
+        log_key = log.signer.verifier().public_bytes()
+        if any(m.verifier.public_bytes() == log_key for m in self.members.values()):
+            raise ValueError("a member's public key is the log's own key: a member could sign as the coordinator")
         self.lock = threading.Lock()
         #: Per-member flood control on intake (batches and withdrawals), checked before any work.
         self.limiter = RateLimiter({"intake": Limit(settings.intake_rate, settings.intake_burst)})

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from dedup.config import MemberId, TlsFiles, resolve_path
 from dedup.matching import DEFAULT_RULE, Rule
+from dedup.note import NoteVerifier
 
 from .database import is_url
 
@@ -29,6 +30,15 @@ class MemberSettings(_Model):
     reader: bool = Field(False, description="a member that only looks up provenance (`dedup node lookup`): no "
                                             "collection, no batches, no votes; logged in the member's admission, so "
                                             "it is set when the member is first admitted")
+
+    @field_validator("public_key")
+    @classmethod
+    def _a_strong_key(cls, v: str) -> str:
+        NoteVerifier.from_string(v)  # malformed, mismatched or weak keys are refused here, by name
+        return v
+
+    def raw_key(self) -> bytes:
+        return NoteVerifier.from_string(self.public_key).public_bytes()
 
     @model_validator(mode="after")
     def _reader_is_not_arbiter(self) -> "MemberSettings":
@@ -131,4 +141,10 @@ class CoordinatorSettings(_Model):
         dup = {i for i in ids if ids.count(i) > 1}
         if dup:
             raise ValueError(f"member ids listed twice: {sorted(dup)}")
+        holders: dict[bytes, str] = {}
+        for m in v:
+            other = holders.setdefault(m.raw_key(), m.id)
+            if other != m.id:
+                # One key, two members: either could disown what it signed as the other.
+                raise ValueError(f"members {other} and {m.id} have the same public key; each member needs its own")
         return v

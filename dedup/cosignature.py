@@ -24,6 +24,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from dedup.ed25519 import weak_key
 from dedup.note import NoteError, Signature, check_key_name, split_note
 
 __all__ = ["ALG_COSIGNATURE_V1", "Cosignature", "CosignatureError", "CosignatureSigner",
@@ -68,6 +69,8 @@ class CosignatureVerifier:
 
     def __init__(self, name: str, public_key: Ed25519PublicKey) -> None:
         check_key_name(name)
+        if why := weak_key(_raw(public_key)):
+            raise CosignatureError(f"cosigner key {name!r}: {why}")
         self.name = name
         self.public_key = public_key
         self.key_id = cosigner_key_id(name, _raw(public_key))

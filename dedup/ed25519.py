@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from nacl.bindings import crypto_core_ed25519_is_valid_point
+
 try:
     from nacl._sodium import ffi as _ffi, lib as _sodium
 except ImportError:  # pragma: no cover - PyNaCl is a dependency
@@ -46,6 +48,21 @@ def _sodium_ok(signed: bytes, public_key: bytes) -> bool:
     if _out is None or len(_out) < len(signed):
         _out = _ffi.new("unsigned char[]", max(len(signed), 1 << 16))
     return _sodium.crypto_sign_open(_out, _ffi.NULL, signed, len(signed), public_key) == 0
+
+
+def weak_key(public_key: bytes) -> str:
+    """Why ``public_key`` is not a key any honest key pair has, or "" when it is one.
+
+    libsodium's ``crypto_core_ed25519_is_valid_point`` decides: an encoding that is not
+    canonical, not a point of the curve, of small order (the identity among them, for which one
+    signature verifies under every message) or off the prime-order subgroup is refused. A key
+    made the standard way, [s]B, is none of these. OpenSSL accepts some of them."""
+    if len(public_key) != 32:
+        return f"an Ed25519 public key is 32 bytes, not {len(public_key)}"
+    if not crypto_core_ed25519_is_valid_point(public_key):
+        return ("weak Ed25519 public key: small order, off the prime-order subgroup, or not a canonical"
+                " encoding of a curve point; no key pair made the standard way has it")
+    return ""
 
 
 def verify(public_key: bytes, message: bytes, signature: bytes) -> bool:

@@ -26,6 +26,8 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
+from dedup.ed25519 import weak_key
+
 __all__ = [
     "MAX_SIGNATURES",
     "Note",
@@ -111,9 +113,12 @@ class NoteVerifier:
 
     def __init__(self, name: str, public_key: Ed25519PublicKey) -> None:
         check_key_name(name)
+        raw = _raw_public(public_key)
+        if why := weak_key(raw):
+            raise NoteError(f"key {name!r}: {why}")
         self.name = name
         self.public_key = public_key
-        self.key_id = key_id(name, _raw_public(public_key))
+        self.key_id = key_id(name, raw)
 
     @classmethod
     def from_string(cls, vkey: str) -> NoteVerifier:

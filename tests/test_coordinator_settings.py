@@ -23,13 +23,19 @@ def test_sqlite_path_is_relative_to_the_file_and_a_url_is_kept(tmp_path: Path) -
 
 
 def test_duplicate_member_and_bad_id_refused(tmp_path: Path) -> None:
+    from dedup.note import NoteSigner
+
     cfg = tmp_path / "c.toml"
-    member = '[[members]]\nid = "{}"\nname = "X"\npublic_key = "k"\n'
-    cfg.write_text('database = "s.sqlite"\n' + BASE + member.format("a") + member.format("a"))
+    key = NoteSigner.generate("a").verifier().to_string()
+    member = '[[members]]\nid = "{}"\nname = "X"\npublic_key = "{}"\n'
+    cfg.write_text('database = "s.sqlite"\n' + BASE + member.format("a", key) + member.format("a", key))
     with pytest.raises(ConfigError, match="member ids listed twice"):
         load(cfg, CoordinatorSettings)
-    cfg.write_text('database = "s.sqlite"\n' + BASE + member.format("Bad Id"))
+    cfg.write_text('database = "s.sqlite"\n' + BASE + member.format("Bad Id", key))
     with pytest.raises(ConfigError, match="member ids are 1-63 lowercase"):
+        load(cfg, CoordinatorSettings)
+    cfg.write_text('database = "s.sqlite"\n' + BASE + member.format("a", "k"))
+    with pytest.raises(ConfigError, match="members.0.public_key: Value error, malformed verifier key"):
         load(cfg, CoordinatorSettings)
 
 

@@ -90,9 +90,11 @@ def test_reader_cannot_be_an_arbiter():
     from pydantic import ValidationError
 
     from dedup.coordinator.settings import MemberSettings
+    from dedup.note import NoteSigner
 
+    key = NoteSigner.generate("x").verifier().to_string()
     with pytest.raises(ValidationError, match="a reader cannot be an arbiter"):
-        MemberSettings(id="x", name="X", public_key="x+00000000+AA==", reader=True, arbiter=True)
+        MemberSettings(id="x", name="X", public_key=key, reader=True, arbiter=True)
 
 
 def test_reader_looks_up_an_agreed_master_and_its_proof_verifies(consortium, tmp_path):
