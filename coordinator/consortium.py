@@ -8,7 +8,6 @@ same order (the store has one writer anyway).
 from __future__ import annotations
 
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -23,6 +22,7 @@ from dedup.policy import KEYS, POLICY_VERSION, Candidate as PolicyCandidate, cho
 from dedup.signing import SignatureError, parse_body, verify_statement
 from dedup.v1 import asset_pb2, intake_pb2, lookup_pb2, negotiation_pb2, statement_pb2, statements_pb2
 
+from .fairlock import FairLock
 from .log import LogTransaction, TransparencyLog
 from .matcher import BatchVersions, Candidate, Key, Matcher, new_cluster_id
 from .lookup import Lookups
@@ -81,7 +81,8 @@ class Coordinator:
         log_key = log.signer.verifier().public_bytes()
         if any(m.verifier.public_bytes() == log_key for m in self.members.values()):
             raise ValueError("a member's public key is the log's own key: a member could sign as the coordinator")
-        self.lock = threading.Lock()
+        #: First come, first served: between a large batch's two turns, whoever waited goes first.
+        self.lock = FairLock()
         #: Per-member flood control on intake (batches and withdrawals), checked before any work.
         self.limiter = RateLimiter({"intake": Limit(settings.intake_rate, settings.intake_burst)})
         #: Set when the matcher could not be reloaded after a failed write (the store was

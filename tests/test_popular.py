@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -279,6 +280,51 @@ def test_assets_indexed_between_a_batchs_search_and_its_store_are_found(keys, tm
         assert results and results[0].new_matches == 1
         m = core.core.matcher
         assert m.cluster_of[(MEMBERS[1], "b1")] == m.cluster_of[(MEMBERS[2], "c1")]
+    finally:
+        core.close()
+
+
+class _Turns:
+    """The core's lock, recording who gets each turn; ``first``'s first turn keeps the lock until
+    ``others`` threads wait for it."""
+
+    def __init__(self, lock, first: str, others: int) -> None:
+        self.lock, self.first, self.others, self.order = lock, first, others, []
+
+    def __enter__(self):
+        got = self.lock.__enter__()
+        name = threading.current_thread().name
+        if name == self.first and name not in self.order:
+            deadline = time.monotonic() + 30
+            while self.lock.waiting() < self.others:
+                assert time.monotonic() < deadline
+                time.sleep(0.001)
+        self.order.append(name)
+        return got
+
+    def __exit__(self, *exc):
+        return self.lock.__exit__(*exc)
+
+
+def test_another_members_batch_goes_between_a_batchs_two_turns(keys, tmp_path):
+    """A batch takes the lock twice (its search, then its store): a member that asked during the
+    first turn is served before the second, so it waits for one half of the batch's work."""
+    core = Core(keys, tmp_path)
+    turns = _Turns(core.core.lock, "big", 1)
+    core.core.lock = turns
+    try:
+        big = threading.Thread(name="big", target=lambda: core.send(MEMBERS[1], [copy_of(f"b{n}", 0, 3, n)
+                                                                            for n in range(20)]))
+        big.start()
+        deadline = time.monotonic() + 30
+        while not turns.lock.locked():  # big's first turn has begun
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+        small = threading.Thread(name="small", target=lambda: core.send(MEMBERS[2], [copy_of("c1", 0, 5, 2)]))
+        small.start()
+        big.join(60)
+        small.join(60)
+        assert turns.order == ["big", "small", "big", "small"]
     finally:
         core.close()
 
