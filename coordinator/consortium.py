@@ -172,9 +172,18 @@ class Coordinator:
         assets = parse_assets(manifest, payload, self.settings.max_batch_assets)
         parsed = [compared_hashes(a) for a in assets]  # once per asset, for every comparison below
 
+        if len(assets) <= self.settings.one_turn_assets:
+            # A small batch's search is short: one turn, so it never waits behind a large
+            # batch's second turn as well as its first.
+            with self.lock:
+                self._fresh_matcher()
+                if (done := self._already_stored(identity, manifest, stmt)) is not None:
+                    return done
+                plan, found = self._plan(identity, assets, parsed)
+                return self._store_turn(identity, stmt, manifest, assets, parsed, plan, found)
         # Two turns at the lock: the search, which changes nothing, then the store. Other
-        # members' intakes may run between them, so a large batch keeps each of them waiting
-        # for one half of its work, not for all of it.
+        # members' intakes may run between them (the lock is first come, first served), so a
+        # large batch keeps each of them waiting for one half of its work, not for all of it.
         with self.lock:
             self._fresh_matcher()
             if (done := self._already_stored(identity, manifest, stmt)) is not None:
@@ -192,12 +201,15 @@ class Coordinator:
                 plan, found = self._plan(identity, assets, parsed)
             elif added:
                 found = self._search_added(assets, parsed, plan, found, added)
-            try:
-                return self._store_batch(identity, stmt, manifest, assets, parsed, plan, found)
-            except BaseException:
-                # The transaction rolled back; the matcher may hold part of it.
-                self._reload_matcher()
-                raise
+            return self._store_turn(identity, stmt, manifest, assets, parsed, plan, found)
+
+    def _store_turn(self, identity, stmt, manifest, assets, parsed, plan, found) -> intake_pb2.SubmitBatchResponse:
+        try:
+            return self._store_batch(identity, stmt, manifest, assets, parsed, plan, found)
+        except BaseException:
+            # The transaction rolled back; the matcher may hold part of it.
+            self._reload_matcher()
+            raise
 
     def _already_stored(self, identity: str, manifest, stmt) -> intake_pb2.SubmitBatchResponse | None:
         """The answer to a batch resent after it was stored (None if it was not); refused if

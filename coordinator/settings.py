@@ -108,6 +108,9 @@ class CoordinatorSettings(_Model):
                                                                   "each); past it the batch is refused with "
                                                                   "RESOURCE_EXHAUSTED (search_too_large) and "
                                                                   "nothing is stored")
+    one_turn_assets: int = Field(50, ge=0, description="a batch of at most this many assets is searched and stored "
+                                                       "in one turn at the intake lock; a larger one takes two (its "
+                                                       "search, then its store) so that others go in between")
     intake_rate: float = Field(50.0, gt=0, description="batches and withdrawals per second each member may send "
                                                       "on average; past its burst, a member's further requests "
                                                       "are refused with RESOURCE_EXHAUSTED naming when to retry "
