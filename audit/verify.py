@@ -129,6 +129,7 @@ class AuditReport:
     matches: int = 0
     proposals: int = 0
     revocations: int = 0
+    key_replacements: int = 0
     withdrawals: int = 0
     votes: int = 0
     rulings: int = 0
@@ -147,7 +148,8 @@ class AuditReport:
     def as_dict(self) -> dict:
         return {"ok": True, "entries": self.entries, "root": self.root.hex(), "origin": self.origin,
                 "members": self.members, "batches": self.batches, "matches": self.matches,
-                "proposals": self.proposals, "revocations": self.revocations, "withdrawals": self.withdrawals,
+                "proposals": self.proposals, "revocations": self.revocations,
+                "key_replacements": self.key_replacements, "withdrawals": self.withdrawals,
                 "votes": self.votes, "rulings": self.rulings, "agreements": self.agreements,
                 "rotations": self.rotations, "lookup_counts": self.lookup_counts, "checkpoints": self.checkpoints,
                 "coordinator_key": self.coordinator_key,
@@ -158,6 +160,7 @@ class AuditReport:
 COORDINATOR_TYPES = {
     statements_pb2.MemberAdmitted.DESCRIPTOR.full_name,
     statements_pb2.MemberRevoked.DESCRIPTOR.full_name,
+    statements_pb2.MemberKeyReplaced.DESCRIPTOR.full_name,
     statements_pb2.MatchRecorded.DESCRIPTOR.full_name,
     statements_pb2.MasterProposed.DESCRIPTOR.full_name,
     statements_pb2.LogKeyRotated.DESCRIPTOR.full_name,
@@ -196,6 +199,10 @@ class _State:
     retired: dict[tuple[str, bytes], int] = field(default_factory=dict)
     # (entry index of each rotation, the key in force from the next entry on)
     rotations: list[tuple[int, NoteVerifier]] = field(default_factory=list)
+    # (member, key id) of each replaced member key -> index of the entry that replaced it
+    replaced: dict[tuple[str, bytes], int] = field(default_factory=dict)
+    # Every raw public key the log has put in force, for anyone -> whose: no key serves two parties
+    owners: dict[bytes, str] = field(default_factory=dict)
 
     arbiters: set[str] = field(default_factory=set)
     readers: set[str] = field(default_factory=set)  # admitted to look up only: they sign nothing
@@ -231,7 +238,7 @@ _PROPOSAL = statements_pb2.MasterProposed.DESCRIPTOR.full_name
 _MANIFEST = asset_pb2.BatchManifest.DESCRIPTOR.full_name
 _WITHDRAWN = asset_pb2.AssetsWithdrawn.DESCRIPTOR.full_name
 _KEY_TYPES = {statements_pb2.MemberAdmitted.DESCRIPTOR.full_name, statements_pb2.MemberRevoked.DESCRIPTOR.full_name,
-              statements_pb2.LogKeyRotated.DESCRIPTOR.full_name}
+              statements_pb2.MemberKeyReplaced.DESCRIPTOR.full_name, statements_pb2.LogKeyRotated.DESCRIPTOR.full_name}
 
 
 @dataclass(slots=True)
@@ -322,6 +329,19 @@ def _member_key(member_id: str, raw: bytes) -> NoteVerifier:
     return NoteVerifier(member_id, Ed25519PublicKey.from_public_bytes(raw))
 
 
+def _new_key_owner(member_id: str, raw: bytes, what: str, st: _State, fail) -> None:
+    """Refuse a member key that any party (another member, the log, or this member before) has
+    had; else record it as ``member_id``'s."""
+    owner = st.owners.get(raw)
+    if owner == st.coordinator.name or (owner is not None and owner not in st.members):
+        fail(f"member {member_id!r} {what} a key of the log's own")
+    if owner is not None and owner != member_id:
+        fail(f"member {member_id!r} {what} member {owner!r}'s public key")
+    if owner == member_id:
+        fail(f"member {member_id!r} {what} a key it has had before")
+    st.owners[raw] = member_id
+
+
 def _signer_slot(i: int, typ: str, signer: str, key_id: bytes, st: _State) -> int:
     """Who may sign what, by the entries before this one: the key slot to verify with."""
     if not typ or not signer:
@@ -349,6 +369,8 @@ def _signer_slot(i: int, typ: str, signer: str, key_id: bytes, st: _State) -> in
             raise _Failure(i, 0, f"{typ} signed by {signer!r}, which was admitted as a reader "
                                  "(readers look up only)")
         v = st.members[signer]
+        if key_id != v.key_id and who in st.replaced:
+            raise _Failure(i, 0, f"signed with a replaced key of {signer!r} ({key_id.hex()}), replaced at entry {st.replaced[who]}")
         if key_id != v.key_id:
             raise _Failure(i, 0, f"statement signed by key id {key_id.hex()}, not the known key "
                                  f"{v.key_id.hex()} of {v.name!r}")
@@ -549,12 +571,7 @@ def _check_body(i: int, typ: str, signer: str, body, st: _State, report: AuditRe
             v = st.members[body.member_id] = _member_key(body.member_id, body.public_key)
         except (ValueError, NoteError) as exc:
             fail(f"member {body.member_id!r}: {exc}")
-        holder = next((m for m, k in st.members.items() if m != body.member_id and k.public_bytes() == body.public_key),
-                      None)
-        if holder is not None:
-            fail(f"member {body.member_id!r} is admitted with member {holder!r}'s public key")
-        if body.public_key in {c.public_bytes()} | {k.public_bytes() for _, k in st.rotations}:
-            fail(f"member {body.member_id!r} is admitted with a key of the log's own")
+        _new_key_owner(body.member_id, body.public_key, "is admitted with", st, fail)
         st.priority[body.member_id] = body.custodial_priority
         if body.arbiter:
             st.arbiters.add(body.member_id)
@@ -579,6 +596,24 @@ def _check_body(i: int, typ: str, signer: str, body, st: _State, report: AuditRe
             fail(f"revocation of {body.member_id!r} names a key the log never admitted for it")
         st.revoked.add(body.member_id)
         report.revocations += 1
+    elif isinstance(body, statements_pb2.MemberKeyReplaced):
+        mid = body.member_id
+        v = st.members.get(mid)
+        if v is None or v.public_bytes() != body.old_public_key:
+            fail(f"key replacement for {mid!r} names an old key the log does not hold for it")
+        if mid in st.revoked:
+            fail(f"key replacement for {mid!r}, whose key was revoked")
+        try:
+            new = _member_key(mid, body.new_public_key)
+        except (ValueError, NoteError) as exc:
+            fail(f"key replacement for {mid!r}: {exc}")
+        _new_key_owner(mid, body.new_public_key, "gets", st, fail)
+        if (mid, new.key_id) in st.signers:
+            fail(f"key replacement for {mid!r}: its new key has the key id {new.key_id.hex()} of a key it used before")
+        st.replaced[(mid, v.key_id)] = i
+        st.members[mid] = new
+        st.member_slot[mid] = st.slot(mid, new.key_id, body.new_public_key)
+        report.key_replacements += 1
     elif isinstance(body, statements_pb2.LogKeyRotated):
         try:
             old = NoteVerifier.from_string(body.old_verifier_key)
@@ -591,8 +626,9 @@ def _check_body(i: int, typ: str, signer: str, body, st: _State, report: AuditRe
             fail(f"key rotation to {new.name}+{new.key_id.hex()}, a key this log has already used")
         if new.name in st.members:
             fail(f"key rotation to a key named {new.name!r}, which is a member's name")
-        if any(k.public_bytes() == new.public_bytes() for k in st.members.values()):
+        if st.owners.get(new.public_bytes(), c.name) != c.name:
             fail("key rotation to a member's public key")
+        st.owners[new.public_bytes()] = c.name
         st.retired[(c.name, c.key_id)] = i
         st.coordinator = new
         st.coordinator_slot = st.slot(new.name, new.key_id, new.public_bytes())
@@ -785,6 +821,7 @@ def verify_export(path: Path, coordinator: NoteVerifier, *, witnesses: tuple[Cos
     started = time.perf_counter()
     report = AuditReport(quorum=quorum)
     st = _State(coordinator)
+    st.owners[coordinator.public_bytes()] = coordinator.name
     st.coordinator_slot = st.slot(coordinator.name, coordinator.key_id, coordinator.public_bytes())
     tree = Tree()
     offsets = array.array("Q")  # file offset of every entry, to read one back

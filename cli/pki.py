@@ -21,34 +21,53 @@ NODE_ENV = "DEDUP_NODE_CONFIG"
 
 DESCRIPTION = """\
 Make and manage the consortium's keys and certificates, in the formats the coordinator and the
-nodes read. One folder (DIR) holds the consortium CA; whoever runs the records service keeps it.
+nodes read. Every party makes its own private keys: the records service makes the consortium CA,
+the coordinator's TLS key and the log key; each member makes its TLS key and its Ed25519
+statement key on its own node, and sends only a signed request with the public halves. No
+command run by the records service ever sees a member's private key, so the records service
+cannot sign as a member.
 
+On the records service, DIR holds:
   DIR/ca.pem, DIR/ca.key          the consortium CA (ECDSA P-256): every TLS certificate is issued by it
   DIR/log.pub                     the log's verifier key: give it to every member and every auditor
   DIR/coordinator/tls.pem, .key   the coordinator's server certificate (CN = --server-name)
   DIR/coordinator/log.key         the log's Ed25519 signing key (C2SP signer key, named by --origin)
-  DIR/members/ID/                 one member's bundle, to hand to that institution:
-      tls.pem, tls.key            its client certificate (CN = member id)
-      signing.key, signing.pub    its Ed25519 statement key (named by the member id)
-      ca.pem, log.pub             copies, so the bundle stands alone
-      member.toml                 the [[members]] entry to add to the coordinator's configuration
+  DIR/members/ID/                 what goes back to the member; no secrets:
+      tls.pem                     its client certificate (CN = member id), for the key it requested
+      signing.pub                 its statement key, as admitted
+      ca.pem, log.pub             copies, so the folder stands alone
+      member.toml                 the [[members]] entry for the coordinator's configuration
       node.toml                   a starting node configuration (with --coordinator)
+
+On a member's node, NODE (e.g. /etc/dedup) holds:
+  NODE/pending/                   keys `request` made, waiting for their certificate
+  NODE/ID.request                 the request to send to the records service (public; signed)
+  NODE/tls.key, NODE/signing.key  the keys in use, put there by `install`
+  NODE/tls.pem, ca.pem, log.pub   from the folder the records service sends back
 
 Private keys are written mode 0600 in folders of mode 0700. Nothing is ever overwritten by
 accident: existing material is refused unless the command's option says otherwise.
 
-typical use, on the records service's machine:
-  dedup pki init /etc/dedup/pki --origin records.example.hk/dedup-log --dns dedup.records.example.hk
-  dedup pki issue city-museum --dir /etc/dedup/pki --name "City Museum" \\
-      --coordinator dedup.records.example.hk:7443
-  (append members/city-museum/member.toml to coordinator.toml, send the bundle to the museum)
-  dedup pki check --config /etc/dedup/node.toml          (on the member's node, once installed)
-  dedup pki revoke city-museum --config coordinator.toml --reason "key lost"
+typical use:
+  (records service)  dedup pki init /etc/dedup/pki --origin records.example.hk/dedup-log \\
+                         --dns dedup.records.example.hk
+  (member's node)    dedup pki request city-museum --dir /etc/dedup
+                     (send /etc/dedup/city-museum.request to the records service)
+  (records service)  dedup pki issue city-museum --dir /etc/dedup/pki --request city-museum.request \\
+                         --name "City Museum" --coordinator dedup.records.example.hk:7443
+                     (append members/city-museum/member.toml to coordinator.toml, restart the
+                     coordinator, send members/city-museum/ back)
+  (member's node)    dedup pki install city-museum/ --dir /etc/dedup
+                     dedup pki check --config /etc/dedup/node.toml
+  (records service)  dedup pki revoke city-museum --config coordinator.toml --reason "key lost"
+A new certificate: `request --renew`, then `issue` and `install` again. A new statement key:
+`request --rekey`, `issue --rekey` (the log records the replacement), `install`.
 """
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("pki", help="the consortium CA, TLS certificates and Ed25519 keys: init, issue, revoke, check",
+    p = sub.add_parser("pki", help="the consortium CA, TLS certificates and Ed25519 keys: init, request, issue, "
+                                   "install, revoke, check",
                        description=DESCRIPTION, epilog=exits.EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     cmds = p.add_subparsers(dest="pki_command", metavar="COMMAND", required=True)
@@ -75,17 +94,50 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--json", action="store_true", help="print what was written as JSON")
     s.set_defaults(func=_init)
 
-    s = cmds.add_parser("issue", help="issue a member's TLS certificate and Ed25519 signing key",
-                        description="Write DIR/members/MEMBER/: a client certificate whose common name is the "
-                                    "member id, its key, the member's Ed25519 statement key, copies of ca.pem and "
-                                    "log.pub, and member.toml, the entry to add to the coordinator's [[members]]. "
-                                    "With --coordinator also a starting node.toml. --renew issues a new TLS "
-                                    "certificate only and keeps the signing key (the key the log admitted the "
-                                    "member with cannot be changed in the configuration). The bundle holds the "
-                                    "member's private keys: hand it over securely and delete this copy.",
+    s = cmds.add_parser("request", help="on a member's node: make its own keys and the request to send",
+                        description="Make, on the member's own node, a TLS key (ECDSA P-256) and an Ed25519 "
+                                    "statement key in NODE/pending/, and write NODE/MEMBER.request: a signed note "
+                                    "with the statement key's public half and a certificate signing request for "
+                                    "the TLS key. Send the request to the records service (it holds no secret); "
+                                    "the private keys never leave this machine. `dedup pki install` puts the keys "
+                                    "in use once the certificate comes back. Refused if NODE already has keys "
+                                    "in use, unless --renew or --rekey.",
+                        epilog=exits.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("member", metavar="MEMBER", help="member id: 1-63 of a-z 0-9 -, starting with a letter or digit")
+    s.add_argument("--dir", type=Path, required=True, metavar="NODE",
+                   help="the node's folder for its keys (e.g. /etc/dedup); created mode 0700")
+    change = s.add_mutually_exclusive_group()
+    change.add_argument("--renew", action="store_true",
+                        help="a new TLS key and certificate; keep the statement key in use (the request is "
+                             "signed with it)")
+    change.add_argument("--rekey", action="store_true",
+                        help="a new TLS key and a new statement key, replacing the one in use (for a key made "
+                             "by the records service, or one that may be known to others); the coordinator logs "
+                             "the replacement")
+    s.add_argument("--json", action="store_true", help="print what was written as JSON")
+    s.set_defaults(func=_request)
+
+    s = cmds.add_parser("issue", help="certify a member's request: its TLS certificate and admission entry",
+                        description="Check a member's request (`dedup pki request`): signed by the statement "
+                                    "key it names, that key strong and named by the member id, the certificate "
+                                    "signing request valid, for the member id, with an acceptable key. Then write "
+                                    "DIR/members/MEMBER/: the client certificate for the requested key, the "
+                                    "statement key's public half, copies of ca.pem and log.pub, and member.toml, "
+                                    "the entry for the coordinator's [[members]] (with --coordinator also a "
+                                    "starting node.toml). Nothing written is secret: send the folder back to the "
+                                    "member. A request with the statement key already recorded in member.toml "
+                                    "renews the certificate; one with another key needs --rekey. Private keys "
+                                    "left in the folder by earlier versions (which made members' keys here) are "
+                                    "deleted.",
                         epilog=exits.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("member", metavar="MEMBER", help="member id: 1-63 of a-z 0-9 -, starting with a letter or digit")
     s.add_argument("--dir", type=Path, required=True, help="the folder `dedup pki init` wrote")
+    s.add_argument("--request", type=Path, required=True, metavar="FILE",
+                   help="the member's request file, MEMBER.request")
+    s.add_argument("--rekey", action="store_true",
+                   help="admit a new statement key for a member already issued: member.toml gets the new key "
+                        "and the old one in previous_keys, and the coordinator logs MemberKeyReplaced when it "
+                        "next starts with that entry")
     s.add_argument("--name", help="the institution's display name, for member.toml (default: the member id)")
     s.add_argument("--priority", type=int, default=100,
                    help="custodial_priority for member.toml: master policy tie-break, lower first (default 100)")
@@ -93,10 +145,24 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a reader member: it looks up provenance (`dedup node lookup`) and holds no collection, "
                         "sends no batches and casts no votes (reader = true in member.toml)")
     s.add_argument("--coordinator", metavar="HOST:PORT", help="also write node.toml dialling this address")
-    s.add_argument("--renew", action="store_true", help="new TLS certificate and key only; keep the signing key")
     s.add_argument("--days", type=int, default=825, help="certificate validity in days (default 825)")
     s.add_argument("--json", action="store_true", help="print what was written as JSON")
     s.set_defaults(func=_issue)
+
+    s = cmds.add_parser("install", help="on a member's node: put the issued certificate and the pending keys in use",
+                        description="Check the folder the records service sent back (`dedup pki issue`): the "
+                                    "certificate is issued by its ca.pem, names this member and is for the TLS key "
+                                    "in NODE/pending/, and the admitted statement key is the pending one. Then move "
+                                    "the pending keys into NODE (tls.key, signing.key, signing.pub; the keys they "
+                                    "replace are deleted), copy tls.pem, ca.pem and log.pub, and write node.toml "
+                                    "if NODE has none. After a --rekey, install once the records service has "
+                                    "restarted the coordinator with the new entry: until then it refuses the new "
+                                    "key, and from then on the old one.",
+                        epilog=exits.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("issued", type=Path, metavar="FOLDER", help="the members/MEMBER folder `dedup pki issue` wrote")
+    s.add_argument("--dir", type=Path, required=True, metavar="NODE", help="the folder `dedup pki request` wrote in")
+    s.add_argument("--json", action="store_true", help="print what was done as JSON")
+    s.set_defaults(func=_install)
 
     s = cmds.add_parser("renew-server", help="issue the coordinator a new TLS certificate from the consortium CA",
                         description="Replace DIR/coordinator/tls.pem and tls.key (same common name unless "
@@ -197,41 +263,132 @@ def _server_name(directory: Path) -> str:
         return "coordinator"
 
 
-def _issue(args) -> int:
-    mid = args.member
+def _member_id(mid: str) -> str:
     if not MEMBER_ID.match(mid):
         raise CommandError(f"{mid!r} is not a member id: 1-63 of a-z 0-9 -, starting with a letter or digit")
+    return mid
+
+
+def _request(args) -> int:
+    from dedup.note import NoteSigner
+
+    mid = _member_id(args.member)
+    node = args.dir.resolve()
+    in_use = [node / f for f in (pki.TLS_KEY, pki.SIGNING_KEY) if (node / f).exists()]
+    if in_use and not (args.renew or args.rekey):
+        raise CommandError(f"{node} already has keys in use ({', '.join(str(p) for p in in_use)}); pass --renew "
+                           f"for a new certificate or --rekey for a new statement key as well")
+    if (args.renew or args.rekey) and not (node / pki.SIGNING_KEY).exists():
+        raise CommandError(f"--{'renew' if args.renew else 'rekey'}: {node / pki.SIGNING_KEY} does not exist; "
+                           f"make a first request without it")
+    if args.renew:
+        try:
+            signer = pki.read_signer(node / pki.SIGNING_KEY)
+        except pki.PkiError as exc:
+            raise CommandError(str(exc)) from exc
+        if signer.name != mid:
+            raise CommandError(f"{node / pki.SIGNING_KEY} is {signer.name!r}'s key, not {mid!r}'s")
+    else:
+        signer = NoteSigner.generate(mid)
+    pki.private_dir(node)
+    pending = pki.private_dir(node / pki.PENDING)
+    for old in pending.iterdir():  # an earlier request that never came back is superseded
+        old.unlink()
+    tls_key = pki.new_tls_key()
+    pki.write_key(pending / pki.TLS_KEY, tls_key)
+    written = [pending / pki.TLS_KEY]
+    if not args.renew:
+        pki.write_signer(pending / pki.SIGNING_KEY, signer)
+        (pending / pki.SIGNING_PUB).write_text(signer.verifier().to_string() + "\n")
+        written += [pending / pki.SIGNING_KEY, pending / pki.SIGNING_PUB]
+    request = node / f"{mid}.request"
+    request.write_text(pki.make_request(mid, tls_key, signer), encoding="utf-8")
+    written.append(request)
+    kind = "renew" if args.renew else "rekey" if args.rekey else "new"
+    out = {"member_id": mid, "dir": str(node), "request": str(request), "kind": kind,
+           "statement_key": signer.verifier().to_string(), "files": [str(p) for p in written]}
+    if args.json:
+        emit_json(out)
+    else:
+        print(f"{mid}: keys made in {pending} (they stay on this machine); request written to {request}")
+        print(f"statement key: {out['statement_key']}")
+        issue = "dedup pki issue " + mid + " --request " + request.name + (" --rekey" if args.rekey else "")
+        print(f"send {request.name} to the records service ({issue}); when its folder comes back: "
+              f"dedup pki install FOLDER --dir {node}")
+    return exits.OK
+
+
+#: Files earlier versions of `issue` wrote into DIR/members/ID/ that held a member's private keys.
+_LEGACY_PRIVATE = (pki.TLS_KEY, pki.SIGNING_KEY)
+
+
+def _issue(args) -> int:
+    import tomllib
+
+    from dedup.note import NoteVerifier
+
+    mid = _member_id(args.member)
     try:
         ca = pki.load_ca(args.dir)
+        request = pki.read_request(args.request.read_bytes())
+    except OSError as exc:
+        raise CommandError(f"cannot read the request: {exc}") from exc
     except pki.PkiError as exc:
         raise CommandError(str(exc)) from exc
-    pki.private_dir(args.dir / "members")
+    if request.member_id != mid:
+        raise CommandError(f"the request is {request.member_id!r}'s, not {mid!r}'s")
+    new_key = request.statement_key
     mdir = args.dir / "members" / mid
-    key_file = mdir / pki.SIGNING_KEY
-    if args.renew and not key_file.exists():
-        raise CommandError(f"--renew: {key_file} does not exist; issue the member without --renew first")
-    if not args.renew and key_file.exists():
-        raise CommandError(f"{mid} already has a signing key in {mdir}; pass --renew for a new TLS certificate "
-                           f"(a member's signing key cannot be replaced: see deploy/OPERATIONS.md)")
-    pki.write_member_tls(ca, mdir, mid, days=args.days)
-    if args.renew:
-        from dedup.note import NoteSigner
-
-        signer = NoteSigner.from_string(key_file.read_text(encoding="utf-8").strip())
-    else:
-        signer = pki.write_member_key(mdir, mid)
+    recorded = mdir / pki.MEMBER_TOML
+    previous: list[str] = []
+    entry: dict | None = None
+    if recorded.exists():
+        try:
+            entry = tomllib.loads(recorded.read_text(encoding="utf-8"))["members"][0]
+            current = NoteVerifier.from_string(entry["public_key"])
+        except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+            raise CommandError(f"cannot read {mid}'s entry in {recorded}: {exc}") from exc
+        previous = list(entry.get("previous_keys", []))
+        if current.public_bytes() == new_key.public_bytes():
+            if args.rekey:
+                raise CommandError(f"--rekey: the request's statement key is the one {mid} already has; make the "
+                                   f"request with `dedup pki request --rekey`")
+        elif not args.rekey:
+            raise CommandError(f"the request's statement key differs from the one recorded for {mid} in "
+                               f"{recorded}; pass --rekey to replace it (the log will record the replacement)")
+        else:
+            if new_key.public_bytes() in {NoteVerifier.from_string(k).public_bytes() for k in previous}:
+                raise CommandError(f"--rekey: {mid} has used the request's statement key before; a replaced key "
+                                   f"is never taken back")
+            previous.append(current.to_string())
+    elif args.rekey:
+        raise CommandError(f"--rekey: {recorded} does not exist; copy {mid}'s [[members]] entry from the "
+                           f"coordinator's configuration there (as `dedup pki issue` writes it), then run again")
+    renewal = entry is not None and not args.rekey
+    pki.private_dir(args.dir / "members")
+    pki.private_dir(mdir)
+    removed = [str(mdir / f) for f in _LEGACY_PRIVATE if (mdir / f).exists()]
+    for f in removed:
+        Path(f).unlink()
+    pki.write_cert(mdir / pki.TLS_CERT, pki.issue_member(ca, request, days=args.days))
+    (mdir / pki.SIGNING_PUB).write_text(new_key.to_string() + "\n")
     for name in (pki.CA_CERT, pki.LOG_PUB):
         if (args.dir / name).exists():
             (mdir / name).write_bytes((args.dir / name).read_bytes())
-    entry = {"id": mid, "name": args.name or mid, "public_key": signer.verifier().to_string(),
-             "custodial_priority": args.priority}
-    if args.reader:
-        entry["reader"] = True
-    (mdir / "member.toml").write_text("# Add to the coordinator's configuration file.\n"
-                                      + tomli_w.dumps({"members": [entry]}))
-    written = [pki.TLS_CERT, pki.TLS_KEY, pki.CA_CERT, pki.LOG_PUB, "member.toml"]
-    if not args.renew:
-        written[2:2] = [pki.SIGNING_KEY, pki.SIGNING_PUB]
+    if entry is None:
+        entry = {"id": mid, "name": args.name or mid, "custodial_priority": args.priority}
+        if args.reader:
+            entry["reader"] = True
+    elif args.name:
+        entry["name"] = args.name
+    entry["public_key"] = new_key.to_string()
+    if previous:
+        entry["previous_keys"] = previous
+    entry = {k: entry[k] for k in ("id", "name", "public_key", "previous_keys", "custodial_priority", "reader",
+                                   "arbiter", "revoked") if k in entry}
+    (mdir / pki.MEMBER_TOML).write_text("# The member's entry in the coordinator's configuration.\n"
+                                        + tomli_w.dumps({"members": [entry]}))
+    written = [pki.TLS_CERT, pki.SIGNING_PUB, pki.CA_CERT, pki.LOG_PUB, pki.MEMBER_TOML]
     if args.coordinator:
         node = {
             "member_id": mid, "catalogue": "catalogue.sqlite", "signing_key": pki.SIGNING_KEY,
@@ -245,18 +402,109 @@ def _issue(args) -> int:
                                         "deploy/CONFIGURATION.md.\n" + tomli_w.dumps(node))
         written.append("node.toml")
     out = {"member_id": mid, "dir": str(mdir), "files": [str(mdir / f) for f in written],
-           "public_key": entry["public_key"], "renewed": args.renew,
+           "public_key": entry["public_key"], "renewed": renewal, "rekeyed": args.rekey,
+           "removed_private_keys": removed,
            "certificate": pki.certificate_summary(mdir / pki.TLS_CERT), "member_entry": entry}
     if args.json:
         emit_json(out)
     else:
-        what = "new TLS certificate" if args.renew else "TLS certificate and signing key"
-        print(f"{mid}: {what} written to {mdir}")
-        if not args.renew:
-            print(f"add to the coordinator's configuration (also in {mdir / 'member.toml'}), then restart it:\n")
-            print(tomli_w.dumps({"members": [entry]}))
-        print(f"hand {mdir} to {mid} securely (it holds their private keys), then delete this copy")
+        print(f"{mid}: certificate for the requested key written to {mdir}")
+        for f in removed:
+            print(f"deleted {f}: a private key of {mid}'s that an earlier version made here")
+        print(f"the entry in the coordinator's configuration must read (also in {mdir / pki.MEMBER_TOML}):\n")
+        print(tomli_w.dumps({"members": [entry]}))
+        if args.rekey:
+            print(f"replace {mid}'s [[members]] entry with it and restart the coordinator: it logs the key "
+                  f"replacement, then refuses the old key")
+        print(f"send {mdir} back to {mid} (it holds no secret) for `dedup pki install`")
     return exits.OK
+
+
+def _install(args) -> int:
+    import shutil
+    import tomllib
+
+    from cryptography import x509
+
+    from dedup.note import NoteError, NoteVerifier
+
+    node = args.dir.resolve()
+    pending = node / pki.PENDING
+    issued = args.issued
+    try:
+        cert = x509.load_pem_x509_certificate((issued / pki.TLS_CERT).read_bytes())
+        cas = x509.load_pem_x509_certificates((issued / pki.CA_CERT).read_bytes())
+        entry = tomllib.loads((issued / pki.MEMBER_TOML).read_text(encoding="utf-8"))["members"][0]
+        admitted = NoteVerifier.from_string(entry["public_key"])
+        mid = _member_id(entry["id"])
+    except (OSError, ValueError, KeyError, IndexError, TypeError, NoteError) as exc:
+        raise CommandError(f"{issued} is not a folder `dedup pki issue` wrote: {exc}") from exc
+    if not (pending / pki.TLS_KEY).exists():
+        raise CommandError(f"no pending request in {node}: run `dedup pki request` there first")
+    try:
+        tls_key = pki.read_tls_key(pending / pki.TLS_KEY)
+        new_signer = (pki.read_signer(pending / pki.SIGNING_KEY) if (pending / pki.SIGNING_KEY).exists()
+                      else None)
+        signer = new_signer or pki.read_signer(node / pki.SIGNING_KEY)
+    except pki.PkiError as exc:
+        raise CommandError(str(exc)) from exc
+    problems = []
+    if not pki.certificate_matches(cert, tls_key):
+        problems.append(f"the certificate is not for the pending TLS key in {pending}")
+    if not any(_issued_by(cert, ca) for ca in cas):
+        problems.append(f"the certificate is not issued by the CA in {issued / pki.CA_CERT}")
+    if pki.certificate_summary(issued / pki.TLS_CERT)["common_name"] != mid:
+        problems.append(f"the certificate does not name {mid!r}")
+    if signer.name != mid:
+        problems.append(f"the statement key here is {signer.name!r}'s, not {mid!r}'s")
+    if signer.verifier().public_bytes() != admitted.public_bytes():
+        problems.append(f"the admitted statement key {admitted.to_string()} is not the one "
+                        f"{'pending' if new_signer else 'in use'} here ({signer.verifier().to_string()})")
+    if problems:
+        raise CommandError("nothing installed: " + "; ".join(problems), exits.FAILED)
+    # Keys first, each by an atomic rename on this file system; the certificate after its key.
+    moved = []
+    for name in (pki.TLS_KEY, pki.SIGNING_KEY, pki.SIGNING_PUB):
+        if (pending / name).exists():
+            os.replace(pending / name, node / name)
+            moved.append(str(node / name))
+    copied = []
+    for name in (pki.TLS_CERT, pki.CA_CERT, pki.LOG_PUB):
+        if (issued / name).exists():
+            tmp = node / (name + ".tmp")
+            shutil.copyfile(issued / name, tmp)
+            os.replace(tmp, node / name)
+            copied.append(str(node / name))
+    wrote_config = False
+    if (issued / "node.toml").exists() and not (node / "node.toml").exists():
+        shutil.copyfile(issued / "node.toml", node / "node.toml")
+        wrote_config = True
+    shutil.rmtree(pending)
+    request = node / f"{mid}.request"
+    request.unlink(missing_ok=True)
+    out = {"member_id": mid, "dir": str(node), "installed_keys": moved, "copied": copied,
+           "node_toml": str(node / "node.toml") if wrote_config else None,
+           "statement_key": signer.verifier().to_string(),
+           "certificate": pki.certificate_summary(node / pki.TLS_CERT)}
+    if args.json:
+        emit_json(out)
+    else:
+        c = out["certificate"]
+        print(f"{mid}: certificate {c['common_name']} from {c['issuer']} ({c['days_left']} days) and "
+              f"{'new keys' if new_signer else 'a new TLS key'} in use in {node}")
+        if wrote_config:
+            print(f"wrote {node / 'node.toml'}: set its roots, then `dedup pki check --config {node / 'node.toml'}`")
+        else:
+            print("restart the node's services to use them; check with `dedup pki check --config NODE.toml`")
+    return exits.OK
+
+
+def _issued_by(cert, ca) -> bool:
+    try:
+        cert.verify_directly_issued_by(ca)
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "not issued by this CA"
+        return False
 
 
 def _renew_server(args) -> int:

@@ -60,13 +60,15 @@ _READER_REFUSES = {
 class Member:
     settings: MemberSettings
     verifier: NoteVerifier
+    #: Key ids of the keys it signed with before (``previous_keys``), to name them in refusals.
+    replaced: frozenset[bytes] = frozenset()
 
 
 def _member(m: MemberSettings) -> Member:
     verifier = NoteVerifier.from_string(m.public_key)
     if verifier.name != m.id:
         raise ValueError(f"member {m.id}: its public key is named {verifier.name!r}; key names must equal member ids")
-    return Member(m, verifier)
+    return Member(m, verifier, frozenset(NoteVerifier.from_string(k).key_id for k in m.previous_keys))
 
 
 class Coordinator:
@@ -128,10 +130,18 @@ class Coordinator:
         """Log a MemberAdmitted entry for each configured member not admitted yet."""
         admitted = self.store.admitted_members()
         new = [m for mid, m in sorted(self.members.items()) if mid not in admitted]
+        replaced: list[tuple[Member, bytes]] = []
         for mid, key in admitted.items():
-            if mid in self.members and self.members[mid].verifier.public_bytes() != key:
-                raise ValueError(f"member {mid}: configured key differs from the key admitted in the log;"
-                                 " key rotation must be logged, not edited in the configuration")
+            if mid in self.members and self.members[mid].verifier.public_bytes() != bytes(key):
+                m = self.members[mid]
+                previous = m.settings.raw_previous_keys()
+                if not previous or previous[-1] != bytes(key):
+                    raise ValueError(f"member {mid}: configured key differs from the key admitted in the log, and "
+                                     "the log's key is not the last of its previous_keys; a member's new key is "
+                                     "admitted with `dedup pki issue --rekey`, which writes both (deploy/OPERATIONS.md)")
+                if m.settings.revoked:
+                    raise ValueError(f"member {mid}: a revoked member's key cannot be replaced")
+                replaced.append((m, bytes(key)))
         for role, named in (("arbiter", self.store.admitted_arbiters()), ("reader", self.store.admitted_readers())):
             for mid in admitted:
                 if mid in self.members and (configured := getattr(self.members[mid].settings, role)) != (mid in named):
@@ -140,9 +150,14 @@ class Coordinator:
         revoked = self.store.revoked_keys()
         to_revoke = [m for _, m in sorted(self.members.items())
                      if m.settings.revoked and (m.settings.id, m.verifier.public_bytes()) not in revoked]
-        if not new and not to_revoke:
+        if not new and not to_revoke and not replaced:
             return
         with self.log.transaction() as txn:
+            for m, old_key in replaced:
+                idx = txn.append_signed(statements_pb2.MemberKeyReplaced(
+                    member_id=m.settings.id, old_public_key=old_key, new_public_key=m.verifier.public_bytes(),
+                    replaced_unix=int(self.clock())))
+                Store.replace_key(txn.db, m.settings.id, m.verifier.public_bytes())
             for m in new:
                 idx = txn.append_signed(statements_pb2.MemberAdmitted(
                     member_id=m.settings.id,
@@ -350,6 +365,11 @@ class Coordinator:
         try:
             verify_statement(stmt, member.verifier)
         except SignatureError as exc:
+            if stmt.key_id in member.replaced and stmt.key_id != member.verifier.key_id:
+                raise Refusal(grpc.StatusCode.UNAUTHENTICATED, "replaced_key",
+                              f"statement signed with a replaced key of {identity!r} ({stmt.key_id.hex()}); the "
+                              f"log holds key {member.verifier.key_id.hex()} for it now (`dedup pki install` puts "
+                              f"the new key in use)") from exc
             raise Refusal(grpc.StatusCode.UNAUTHENTICATED, "bad_signature", str(exc)) from exc
         return member
 

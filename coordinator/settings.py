@@ -31,19 +31,42 @@ class MemberSettings(_Model):
                                             "collection, no batches, no votes; logged in the member's admission, so "
                                             "it is set when the member is first admitted")
 
+    previous_keys: list[str] = Field(
+        default_factory=list,
+        description="keys this member signed with before public_key, oldest first, as C2SP verifier key strings "
+                    "(`dedup pki issue --rekey` writes them). When the log holds the last of them, the coordinator "
+                    "logs a MemberKeyReplaced entry at start-up and refuses the old key from then on")
+
     @field_validator("public_key")
     @classmethod
     def _a_strong_key(cls, v: str) -> str:
         NoteVerifier.from_string(v)  # malformed, mismatched or weak keys are refused here, by name
         return v
 
+    @field_validator("previous_keys")
+    @classmethod
+    def _strong_previous_keys(cls, v: list[str]) -> list[str]:
+        for key in v:
+            NoteVerifier.from_string(key)
+        return v
+
     def raw_key(self) -> bytes:
         return NoteVerifier.from_string(self.public_key).public_bytes()
+
+    def raw_previous_keys(self) -> list[bytes]:
+        return [NoteVerifier.from_string(k).public_bytes() for k in self.previous_keys]
 
     @model_validator(mode="after")
     def _reader_is_not_arbiter(self) -> "MemberSettings":
         if self.reader and self.arbiter:
             raise ValueError(f"member {self.id}: a reader cannot be an arbiter (readers cast no votes or rulings)")
+        names = {NoteVerifier.from_string(k).name for k in self.previous_keys} - {self.id}
+        if names:
+            raise ValueError(f"member {self.id}: previous keys must be named {self.id!r}, not {sorted(names)}")
+        raw = [self.raw_key(), *self.raw_previous_keys()]
+        if len(set(raw)) != len(raw):
+            # A key may serve one stretch of the log: going back to a replaced key would revive it.
+            raise ValueError(f"member {self.id}: a key appears twice among public_key and previous_keys")
         return self
 
 
@@ -146,8 +169,9 @@ class CoordinatorSettings(_Model):
             raise ValueError(f"member ids listed twice: {sorted(dup)}")
         holders: dict[bytes, str] = {}
         for m in v:
-            other = holders.setdefault(m.raw_key(), m.id)
-            if other != m.id:
-                # One key, two members: either could disown what it signed as the other.
-                raise ValueError(f"members {other} and {m.id} have the same public key; each member needs its own")
+            for key in (m.raw_key(), *m.raw_previous_keys()):
+                other = holders.setdefault(key, m.id)
+                if other != m.id:
+                    # One key, two members: either could disown what it signed as the other.
+                    raise ValueError(f"members {other} and {m.id} have the same public key; each member needs its own")
         return v

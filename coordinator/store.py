@@ -415,6 +415,11 @@ class Store:
                    (member_id, public_key, log_index, int(arbiter), int(reader)))
 
     @staticmethod
+    def replace_key(db: Database, member_id: str, public_key: bytes) -> None:
+        """The member's key from now on (the MemberKeyReplaced entry holds the old one)."""
+        db.execute("UPDATE members SET public_key = ? WHERE member_id = ?", (public_key, member_id))
+
+    @staticmethod
     def add_batch(db, member_id: str, batch_id: str, sequence: int, manifest: bytes, accepted: int,
                   new_matches: int, log_index: int, received_unix: int) -> None:
         db.execute("INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

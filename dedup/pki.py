@@ -7,14 +7,16 @@ to a member by its common name and then insists that member signed the batch.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import ipaddress
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 KeyAndCert = tuple[ec.EllipticCurvePrivateKey, x509.Certificate]
@@ -62,13 +64,28 @@ def issue(
     client: bool = True,
     days: int = 825,
 ) -> KeyAndCert:
-    """Issue a TLS certificate from the consortium CA.
-
-    Members get client certificates named by their member id; the coordinator gets a server
-    certificate whose SANs are the names and addresses nodes dial.
-    """
-    ca_key, ca_cert = ca
+    """Issue a TLS certificate, and make its key, for the coordinator (whose keys the records
+    service holds anyway). Members make their own keys: see ``issue_for``."""
     key = ec.generate_private_key(ec.SECP256R1())
+    return key, issue_for(ca, common_name, key.public_key(), dns_names=dns_names, ip_addresses=ip_addresses,
+                          server=server, client=client, days=days)
+
+
+def issue_for(
+    ca: KeyAndCert,
+    common_name: str,
+    public_key,
+    *,
+    dns_names: tuple[str, ...] = (),
+    ip_addresses: tuple[str, ...] = (),
+    server: bool = False,
+    client: bool = True,
+    days: int = 825,
+) -> x509.Certificate:
+    """A TLS certificate from the consortium CA for ``public_key``, made by whoever holds its
+    private key. Members get client certificates named by their member id; the coordinator
+    gets a server certificate whose SANs are the names and addresses nodes dial."""
+    ca_key, ca_cert = ca
     now = dt.datetime.now(dt.timezone.utc)
     sans: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
     sans += [x509.IPAddress(ipaddress.ip_address(a)) for a in ip_addresses]
@@ -80,7 +97,7 @@ def issue(
         x509.CertificateBuilder()
         .subject_name(_name(common_name, str(org)))
         .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
+        .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=days))
@@ -90,7 +107,7 @@ def issue(
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    return key, cert
+    return cert
 
 
 def write_private(path: Path, data: bytes) -> None:
@@ -117,12 +134,16 @@ def write_cert(path: Path, cert: x509.Certificate) -> None:
 # One layout for every party, so operators, the demo and the tests read the same files:
 #   CA:          ca.pem, ca.key
 #   coordinator: tls.pem, tls.key (server certificate), log.key (C2SP signer key)
-#   member:      tls.pem, tls.key (client certificate, CN = member id), signing.key, signing.pub
+#   member:      tls.pem, tls.key (client certificate, CN = member id), signing.key, signing.pub,
+#                made on the member's own node; pending/ holds keys whose certificate or
+#                admission has not come back yet
 
 CA_CERT, CA_KEY = "ca.pem", "ca.key"
 TLS_CERT, TLS_KEY = "tls.pem", "tls.key"
 LOG_KEY, LOG_PUB = "log.key", "log.pub"
 SIGNING_KEY, SIGNING_PUB = "signing.key", "signing.pub"
+PENDING = "pending"
+MEMBER_TOML = "member.toml"
 
 
 class PkiError(Exception):
@@ -177,15 +198,6 @@ def write_server_tls(ca: KeyAndCert, directory: Path, server_name: str, *, dns_n
     return cert
 
 
-def write_member_tls(ca: KeyAndCert, directory: Path, member_id: str, *, days: int = 825) -> x509.Certificate:
-    """A member's client certificate, CN = member id (the coordinator maps it to the member)."""
-    key, cert = issue(ca, member_id, dns_names=(member_id,), client=True, days=days)
-    private_dir(directory)
-    write_key(directory / TLS_KEY, key)
-    write_cert(directory / TLS_CERT, cert)
-    return cert
-
-
 def write_log_key(directory: Path, origin: str):
     """The log's Ed25519 signer, named by the log origin; returns it (``log.pub`` is the caller's)."""
     from dedup.note import NoteSigner
@@ -197,7 +209,8 @@ def write_log_key(directory: Path, origin: str):
 
 
 def write_member_key(directory: Path, member_id: str):
-    """A member's Ed25519 statement key, named by its member id; the verifier goes beside it."""
+    """A member's Ed25519 statement key, named by its member id, made where it is kept (the
+    member's node); the verifier goes beside it."""
     from dedup.note import NoteSigner
 
     signer = NoteSigner.generate(member_id)
@@ -205,6 +218,135 @@ def write_member_key(directory: Path, member_id: str):
     write_signer(directory / SIGNING_KEY, signer)
     (directory / SIGNING_PUB).write_text(signer.verifier().to_string() + "\n")
     return signer
+
+
+def read_signer(path: Path):
+    from dedup.note import NoteError, NoteSigner
+
+    try:
+        return NoteSigner.from_string(path.read_text(encoding="utf-8").strip())
+    except FileNotFoundError as exc:
+        raise PkiError(f"{path} is missing") from exc
+    except (OSError, UnicodeDecodeError, NoteError) as exc:
+        raise PkiError(f"cannot read the signing key {path}: {exc}") from exc
+
+
+def read_tls_key(path: Path):
+    try:
+        return serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except FileNotFoundError as exc:
+        raise PkiError(f"{path} is missing") from exc
+    except (OSError, ValueError, TypeError) as exc:
+        raise PkiError(f"cannot read the TLS key {path}: {exc}") from exc
+
+
+# --- a member's request: its own keys, made on its node ------------------------------------
+#
+# A member sends the records service one signed note (C2SP signed-note format):
+#
+#     dedup member request
+#     member city-museum
+#     statement-key city-museum+1a2b3c4d+AbCd...      (its Ed25519 verifier key)
+#     csr MIIB...                                      (PKCS#10, base64 DER, CN = member id)
+#
+#     — city-museum 3f9a...                            (signed with that statement key)
+#
+# The note's signature shows the member holds the statement key, and the CSR's own signature
+# that it holds the TLS key; the records service certifies and admits public keys only.
+
+REQUEST_HEADER = "dedup member request"
+
+
+@dataclass(frozen=True)
+class MemberRequest:
+    member_id: str
+    statement_key: object  # NoteVerifier
+    csr: x509.CertificateSigningRequest
+
+
+def new_tls_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def make_request(member_id: str, tls_key, signer) -> str:
+    """The signed request for ``member_id``'s TLS key and statement key (``signer``)."""
+    from dedup.note import sign_note
+
+    if signer.name != member_id:
+        raise PkiError(f"the statement key is named {signer.name!r}, not {member_id!r}")
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, member_id)]))
+           .sign(tls_key, hashes.SHA256()))
+    der = base64.b64encode(csr.public_bytes(serialization.Encoding.DER)).decode()
+    text = (f"{REQUEST_HEADER}\nmember {member_id}\nstatement-key {signer.verifier().to_string()}\n"
+            f"csr {der}\n")
+    return sign_note(text, [signer])
+
+
+def _tls_key_acceptable(key) -> str | None:
+    """Why a TLS public key is refused, or None: the keys every gRPC build accepts, at strengths
+    current guidance allows."""
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        if key.curve.name in ("secp256r1", "secp384r1"):
+            return None
+        return f"an EC key on {key.curve.name} (use P-256 or P-384)"
+    if isinstance(key, rsa.RSAPublicKey):
+        return None if key.key_size >= 2048 else f"an RSA key of {key.key_size} bits (at least 2048)"
+    return f"a {type(key).__name__} (use an EC P-256, P-384 or RSA key)"
+
+
+def read_request(data: str | bytes) -> MemberRequest:
+    """Parse and check a member's request; raise PkiError saying what is wrong."""
+    from dedup.config import MEMBER_ID
+    from dedup.note import NoteError, NoteVerifier, open_note, split_note
+
+    try:
+        text, _ = split_note(data)
+    except NoteError as exc:
+        raise PkiError(f"not a signed member request: {exc}") from exc
+    lines = text.rstrip("\n").split("\n")
+    fields = dict(line.partition(" ")[::2] for line in lines[1:])
+    if lines[0] != REQUEST_HEADER or len(lines) != 4 or set(fields) != {"member", "statement-key", "csr"}:
+        raise PkiError(f"not a member request: expected the lines {REQUEST_HEADER!r}, member, statement-key "
+                       "and csr (as `dedup pki request` writes them)")
+    mid = fields["member"]
+    if not MEMBER_ID.match(mid):
+        raise PkiError(f"the request names {mid!r}, which is not a member id")
+    try:
+        verifier = NoteVerifier.from_string(fields["statement-key"])  # weak keys are refused here
+    except NoteError as exc:
+        raise PkiError(f"the request's statement key is refused: {exc}") from exc
+    if verifier.name != mid:
+        raise PkiError(f"the request's statement key is named {verifier.name!r}, not {mid!r}")
+    try:
+        open_note(data, [verifier])
+    except NoteError as exc:
+        raise PkiError(f"the request is not signed by its statement key: {exc}") from exc
+    try:
+        csr = x509.load_der_x509_csr(base64.b64decode(fields["csr"], validate=True))
+    except ValueError as exc:
+        raise PkiError(f"the request's certificate signing request does not parse: {exc}") from exc
+    if not csr.is_signature_valid:
+        raise PkiError("the certificate signing request's signature is not valid")
+    cn = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if [str(a.value) for a in cn] != [mid]:
+        raise PkiError(f"the certificate signing request names {[str(a.value) for a in cn]}, not {mid!r}")
+    why = _tls_key_acceptable(csr.public_key())
+    if why:
+        raise PkiError(f"the certificate signing request's key is refused: {why}")
+    return MemberRequest(mid, verifier, csr)
+
+
+def issue_member(ca: KeyAndCert, request: MemberRequest, *, days: int = 825) -> x509.Certificate:
+    """A member's client certificate for the key in its request, CN = member id (the
+    coordinator maps it to the member). The CSR's extensions are not copied: the profile is
+    the consortium's, not the requester's."""
+    return issue_for(ca, request.member_id, request.csr.public_key(), dns_names=(request.member_id,), client=True,
+                     days=days)
+
+
+def certificate_matches(cert: x509.Certificate, key) -> bool:
+    return cert.public_key() == key.public_key()
 
 
 def certificate_summary(path: Path) -> dict:

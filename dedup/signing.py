@@ -33,6 +33,7 @@ STATEMENT_TYPES: dict[str, type[Message]] = {
         asset_pb2.AssetsWithdrawn,
         statements_pb2.MemberAdmitted,
         statements_pb2.MemberRevoked,
+        statements_pb2.MemberKeyReplaced,
         statements_pb2.MatchRecorded,
         statements_pb2.MasterProposed,
         statements_pb2.LogKeyRotated,

@@ -28,7 +28,7 @@ def create(root: Path, members: dict[str, str], collections: dict[str, Path]) ->
     ``members`` maps member id to display name; ``collections`` maps member id to the folder
     that member's node scans. The coordinator listens on a port the OS picks.
     """
-    # The same files and formats `dedup pki init` and `dedup pki issue` write.
+    # The same files and formats `dedup pki init`, `request`, `issue` and `install` write.
     ca = pki.write_ca(root / "pki", "demo consortium CA")
     cdir = root / "coordinator"
     pki.write_server_tls(ca, cdir, SERVER_NAME, dns_names=("localhost",), ip_addresses=("127.0.0.1",))
@@ -39,9 +39,13 @@ def create(root: Path, members: dict[str, str], collections: dict[str, Path]) ->
     member_entries = []
     node_configs = {}
     for priority, (mid, name) in enumerate(members.items(), start=1):
-        ndir = root / "nodes" / mid
-        pki.write_member_tls(ca, ndir, mid)
+        ndir = pki.private_dir(root / "nodes" / mid)
+        # The node makes its own keys; the records service sees and certifies only the request.
+        tls_key = pki.new_tls_key()
         signer = pki.write_member_key(ndir, mid)
+        pki.write_key(ndir / pki.TLS_KEY, tls_key)
+        request = pki.read_request(pki.make_request(mid, tls_key, signer))
+        pki.write_cert(ndir / pki.TLS_CERT, pki.issue_member(ca, request))
         member_entries.append({"id": mid, "name": name, "public_key": signer.verifier().to_string(),
                                "custodial_priority": priority * 10})
         cfg = {

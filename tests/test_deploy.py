@@ -217,7 +217,7 @@ def test_compose_services_images_ports_and_health(compose_setup):
     assert c["command"][:2] == ["coordinator", "serve"]
     # Nodes dial the coordinator's service name and port, checking the certificate's name.
     for name in ("member-a", "member-b"):
-        node = tomllib.loads((root / "consortium/pki/members" / name / "node.toml").read_text())
+        node = tomllib.loads((root / "consortium/nodes" / name / "node.toml").read_text())
         host, port = node["coordinator"]["address"].rsplit(":", 1)
         assert host == "coordinator" and int(port) == port_of(cfg["listen"])
         assert "/usr/local/bin/dedup-node-loop" in services[name]["entrypoint"]
@@ -480,8 +480,14 @@ def test_coordinator_and_two_nodes_on_separate_networks(tmp_path):
         subprocess.run([*DEDUP, "pki", "init", str(pkidir), "--origin", "netns.example.org/log"], check=True,
                        capture_output=True)
         for member, (ns, i) in nodes.items():
-            subprocess.run([*DEDUP, "pki", "issue", member, "--dir", str(pkidir), "--coordinator",
-                            f"10.231.{i}.1:7443"], check=True, capture_output=True)
+            # Each member makes its keys in its own namespace; the records service certifies the request.
+            ndir = tmp_path / "nodes" / member
+            for step in (["ip", "netns", "exec", ns, *DEDUP, "pki", "request", member, "--dir", str(ndir)],
+                         [*DEDUP, "pki", "issue", member, "--dir", str(pkidir), "--request",
+                          str(ndir / f"{member}.request"), "--coordinator", f"10.231.{i}.1:7443"],
+                         ["ip", "netns", "exec", ns, *DEDUP, "pki", "install", str(pkidir / "members" / member),
+                          "--dir", str(ndir)]):
+                subprocess.run(step, check=True, capture_output=True)
         members = "\n".join((pkidir / "members" / m / "member.toml").read_text() for m in nodes)
         cfg = tmp_path / "coordinator.toml"
         cfg.write_text('listen = "0.0.0.0:7443"\nhealth_listen = "127.0.0.1:7444"\ndatabase = "coordinator.sqlite"\n'
@@ -513,7 +519,7 @@ def test_coordinator_and_two_nodes_on_separate_networks(tmp_path):
                    "DEDUP_NODE__ROOTS": json.dumps([str(tmp_path / "photos" / member)]),
                    "DEDUP_NODE__WORKERS": "1"}
             (tmp_path / member).mkdir()
-            node_cfg = str(pkidir / "members" / member / "node.toml")
+            node_cfg = str(tmp_path / "nodes" / member / "node.toml")
             check = run(ns, "pki", "check", "--config", node_cfg, "--json", env=env)
             assert check.returncode == 0, check.stdout + check.stderr
             scan = run(ns, "node", "scan", "--config", node_cfg, "--json", "--quiet", env=env)

@@ -96,6 +96,18 @@ class MemberRevoked(_message.Message):
     revoked_unix: int
     def __init__(self, member_id: _Optional[str] = ..., public_key: _Optional[bytes] = ..., reason: _Optional[str] = ..., revoked_unix: _Optional[int] = ...) -> None: ...
 
+class MemberKeyReplaced(_message.Message):
+    __slots__ = ("member_id", "old_public_key", "new_public_key", "replaced_unix")
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    OLD_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    NEW_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    REPLACED_UNIX_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    old_public_key: bytes
+    new_public_key: bytes
+    replaced_unix: int
+    def __init__(self, member_id: _Optional[str] = ..., old_public_key: _Optional[bytes] = ..., new_public_key: _Optional[bytes] = ..., replaced_unix: _Optional[int] = ...) -> None: ...
+
 class MatchRecorded(_message.Message):
     __slots__ = ("match_id", "cluster_id", "a", "b", "relation", "algorithm", "distance", "recorded_unix", "kept_permille", "crop")
     MATCH_ID_FIELD_NUMBER: _ClassVar[int]

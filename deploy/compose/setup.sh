@@ -1,6 +1,6 @@
 #!/bin/sh
-# Make what docker-compose.yml mounts, in deploy/consortium/ (or $1): the consortium PKI, the
-# coordinator's configuration with both members, the database password, and empty collections.
+# Make what docker-compose.yml mounts, in deploy/consortium/ (or $1): the consortium PKI, each
+# member's keys (made as on its own node), the coordinator's configuration with both members, the database password, and empty collections.
 # Run from deploy/:  sh compose/setup.sh    (DEDUP names the dedup command; default: dedup)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -10,7 +10,12 @@ origin=$(sed -n 's/^log_origin = "\(.*\)"$/\1/p' "$here/coordinator.toml")
 
 $dedup pki init "$out/pki" --origin "$origin" --server-name coordinator
 for member in member-a member-b; do
-    $dedup pki issue "$member" --dir "$out/pki" --name "Member ${member#member-}" --coordinator coordinator:7443
+    # Each member makes its own keys (nodes/MEMBER stands for its machine); the records service
+    # certifies the request, and the member installs what comes back.
+    $dedup pki request "$member" --dir "$out/nodes/$member"
+    $dedup pki issue "$member" --dir "$out/pki" --request "$out/nodes/$member/$member.request" \
+        --name "Member ${member#member-}" --coordinator coordinator:7443
+    $dedup pki install "$out/pki/members/$member" --dir "$out/nodes/$member"
     mkdir -p "$out/collections/$member"
 done
 { cat "$here/coordinator.toml"; echo; cat "$out"/pki/members/*/member.toml; } > "$out/coordinator.toml"
