@@ -21,7 +21,7 @@ from pathlib import Path
 from google.protobuf.message import DecodeError
 
 from dedup.policy import POLICIES, Candidate, master_of
-from dedup.signing import pae_head
+from dedup.signing import pae_head, unbound_pae
 from dedup.v1 import asset_pb2, statement_pb2, statements_pb2
 
 from dedup.ed25519 import verify_many
@@ -44,6 +44,7 @@ class Chunk:
     signers: dict[tuple[str, bytes], int]  # (name, key id) -> key slot, of every key the log introduced so far
     keys: tuple[bytes, ...]  # raw public keys, by slot
     priorities: dict[str, int]  # custodial priority of every member admitted so far
+    origin: str  # the log's, which every statement is signed for
 
 
 class ChunkChanged(Exception):
@@ -58,7 +59,8 @@ def check_chunk(chunk: Chunk) -> tuple[bytes, list]:
     """(leaf hashes of the chunk's entries, back to back; a summary of each entry).
 
     A summary is None when the entry is not a SignedStatement with a type and a signer, else
-    (type, signer, key id, key slot verified with or -1, verified, body), where body is a
+    (type, signer, key id, key slot verified with or -1, verified (True; 2 if signed for no log, as
+    releases before statements were bound to their log signed; else False), body), where body is a
     tuple of the fields the sequential rules need for the common types
     (see ``_summary``) or, for the others and for a body that does not parse, its bytes.
     """
@@ -75,6 +77,7 @@ def check_chunk(chunk: Chunk) -> tuple[bytes, list]:
     hashes = []
     parsed: list = []  # None, or (type, signer, key id, slot, body, index into jobs or -1)
     jobs: list[tuple[bytes, bytes, bytes]] = []
+    signed: list[tuple[str, bytes]] = []  # (type, body) of each job
     pos, end = 0, len(data)
     for _ in range(chunk.count):
         if end - pos < 4:
@@ -104,15 +107,24 @@ def check_chunk(chunk: Chunk) -> tuple[bytes, list]:
         if slot >= 0 and len(signature) == 64:
             head = prefixes.get(typ)
             if head is None:
-                head = prefixes[typ] = pae_head(typ)
+                head = prefixes[typ] = pae_head(chunk.origin, typ)
             job = len(jobs)
             jobs.append((keys[slot], head + pack_q(len(body)) + body, signature))
+            signed.append((typ, body))
         elif slot >= 0:
             slot = -1  # the sequential pass reports the malformed signature
         parsed.append((typ, signer, key_id, slot, body, job))
     if pos != end:
         raise ChunkChanged
-    verdicts = verify_many(jobs)
+    verdicts: list = verify_many(jobs)
+    failed = [j for j, ok in enumerate(verdicts) if not ok]
+    if failed:
+        # Signed for no log, by a release before statements were bound to theirs? 2 if so: the
+        # sequential pass decides whether the entry may be.
+        again = verify_many([(jobs[j][0], unbound_pae(*signed[j]), jobs[j][2]) for j in failed])
+        for j, ok in zip(failed, again):
+            if ok:
+                verdicts[j] = 2
     out: list = []
     for item in parsed:
         if item is None:

@@ -46,7 +46,7 @@ from dedup.export import (BLOCK, CHECKPOINTS, ENTRIES, MAX_ENTRY, ExportError, c
 from dedup.merkle import Tree
 from dedup.note import NoteError, NoteVerifier, Signature, split_note
 from dedup.policy import POLICIES, POLICY_V1, derived_copies
-from dedup.signing import STATEMENT_TYPES, pae
+from dedup.signing import STATEMENT_TYPES, pae, unbound_pae
 from dedup.v1 import asset_pb2, statement_pb2, statements_pb2
 
 from .parallel import UNCHECKED, Chunk, ChunkChanged, check_chunk, check_notes, policy_problem
@@ -136,6 +136,7 @@ class AuditReport:
     agreements: int = 0
     rotations: int = 0
     lookup_counts: int = 0
+    unbound: int = 0  # entries signed for no log, by releases before statements were bound to theirs
     checkpoints: int = 0
     origin: str = ""
     latest_note: str = ""
@@ -151,7 +152,8 @@ class AuditReport:
                 "proposals": self.proposals, "revocations": self.revocations,
                 "key_replacements": self.key_replacements, "withdrawals": self.withdrawals,
                 "votes": self.votes, "rulings": self.rulings, "agreements": self.agreements,
-                "rotations": self.rotations, "lookup_counts": self.lookup_counts, "checkpoints": self.checkpoints,
+                "rotations": self.rotations, "lookup_counts": self.lookup_counts, "unbound": self.unbound,
+                "checkpoints": self.checkpoints,
                 "coordinator_key": self.coordinator_key,
                 "cosigned_by": self.cosigned_by, "quorum": self.quorum, "trusted_size": self.trusted_size,
                 "seconds": round(self.seconds, 3)}
@@ -218,6 +220,8 @@ class _State:
     # (type, signer, key id) -> key slot, as _signer_slot decides it until the next change of keys
     allowed: dict[tuple[str, str, bytes], int] = field(default_factory=dict)
     read: Callable[[int], bytes] | None = None  # entry by index, from the file, checked against its leaf hash
+    origin: str = ""  # the log's (its checkpoints' first line): every statement must be signed for it
+    first_bound: int | None = None  # the first entry signed for the log: no unbound one may follow it
 
     def slot(self, name: str, key_id: bytes, key: bytes) -> int:
         self.keys.append(key)
@@ -392,8 +396,12 @@ def _check_summary(i: int, summary: tuple | None, st: _State, report: AuditRepor
         slot = st.allowed[(typ, signer, key_id)] = _signer_slot(i, typ, signer, key_id, st)
     if verified_slot != slot:
         return _check_entry(i, st.read(i), st, report)
-    if not ok:
-        raise _Failure(i, 1, f"bad signature by {signer!r} on {typ}")
+    if ok is not True:
+        if not ok:
+            raise _Failure(i, 1, f"bad signature by {signer!r} on {typ}")
+        _unbound(i, signer, typ, st, report)
+    elif st.first_bound is None:
+        st.first_bound = i
     if fields.__class__ is tuple:
         if typ == _MATCH:
             if _fast_match(fields, st):
@@ -511,12 +519,26 @@ def _check_entry(i: int, entry: bytes, st: _State, report: AuditReport) -> None:
     except DecodeError as exc:
         raise _Failure(i, 0, f"entry is not a SignedStatement: {exc}") from None
     slot = _signer_slot(i, stmt.type, stmt.signer, stmt.key_id, st)
-    if not verify_ed25519(st.keys[slot], pae(stmt.type, stmt.body), stmt.signature):
+    if verify_ed25519(st.keys[slot], pae(st.origin, stmt.type, stmt.body), stmt.signature):
+        if st.first_bound is None:
+            st.first_bound = i
+    elif verify_ed25519(st.keys[slot], unbound_pae(stmt.type, stmt.body), stmt.signature):
+        _unbound(i, stmt.signer, stmt.type, st, report)
+    else:
         raise _Failure(i, 1, f"bad signature by {stmt.signer!r} on {stmt.type}")
     body = _body(i, stmt.body, stmt.type, raw=True)
     _check_body(i, stmt.type, stmt.signer, body, st, report)
     if stmt.type == _PROPOSAL:
         _ranking(i, UNCHECKED, body, st)
+
+
+def _unbound(i: int, signer: str, typ: str, st: _State, report: AuditReport) -> None:
+    """A signature in the encoding of releases that bound no log: accepted in a log's first
+    entries only, before any statement signed for the log."""
+    if st.first_bound is not None:
+        raise _Failure(i, 1, f"{typ} by {signer!r} is signed for no log (as releases before statements were "
+                             f"bound to their log signed), after entry {st.first_bound}, which is signed for this log")
+    report.unbound += 1
 
 
 def _check_body(i: int, typ: str, signer: str, body, st: _State, report: AuditReport) -> None:
@@ -831,6 +853,9 @@ def verify_export(path: Path, coordinator: NoteVerifier, *, witnesses: tuple[Cos
         checkpoint_files = _read_checkpoints(path)
     except ExportError as exc:
         raise AuditFailure(str(exc)) from exc
+    # Statements are signed for their log; the checkpoints name it, and their signatures are
+    # checked once the entries are.
+    st.origin = _origin(checkpoint_files)
     pool, nworkers = _executor(path, workers)
     # Chunks handed out ahead of the one being checked: enough to keep every worker busy. Their
     # keys are those known when they are handed out; an entry signed by a key introduced after
@@ -857,7 +882,8 @@ def verify_export(path: Path, coordinator: NoteVerifier, *, witnesses: tuple[Cos
             try:
                 for first, offset, length, count in _chunks(path, offsets):
                     pending.append((first, pool.submit(check_chunk, Chunk(
-                        path, offset, length, first, count, dict(st.signers), tuple(st.keys), dict(st.priority)))))
+                        path, offset, length, first, count, dict(st.signers), tuple(st.keys), dict(st.priority),
+                        st.origin))))
                     while len(pending) >= (ahead if first else 1):
                         check(*pending.popleft())
             except ExportError as exc:
@@ -914,6 +940,20 @@ def _read_checkpoints(path: Path) -> list[tuple[str, str]]:
     if not out:
         raise ExportError(f"{d} holds no checkpoint")
     return out
+
+
+def _origin(files: list[tuple[str, str]]) -> str:
+    """The origin the checkpoints name: the log the statements must have been signed for. A
+    checkpoint that does not parse, or names another origin, is reported once the entries are
+    checked (as it would be without this); only an export with no readable checkpoint is
+    refused here."""
+    first = None
+    for name, note in files:
+        try:
+            return Checkpoint.parse(split_note(note)[0]).origin
+        except (NoteError, CheckpointError) as exc:
+            first = first or AuditFailure(f"checkpoint {name}: {exc}")
+    raise first
 
 
 def _check_checkpoint_signatures(files: list[tuple[str, str]], st: _State, initial: NoteVerifier,

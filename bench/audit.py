@@ -3,8 +3,10 @@
 The export is what a coordinator would write for a consortium of eight members: each member
 admitted by a coordinator-signed entry, then batches in turn, each a member-signed
 BatchManifest followed by the coordinator-signed MatchRecorded and MasterProposed entries it
-caused (every proposal the policy's true choice on its evidence, so the audit must pass), and
-a signed checkpoint after every batch, as the coordinator publishes one per commit.
+caused (every proposal the policy's true choice on its evidence, so the audit must pass), the
+holders' signed votes accepting some of those proposals and the coordinator's MasterAgreed
+outcome on each, a LookupsCounted entry, and a signed checkpoint after every batch, as the
+coordinator publishes one per commit.
 Generating it signs 10^6 statements, so it is done by a process pool once and cached under
 bench/.cache/ (keyed by size and GENERATOR).
 
@@ -34,8 +36,12 @@ from bench.common import CACHE, ROOT, code_label, code_state, log, machine, now_
 COMMAND = ".venv/bin/python -m bench.audit"
 MEMBERS = [f"member-{k}" for k in range(8)]
 ORIGIN = "bench.dedup.local/log"
-GENERATOR = "g2"  # g2: proposals cite policy 2
-PAIRS_PER_BATCH = 24  # matches and proposals per batch: one batch is 1 + 2 * 24 entries
+GENERATOR = "g3"  # g2: proposals cite policy 2; g3: statements bound to the log (PAE v2)
+PAIRS_PER_BATCH = 24  # matches and proposals per batch
+VOTED_PER_BATCH = 4  # of those proposals, each accepted by its two holders and agreed unanimously
+#: Entries per batch: a manifest, the matches and proposals, two votes and an outcome per voted
+#: proposal, a lookup count. Fixed, so a batch's entries know their own log indexes.
+PER_BATCH = 1 + 2 * PAIRS_PER_BATCH + 3 * VOTED_PER_BATCH + 1
 
 
 def _signer(name: str):
@@ -73,7 +79,8 @@ def _batch_entries(b: int) -> list[bytes]:
     seq = b // len(MEMBERS) + 1
     out = [sign_statement(_signers()[member], asset_pb2.BatchManifest(
         member_id=member, batch_id=f"{member}-{seq}", sequence=seq, asset_count=500,
-        assets_sha256=hashlib.sha256(str(b).encode()).digest(), created_unix=1_700_000_000 + b))]
+        assets_sha256=hashlib.sha256(str(b).encode()).digest(), created_unix=1_700_000_000 + b), origin=ORIGIN)]
+    voted = []  # (proposal, holders, master) of the proposals the holders vote on
     for k in range(PAIRS_PER_BATCH):
         other = rng.choice([m for m in MEMBERS if m != member])
         mine = f"a-{rng.getrandbits(96):024x}"
@@ -82,9 +89,9 @@ def _batch_entries(b: int) -> list[bytes]:
         out.append(sign_statement(coord, statements_pb2.MatchRecorded(
             match_id=f"m{b}-{k}", cluster_id=cluster, a=statements_pb2.AssetRef(member_id=other, asset_id=theirs),
             b=statements_pb2.AssetRef(member_id=member, asset_id=mine), relation=statements_pb2.RELATION_REENCODED,
-            algorithm="dct256", distance=rng.randint(0, 32), recorded_unix=1_700_000_000 + b)))
+            algorithm="dct256", distance=rng.randint(0, 32), recorded_unix=1_700_000_000 + b), origin=ORIGIN))
         copies = sorted([(other, theirs, _evidence(rng)), (member, mine, _evidence(rng))])
-        if rng.random() < 0.3:  # some clusters have a third copy
+        if k >= VOTED_PER_BATCH and rng.random() < 0.3:  # some clusters have a third copy
             third = rng.choice([m for m in MEMBERS if m not in (member, other)])
             copies = sorted(copies + [(third, f"a-{rng.getrandbits(96):024x}", _evidence(rng))])
         cands = [Candidate(m, a, e, 10 * (MEMBERS.index(m) + 1)) for m, a, e in copies]
@@ -94,7 +101,27 @@ def _batch_entries(b: int) -> list[bytes]:
             copies=[statements_pb2.Copy(ref=statements_pb2.AssetRef(member_id=m, asset_id=a), evidence=e)
                     for m, a, e in copies],
             master=statements_pb2.AssetRef(member_id=d.master.member_id, asset_id=d.master.asset_id),
-            policy_version=POLICY_VERSION, deciding_rule=d.deciding_rule, proposed_unix=1_700_000_000 + b)))
+            policy_version=POLICY_VERSION, deciding_rule=d.deciding_rule, proposed_unix=1_700_000_000 + b,
+            deadline_unix=1_700_000_000 + b + 14 * 86400), origin=ORIGIN))
+        if k < VOTED_PER_BATCH:
+            voted.append((cluster, sorted({other, member}), d.master))
+    start = len(MEMBERS) + b * PER_BATCH  # this batch's first entry in the log
+    for cluster, holders, master in voted:
+        indexes = []
+        for m in holders:
+            indexes.append(start + len(out))
+            out.append(sign_statement(_signers()[m], statements_pb2.MasterVote(
+                proposal_id=f"{cluster}/p1", cluster_id=cluster, member_id=m,
+                choice=statements_pb2.VOTE_CHOICE_ACCEPT, voted_unix=1_700_000_100 + b), origin=ORIGIN))
+        out.append(sign_statement(coord, statements_pb2.MasterAgreed(
+            proposal_id=f"{cluster}/p1", cluster_id=cluster,
+            master=statements_pb2.AssetRef(member_id=master.member_id, asset_id=master.asset_id),
+            basis=statements_pb2.AGREEMENT_BASIS_UNANIMOUS, vote_indexes=indexes, agreed_unix=1_700_000_200 + b),
+            origin=ORIGIN))
+    out.append(sign_statement(coord, statements_pb2.LookupsCounted(
+        member_id=MEMBERS[(b + 3) % len(MEMBERS)], calls=1 + b % 5, files=10 + b % 90,
+        period_start_unix=1_700_000_000 + b, period_end_unix=1_700_000_300 + b), origin=ORIGIN))
+    assert len(out) == PER_BATCH
     return [s.SerializeToString(deterministic=True) for s in out]
 
 
@@ -136,11 +163,11 @@ def generate(out: Path, n: int, workers: int) -> None:
         write_checkpoint(tmp, tree.size, sign_note(Checkpoint(ORIGIN, tree.size, tree.root()).to_text(), [coord]))
         checkpoints += 1
 
-    per_batch = 1 + 2 * PAIRS_PER_BATCH
+    per_batch = PER_BATCH
     with open(tmp / "entries", "wb") as f:
         commit(f, [sign_statement(coord, statements_pb2.MemberAdmitted(
             member_id=m, display_name=m.title(), public_key=_signers()[m].verifier().public_bytes(),
-            custodial_priority=10 * (k + 1), admitted_unix=1_700_000_000)).SerializeToString(deterministic=True)
+            custodial_priority=10 * (k + 1), admitted_unix=1_700_000_000), origin=ORIGIN).SerializeToString(deterministic=True)
             for k, m in enumerate(MEMBERS)])
         batches = (n - len(MEMBERS) + per_batch - 1) // per_batch
         step = 200
@@ -205,7 +232,7 @@ def signature_floor(export: Path, sample: int = 20_000) -> dict:
     for entry in read_entries(export):
         s = statement_pb2.SignedStatement.FromString(entry)
         if s.signer == ORIGIN:
-            jobs.append((key, pae(s.type, s.body), s.signature))
+            jobs.append((key, pae(ORIGIN, s.type, s.body), s.signature))
             if len(jobs) == sample:
                 break
     t0 = time.process_time()
@@ -298,8 +325,11 @@ def main(argv: list[str] | None = None) -> int:
               "versions": versions("cryptography", "pynacl", "protobuf"), "entries": meta["entries"],
               "checkpoints": meta["checkpoints"], "generate_seconds": meta.get("generate_seconds", gen_seconds),
               "export_mib": round(sum(p.stat().st_size for p in export.rglob("*") if p.is_file()) / 2**20, 1),
-              "mix": f"8 member admissions; per batch 1 member-signed manifest, {PAIRS_PER_BATCH} matches and "
-                     f"{PAIRS_PER_BATCH} master proposals signed by the coordinator",
+              "mix": f"8 member admissions; per batch of {PER_BATCH} entries: 1 member-signed manifest, "
+                     f"{PAIRS_PER_BATCH} matches and {PAIRS_PER_BATCH} master proposals signed by the coordinator, "
+                     f"{2 * VOTED_PER_BATCH} member-signed votes accepting {VOTED_PER_BATCH} of the proposals and "
+                     f"the coordinator's {VOTED_PER_BATCH} unanimous outcomes on them, 1 lookup count; a signed "
+                     f"checkpoint after every batch",
               "signature_floor": floor,
               "runs": [{k: v for k, v in run.items() if k != "stderr"} for run in runs],
               "duration_seconds": round(time.monotonic() - started, 1)}

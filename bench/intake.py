@@ -289,7 +289,7 @@ def _node(n, config, templates, members, count, batch_size, seed, copy_share, go
             catalogue.put_file(db, {"path": f"/collection/{i:07d}.jpg", "size": 0, "mtime_ns": 0,
                                     "asset_id": a.asset_id, "scanned_unix": now,
                                     "record": a.SerializeToString(deterministic=True)})
-    batches = make_batches(catalogue, signer, settings.member_id, batch_size)
+    batches = make_batches(catalogue, signer, settings.member_id, batch_size, settings.origin())
     catalogue.close()
     requests = []
     for b in batches:

@@ -88,7 +88,8 @@ def _node(n, config, templates, members, seconds, steady, batch_size, seed, go, 
         manifest = asset_pb2.BatchManifest(member_id=settings.member_id, batch_id=uuid.uuid4().hex, sequence=seq,
                                            asset_count=len(assets), assets_sha256=hashlib.sha256(payload).digest(),
                                            created_unix=int(time.time()))
-        req = intake_pb2.SubmitBatchRequest(manifest=sign_statement(signer, manifest), assets=payload)
+        req = intake_pb2.SubmitBatchRequest(manifest=sign_statement(signer, manifest, origin=settings.origin()),
+                                            assets=payload)
         t0 = time.monotonic()
         try:
             resp = stub.SubmitBatch(req, timeout=settings.coordinator.timeout_seconds)

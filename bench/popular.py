@@ -116,7 +116,7 @@ class Members:
         payload = asset_pb2.AssetList(assets=assets).SerializeToString(deterministic=True)
         manifest = asset_pb2.BatchManifest(member_id=member, batch_id=f"{member}-p{seq}", sequence=seq,
                                            asset_count=len(assets), assets_sha256=hashlib.sha256(payload).digest())
-        stmt = sign_statement(self.signers[member], manifest)
+        stmt = sign_statement(self.signers[member], manifest, origin=self.core.log.origin)
         t0 = time.perf_counter()
         r = self.core.submit_batch(member, stmt, payload)
         return time.perf_counter() - t0, r

@@ -224,7 +224,7 @@ def _one(n: int) -> dict:
         payload = asset_pb2.AssetList(assets=chunk).SerializeToString(deterministic=True)
         manifest = asset_pb2.BatchManifest(member_id=m, batch_id=f"{m}-{seq[m]}", sequence=seq[m],
                                            asset_count=len(chunk), assets_sha256=hashlib.sha256(payload).digest())
-        stmt = sign_statement(signers[m], manifest)
+        stmt = sign_statement(signers[m], manifest, origin=settings.log_origin)
         t0 = time.monotonic()
         matches += core.submit_batch(m, stmt, payload).new_matches
         intake += time.monotonic() - t0

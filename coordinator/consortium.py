@@ -363,7 +363,7 @@ class Coordinator:
             raise Refusal(grpc.StatusCode.PERMISSION_DENIED, "identity_mismatch",
                           f"statement is signed by {stmt.signer!r} but the connection is authenticated as {identity!r}")
         try:
-            verify_statement(stmt, member.verifier)
+            verify_statement(stmt, member.verifier, origin=self.log.origin)
         except SignatureError as exc:
             if stmt.key_id in member.replaced and stmt.key_id != member.verifier.key_id:
                 raise Refusal(grpc.StatusCode.UNAUTHENTICATED, "replaced_key",

@@ -30,6 +30,7 @@ class LogTransaction:
     db: Database
     first_index: int
     signer: NoteSigner
+    origin: str  # the log's: every statement is signed for it
     pending: list[bytes] = field(default_factory=list)
 
     def append(self, stmt: statement_pb2.SignedStatement) -> int:
@@ -42,7 +43,7 @@ class LogTransaction:
 
     def append_signed(self, message: Message) -> int:
         """Sign ``message`` with the coordinator's key and append it."""
-        return self.append(sign_statement(self.signer, message))
+        return self.append(sign_statement(self.signer, message, origin=self.origin))
 
 
 def with_cosignatures(store: Store, size: int, note: str) -> str:
@@ -88,7 +89,7 @@ class TransparencyLog:
     def transaction(self) -> Iterator[LogTransaction]:
         try:
             with self.store.transaction() as db:
-                txn = LogTransaction(db, self.tree.size, self.signer)
+                txn = LogTransaction(db, self.tree.size, self.signer, self.origin)
                 yield txn
         except BaseException:
             self._resync()
@@ -148,7 +149,7 @@ class TransparencyLog:
                                             rotated_unix=when)
         try:
             with self.store.transaction() as db:
-                txn = LogTransaction(db, self.tree.size, old)
+                txn = LogTransaction(db, self.tree.size, old, self.origin)
                 index = txn.append_signed(stmt)
                 for h in txn.pending:
                     self.tree.append_leaf_hash(h)

@@ -309,7 +309,7 @@ def _withdraw(args) -> int:
         signer = load_signer(settings)
         stmt = sign_statement(signer, asset_pb2.AssetsWithdrawn(
             member_id=settings.member_id, withdrawal_id=uuid.uuid4().hex, asset_ids=ids, reason=args.reason,
-            created_unix=int(time.time())))
+            created_unix=int(time.time())), origin=settings.origin())
         with channel(settings) as ch:
             resp = intake_pb2_grpc.IntakeServiceStub(ch).WithdrawAssets(
                 intake_pb2.WithdrawAssetsRequest(withdrawal=stmt), timeout=settings.coordinator.timeout_seconds)

@@ -10,7 +10,7 @@ from .settings import NodeSettings
 
 
 class NotConfigured(Exception):
-    """The node has no coordinator or TLS files configured."""
+    """The node lacks settings the command needs (the coordinator and TLS files, or the log's origin)."""
 
 
 def channel(settings: NodeSettings) -> grpc.Channel:

@@ -25,7 +25,7 @@ from dedup.v1 import statements_pb2 as S
 
 from .catalogue import Catalogue
 from .client import NotConfigured, channel
-from .push import load_signer
+from .push import load_signer, signed_now
 from .settings import NodeSettings
 
 log = logging.getLogger("dedup.node")
@@ -125,8 +125,11 @@ def cast_vote(settings: NodeSettings, catalogue: Catalogue, proposal_id: str, cl
         + (f" ({reason})" if reason else ""))
     pending = catalogue.pending_vote(proposal_id)
     if pending is not None and (pending[1], pending[2]) == (name, detail):
-        # The same answer, never acknowledged: send the same bytes again.
-        vote_id, stmt_bytes, resent = pending[0], pending[3], True
+        # The same answer, never acknowledged: send it again (signed again only if the key or the
+        # log's binding changed since).
+        stmt_bytes = signed_now(pending[3], load_signer(settings), settings.origin()).SerializeToString(
+            deterministic=True)
+        vote_id, resent = pending[0], True
     else:
         now = int(clock())
         vote = S.MasterVote(proposal_id=proposal_id, cluster_id=cluster_id, member_id=settings.member_id,
@@ -134,7 +137,8 @@ def cast_vote(settings: NodeSettings, catalogue: Catalogue, proposal_id: str, cl
                             voted_unix=now)
         if claimed_master is not None:
             vote.claimed_master.CopyFrom(claimed_master)
-        stmt_bytes = sign_statement(load_signer(settings), vote).SerializeToString(deterministic=True)
+        stmt_bytes = sign_statement(load_signer(settings), vote, origin=settings.origin()).SerializeToString(
+            deterministic=True)
         if pending is not None:
             catalogue.settle_vote(pending[0], "replaced", "a different answer was sent instead")
         vote_id = catalogue.add_vote(proposal_id, cluster_id, name, detail, stmt_bytes, automatic, now)
@@ -400,7 +404,7 @@ def send_ruling(settings: NodeSettings, proposal_id: str, cluster_id: str, maste
     """As an arbiter: sign a MasterRuling settling a disputed proposal and send it."""
     ruling = S.MasterRuling(proposal_id=proposal_id, cluster_id=cluster_id, master=master, reasoning=reasoning,
                             arbiter_id=settings.member_id, ruled_unix=int(clock()))
-    stmt = sign_statement(load_signer(settings), ruling)
+    stmt = sign_statement(load_signer(settings), ruling, origin=settings.origin())
     try:
         with channel(settings) as ch:
             resp = negotiation_pb2_grpc.NegotiationServiceStub(ch).Rule(

@@ -1,8 +1,10 @@
 """Send the catalogue's new and changed records to the coordinator as signed batches.
 
 Each batch is signed and written to the catalogue before it is sent. Pending batches from an
-earlier run (crash, timeout, coordinator down) are resent first with the same bytes, which
-the coordinator acknowledges without storing anything twice.
+earlier run (crash, timeout, coordinator down) are resent first with the same manifest, which
+the coordinator acknowledges without storing anything twice; one whose signature no longer
+verifies with the key and log in use (after a re-key, or from a release that signed for no
+log) is signed again, manifest unchanged.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import grpc
 
 from dedup.jsonlog import event
 from dedup.note import NoteError, NoteSigner
-from dedup.signing import sign_statement
+from dedup.signing import SignatureError, pae, sign_statement, verify_statement
 from dedup.v1 import asset_pb2, intake_pb2, intake_pb2_grpc, statement_pb2
 
 from .catalogue import Batch, Catalogue
@@ -94,7 +96,7 @@ def load_signer(settings: NodeSettings) -> NoteSigner:
     return signer
 
 
-def make_batches(catalogue: Catalogue, signer: NoteSigner, member_id: str, batch_size: int) -> list[Batch]:
+def make_batches(catalogue: Catalogue, signer: NoteSigner, member_id: str, batch_size: int, origin: str) -> list[Batch]:
     """Sign and store a batch for every ``batch_size`` unpushed records."""
     rows = catalogue.unpushed()
     out = []
@@ -109,12 +111,26 @@ def make_batches(catalogue: Catalogue, signer: NoteSigner, member_id: str, batch
             manifest = asset_pb2.BatchManifest(
                 member_id=member_id, batch_id=uuid.uuid4().hex, sequence=seq, asset_count=len(chunk),
                 assets_sha256=hashlib.sha256(payload).digest(), created_unix=int(time.time()))
-            stmt = sign_statement(signer, manifest)
+            stmt = sign_statement(signer, manifest, origin=origin)
             batch = Batch(manifest.batch_id, seq, stmt.SerializeToString(deterministic=True), payload,
                           [p for p, _ in chunk])
             catalogue.add_batch(db, batch)
         out.append(batch)
     return out
+
+
+def signed_now(stored: bytes, signer: NoteSigner, origin: str) -> statement_pb2.SignedStatement:
+    """A statement stored for a resend, signed again (same body bytes) if its signature is not
+    that of the key and log in use: after a re-key, or made by a release that bound no log. The
+    coordinator knows a resent batch or vote by its body."""
+    stmt = statement_pb2.SignedStatement.FromString(stored)
+    try:
+        verify_statement(stmt, signer.verifier(), origin=origin)
+        return stmt
+    except SignatureError:
+        # The body's bytes as they are: the coordinator compares them with those it stored.
+        return statement_pb2.SignedStatement(type=stmt.type, body=stmt.body, signer=signer.name, key_id=signer.key_id,
+                                             signature=signer.sign(pae(origin, stmt.type, stmt.body)))
 
 
 def _records(batch: Batch) -> dict[str, bytes]:
@@ -148,16 +164,16 @@ def push(settings: NodeSettings, catalogue: Catalogue, sleep=time.sleep) -> Push
         raise NotConfigured("this node has no [coordinator] and [tls] settings; it can scan and report only")
     summary = PushSummary()
     signer = load_signer(settings)
+    origin = settings.origin()
     resend = catalogue.pending_batches()
     summary.resent = len(resend)
-    batches = resend + make_batches(catalogue, signer, settings.member_id, settings.batch_size)
+    batches = resend + make_batches(catalogue, signer, settings.member_id, settings.batch_size, origin)
     if not batches:
         return summary
     with channel(settings) as ch:
         stub = intake_pb2_grpc.IntakeServiceStub(ch)
         for batch in batches:
-            stmt = statement_pb2.SignedStatement()
-            stmt.ParseFromString(batch.manifest)
+            stmt = signed_now(batch.manifest, signer, origin)
             try:
                 resp = _submit(stub, intake_pb2.SubmitBatchRequest(manifest=stmt, assets=batch.assets), settings,
                                summary, batch.batch_id, sleep)

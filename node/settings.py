@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from dedup.config import MemberId, TlsFiles, resolve_path
 from dedup.note import NoteError, NoteVerifier
@@ -69,6 +69,9 @@ class NodeSettings(BaseModel):
     log_verifier_key: str | None = Field(None, description="the coordinator's log verifier key (C2SP vkey string), "
                                                            "or a file holding it (e.g. the consortium's log.pub); "
                                                            "needed to witness the log")
+    log_origin: str | None = Field(None, description="the log's origin, the first line of its checkpoints (e.g. "
+                                                     "records.example.hk/dedup-log): every statement this node signs "
+                                                     "is bound to it; default: the name of log_verifier_key")
     witness_after_push: bool = Field(True, description="witness the log (`dedup node witness`) at the end of every "
                                                        "successful push, when log_verifier_key is set")
     auto_decisions: AutoDecisions = Field(default_factory=AutoDecisions,
@@ -99,6 +102,26 @@ class NodeSettings(BaseModel):
     @classmethod
     def _paths(cls, v: Path, info: ValidationInfo) -> Path:
         return resolve_path(v, info)
+
+    @model_validator(mode="after")
+    def _one_log(self) -> "NodeSettings":
+        if self.log_origin is not None and self.log_verifier_key is not None:
+            named = NoteVerifier.from_string(self.log_verifier_key).name
+            if named != self.log_origin:
+                raise ValueError(f"log_origin {self.log_origin!r} is not the log named by log_verifier_key "
+                                 f"({named!r}); set one of them")
+        return self
+
+    def origin(self) -> str:
+        """The log every statement this node signs is for; NotConfigured if it cannot be known."""
+        if self.log_origin:
+            return self.log_origin
+        if self.log_verifier_key:
+            return NoteVerifier.from_string(self.log_verifier_key).name
+        from .client import NotConfigured
+
+        raise NotConfigured("this node's statements are signed for one log, and it does not know which: set "
+                            "log_verifier_key (the consortium's log.pub) or log_origin")
 
     @field_validator("roots")
     @classmethod

@@ -21,7 +21,7 @@ from dedup.cosignature import CosignatureSigner, add_cosignature
 from dedup.jsonlog import event
 from dedup.merkle import ProofError, verify_consistency
 from dedup.note import NoteError, NoteVerifier, split_note, open_note
-from dedup.signing import SignatureError, parse_body, parse_entry, verify_statement
+from dedup.signing import SignatureError, parse_body, parse_entry, unbound_pae, verify_statement
 from dedup.v1 import log_pb2, log_pb2_grpc, statements_pb2
 
 from .catalogue import Catalogue
@@ -135,7 +135,13 @@ def _follow_rotations(stub, origin: str, active: dict[str, NoteVerifier], start:
         if by is None:
             continue
         try:
-            verify_statement(stmt, by)
+            try:
+                verify_statement(stmt, by, origin=origin)
+            except SignatureError:
+                # Or a rotation logged by a release before statements were bound to their log (it
+                # is signed by this log's own key all the same).
+                if not by.verify(unbound_pae(stmt.type, stmt.body), stmt.signature):
+                    raise
             body = parse_body(stmt, statements_pb2.LogKeyRotated)
             new = NoteVerifier.from_string(body.new_verifier_key)
         except (SignatureError, NoteError):

@@ -18,6 +18,8 @@ from dedup.transport import client_options
 from dedup.v1 import asset_pb2, intake_pb2_grpc, log_pb2_grpc
 
 MEMBERS = ("records-office", "city-museum", "university-library")
+#: The test consortium's log origin: every statement in its log is signed for it.
+ORIGIN = "test.dedup.local/log"
 
 
 @dataclass
@@ -118,14 +120,14 @@ def consortium(tmp_path, database):
                             server=True, client=False)
     pki.write_key(tmp_path / "server.key", skey)
     pki.write_cert(tmp_path / "server.pem", scert)
-    log_signer = NoteSigner.generate("test.dedup.local/log")
+    log_signer = NoteSigner.generate(ORIGIN)
     pki.write_private(tmp_path / "log.key", log_signer.to_string().encode())
     parties = {m: make_party(tmp_path, ca, m) for m in MEMBERS}
     # A certificate from the consortium CA for an organisation that is not a member.
     parties["outsider"] = make_party(tmp_path, ca, "outsider")
     settings = CoordinatorSettings(
         listen="127.0.0.1:0", database=database, log_key=tmp_path / "log.key",
-        log_origin="test.dedup.local/log",
+        log_origin=ORIGIN,
         tls={"ca": tmp_path / "ca.pem", "cert": tmp_path / "server.pem", "key": tmp_path / "server.key"},
         members=[{"id": m, "name": m.title(), "public_key": parties[m].signer.verifier().to_string(),
                   "custodial_priority": 10 * (i + 1)} for i, m in enumerate(MEMBERS)],

@@ -469,11 +469,12 @@ def signed_batch(site: Site, member: str, seq: int, assets: list):
     from dedup.signing import sign_statement
     from dedup.v1 import asset_pb2, intake_pb2
 
-    signer = load_signer(load(site.node_config(member), NodeSettings))
+    settings = load(site.node_config(member), NodeSettings)
+    signer = load_signer(settings)
     payload = asset_pb2.AssetList(assets=assets).SerializeToString(deterministic=True)
     m = asset_pb2.BatchManifest(member_id=member, batch_id=f"{member}-{seq}", sequence=seq, asset_count=len(assets),
                                 assets_sha256=hashlib.sha256(payload).digest(), created_unix=1)
-    return intake_pb2.SubmitBatchRequest(manifest=sign_statement(signer, m), assets=payload)
+    return intake_pb2.SubmitBatchRequest(manifest=sign_statement(signer, m, origin=settings.origin()), assets=payload)
 
 
 # --- an ext4 file system the kernel can turn read-only ------------------------------------------

@@ -18,7 +18,7 @@ from dedup.note import sign_note
 from dedup.signing import parse_body, parse_entry, sign_statement
 from dedup.v1 import statements_pb2
 
-from conftest import asset, fingerprint, near
+from conftest import ORIGIN, asset, fingerprint, near
 from test_intake import A, B, C, batch, submit
 
 
@@ -129,7 +129,6 @@ def test_checkpoint_signed_by_unknown_key_is_caught(exported):
         verify_export(path, signer.verifier())
 
 
-ORIGIN = "test.dedup.local/log"
 
 
 def _resign(path, signer, es):
@@ -150,7 +149,7 @@ def test_proposal_against_policy_is_caught_even_when_signed(exported):
                 if isinstance(parse_body(parse_entry(e)), statements_pb2.MasterProposed))
     loser = next(c.ref for c in p.copies if (c.ref.member_id, c.ref.asset_id) != (p.master.member_id, p.master.asset_id))
     p.master.CopyFrom(loser)
-    es[i] = sign_statement(signer, p).SerializeToString(deterministic=True)
+    es[i] = sign_statement(signer, p, origin=ORIGIN).SerializeToString(deterministic=True)
     _resign(path, signer, es)
     with pytest.raises(AuditFailure, match=rf"^entry {i}: proposal .* but the policy chooses"):
         verify_export(path, signer.verifier())
@@ -162,7 +161,7 @@ def test_batch_signed_by_coordinator_is_caught(exported):
     es = entries_of(path)
     stmt = parse_entry(es[3])
     assert stmt.type == "dedup.v1.BatchManifest"
-    es[3] = sign_statement(signer, parse_body(stmt)).SerializeToString(deterministic=True)
+    es[3] = sign_statement(signer, parse_body(stmt), origin=ORIGIN).SerializeToString(deterministic=True)
     _resign(path, signer, es)
     with pytest.raises(AuditFailure, match="^entry 3: the coordinator may not sign dedup.v1.BatchManifest"):
         verify_export(path, signer.verifier())
@@ -173,7 +172,7 @@ def test_match_naming_unadmitted_member_is_caught(exported):
     es = entries_of(path)
     es.append(sign_statement(signer, statements_pb2.MatchRecorded(
         match_id="m", a=statements_pb2.AssetRef(member_id="ghost", asset_id="g"),
-        b=statements_pb2.AssetRef(member_id=A, asset_id="a1"))).SerializeToString(deterministic=True))
+        b=statements_pb2.AssetRef(member_id=A, asset_id="a1")), origin=ORIGIN).SerializeToString(deterministic=True))
     _resign(path, signer, es)
     with pytest.raises(AuditFailure, match=f"^entry {len(es) - 1}: match 'm' names 'ghost'"):
         verify_export(path, signer.verifier())
@@ -187,6 +186,6 @@ def test_missing_parts_are_reported(exported, tmp_path):
     with open(path / ENTRIES, "ab") as f:
         f.write(b"\x00\x00")
     (path / CHECKPOINTS).mkdir()
-    write_checkpoint(path, 1, "x")
+    write_checkpoint(path, 1, sign_note(Checkpoint(ORIGIN, 1, b"\0" * 32).to_text(), [signer]))
     with pytest.raises(AuditFailure, match="truncated length prefix"):
         verify_export(path, signer.verifier())

@@ -74,7 +74,7 @@ def test_vote_by_a_member_holding_no_copy(negotiated, capsys):
     path, c = negotiated
     i, _, v = find(path, S.MasterVote, lambda b: b.member_id == A)
     forged = S.MasterVote(proposal_id=v.proposal_id, cluster_id=v.cluster_id, member_id=C, choice=S.VOTE_CHOICE_ACCEPT)
-    tamper(path, c, i, sign_statement(c.parties[C].signer, forged))
+    tamper(path, c, i, sign_statement(c.parties[C].signer, forged, origin=ORIGIN))
     code, _, err = verify(capsys, path)
     assert code == 1
     assert err == (f"log NOT verified: entry {i}: vote on proposal {v.proposal_id!r} signed by {C}, who holds no copy"
@@ -85,7 +85,7 @@ def test_second_vote_by_one_member(negotiated, capsys):
     path, c = negotiated
     i, stmt, v = find(path, S.MasterVote, lambda b: b.choice == S.VOTE_CHOICE_REJECT)
     again = S.MasterVote(proposal_id=v.proposal_id, cluster_id=v.cluster_id, member_id=B, choice=S.VOTE_CHOICE_ACCEPT)
-    tamper(path, c, i + 1, sign_statement(c.parties[B].signer, again), insert=True)
+    tamper(path, c, i + 1, sign_statement(c.parties[B].signer, again, origin=ORIGIN), insert=True)
     code, _, err = verify(capsys, path)
     assert code == 1
     assert err == (f"log NOT verified: entry {i + 1}: second vote by {B} on proposal {v.proposal_id!r}"
@@ -96,7 +96,7 @@ def test_outcome_that_does_not_follow_from_the_votes(negotiated, capsys):
     path, c = negotiated
     i, _, a = find(path, S.MasterAgreed, lambda b: b.basis == S.AGREEMENT_BASIS_UNANIMOUS)
     a.master.CopyFrom(S.AssetRef(member_id=B, asset_id="o0"))
-    tamper(path, c, i, sign_statement(c.log_signer, a))
+    tamper(path, c, i, sign_statement(c.log_signer, a, origin=ORIGIN))
     code, _, err = verify(capsys, path)
     assert code == 1
     assert err == (f"log NOT verified: entry {i}: outcome of proposal {a.proposal_id!r} agrees master {B}/o0,"
@@ -108,7 +108,7 @@ def test_unanimity_without_every_holder(negotiated, capsys):
     i, _, a = find(path, S.MasterAgreed, lambda b: b.basis == S.AGREEMENT_BASIS_DEADLINE)
     a.basis = S.AGREEMENT_BASIS_UNANIMOUS
     del a.silent_members[:]
-    tamper(path, c, i, sign_statement(c.log_signer, a))
+    tamper(path, c, i, sign_statement(c.log_signer, a, origin=ORIGIN))
     code, _, err = verify(capsys, path)
     assert code == 1
     assert err == f"log NOT verified: entry {i}: outcome of proposal {a.proposal_id!r} claims unanimity, but {C} did not accept it\n"
@@ -118,7 +118,7 @@ def test_deadline_outcome_before_the_deadline(negotiated, capsys):
     path, c = negotiated
     i, _, a = find(path, S.MasterAgreed, lambda b: b.basis == S.AGREEMENT_BASIS_DEADLINE)
     a.agreed_unix -= 1
-    tamper(path, c, i, sign_statement(c.log_signer, a))
+    tamper(path, c, i, sign_statement(c.log_signer, a, origin=ORIGIN))
     code, _, err = verify(capsys, path)
     assert code == 1 and f"entry {i}: outcome of proposal {a.proposal_id!r} is agreed at the deadline" in err
     assert "before the deadline" in err
@@ -128,7 +128,7 @@ def test_ruling_by_a_non_arbiter(negotiated, capsys):
     path, c = negotiated
     i, _, r = find(path, S.MasterRuling)
     r.arbiter_id = A
-    tamper(path, c, i, sign_statement(c.parties[A].signer, r))
+    tamper(path, c, i, sign_statement(c.parties[A].signer, r, origin=ORIGIN))
     code, _, err = verify(capsys, path)
     assert code == 1
     assert err == (f"log NOT verified: entry {i}: ruling on proposal {r.proposal_id!r} signed by {A}, who was not"
@@ -142,7 +142,7 @@ def test_derived_flag_removed_from_a_crop(negotiated, capsys):
         x.derived = False
     p.master.CopyFrom(S.AssetRef(member_id=C, asset_id="c9"))
     p.deciding_rule = "pixel_count"
-    tamper(path, c, i, sign_statement(c.log_signer, p))
+    tamper(path, c, i, sign_statement(c.log_signer, p, origin=ORIGIN))
     code, _, err = verify(capsys, path)
     assert code == 1
     assert err == (f"log NOT verified: entry {i}: proposal {p.proposal_id!r} marks copy {C}/c9 derived=False, but the"
@@ -157,8 +157,8 @@ def test_vote_on_a_superseded_proposal(negotiated, capsys):
     q.CopyFrom(p)
     q.proposal_id, q.supersedes, q.reason = p.proposal_id.replace("/p1", "/p2"), p.proposal_id, "copy_changed"
     late = S.MasterVote(proposal_id=p.proposal_id, cluster_id=p.cluster_id, member_id=A, choice=S.VOTE_CHOICE_ACCEPT)
-    es += [sign_statement(c.log_signer, q).SerializeToString(deterministic=True),
-           sign_statement(c.parties[A].signer, late).SerializeToString(deterministic=True)]
+    es += [sign_statement(c.log_signer, q, origin=ORIGIN).SerializeToString(deterministic=True),
+           sign_statement(c.parties[A].signer, late, origin=ORIGIN).SerializeToString(deterministic=True)]
     resign_all(path, c.log_signer, es, [len(es)])
     code, _, err = verify(capsys, path)
     assert code == 1

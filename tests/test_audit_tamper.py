@@ -190,13 +190,13 @@ def test_checkpoint_signed_by_unknown_key(exported, capsys):
 def _rotation(old: NoteSigner, new: NoteSigner) -> bytes:
     return sign_statement(old, statements_pb2.LogKeyRotated(
         old_verifier_key=old.verifier().to_string(), new_verifier_key=new.verifier().to_string(),
-        reason="scheduled", rotated_unix=1)).SerializeToString(deterministic=True)
+        reason="scheduled", rotated_unix=1), origin=ORIGIN).SerializeToString(deterministic=True)
 
 
 def _match(signer: NoteSigner, n: int) -> bytes:
     return sign_statement(signer, statements_pb2.MatchRecorded(
         match_id=f"after-{n}", cluster_id="c", a=statements_pb2.AssetRef(member_id="records-office", asset_id="a1"),
-        b=statements_pb2.AssetRef(member_id="city-museum", asset_id="b1"))).SerializeToString(deterministic=True)
+        b=statements_pb2.AssetRef(member_id="city-museum", asset_id="b1")), origin=ORIGIN).SerializeToString(deterministic=True)
 
 
 def test_key_rotation_is_followed(exported, capsys):

@@ -21,7 +21,7 @@ import pytest
 import tomli_w
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from conftest import asset, fingerprint
+from conftest import ORIGIN, asset, fingerprint
 from test_intake import A, batch, rows
 
 EXAMPLES = int(os.environ.get("DEDUP_FUZZ_EXAMPLES", "40"))
@@ -355,11 +355,11 @@ def export(tmp_path_factory):
     from dedup.note import NoteSigner
     from dedup import pki
 
-    log_signer = NoteSigner.generate("fuzz.example/log")
+    log_signer = NoteSigner.generate(ORIGIN)
     pki.write_private(root / "log.key", log_signer.to_string().encode())
     member = NoteSigner.generate(A)
     settings = CoordinatorSettings(database=str(root / "c.sqlite"), log_key=root / "log.key",
-                                   log_origin="fuzz.example/log", tls={"ca": root, "cert": root, "key": root},
+                                   log_origin=ORIGIN, tls={"ca": root, "cert": root, "key": root},
                                    members=[{"id": A, "name": "A", "public_key": member.verifier().to_string()}])
     core = build_core(settings)
 

@@ -13,7 +13,7 @@ from dedup.signing import sign_statement
 from dedup.v1 import asset_pb2, intake_pb2, statements_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from conftest import asset, fingerprint, near
+from conftest import ORIGIN, asset, fingerprint, near
 
 A, B, C = "records-office", "city-museum", "university-library"
 
@@ -23,7 +23,7 @@ def batch(consortium, member, assets, *, seq=1, batch_id=None, signer=None, mani
     m = asset_pb2.BatchManifest(member_id=manifest_member or member, batch_id=batch_id or f"{member}-{seq}",
                                 sequence=seq, asset_count=len(assets), assets_sha256=hashlib.sha256(payload).digest(),
                                 created_unix=1)
-    stmt = sign_statement(signer or consortium.parties[member].signer, m)
+    stmt = sign_statement(signer or consortium.parties[member].signer, m, origin=ORIGIN)
     if tamper:
         tamper(stmt)
     return intake_pb2.SubmitBatchRequest(manifest=stmt, assets=payload)
@@ -376,7 +376,7 @@ def test_prometheus_metrics_count_batches_refusals_and_matches(consortium):
 
 def withdrawal(consortium, member, asset_ids, wid="w1", signer=None):
     stmt = sign_statement(signer or consortium.parties[member].signer, asset_pb2.AssetsWithdrawn(
-        member_id=member, withdrawal_id=wid, asset_ids=asset_ids, reason="deaccessioned", created_unix=1))
+        member_id=member, withdrawal_id=wid, asset_ids=asset_ids, reason="deaccessioned", created_unix=1), origin=ORIGIN)
     return intake_pb2.WithdrawAssetsRequest(withdrawal=stmt)
 
 
@@ -491,7 +491,7 @@ def test_unknown_fields_refused_and_nothing_stored(consortium, where):
                                        assets_sha256=hashlib.sha256(payload).digest(), created_unix=1)
     if where == "manifest":
         manifest = asset_pb2.BatchManifest.FromString(_with_unknown_field(manifest))
-    stmt = sign_statement(consortium.parties[A].signer, manifest)
+    stmt = sign_statement(consortium.parties[A].signer, manifest, origin=ORIGIN)
     err = refused(consortium, A, intake_pb2.SubmitBatchRequest(manifest=stmt, assets=payload))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "field number(s) 99" in err.details() and "does not define" in err.details()
@@ -515,7 +515,7 @@ def test_an_oversized_withdrawal_reason_is_refused(consortium):
     submit(consortium, A, batch(consortium, A, [asset("a1", fingerprint(62))]))
     n = rows(consortium, "log_entries")
     stmt = sign_statement(consortium.parties[A].signer, asset_pb2.AssetsWithdrawn(
-        member_id=A, withdrawal_id="w1", asset_ids=["a1"], reason="r" * 5000))
+        member_id=A, withdrawal_id="w1", asset_ids=["a1"], reason="r" * 5000), origin=ORIGIN)
     with pytest.raises(grpc.RpcError) as info:
         consortium.intake(A).WithdrawAssets(intake_pb2.WithdrawAssetsRequest(withdrawal=stmt), timeout=10)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "holds at most 4096" in info.value.details()

@@ -14,7 +14,7 @@ from dedup.cli.main import main as dedup
 from dedup.signing import parse_body, parse_entry, sign_statement
 from dedup.v1 import asset_pb2, intake_pb2, lookup_pb2 as L, lookup_pb2_grpc, negotiation_pb2 as N, statements_pb2 as S
 
-from conftest import asset, fingerprint, make_party, near, record_of
+from conftest import ORIGIN, asset, fingerprint, make_party, near, record_of
 from test_intake import batch, rows, submit
 from test_negotiation import ACCEPT, REJECT, entries, ruling, the_proposal, vote, vote_stmt
 
@@ -203,7 +203,7 @@ def test_reader_refused_intake_and_votes(consortium):
     assert info.value.details() == (f"{READER!r} is a reader member: it may look up, but not submit batches (it "
                                     "holds no collection)")
     w = sign_statement(consortium.parties[READER].signer, asset_pb2.AssetsWithdrawn(
-        member_id=READER, withdrawal_id="w1", asset_ids=["r1"], created_unix=1))
+        member_id=READER, withdrawal_id="w1", asset_ids=["r1"], created_unix=1), origin=ORIGIN)
     with pytest.raises(grpc.RpcError) as info:
         stub_i.WithdrawAssets(intake_pb2.WithdrawAssetsRequest(withdrawal=w), timeout=10)
     assert (info.value.code(), info.value.details()) == (
@@ -219,7 +219,7 @@ def test_reader_refused_intake_and_votes(consortium):
     body = S.MasterRuling(proposal_id=p.proposal_id, cluster_id=p.cluster_id, master=p.master, reasoning="x",
                           arbiter_id=READER, ruled_unix=1)
     with pytest.raises(grpc.RpcError) as info:
-        stub(consortium, READER).Rule(N.RuleRequest(ruling=sign_statement(consortium.parties[READER].signer, body)),
+        stub(consortium, READER).Rule(N.RuleRequest(ruling=sign_statement(consortium.parties[READER].signer, body, origin=ORIGIN)),
                                       timeout=10)
     assert (info.value.code(), info.value.details()) == (
         grpc.StatusCode.PERMISSION_DENIED, f"{READER!r} is a reader member: it may look up, but not rule on master "
@@ -382,6 +382,7 @@ def _node_config(consortium, tmp_path, member, *, coordinator=True):
     if coordinator:
         cfg["tls"] = {"ca": str(consortium.ca_pem), "cert": str(p.tls_cert), "key": str(p.tls_key)}
         cfg["coordinator"] = {"address": f"127.0.0.1:{consortium.server.port}", "server_name": "coordinator"}
+        cfg["log_origin"] = ORIGIN
     path = tmp_path / f"{member}.toml"
     path.write_text(tomli_w.dumps(cfg))
     return path

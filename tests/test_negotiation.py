@@ -12,7 +12,7 @@ from dedup.note import NoteSigner
 from dedup.signing import parse_body, parse_entry, sign_statement
 from dedup.v1 import negotiation_pb2 as N, negotiation_pb2_grpc, statements_pb2 as S
 
-from conftest import asset, fingerprint, make_party, near, record_of
+from conftest import ORIGIN, asset, fingerprint, make_party, near, record_of
 from test_intake import batch, rows, submit, withdrawal
 
 A, B, C = "records-office", "city-museum", "university-library"
@@ -52,7 +52,7 @@ def vote_stmt(consortium, member, p, choice=ACCEPT, *, signer=None, **fields):
     body = S.MasterVote(proposal_id=fields.pop("proposal_id", p.proposal_id),
                         cluster_id=fields.pop("cluster_id", p.cluster_id),
                         member_id=fields.pop("member_id", member), choice=choice, voted_unix=1, **fields)
-    return sign_statement(signer or consortium.parties[member].signer, body)
+    return sign_statement(signer or consortium.parties[member].signer, body, origin=ORIGIN)
 
 
 def vote(consortium, member, p, choice=ACCEPT, *, via=None, **kw):
@@ -64,7 +64,7 @@ def ruling(consortium, p, master, *, member=ARBITER, **fields):
     body = S.MasterRuling(proposal_id=p.proposal_id, cluster_id=p.cluster_id, master=master,
                           reasoning=fields.pop("reasoning", "the accession register names the camera original"),
                           arbiter_id=fields.pop("arbiter_id", member), ruled_unix=2, **fields)
-    return stub(consortium, member).Rule(N.RuleRequest(ruling=sign_statement(consortium.parties[member].signer, body)),
+    return stub(consortium, member).Rule(N.RuleRequest(ruling=sign_statement(consortium.parties[member].signer, body, origin=ORIGIN)),
                                          timeout=10)
 
 

@@ -26,7 +26,7 @@ from dedup.node.settings import AutoDecisions, NodeSettings
 from dedup.signing import parse_body, parse_entry
 from dedup.v1 import asset_pb2, log_pb2, negotiation_pb2 as N, statements_pb2 as S
 
-from conftest import make_party
+from conftest import ORIGIN, make_party
 
 A, B, C = "records-office", "city-museum", "university-library"
 ARBITER = "records-service"
@@ -62,6 +62,7 @@ class Node:
         pki.write_private(self.dir / "signing.key", party.signer.to_string().encode())
         cfg = {"member_id": member, "catalogue": str(self.dir / "catalogue.sqlite"),
                "signing_key": str(self.dir / "signing.key"), "roots": [str(self.photos)], "workers": 1,
+               "log_origin": ORIGIN,
                "tls": {"ca": str(cons.ca_pem), "cert": str(party.tls_cert), "key": str(party.tls_key)},
                "coordinator": {"address": f"127.0.0.1:{cons.server.port}", "server_name": "coordinator",
                                "timeout_seconds": 10}, **extra}

@@ -23,6 +23,7 @@ from dedup.node.duplicates import duplicates_json, local_clusters
 from dedup.node.scan import scan
 from dedup.v1 import statements_pb2 as R
 
+from conftest import ORIGIN
 from test_intake import A, B
 from test_matching import flip, keypoints, make, random_points
 
@@ -130,7 +131,7 @@ def node_config(consortium, member, tmp_path, collection) -> Path:
     party = consortium.parties[member]
     cfg = {
         "member_id": member, "catalogue": str(tmp_path / f"{member}.sqlite"),
-        "signing_key": str(tmp_path / f"{member}.key"), "roots": [str(collection)],
+        "signing_key": str(tmp_path / f"{member}.key"), "roots": [str(collection)], "log_origin": ORIGIN,
         "tls": {"ca": str(consortium.ca_pem), "cert": str(party.tls_cert), "key": str(party.tls_key)},
         "coordinator": {"address": f"127.0.0.1:{consortium.server.port}", "server_name": "coordinator",
                         "timeout_seconds": 10},
@@ -179,6 +180,41 @@ def test_pending_batch_is_resent_with_same_id(consortium, tmp_path, collection):
     up = json.loads(dedup("node", "push", "--config", cfg, "--json", check=0).stdout)
     assert (up["resent"], up["batches_sent"], up["assets_accepted"]) == (1, 1, 5)
     assert cat.pending_batches() == []
+
+
+def test_a_pending_batch_signed_for_no_log_is_signed_again_when_resent(consortium, tmp_path, collection):
+    """A batch an earlier release signed (for no log) and never had acknowledged: resent with its
+    manifest unchanged and a signature for this log; a node that knows no log signs nothing."""
+    import sqlite3
+
+    from dedup.signing import parse_entry, unbound_pae
+
+    cfg = node_config(consortium, A, tmp_path, collection)
+    dedup("node", "scan", "--config", cfg, "--json", check=1)
+    port = consortium.server.port
+    consortium.stop()
+    dedup("node", "push", "--config", cfg, "--json", check=3)
+    db = sqlite3.connect(tmp_path / f"{A}.sqlite")
+    [(batch_id, stored)] = db.execute("SELECT batch_id, manifest FROM batches WHERE state='pending'").fetchall()
+    stmt = parse_entry(stored)
+    stmt.signature = consortium.parties[A].signer.sign(unbound_pae(stmt.type, stmt.body))
+    with db:
+        db.execute("UPDATE batches SET manifest=? WHERE batch_id=?", (stmt.SerializeToString(), batch_id))
+    db.close()
+    consortium.settings.listen = f"127.0.0.1:{port}"
+    consortium.start()
+
+    unbound = tmp_path / "unbound.toml"
+    text = cfg.read_text()
+    assert f'log_origin = "{ORIGIN}"\n' in text
+    unbound.write_text(text.replace(f'log_origin = "{ORIGIN}"\n', ""))
+    refused = dedup("node", "push", "--config", unbound, "--json", check=2)
+    assert "does not know which: set log_verifier_key" in refused.stderr
+
+    up = json.loads(dedup("node", "push", "--config", cfg, "--json", check=0).stdout)
+    assert (up["resent"], up["batches_sent"], up["assets_accepted"], up["refused"]) == (1, 1, 5, [])
+    [(body,)] = consortium.query("SELECT manifest FROM batches WHERE member_id=?", (A,))
+    assert bytes(body) == stmt.body
 
 
 def test_usage_errors_exit_2(tmp_path):

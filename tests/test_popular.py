@@ -24,7 +24,7 @@ from dedup.note import NoteSigner
 from dedup.signing import sign_statement
 from dedup.v1 import asset_pb2
 
-from conftest import asset, fingerprint, near, record_of
+from conftest import ORIGIN, asset, fingerprint, near, record_of
 
 MEMBERS = ("records-office", "city-museum", "university-library", "film-archive")
 PICTURES = [fingerprint(70 + i) for i in range(3)]
@@ -36,7 +36,7 @@ def keys(tmp_path_factory):
     root = tmp_path_factory.mktemp("popular")
     ca = pki.write_ca(root, "test CA")
     pki.write_server_tls(ca, root, "coordinator")
-    pki.write_log_key(root, "test.dedup.local/log")
+    pki.write_log_key(root, ORIGIN)
     return root, {m: NoteSigner.generate(m) for m in MEMBERS}
 
 
@@ -50,7 +50,7 @@ class Core:
         root, self.signers = keys
         self.settings = CoordinatorSettings(
             database=str(folder / "coordinator.sqlite"), log_key=root / pki.LOG_KEY,
-            log_origin="test.dedup.local/log",
+            log_origin=ORIGIN,
             tls={"ca": root / pki.CA_CERT, "cert": root / pki.TLS_CERT, "key": root / pki.TLS_KEY},
             members=[{"id": m, "name": m, "public_key": self.signers[m].verifier().to_string(),
                       "custodial_priority": 10 * (i + 1)} for i, m in enumerate(MEMBERS)],
@@ -64,12 +64,12 @@ class Core:
         payload = asset_pb2.AssetList(assets=assets).SerializeToString(deterministic=True)
         manifest = asset_pb2.BatchManifest(member_id=member, batch_id=f"b{self.seq[member]}", sequence=self.seq[member],
                                            asset_count=len(assets), assets_sha256=hashlib.sha256(payload).digest())
-        return self.core.submit_batch(member, sign_statement(self.signers[member], manifest), payload)
+        return self.core.submit_batch(member, sign_statement(self.signers[member], manifest, origin=ORIGIN), payload)
 
     def withdraw(self, member: str, asset_ids: list[str]):
         self.seq[member] += 1
         body = asset_pb2.AssetsWithdrawn(member_id=member, withdrawal_id=f"w{self.seq[member]}", asset_ids=asset_ids)
-        return self.core.withdraw(member, sign_statement(self.signers[member], body))
+        return self.core.withdraw(member, sign_statement(self.signers[member], body, origin=ORIGIN))
 
     def state(self) -> dict:
         m = self.core.matcher

@@ -21,6 +21,7 @@ from dedup.note import ALG_ED25519, NoteError, NoteSigner, NoteVerifier, key_id
 from dedup.signing import sign_statement
 from dedup.v1 import statements_pb2
 
+from conftest import ORIGIN
 from test_audit import entries_of, exported  # noqa: F401 - fixture
 from test_audit_tamper import resign_all, verify as audit_verify
 
@@ -101,7 +102,7 @@ def test_two_members_may_not_share_a_key(tmp_path) -> None:
 def _admission(log: NoteSigner, member_id: str, raw: bytes) -> bytes:
     return sign_statement(log, statements_pb2.MemberAdmitted(
         member_id=member_id, display_name=member_id, public_key=raw, custodial_priority=5,
-        admitted_unix=1)).SerializeToString(deterministic=True)
+        admitted_unix=1), origin=ORIGIN).SerializeToString(deterministic=True)
 
 
 @pytest.mark.parametrize("raw", [IDENTITY, SMALL_ORDER[6], NON_CANONICAL[0]], ids=["identity", "order 8", "y=p"])
@@ -136,7 +137,7 @@ def test_the_auditor_refuses_a_rotation_to_a_weak_key(exported, capsys) -> None:
     path, log = exported
     rotation = sign_statement(log, statements_pb2.LogKeyRotated(
         old_verifier_key=log.verifier().to_string(), new_verifier_key=key_string(log.name, IDENTITY),
-        reason="scheduled", rotated_unix=1)).SerializeToString(deterministic=True)
+        reason="scheduled", rotated_unix=1), origin=ORIGIN).SerializeToString(deterministic=True)
     resign_all(path, log, entries_of(path) + [rotation], [3, 7, 11, 12])
     code, _, err = audit_verify(capsys, path)
     assert code == 1

@@ -25,10 +25,9 @@ from dedup.node.witness import WitnessError, witness
 from dedup.signing import sign_statement
 from dedup.v1 import log_pb2, statements_pb2
 
-from conftest import asset, fingerprint, near
+from conftest import ORIGIN, asset, fingerprint, near
 from test_intake import A, B, batch, submit
 
-ORIGIN = "test.dedup.local/log"
 
 
 def dedup(*args):
@@ -345,7 +344,7 @@ def test_node_follows_a_rotation_announced_by_the_old_key(consortium, tmp_path):
     from dedup.signing import parse_body, parse_entry, verify_statement
 
     stmt = parse_entry(entry)
-    verify_statement(stmt, consortium.log_signer.verifier())
+    verify_statement(stmt, consortium.log_signer.verifier(), origin=ORIGIN)
     assert parse_body(stmt).reason == "yearly"
     note = latest(consortium)
     assert [s.key_id for s in split_note(note)[1]] == [new_signer.key_id]
@@ -382,7 +381,7 @@ def test_node_refuses_a_checkpoint_signed_by_a_key_nobody_announced(consortium, 
     impostor, successor = NoteSigner.generate(ORIGIN), NoteSigner.generate(ORIGIN)
     stmt = sign_statement(impostor, statements_pb2.LogKeyRotated(
         old_verifier_key=consortium.log_signer.verifier().to_string(),
-        new_verifier_key=successor.verifier().to_string(), reason="takeover", rotated_unix=1))
+        new_verifier_key=successor.verifier().to_string(), reason="takeover", rotated_unix=1), origin=ORIGIN)
     entry = stmt.SerializeToString(deterministic=True)
     store = Store(database)
     tree = Tree.from_leaf_hashes(store.leaf_hashes())
