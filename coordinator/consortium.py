@@ -187,15 +187,6 @@ class Coordinator:
         assets = parse_assets(manifest, payload, self.settings.max_batch_assets)
         parsed = [compared_hashes(a) for a in assets]  # once per asset, for every comparison below
 
-        if len(assets) <= self.settings.one_turn_assets:
-            # A small batch's search is short: one turn, so it never waits behind a large
-            # batch's second turn as well as its first.
-            with self.lock:
-                self._fresh_matcher()
-                if (done := self._already_stored(identity, manifest, stmt)) is not None:
-                    return done
-                plan, found = self._plan(identity, assets, parsed)
-                return self._store_turn(identity, stmt, manifest, assets, parsed, plan, found)
         # Two turns at the lock: the search, which changes nothing, then the store. Other
         # members' intakes may run between them (the lock is first come, first served), so a
         # large batch keeps each of them waiting for one half of its work, not for all of it.
@@ -206,6 +197,10 @@ class Coordinator:
             m = self.matcher
             mark = m.index.mark()
             plan, found = self._plan(identity, assets, parsed)  # may refuse; changes nothing
+            if len(assets) <= self.settings.one_turn_assets:
+                # A small batch's search is short: stored in this turn, so it never waits
+                # behind a large batch's second turn as well as its first.
+                return self._store_turn(identity, stmt, manifest, assets, parsed, plan, found)
         with self.lock:
             self._fresh_matcher()
             if (done := self._already_stored(identity, manifest, stmt)) is not None:
