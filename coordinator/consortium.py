@@ -105,7 +105,8 @@ class Coordinator:
     # --- start-up ----------------------------------------------------------------------
 
     def _load_matcher(self) -> Matcher:
-        matcher = Matcher(self.settings.match.rule(), self._record, candidates=self._candidates)
+        matcher = Matcher(self.settings.match.rule(), self._record, candidates=self._candidates,
+                          priority=lambda m: self.members[m].settings.custodial_priority if m in self.members else 0)
         items = []
         for member_id, asset_id, record, cid, version in self.store.assets():
             member_id = sys.intern(member_id)  # one string per member, not one per asset
@@ -389,34 +390,68 @@ class Coordinator:
     def _plan(self, member_id: str, assets: list[asset_pb2.Asset],
               parsed: list[Hashes | None]) -> tuple[list[Key | None], list[set[Key]]]:
         """Before anything is written: the version each of the batch's assets will follow
-        (None for a version), in batch order, and each version's candidates.
+        (None for a version, ``KEPT`` for a copy declared again with its picture), in batch order,
+        and each version's candidates.
 
         Whether a copy follows depends only on its digests and upright hash, its member's
         indexed versions and the batch's earlier versions, so the cheap whole-picture search
         decides it for the whole batch; only versions are then searched for parts (a local
         edit, a crop), which is most of a search's cost."""
         m = self.matcher
-        whole = self._search(assets, parsed, WHOLE)
-        # Versions whose picture this batch changes leave the index when the batch is stored.
-        leaving = set()
-        for a in assets:
-            key = (member_id, a.asset_id)
-            if key in m.index and (old := m.record(key)) is not None and _changes_picture(old, a):
-                leaving.add(key)
-        fresh = BatchVersions()  # this batch's versions so far: the index holds none of them yet
-        plan: list[Key | None] = []
-        for asset, h, keys in zip(assets, parsed, whole):
+        # A copy declared again with the same picture keeps its place and its links.
+        plan: list[Key | None] = [None] * len(assets)
+        for n, a in enumerate(assets):
+            if (old := m.record((member_id, a.asset_id))) is not None and not _changes_picture(old, a):
+                plan[n] = KEPT
+        searched = [i for i, v in enumerate(plan) if v is None]
+        whole: list[set[Key]] = [set() for _ in assets]
+        for i, keys in zip(searched, self._search([assets[i] for i in searched], [parsed[i] for i in searched], WHOLE)):
+            whole[i] = keys
+        # The member's versions and followers as the batch goes, as if its copies came one by
+        # one: a version whose picture changes leaves when the batch reaches it (earlier copies
+        # may follow its old picture), and its first follower by key takes its place.
+        fresh = BatchVersions()  # versions the batch makes (the index holds none of them yet)
+        gone: set[Key] = set()  # indexed versions the batch has taken out so far
+        followers: dict[Key, set[Key]] = {}  # version -> its followers, once the batch changes them
+        following: dict[Key, Key] = {}  # follower -> version, where the batch changed it
+
+        def followers_of(v: Key) -> set[Key]:
+            if v not in followers:
+                followers[v] = set(m.followers.get(v, ()))
+            return followers[v]
+
+        for n, (asset, h, keys) in enumerate(zip(assets, parsed, whole)):
+            if plan[n] is KEPT:
+                continue
             key = (member_id, asset.asset_id)
-            version = None
-            if key not in m.index or key in leaving:
-                best = m.near_version(key, asset, h, keys - leaving)
-                near = fresh.nearest(key, asset, h)
-                if near is not None and (best is None or near < best):
-                    best = near
-                version = None if best is None else best[1]
-                if version is None:
-                    fresh.add(key, asset, h)
-            plan.append(version)
+            if key in fresh or (key in m.index and key not in gone):  # a version changes its picture
+                fresh.remove(key)
+                gone.add(key)
+                rest = sorted(followers_of(key))
+                followers[key] = set()
+                if rest:
+                    new, rest = rest[0], rest[1:]
+                    at = next((i for i in range(n) if (member_id, assets[i].asset_id) == new), None)
+                    record = m.record(new) if at is None else assets[at]
+                    fresh.add(new, record, compared_hashes(record) if at is None else parsed[at])
+                    following.pop(new, None)
+                    followers[new] = set(rest)
+                    following.update(dict.fromkeys(rest, new))
+            else:  # a follower changes its picture: it follows no longer
+                was = following.pop(key, None) or m.version_of.get(key)
+                if was is not None:
+                    followers_of(was).discard(key)
+            best = m.near_version(key, asset, h, keys - gone if gone else keys)
+            near = fresh.nearest(key, asset, h)
+            if near is not None and (best is None or near < best):
+                best = near
+            version = None if best is None else best[1]
+            if version is None:
+                fresh.add(key, asset, h)
+            else:
+                followers_of(version).add(key)
+                following[key] = version
+            plan[n] = version
         todo = [i for i, v in enumerate(plan) if v is None]
         parts = self._search([assets[i] for i in todo], [parsed[i] for i in todo], PARTS,
                              found_before=sum(len(k) for k in whole))
@@ -436,14 +471,17 @@ class Coordinator:
         self._intake = _Intake()
         with self.log.transaction() as txn:
             batch_index = txn.append(stmt)
-            for asset in assets:
-                self._update(txn, (member_id, asset.asset_id), asset, touched)
+            # Each record as it was before the batch: a rescan is applied when the batch reaches it.
+            before = [m.record((member_id, a.asset_id)) for a in assets]
             Store.put_assets(txn.db, member_id, [(a.asset_id, a.SerializeToString(deterministic=True)) for a in assets],
                              manifest.batch_id)
             versions = []
-            for asset, h, keys, version in zip(assets, parsed, found, plan):
+            for asset, h, keys, version, old in zip(assets, parsed, found, plan, before):
                 key = (member_id, asset.asset_id)
+                self._update(txn, key, old, asset, touched)
                 m.add_many([(key, asset)], indexed=False, parsed=[h])
+                if version is KEPT:  # its links and its place stand (new evidence is in ``touched``)
+                    continue
                 if version is not None:
                     if m.version_of.get(key) != version:
                         m.unfollow(key)
@@ -467,13 +505,14 @@ class Coordinator:
         return intake_pb2.SubmitBatchResponse(batch_id=manifest.batch_id, accepted=len(assets),
                                               log_index=batch_index, new_matches=new_matches)
 
-    def _update(self, txn: LogTransaction, key: Key, asset: asset_pb2.Asset, touched: dict[str, str]) -> None:
-        """A member declaring an asset again (a rescan). New evidence only: its cluster stays
-        and gets a fresh proposal, since the master may change. New pixels or fingerprints:
-        it leaves its cluster (which is proposed again without it) and is matched afresh; a
-        version leaves the index too, its first follower taking its place."""
+    def _update(self, txn: LogTransaction, key: Key, old: asset_pb2.Asset | None, asset: asset_pb2.Asset,
+                touched: dict[str, str]) -> None:
+        """A member declaring an asset again (a rescan; ``old`` is the record held until now).
+        New evidence only: its cluster stays and gets a fresh proposal, since the master may
+        change. New pixels or fingerprints: it leaves its cluster (which is proposed again
+        without it) and is matched afresh; a version leaves the index too, its first follower
+        taking its place."""
         m = self.matcher
-        old = m.record(key)
         if old is None or old == asset:
             return
         if not _changes_picture(old, asset):
@@ -780,6 +819,10 @@ def _changes_picture(old: asset_pb2.Asset, new: asset_pb2.Asset) -> bool:
     """Does a record declared again describe other pixels or fingerprints (not only new evidence)?"""
     return not (old.sha256 == new.sha256 and old.pixel_digest == new.pixel_digest
                 and old.low_information == new.low_information and list(old.fingerprints) == list(new.fingerprints))
+
+
+#: In a batch's plan: the asset is declared again with the picture it had (new evidence, or none).
+KEPT: Key = ("", "")
 
 
 @dataclass

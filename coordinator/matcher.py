@@ -3,8 +3,11 @@
 Candidates come from the shared candidate index; a candidate becomes a link only if the
 shared matching rule accepts it; and a link joins an existing cluster only after
 verification: the new asset must also match at least half of that cluster's representatives
-(``dedup.clusters``: the rule loosened by ``VERIFY_SLACK``, against at most its first 16
-versions), so a single loose link cannot chain unrelated photographs together.
+(``dedup.clusters``: the rule loosened by ``VERIFY_SLACK``, against at most 16 of its versions,
+the one holding its master first), so a single loose link cannot chain unrelated photographs
+together. A new asset is compared with at most ``CLUSTER_COMPARISONS`` of the copies a cluster
+offers it, representatives first: however many distinct versions of a picture are held, a new
+one costs a bounded number of comparisons and log entries.
 
 Versions and followers (SPEC.md section 6). A member's new copy that is the same picture
 as one of its own indexed assets (the same file or pixel digest, or an upright ``dct256``
@@ -31,6 +34,7 @@ from dedup.clusters import REPRESENTATIVES, VERIFY_SLACK, majority
 from dedup.fingerprint.distance import hamming, hamming_many
 from dedup.fingerprint.wire import Hashes
 from dedup.matching import PARSE, Link, Rule, compared_hashes, link
+from dedup.policy import KEYS, POLICY_V1, Candidate as PolicyCandidate
 from dedup.v1 import asset_pb2
 
 Key = tuple[str, str]  # (member_id, asset_id)
@@ -40,6 +44,14 @@ Key = tuple[str, str]  # (member_id, asset_id)
 #: of the rule's whole-picture distance, so whatever a follower would link to, its version is
 #: close enough to link to as well.
 FOLLOW_DISTANCE = 8
+
+#: A new asset is compared with at most this many of the copies one cluster offers it (its
+#: candidates there): the cluster's representatives among them first, then the rest by key.
+#: Twice the representatives, so a picture's usual copies are all compared; the bound holds
+#: for a picture held in thousands of distinct versions.
+CLUSTER_COMPARISONS = 2 * REPRESENTATIVES
+
+_EVIDENCE_RANK = KEYS[POLICY_V1]
 
 
 @dataclass(frozen=True)
@@ -58,10 +70,13 @@ class Matcher:
     """
 
     def __init__(self, rule: Rule, fetch: Callable[[Key], asset_pb2.Asset | None], cache: int = 20_000,
-                 candidates: Callable[[Rule], CandidateIndex] = CandidateIndex) -> None:
+                 candidates: Callable[[Rule], CandidateIndex] = CandidateIndex,
+                 priority: Callable[[str], int] = lambda member_id: 0) -> None:
         """``candidates`` makes the candidate search; anything with ``CandidateIndex``'s methods
-        will do (a reference that offers every stored asset checks the index's answers)."""
+        will do (a reference that offers every stored asset checks the index's answers).
+        ``priority`` gives a member's custodial priority (the master policy's tie-breaker)."""
         self.rule = rule
+        self._priority = priority
         self.verify_rule = rule.loosened(VERIFY_SLACK)
         self.index = candidates(rule)
         self._fetch = fetch
@@ -78,6 +93,9 @@ class Matcher:
         self.anchor: dict[Key, tuple[str, tuple[Key, ...]]] = {}
         #: A cluster's representatives, kept until the cluster or its versions change.
         self._reps: dict[str, list[Key]] = {}
+        #: version -> the master policy's evidence key of the best of its copies (it and its
+        #: followers), once asked for.
+        self._rank: dict[Key, tuple] = {}
 
     def __contains__(self, key: Key) -> bool:
         return key in self.index or key in self.version_of
@@ -89,10 +107,16 @@ class Matcher:
         self.version_of[key] = version
         self.followers[version].add(key)
         self._changed(self.cluster_of.get(key))
+        rank = self._rank.get(version)
+        if rank is not None and (mine := self._evidence_rank(key)) is not None and mine < rank:
+            # A better copy of the version's picture: it may now hold the master.
+            self._rank[version] = mine
+            self._changed(self.cluster_of.get(version))
 
     def unfollow(self, key: Key) -> None:
         version = self.version_of.pop(key, None)
         if version is not None:
+            self._rerank(version)
             self.followers[version].discard(key)
             if not self.followers[version]:
                 del self.followers[version]
@@ -102,6 +126,7 @@ class Matcher:
         """``version`` is leaving the index (withdrawn, or its picture changed): its first
         follower by key becomes a version in its place, indexed, and the others follow that
         one. Returns (the new version or None, the followers that now follow it)."""
+        self._rerank(version)
         rest = sorted(self.followers.pop(version, ()))
         if not rest:
             return None, []
@@ -143,6 +168,30 @@ class Matcher:
     def _changed(self, cluster_id: str | None) -> None:
         if cluster_id is not None:
             self._reps.pop(cluster_id, None)
+
+    def _rerank(self, version: Key) -> None:
+        """The version's copies or their evidence changed: its rank is asked for again."""
+        if self._rank.pop(version, None) is not None:
+            self._changed(self.cluster_of.get(version))
+
+    def _evidence_rank(self, key: Key) -> tuple | None:
+        found = self._cached(key)
+        if found is None:
+            return None
+        return _EVIDENCE_RANK(PolicyCandidate(key[0], key[1], found[0].evidence, self._priority(key[0])))
+
+    def version_rank(self, version: Key) -> tuple:
+        """The master policy's evidence key (policy 1: pixels, lossless, depth, colour, quality,
+        date, rights, priority, then ids) of the best of the version's copies, itself and its
+        followers: the version that holds a cluster's master ranks first unless the copies
+        ahead of the master are derived ones (policy 2 ranks crops and bordered copies last)."""
+        rank = self._rank.get(version)
+        if rank is None:
+            ranks = [r for k in (version, *sorted(self.followers.get(version, ())))
+                     if (r := self._evidence_rank(k)) is not None]
+            rank = min(ranks) if ranks else (1,)
+            self._rank[version] = rank
+        return rank
 
     def record(self, key: Key) -> asset_pb2.Asset | None:
         """The asset's current record, or None if it is not held here."""
@@ -187,6 +236,7 @@ class Matcher:
         if remember:
             for (key, asset), h in zip(items, parsed):
                 self._remember(key, asset, h)
+                self._rerank(self.version_of.get(key, key))  # its evidence may have changed
         if indexed:
             self.index.add_many(items, parsed)
 
@@ -203,6 +253,7 @@ class Matcher:
         with self._cache_lock:
             self._cache.pop(key, None)
         self.anchor.pop(key, None)
+        self._rank.pop(key, None)
         return self.detach(key), promoted
 
     def detach(self, key: Key) -> str | None:
@@ -243,11 +294,27 @@ class Matcher:
 
     def linked(self, member_id: str, asset: asset_pb2.Asset, parsed: Hashes | None, keys) -> list[Candidate]:
         """The links the rule makes from ``asset`` to those of ``keys`` (index candidates)
-        that other members hold and are still indexed, by key."""
-        links = []
+        that other members hold and are still indexed, by key: with every candidate in no
+        cluster, and with at most ``CLUSTER_COMPARISONS`` of a cluster's (its representatives
+        first, then by key)."""
+        tried = []
+        by_cluster: dict[str, list[Key]] = defaultdict(list)
         for key in sorted(keys):
             if key[0] == member_id or key not in self.index:
                 continue
+            cid = self.cluster_of.get(key)
+            if cid is None:
+                tried.append(key)
+            else:
+                by_cluster[cid].append(key)
+        for cid, offered in by_cluster.items():
+            if len(offered) > CLUSTER_COMPARISONS:
+                among = set(offered)
+                first = [k for k in self.representatives(cid) if k in among]
+                offered = first + [k for k in offered if k not in set(first)]
+            tried += offered[:CLUSTER_COMPARISONS]
+        links = []
+        for key in sorted(tried):
             found = self.link(key, asset, parsed)
             if found is not None:
                 links.append(Candidate(key, found))
@@ -265,12 +332,14 @@ class Matcher:
 
     def representatives(self, cluster_id: str) -> list[Key]:
         """The copies a cluster is checked against: its first ``REPRESENTATIVES`` versions by
-        key (followers are their versions' copies), so every replica and every replay picks
-        the same ones."""
+        ``version_rank`` (followers are their versions' copies), so the version holding the
+        master comes first, and every replica and every replay picks the same ones from the
+        same cluster."""
         reps = self._reps.get(cluster_id)
         if reps is None:
             members = self.members_of.get(cluster_id, ())
-            reps = heapq.nsmallest(REPRESENTATIVES, (k for k in members if k not in self.version_of))
+            reps = heapq.nsmallest(REPRESENTATIVES, (k for k in members if k not in self.version_of),
+                                   key=lambda k: (self.version_rank(k), k))
             self._reps[cluster_id] = reps
         return reps
 
@@ -316,10 +385,23 @@ class BatchVersions:
 
     def __init__(self) -> None:
         self.by_digest: dict[bytes, Key] = {}
+        self._live: dict[Key, int] = {}  # version -> its row (-1 without a hash)
         self.rows = np.zeros((0, 32), dtype=np.uint8)
         self.row_keys: list[Key] = []
 
+    def __contains__(self, key: Key) -> bool:
+        return key in self._live
+
+    def remove(self, key: Key) -> None:
+        """``key`` is a version no longer (its picture changed)."""
+        if self._live.pop(key, None) is None:
+            return
+        for d, k in list(self.by_digest.items()):
+            if k == key:
+                del self.by_digest[d]
+
     def add(self, key: Key, asset: asset_pb2.Asset, h: Hashes | None) -> None:
+        self._live[key] = -1 if h is None else len(self.row_keys)
         for d in (bytes(asset.sha256), bytes(asset.pixel_digest)):
             self.by_digest.setdefault(d, key)
         if h is not None:
@@ -333,11 +415,11 @@ class BatchVersions:
     def nearest(self, key: Key, asset: asset_pb2.Asset, h: Hashes | None) -> tuple[int, Key] | None:
         """The closest earlier version ``key`` would follow, as (distance, version), or None."""
         best = [(0, k) for d in (bytes(asset.sha256), bytes(asset.pixel_digest))
-                if (k := self.by_digest.get(d)) is not None and k != key]
+                if (k := self.by_digest.get(d)) is not None and k != key and k in self._live]
         if h is not None and self.row_keys:
             dist = hamming_many(self.rows[:len(self.row_keys)], h.upright)
             for i in np.flatnonzero(dist <= FOLLOW_DISTANCE).tolist():
-                if self.row_keys[i] != key:
+                if self.row_keys[i] != key and self._live.get(self.row_keys[i]) == i:
                     best.append((int(dist[i]), self.row_keys[i]))
         return min(best) if best else None
 

@@ -480,7 +480,12 @@ class Store:
     @staticmethod
     def add_match(db, m: StoredMatch, log_index: int) -> None:
         db.execute("INSERT INTO matches (match_id, cluster_id, a_member, a_asset, b_member, b_asset, relation,"
-                   " algorithm, distance, kept_permille, log_index, crop) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   " algorithm, distance, kept_permille, log_index, crop) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                   # The same pair linked again in its cluster (a copy declared with a new picture):
+                   # the later match is the one that holds.
+                   " ON CONFLICT (match_id) DO UPDATE SET relation=excluded.relation, algorithm=excluded.algorithm,"
+                   " distance=excluded.distance, kept_permille=excluded.kept_permille, log_index=excluded.log_index,"
+                   " crop=excluded.crop",
                    (m.match_id, m.cluster_id, m.a_member, m.a_asset, m.b_member, m.b_asset,
                     m.relation, m.algorithm, m.distance, m.kept_permille, log_index, m.crop))
 

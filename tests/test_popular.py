@@ -3,7 +3,7 @@
 A member's copy of a picture it already holds follows that asset (its version) instead of
 entering the candidate index, and joins the cluster through one match. These tests hold the
 coordinator's core to three promises: a batch gives the same clusters, followers, matches and
-masters as the same assets sent one by one (across withdrawals); the index holds exactly the
+masters as the same assets sent one by one (across withdrawals and rescans); the index holds exactly the
 versions, and no two versions of one member are close enough for one to follow the other
 (checked against every pair); and the log grows with the copies, not with their pairs.
 """
@@ -76,9 +76,13 @@ class Core:
         db = self.core.store._db
         matches = sorted(tuple(r) for r in db.execute(
             "SELECT cluster_id, a_member, a_asset, b_member, b_asset, relation, distance FROM matches"))
+        from dedup.coordinator.negotiation import LIVE
+
+        # The live proposals' masters (a batch proposes once at its end, so the proposals it
+        # closed on the way may differ from those of its copies sent one by one).
         masters = {cid: (mm, ma) for cid, mm, ma in db.execute(
             "SELECT p.cluster_id, p.master_member, p.master_asset FROM proposals p JOIN negotiations n"
-            " ON n.proposal_id = p.proposal_id WHERE n.superseded_by IS NULL")}
+            f" ON n.proposal_id = p.proposal_id WHERE n.status IN ({', '.join(map(str, LIVE))})")}
         return {"clusters": dict(m.cluster_of), "followers": dict(m.version_of),
                 "indexed": set(m.index._number), "matches": matches, "masters": masters}
 
@@ -116,9 +120,11 @@ def check_versions(core: Core, *, withdrawn: bool) -> None:
                     assert follow_distance(ra, compared_hashes(ra), rb, compared_hashes(rb)) is None, (a, b)
 
 
-# One event: a member sends some copies (picture, bits flipped, seed), or withdraws one of its
-# earlier assets.
-_copy = st.tuples(st.integers(0, len(PICTURES) - 1), st.integers(0, 14), st.integers(0, 10**6))
+# One event: a member sends some copies (picture, bits flipped, seed, and which of its earlier
+# assets the copy declares again with a new picture, a rescan, when not negative), or withdraws
+# one of its earlier assets.
+_copy = st.tuples(st.integers(0, len(PICTURES) - 1), st.integers(0, 14), st.integers(0, 10**6),
+                  st.integers(-3, 10**6))
 _send = st.tuples(st.just("send"), st.integers(0, len(MEMBERS) - 1), st.lists(_copy, min_size=1, max_size=6))
 _withdraw = st.tuples(st.just("withdraw"), st.integers(0, len(MEMBERS) - 1), st.integers(0, 10**6))
 
@@ -137,10 +143,16 @@ def test_a_batch_gives_what_the_same_copies_one_by_one_give(keys, events):
             for kind, who, what in events:
                 member = MEMBERS[who]
                 if kind == "send":
-                    copies = []
-                    for picture, flips, seed in what:
+                    copies, ids = [], set()
+                    for picture, flips, seed, again in what:
+                        if again >= 0 and held[member] and (old := held[member][again % len(held[member])]) not in ids:
+                            copies.append(copy_of(old, picture, flips, seed + 1))
+                            ids.add(old)
+                            withdrawn = True  # a rescan leaves followers as a withdrawal does
+                            continue
                         copies.append(copy_of(f"p{n}", picture, flips, seed))
                         held[member].append(f"p{n}")
+                        ids.add(f"p{n}")
                         n += 1
                     batched.send(member, copies)
                     for c in copies:
@@ -197,6 +209,81 @@ def test_a_popular_picture_costs_each_copy_one_match(keys, tmp_path):
         export_log(core.core.store, tmp_path / "export", core.core.log.signer.verifier().to_string())
         report = verify_export(tmp_path / "export", core.core.log.signer.verifier())
         assert (report.proposals, report.matches) == (4, (sent - 3) + (1 + 2 + 3) + 1)  # the scan follows too
+    finally:
+        core.close()
+
+
+def test_a_rescan_hands_its_followers_on_where_the_batch_reaches_it(keys, tmp_path):
+    """A copy sent before a version's rescan in one batch follows the version's old picture,
+    as it would sent alone, and is indexed in its place when the batch reaches the rescan."""
+    core = Core(keys, tmp_path)
+    try:
+        core.send(MEMBERS[1], [copy_of("v", 1, 0, 0)])
+        core.send(MEMBERS[1], [copy_of("early", 1, 2, 1), copy_of("v", 2, 0, 0), copy_of("late", 1, 3, 2)])
+        m = core.core.matcher
+        # "early" followed v's old picture, then took its place; "late" follows "early".
+        assert {k for k in m.index._number} == {(MEMBERS[1], "v"), (MEMBERS[1], "early")}
+        assert m.version_of == {(MEMBERS[1], "late"): (MEMBERS[1], "early")}
+    finally:
+        core.close()
+
+
+def test_the_version_holding_the_master_is_the_first_representative(keys, tmp_path):
+    """Representatives go by the master policy's evidence rules, not by key: the version whose
+    copy the policy ranks first leads them, also when that copy is one of its followers and
+    when 16 versions come before it by key."""
+    from dedup.clusters import REPRESENTATIVES
+
+    core = Core(keys, tmp_path)
+    try:
+        a, c = MEMBERS[0], MEMBERS[2]  # "records-office" < "university-library"
+        core.send(a, [copy_of(f"a{i:02}", 0, 6, 100 + i, width=800, height=600) for i in range(24)])
+        m = core.core.matcher
+        versions_a = [k for k in m.index._number if k[0] == a]
+        assert len(versions_a) > REPRESENTATIVES
+        core.send(c, [copy_of("small", 0, 1, 7, width=400, height=300)])
+        cid = m.cluster_of[(c, "small")]
+        reps = m.representatives(cid)
+        assert (c, "small") not in reps  # the smallest copy: not among the 16 best
+        # Its follower is the best copy of all: the version holding it now leads.
+        core.send(c, [copy_of("scan", 0, 1, 7, width=9000, height=6000, lossless=True)])
+        assert m.version_of[(c, "scan")] == (c, "small")
+        assert m.representatives(cid)[0] == (c, "small")
+        assert (c, "small") not in sorted(k for k in m.members_of[cid] if k not in m.version_of)[:REPRESENTATIVES]
+        from dedup.coordinator.negotiation import Negotiator
+
+        latest = Negotiator.latest(core.core.store._db, cid)
+        assert (latest.body.master.member_id, latest.body.master.asset_id) == (c, "scan")
+        # Withdrawn, the follower no longer lifts its version.
+        core.withdraw(c, ["scan"])
+        assert (c, "small") not in m.representatives(cid)
+    finally:
+        core.close()
+
+
+def test_a_new_copy_is_compared_with_a_bounded_number_of_a_clusters_copies(keys, tmp_path):
+    """A picture held in many distinct versions: a new copy offered more of one cluster's
+    copies than ``CLUSTER_COMPARISONS`` is compared with that many, the cluster's
+    representatives among them, and so makes at most that many matches."""
+    from dedup.coordinator.matcher import CLUSTER_COMPARISONS
+
+    core = Core(keys, tmp_path)
+    try:
+        a, b, c = MEMBERS[0], MEMBERS[1], MEMBERS[2]
+        core.send(a, [copy_of(f"a{i:02}", 0, 7, 200 + i) for i in range(50)])
+        m = core.core.matcher
+        versions_a = len([k for k in m.index._number if k[0] == a])
+        assert versions_a > CLUSTER_COMPARISONS
+        # The first copy of another member meets no cluster: it is compared with every version
+        # (and each follower joins through one match of its own).
+        assert core.send(b, [copy_of("b", 0, 0, 0)]).new_matches == 50
+        cid = m.cluster_of[(b, "b")]
+        reps = m.representatives(cid)
+        r = core.send(c, [copy_of("c", 0, 1, 1)])
+        assert r.new_matches == CLUSTER_COMPARISONS
+        linked = {(mm, aa) for mm, aa in core.core.store._db.execute(
+            "SELECT a_member, a_asset FROM matches WHERE b_member=? AND b_asset='c'", (c,))}
+        assert len(linked) == CLUSTER_COMPARISONS and set(reps) <= linked
     finally:
         core.close()
 
