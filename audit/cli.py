@@ -29,10 +29,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = cmds.add_parser(
         "verify", help="replay an export: signatures, rules, Merkle root, checkpoints, witnesses",
         description="Replay every entry of EXPORT: each signature (members are introduced by coordinator-signed "
-                    "admission entries, a new coordinator key by a LogKeyRotated entry signed with the old one), "
-                    "who may sign what, that every master proposal is the choice of the policy version it cites "
+                    "admission entries, a new coordinator key by a LogKeyRotated entry signed with the old one; the "
+                    "coordinator's matches, proposals, outcomes and lookup counts carry none, as the checkpoints "
+                    "over them sign them), who may sign what, that every master proposal is the choice of the policy version it cites "
                     "(1 or 2, with the copies marked derived exactly as the log's matches show), that every vote "
-                    "is by a member holding a copy, once, on a proposal still open, every ruling by an arbiter on "
+                    "is by a member holding a copy, once, on a proposal still open (alone or in a ballot), every ruling by an arbiter on "
                     "a disputed proposal, and every agreed master follows from the votes, the ruling or the "
                     "deadline; rebuild the "
                     "Merkle tree and check every signed checkpoint against it. With --quorum, the latest "
@@ -162,8 +163,16 @@ def _verify(args) -> int:
         print(f"log verified: {report.entries} entries, root {report.root.hex()}")
         print(f"  origin {report.origin}; {len(report.members)} members, {report.batches} batches, "
               f"{report.matches} matches, {report.proposals} master proposals, {report.checkpoints} checkpoints")
+        if report.withdrawals:
+            print(f"  {report.withdrawals} withdrawals")
         if report.votes or report.rulings or report.agreements:
-            print(f"  {report.votes} votes, {report.rulings} rulings, {report.agreements} agreed masters")
+            ballots = f" ({report.ballots} ballots)" if report.ballots else ""
+            print(f"  {report.votes} votes{ballots}, {report.rulings} rulings, {report.agreements} agreed masters")
+        if report.revocations or report.key_replacements:
+            print(f"  {report.revocations} member key revocation(s), {report.key_replacements} member key replacement(s)")
+        if report.unbound:
+            print(f"  {report.unbound} entries signed for no log (by releases before statements were bound to "
+                  "their log); none after the first signed for this one")
         if report.lookup_counts:
             print(f"  {report.lookup_counts} lookup counts (who looked up how often; never what)")
         if report.rotations:

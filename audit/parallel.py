@@ -53,14 +53,20 @@ class ChunkChanged(Exception):
 
 #: A proposal's ranking could not be re-run here (a copy's member was not yet known).
 UNCHECKED = False
+#: A summary's verdict on an entry signed for no log (by releases before statements were bound
+#: to their log), and on one that carries no signature (a coordinator statement the checkpoints
+#: vouch for, if its type is one of those: the sequential pass decides).
+UNBOUND = 2
+UNSIGNED = 3
 
 
 def check_chunk(chunk: Chunk) -> tuple[bytes, list]:
     """(leaf hashes of the chunk's entries, back to back; a summary of each entry).
 
     A summary is None when the entry is not a SignedStatement with a type and a signer, else
-    (type, signer, key id, key slot verified with or -1, verified (True; 2 if signed for no log, as
-    releases before statements were bound to their log signed; else False), body), where body is a
+    (type, signer, key id, key slot verified with or -1, verified (True; UNBOUND if signed for no
+    log, as releases before statements were bound to their log signed; UNSIGNED if it carries no
+    signature, from a known key; else False), body), where body is a
     tuple of the fields the sequential rules need for the common types
     (see ``_summary``) or, for the others and for a body that does not parse, its bytes.
     """
@@ -104,7 +110,9 @@ def check_chunk(chunk: Chunk) -> tuple[bytes, list]:
         body, signature = stmt.body, stmt.signature
         slot = signers.get((signer, key_id), -1)
         job = -1
-        if slot >= 0 and len(signature) == 64:
+        if not signature:
+            pass  # vouched for by the checkpoints alone, if its type may be: the sequential pass decides
+        elif slot >= 0 and len(signature) == 64:
             head = prefixes.get(typ)
             if head is None:
                 head = prefixes[typ] = pae_head(chunk.origin, typ)
@@ -124,14 +132,14 @@ def check_chunk(chunk: Chunk) -> tuple[bytes, list]:
         again = verify_many([(jobs[j][0], unbound_pae(*signed[j]), jobs[j][2]) for j in failed])
         for j, ok in zip(failed, again):
             if ok:
-                verdicts[j] = 2
+                verdicts[j] = UNBOUND
     out: list = []
     for item in parsed:
         if item is None:
             out.append(None)
             continue
         typ, signer, key_id, slot, body, job = item
-        ok = job >= 0 and verdicts[job]
+        ok = verdicts[job] if job >= 0 else (UNSIGNED if slot >= 0 else False)
         try:
             fields = _summary(typ, body, ok, priorities, strings)
         except DecodeError:
@@ -163,8 +171,9 @@ def _summary(typ: str, body: bytes, ok: bool, priorities: dict[str, int], string
                 known = False
             else:
                 cands.append(Candidate(m, a, c.evidence, priority, d))
-        # The ranking is re-run only on a proposal whose signature holds, as a failure of it
-        # is reported after the signature's.
+        # The ranking is re-run only on a proposal whose signature holds (or that carries none,
+        # as the coordinator's proposals now do), as a failure of it is reported after the
+        # signature's.
         problem = UNCHECKED
         if ok and known and version in POLICIES and len({m for m, _ in keys}) >= 2:
             problem = _ranking_problem(p, cands)

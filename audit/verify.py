@@ -2,7 +2,9 @@
 
 Replays every entry in order: each statement's signature by a key the log itself has
 introduced (members are admitted by coordinator-signed entries, a new coordinator key by a
-``LogKeyRotated`` entry signed with the old one), that each statement is well formed and
+``LogKeyRotated`` entry signed with the old one; the coordinator's matches, proposals,
+outcomes and lookup counts carry no signature of their own, as the checkpoints over them sign
+them), that each statement is well formed and
 signed by the party allowed to make it, that every master proposal is the cited policy's
 choice on the evidence it states (and marks as derived exactly the copies the log's matches
 show to be crops or bordered copies), that every vote is by a holder of a copy, once, on a
@@ -46,10 +48,10 @@ from dedup.export import (BLOCK, CHECKPOINTS, ENTRIES, MAX_ENTRY, ExportError, c
 from dedup.merkle import Tree
 from dedup.note import NoteError, NoteVerifier, Signature, split_note
 from dedup.policy import POLICIES, POLICY_V1, derived_copies
-from dedup.signing import STATEMENT_TYPES, pae, unbound_pae
+from dedup.signing import CHECKPOINTED_TYPES, STATEMENT_TYPES, pae, unbound_pae
 from dedup.v1 import asset_pb2, statement_pb2, statements_pb2
 
-from .parallel import UNCHECKED, Chunk, ChunkChanged, check_chunk, check_notes, policy_problem
+from .parallel import UNBOUND, UNCHECKED, UNSIGNED, Chunk, ChunkChanged, check_chunk, check_notes, policy_problem
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -131,7 +133,8 @@ class AuditReport:
     revocations: int = 0
     key_replacements: int = 0
     withdrawals: int = 0
-    votes: int = 0
+    votes: int = 0  # each vote, sent alone or in a ballot
+    ballots: int = 0
     rulings: int = 0
     agreements: int = 0
     rotations: int = 0
@@ -151,7 +154,7 @@ class AuditReport:
                 "members": self.members, "batches": self.batches, "matches": self.matches,
                 "proposals": self.proposals, "revocations": self.revocations,
                 "key_replacements": self.key_replacements, "withdrawals": self.withdrawals,
-                "votes": self.votes, "rulings": self.rulings, "agreements": self.agreements,
+                "votes": self.votes, "ballots": self.ballots, "rulings": self.rulings, "agreements": self.agreements,
                 "rotations": self.rotations, "lookup_counts": self.lookup_counts, "unbound": self.unbound,
                 "checkpoints": self.checkpoints,
                 "coordinator_key": self.coordinator_key,
@@ -170,7 +173,8 @@ COORDINATOR_TYPES = {
     statements_pb2.LookupsCounted.DESCRIPTOR.full_name,
 }
 MEMBER_TYPES = {asset_pb2.BatchManifest.DESCRIPTOR.full_name, asset_pb2.AssetsWithdrawn.DESCRIPTOR.full_name,
-                statements_pb2.MasterVote.DESCRIPTOR.full_name, statements_pb2.MasterRuling.DESCRIPTOR.full_name}
+                statements_pb2.MasterVote.DESCRIPTOR.full_name, statements_pb2.MasterBallot.DESCRIPTOR.full_name,
+                statements_pb2.MasterRuling.DESCRIPTOR.full_name}
 _ACCEPT, _REJECT, _CLAIM = (statements_pb2.VOTE_CHOICE_ACCEPT, statements_pb2.VOTE_CHOICE_REJECT,
                             statements_pb2.VOTE_CHOICE_CLAIM)
 
@@ -397,9 +401,12 @@ def _check_summary(i: int, summary: tuple | None, st: _State, report: AuditRepor
     if verified_slot != slot:
         return _check_entry(i, st.read(i), st, report)
     if ok is not True:
-        if not ok:
+        if ok is UNSIGNED:
+            _unsigned(i, signer, typ, slot, st)
+        elif ok is UNBOUND:
+            _unbound(i, signer, typ, st, report)
+        else:
             raise _Failure(i, 1, f"bad signature by {signer!r} on {typ}")
-        _unbound(i, signer, typ, st, report)
     elif st.first_bound is None:
         st.first_bound = i
     if fields.__class__ is tuple:
@@ -519,7 +526,9 @@ def _check_entry(i: int, entry: bytes, st: _State, report: AuditReport) -> None:
     except DecodeError as exc:
         raise _Failure(i, 0, f"entry is not a SignedStatement: {exc}") from None
     slot = _signer_slot(i, stmt.type, stmt.signer, stmt.key_id, st)
-    if verify_ed25519(st.keys[slot], pae(st.origin, stmt.type, stmt.body), stmt.signature):
+    if not stmt.signature:
+        _unsigned(i, stmt.signer, stmt.type, slot, st)
+    elif verify_ed25519(st.keys[slot], pae(st.origin, stmt.type, stmt.body), stmt.signature):
         if st.first_bound is None:
             st.first_bound = i
     elif verify_ed25519(st.keys[slot], unbound_pae(stmt.type, stmt.body), stmt.signature):
@@ -530,6 +539,15 @@ def _check_entry(i: int, entry: bytes, st: _State, report: AuditReport) -> None:
     _check_body(i, stmt.type, stmt.signer, body, st, report)
     if stmt.type == _PROPOSAL:
         _ranking(i, UNCHECKED, body, st)
+
+
+def _unsigned(i: int, signer: str, typ: str, slot: int, st: _State) -> None:
+    """An entry without a signature: only a coordinator statement the checkpoints vouch for
+    may be one (its signer and key id were checked against the key in force)."""
+    if slot != st.coordinator_slot or typ not in CHECKPOINTED_TYPES:
+        raise _Failure(i, 1, f"{typ} by {signer!r} carries no signature; only the coordinator's "
+                             f"{', '.join(sorted(t.removeprefix('dedup.v1.') for t in CHECKPOINTED_TYPES))} "
+                             "entries are signed by the checkpoints alone")
 
 
 def _unbound(i: int, signer: str, typ: str, st: _State, report: AuditReport) -> None:
@@ -568,6 +586,19 @@ def _check_body(i: int, typ: str, signer: str, body, st: _State, report: AuditRe
     elif isinstance(body, statements_pb2.MasterVote):
         _check_vote(i, body, signer, st, fail)
         report.votes += 1
+    elif isinstance(body, statements_pb2.MasterBallot):
+        if body.member_id != signer:
+            fail(f"ballot names member {body.member_id!r} but is signed by {signer!r}")
+        if not body.votes:
+            fail(f"ballot by {signer} holds no vote")
+        seen: set[str] = set()
+        for v in body.votes:
+            if v.proposal_id in seen:
+                fail(f"ballot by {signer} votes twice on proposal {v.proposal_id!r}")
+            seen.add(v.proposal_id)
+            _check_vote(i, v, signer, st, fail)
+        report.ballots += 1
+        report.votes += len(body.votes)
     elif isinstance(body, statements_pb2.MasterRuling):
         _check_ruling(i, body, signer, st, fail)
         report.rulings += 1

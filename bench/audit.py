@@ -2,13 +2,14 @@
 
 The export is what a coordinator would write for a consortium of eight members: each member
 admitted by a coordinator-signed entry, then batches in turn, each a member-signed
-BatchManifest followed by the coordinator-signed MatchRecorded and MasterProposed entries it
-caused (every proposal the policy's true choice on its evidence, so the audit must pass), the
-holders' signed votes accepting some of those proposals and the coordinator's MasterAgreed
-outcome on each, a LookupsCounted entry, and a signed checkpoint after every batch, as the
-coordinator publishes one per commit.
-Generating it signs 10^6 statements, so it is done by a process pool once and cached under
-bench/.cache/ (keyed by size and GENERATOR).
+BatchManifest followed by the MatchRecorded and MasterProposed entries it caused (every
+proposal the policy's true choice on its evidence, so the audit must pass; the coordinator's
+own statements are vouched for by the checkpoints, SPEC 3.1), the sending member's signed
+ballot accepting some of those proposals, the other holders' signed votes on them and the
+MasterAgreed outcome on each, a LookupsCounted entry, and a signed checkpoint after every
+batch, as the coordinator publishes one per commit.
+Generating it is done by a process pool once and cached under bench/.cache/ (keyed by size
+and GENERATOR).
 
 Then the real command runs as a subprocess, `dedup audit verify EXPORT --key log.pub --json`,
 timed; peak RSS is the largest single process of its tree (the auditor or one of its
@@ -36,12 +37,13 @@ from bench.common import CACHE, ROOT, code_label, code_state, log, machine, now_
 COMMAND = ".venv/bin/python -m bench.audit"
 MEMBERS = [f"member-{k}" for k in range(8)]
 ORIGIN = "bench.dedup.local/log"
-GENERATOR = "g3"  # g2: proposals cite policy 2; g3: statements bound to the log (PAE v2)
+GENERATOR = "g4"  # g2: proposals cite policy 2; g3: statements bound to the log (PAE v2); g4: ballots, checkpointed coordinator statements
 PAIRS_PER_BATCH = 24  # matches and proposals per batch
 VOTED_PER_BATCH = 4  # of those proposals, each accepted by its two holders and agreed unanimously
-#: Entries per batch: a manifest, the matches and proposals, two votes and an outcome per voted
-#: proposal, a lookup count. Fixed, so a batch's entries know their own log indexes.
-PER_BATCH = 1 + 2 * PAIRS_PER_BATCH + 3 * VOTED_PER_BATCH + 1
+#: Entries per batch: a manifest, the matches and proposals, the sender's ballot, the other
+#: holder's vote and an outcome per voted proposal, a lookup count. Fixed, so a batch's entries
+#: know their own log indexes.
+PER_BATCH = 1 + 2 * PAIRS_PER_BATCH + 1 + 2 * VOTED_PER_BATCH + 1
 
 
 def _signer(name: str):
@@ -70,11 +72,15 @@ def _evidence(rng: random.Random):
 def _batch_entries(b: int) -> list[bytes]:
     """Entries of batch ``b``: its manifest, then the matches and proposals it caused."""
     from dedup.policy import POLICY_VERSION, Candidate, choose_master
-    from dedup.signing import sign_statement
+    from dedup.signing import checkpointed_statement, sign_statement
     from dedup.v1 import asset_pb2, statements_pb2
 
     rng = random.Random(b)
-    coord = _signers()[ORIGIN]
+    key = _signers()[ORIGIN]
+
+    def coordinator(message):
+        return checkpointed_statement(key.name, key.key_id, message)
+
     member = MEMBERS[b % len(MEMBERS)]
     seq = b // len(MEMBERS) + 1
     out = [sign_statement(_signers()[member], asset_pb2.BatchManifest(
@@ -86,41 +92,45 @@ def _batch_entries(b: int) -> list[bytes]:
         mine = f"a-{rng.getrandbits(96):024x}"
         theirs = f"a-{rng.getrandbits(96):024x}"
         cluster = f"c{b}-{k}"
-        out.append(sign_statement(coord, statements_pb2.MatchRecorded(
+        out.append(coordinator(statements_pb2.MatchRecorded(
             match_id=f"m{b}-{k}", cluster_id=cluster, a=statements_pb2.AssetRef(member_id=other, asset_id=theirs),
             b=statements_pb2.AssetRef(member_id=member, asset_id=mine), relation=statements_pb2.RELATION_REENCODED,
-            algorithm="dct256", distance=rng.randint(0, 32), recorded_unix=1_700_000_000 + b), origin=ORIGIN))
+            algorithm="dct256", distance=rng.randint(0, 32), recorded_unix=1_700_000_000 + b)))
         copies = sorted([(other, theirs, _evidence(rng)), (member, mine, _evidence(rng))])
         if k >= VOTED_PER_BATCH and rng.random() < 0.3:  # some clusters have a third copy
             third = rng.choice([m for m in MEMBERS if m not in (member, other)])
             copies = sorted(copies + [(third, f"a-{rng.getrandbits(96):024x}", _evidence(rng))])
         cands = [Candidate(m, a, e, 10 * (MEMBERS.index(m) + 1)) for m, a, e in copies]
         d = choose_master(cands)
-        out.append(sign_statement(coord, statements_pb2.MasterProposed(
+        out.append(coordinator(statements_pb2.MasterProposed(
             proposal_id=f"{cluster}/p1", cluster_id=cluster,
             copies=[statements_pb2.Copy(ref=statements_pb2.AssetRef(member_id=m, asset_id=a), evidence=e)
                     for m, a, e in copies],
             master=statements_pb2.AssetRef(member_id=d.master.member_id, asset_id=d.master.asset_id),
             policy_version=POLICY_VERSION, deciding_rule=d.deciding_rule, proposed_unix=1_700_000_000 + b,
-            deadline_unix=1_700_000_000 + b + 14 * 86400), origin=ORIGIN))
+            deadline_unix=1_700_000_000 + b + 14 * 86400)))
         if k < VOTED_PER_BATCH:
-            voted.append((cluster, sorted({other, member}), d.master))
+            voted.append((cluster, other, d.master))
+
+    def accept(m: str, cluster: str):
+        return statements_pb2.MasterVote(proposal_id=f"{cluster}/p1", cluster_id=cluster, member_id=m,
+                                         choice=statements_pb2.VOTE_CHOICE_ACCEPT, voted_unix=1_700_000_100 + b)
+
     start = len(MEMBERS) + b * PER_BATCH  # this batch's first entry in the log
-    for cluster, holders, master in voted:
-        indexes = []
-        for m in holders:
-            indexes.append(start + len(out))
-            out.append(sign_statement(_signers()[m], statements_pb2.MasterVote(
-                proposal_id=f"{cluster}/p1", cluster_id=cluster, member_id=m,
-                choice=statements_pb2.VOTE_CHOICE_ACCEPT, voted_unix=1_700_000_100 + b), origin=ORIGIN))
-        out.append(sign_statement(coord, statements_pb2.MasterAgreed(
+    # The sending member answers all of them in one ballot; each other holder votes on its own.
+    ballot = start + len(out)
+    out.append(sign_statement(_signers()[member], statements_pb2.MasterBallot(
+        member_id=member, votes=[accept(member, c) for c, _, _ in voted], cast_unix=1_700_000_100 + b), origin=ORIGIN))
+    for cluster, other, master in voted:
+        indexes = sorted([ballot, start + len(out)])
+        out.append(sign_statement(_signers()[other], accept(other, cluster), origin=ORIGIN))
+        out.append(coordinator(statements_pb2.MasterAgreed(
             proposal_id=f"{cluster}/p1", cluster_id=cluster,
             master=statements_pb2.AssetRef(member_id=master.member_id, asset_id=master.asset_id),
-            basis=statements_pb2.AGREEMENT_BASIS_UNANIMOUS, vote_indexes=indexes, agreed_unix=1_700_000_200 + b),
-            origin=ORIGIN))
-    out.append(sign_statement(coord, statements_pb2.LookupsCounted(
+            basis=statements_pb2.AGREEMENT_BASIS_UNANIMOUS, vote_indexes=indexes, agreed_unix=1_700_000_200 + b)))
+    out.append(coordinator(statements_pb2.LookupsCounted(
         member_id=MEMBERS[(b + 3) % len(MEMBERS)], calls=1 + b % 5, files=10 + b % 90,
-        period_start_unix=1_700_000_000 + b, period_end_unix=1_700_000_300 + b), origin=ORIGIN))
+        period_start_unix=1_700_000_000 + b, period_end_unix=1_700_000_300 + b)))
     assert len(out) == PER_BATCH
     return [s.SerializeToString(deterministic=True) for s in out]
 
@@ -214,12 +224,12 @@ def run_verify(export: Path, workers: int | None) -> dict:
 
 def signature_floor(export: Path, sample: int = 20_000) -> dict:
     """The auditor's unavoidable cost, measured in the same run: one process verifying
-    ``sample`` of the export's coordinator signatures the way the auditor's workers do
-    (``dedup.ed25519.verify_many``: libsodium, OpenSSL for what it refuses). Every entry and
-    checkpoint needs one, so ``floor_seconds`` (all of them, spread over every core) is what
-    the audit would take if nothing else cost anything; seconds / floor holds on a machine
-    whose speed varies from run to run, where seconds alone do not. The same signatures are
-    also timed one by one with OpenSSL (cryptography), the verifier whose verdict is the
+    ``sample`` of the export's signatures the way the auditor's workers do
+    (``dedup.ed25519.verify_many``: libsodium, OpenSSL for what it refuses). Every signed entry
+    and every checkpoint needs one, so ``floor_seconds`` (all of them, spread over every core)
+    is what the audit would take if nothing else cost anything; seconds / floor holds on a
+    machine whose speed varies from run to run, where seconds alone do not. The same signatures
+    are also timed one by one with OpenSSL (cryptography), the verifier whose verdict is the
     reference, for comparison."""
     from dedup.ed25519 import openssl_verify, verify_many
     from dedup.export import read_entries
@@ -227,14 +237,16 @@ def signature_floor(export: Path, sample: int = 20_000) -> dict:
     from dedup.signing import pae
     from dedup.v1 import statement_pb2
 
-    key = NoteVerifier.from_string((export / "log.pub").read_text().strip()).public_bytes()
+    keys = {name: signer.verifier().public_bytes() for name, signer in _signers().items()}
+    assert keys[ORIGIN] == NoteVerifier.from_string((export / "log.pub").read_text().strip()).public_bytes()
     jobs = []
+    signed = 0
     for entry in read_entries(export):
         s = statement_pb2.SignedStatement.FromString(entry)
-        if s.signer == ORIGIN:
-            jobs.append((key, pae(ORIGIN, s.type, s.body), s.signature))
-            if len(jobs) == sample:
-                break
+        if s.signature:
+            signed += 1
+            if len(jobs) < sample:
+                jobs.append((keys[s.signer], pae(ORIGIN, s.type, s.body), s.signature))
     t0 = time.process_time()
     ok = verify_many(jobs)
     per = (time.process_time() - t0) / len(jobs)
@@ -245,8 +257,8 @@ def signature_floor(export: Path, sample: int = 20_000) -> dict:
     reference = {"openssl": round((time.process_time() - t0) / len(part) * 1e6, 1)}
     meta = json.loads((export / "meta.json").read_text())
     cores = os.cpu_count() or 1
-    return {"sample": len(jobs), "us_per_signature": round(per * 1e6, 1),
-            "floor_seconds": round((meta["entries"] + meta["checkpoints"]) * per / cores, 1),
+    return {"sample": len(jobs), "us_per_signature": round(per * 1e6, 1), "signed_entries": signed,
+            "floor_seconds": round((signed + meta["checkpoints"]) * per / cores, 1),
             "reference_us_per_signature": reference}
 
 
@@ -270,7 +282,8 @@ def render(r: dict) -> str:
     if floor:
         lines += ["", f"Signature floor, measured in the same run: {floor['us_per_signature']:.1f} us per Ed25519 "
                       f"verification (libsodium, one process, {floor['sample']:,} of the export's signatures), so "
-                      f"{floor['floor_seconds']:.1f} s for every entry and checkpoint on all cores; the median "
+                      f"{floor['floor_seconds']:.1f} s for the {floor.get('signed_entries', r['entries']):,} signed "
+                      f"entries and every checkpoint on all cores; the median "
                       f"audit takes **{median / floor['floor_seconds']:.2f}x** that."]
         ref = floor.get("reference_us_per_signature")
         if ref:
@@ -325,11 +338,12 @@ def main(argv: list[str] | None = None) -> int:
               "versions": versions("cryptography", "pynacl", "protobuf"), "entries": meta["entries"],
               "checkpoints": meta["checkpoints"], "generate_seconds": meta.get("generate_seconds", gen_seconds),
               "export_mib": round(sum(p.stat().st_size for p in export.rglob("*") if p.is_file()) / 2**20, 1),
-              "mix": f"8 member admissions; per batch of {PER_BATCH} entries: 1 member-signed manifest, "
-                     f"{PAIRS_PER_BATCH} matches and {PAIRS_PER_BATCH} master proposals signed by the coordinator, "
-                     f"{2 * VOTED_PER_BATCH} member-signed votes accepting {VOTED_PER_BATCH} of the proposals and "
-                     f"the coordinator's {VOTED_PER_BATCH} unanimous outcomes on them, 1 lookup count; a signed "
-                     f"checkpoint after every batch",
+              "mix": f"8 coordinator-signed member admissions; per batch of {PER_BATCH} entries: 1 member-signed "
+                     f"manifest, the coordinator's {PAIRS_PER_BATCH} matches and {PAIRS_PER_BATCH} master proposals, "
+                     f"1 member-signed ballot accepting {VOTED_PER_BATCH} of the proposals, {VOTED_PER_BATCH} "
+                     f"member-signed votes by their other holders, the coordinator's {VOTED_PER_BATCH} unanimous "
+                     f"outcomes on them and 1 lookup count (the coordinator's statements vouched for by the "
+                     f"checkpoints, SPEC 3.1); a signed checkpoint after every batch",
               "signature_floor": floor,
               "runs": [{k: v for k, v in run.items() if k != "stderr"} for run in runs],
               "duration_seconds": round(time.monotonic() - started, 1)}

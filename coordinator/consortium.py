@@ -52,6 +52,7 @@ _READER_REFUSES = {
     asset_pb2.BatchManifest: "submit batches (it holds no collection)",
     asset_pb2.AssetsWithdrawn: "withdraw assets (it holds no collection)",
     statements_pb2.MasterVote: "vote on master proposals",
+    statements_pb2.MasterBallot: "vote on master proposals",
     statements_pb2.MasterRuling: "rule on master proposals",
 }
 
@@ -155,12 +156,12 @@ class Coordinator:
             return
         with self.log.transaction() as txn:
             for m, old_key in replaced:
-                idx = txn.append_signed(statements_pb2.MemberKeyReplaced(
+                idx = txn.append_statement(statements_pb2.MemberKeyReplaced(
                     member_id=m.settings.id, old_public_key=old_key, new_public_key=m.verifier.public_bytes(),
                     replaced_unix=int(self.clock())))
                 Store.replace_key(txn.db, m.settings.id, m.verifier.public_bytes())
             for m in new:
-                idx = txn.append_signed(statements_pb2.MemberAdmitted(
+                idx = txn.append_statement(statements_pb2.MemberAdmitted(
                     member_id=m.settings.id,
                     display_name=m.settings.name,
                     public_key=m.verifier.public_bytes(),
@@ -172,7 +173,7 @@ class Coordinator:
                 Store.add_member(txn.db, m.settings.id, m.verifier.public_bytes(), idx, m.settings.arbiter,
                                  m.settings.reader)
             for m in to_revoke:
-                idx = txn.append_signed(statements_pb2.MemberRevoked(
+                idx = txn.append_statement(statements_pb2.MemberRevoked(
                     member_id=m.settings.id, public_key=m.verifier.public_bytes(), reason=m.settings.revoked,
                     revoked_unix=int(self.clock())))
                 Store.add_revocation(txn.db, m.settings.id, m.verifier.public_bytes(), idx)
@@ -672,7 +673,7 @@ class Coordinator:
         # side 1 of the link is a, side 2 is b.
         if lk.crop:
             stmt.crop.CopyFrom(stmt.a if lk.crop == 1 else stmt.b)
-        idx = txn.append_signed(stmt)
+        idx = txn.append_statement(stmt)
         # A version's anchor is chosen from its matches: looked up again after a new one.
         self.matcher.anchor.pop(a, None)
         self.matcher.anchor.pop(b, None)
@@ -761,7 +762,7 @@ class Coordinator:
             proposed_unix=now, supersedes=supersedes, reason=reason if n else "new_cluster",
             deadline_unix=now + self.settings.vote_deadline_seconds,
         )
-        idx = txn.append_signed(proposal)
+        idx = txn.append_statement(proposal)
         Store.add_proposal(txn.db, proposal_id, cluster_id, master.member_id, master.asset_id, decision.deciding_rule, idx)
         self.negotiation.opened(txn.db, proposal, idx)
 
@@ -769,6 +770,9 @@ class Coordinator:
 
     def vote(self, identity: str, stmt: statement_pb2.SignedStatement) -> negotiation_pb2.VoteResponse:
         return self.negotiation.vote(identity, stmt)
+
+    def cast_ballot(self, identity: str, stmt: statement_pb2.SignedStatement) -> negotiation_pb2.CastBallotResponse:
+        return self.negotiation.cast_ballot(identity, stmt)
 
     def rule(self, identity: str, stmt: statement_pb2.SignedStatement) -> negotiation_pb2.RuleResponse:
         return self.negotiation.rule(identity, stmt)

@@ -1,5 +1,8 @@
 """The coordinator's signed append-only log: entries in the store, the Merkle tree in memory.
 
+The coordinator signs membership and key statements one by one; its matches, proposals,
+outcomes and lookup counts are signed by the checkpoint that covers them (SPEC.md 5).
+
 The tree is rebuilt from the stored leaf hashes at start-up and extended only after the
 transaction that wrote the entries has committed, so it can never run ahead of the store.
 A new checkpoint is signed after every committed change.
@@ -16,7 +19,7 @@ from google.protobuf.message import Message
 from dedup.checkpoint import Checkpoint
 from dedup.note import MAX_SIGNATURES, NoteSigner, split_note, sign_note
 from dedup.merkle import Tree, leaf_hash
-from dedup.signing import sign_statement
+from dedup.signing import CHECKPOINTED_TYPES, checkpointed_statement, sign_statement
 from dedup.v1 import statement_pb2, statements_pb2
 
 from .database import Database, store_fault
@@ -41,8 +44,11 @@ class LogTransaction:
         self.pending.append(h)
         return index
 
-    def append_signed(self, message: Message) -> int:
-        """Sign ``message`` with the coordinator's key and append it."""
+    def append_statement(self, message: Message) -> int:
+        """Append a coordinator statement: signed with the coordinator's key where it must stand
+        on its own, else (``CHECKPOINTED_TYPES``) left for the next checkpoint to sign."""
+        if message.DESCRIPTOR.full_name in CHECKPOINTED_TYPES:
+            return self.append(checkpointed_statement(self.signer.name, self.signer.key_id, message))
         return self.append(sign_statement(self.signer, message, origin=self.origin))
 
 
@@ -150,7 +156,7 @@ class TransparencyLog:
         try:
             with self.store.transaction() as db:
                 txn = LogTransaction(db, self.tree.size, old, self.origin)
-                index = txn.append_signed(stmt)
+                index = txn.append_statement(stmt)
                 for h in txn.pending:
                     self.tree.append_leaf_hash(h)
                 cp = Checkpoint(self.origin, self.tree.size, self.tree.root())

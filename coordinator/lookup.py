@@ -6,7 +6,7 @@ same rule, and for a candidate already in a cluster the same verification (it mu
 at least half of the cluster's copies by the loosened rule), so a lookup never reports a
 match intake would not record. The answer names the master's member, opaque asset id and
 declared evidence, never a fingerprint. What was asked is kept nowhere: only a count of
-lookups per member, logged periodically as a coordinator-signed LookupsCounted entry.
+lookups per member, logged periodically as a LookupsCounted entry (vouched for by the checkpoints, SPEC 3.1).
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ class Lookups:
             out = []
             with core.log.transaction() as txn:
                 for member_id, calls, files, since in due:
-                    out.append(txn.append_signed(S.LookupsCounted(member_id=member_id, calls=calls, files=files,
+                    out.append(txn.append_statement(S.LookupsCounted(member_id=member_id, calls=calls, files=files,
                                                                   period_start_unix=since, period_end_unix=now)))
                     txn.db.execute("DELETE FROM lookup_counts WHERE member_id=?", (member_id,))
             return out

@@ -33,6 +33,8 @@ LIVE = (OPEN, DISPUTED, AGREED)
 ACCEPT, REJECT, CLAIM = S.VOTE_CHOICE_ACCEPT, S.VOTE_CHOICE_REJECT, S.VOTE_CHOICE_CLAIM
 #: Longest reason, claim kind, claim evidence or reasoning accepted, in characters.
 MAX_TEXT = 4096
+#: Most votes one ballot may carry: one signature answers up to this many proposals.
+MAX_BALLOT = 1000
 
 _COLUMNS = ("proposal_id, cluster_id, status, proposal, log_index, deadline_unix, outcome_index, agreed_member,"
             " agreed_asset, basis, superseded_by")
@@ -80,6 +82,14 @@ def _text(name: str, value: str, *, required: bool) -> None:
         raise invalid(f"missing_{name}", f"a {name.replace('_', ' ')} is required")
     if len(value) > MAX_TEXT:
         raise invalid(f"long_{name}", f"the {name.replace('_', ' ')} is {len(value)} characters; at most {MAX_TEXT}")
+
+
+def _check_choice(v: S.MasterVote) -> None:
+    if v.choice not in (ACCEPT, REJECT, CLAIM):
+        raise invalid("bad_choice", f"vote choice {v.choice} is not accept, reject or claim")
+    _text("reason", v.reason, required=v.choice == REJECT)
+    _text("claim_kind", v.claim_kind, required=v.choice == CLAIM)
+    _text("claim_evidence", v.claim_evidence, required=False)
 
 
 def _ref(r: S.AssetRef) -> str:
@@ -141,7 +151,7 @@ class Negotiator:
 
     def _agree(self, txn: LogTransaction, p: Proposal, master: S.AssetRef, basis: int, vote_indexes: list[int],
                *, ruling_index: int = 0, silent: list[str] = (), when: int | None = None) -> int:
-        idx = txn.append_signed(S.MasterAgreed(
+        idx = txn.append_statement(S.MasterAgreed(
             proposal_id=p.proposal_id, cluster_id=p.cluster_id, master=master, basis=basis,
             vote_indexes=sorted(vote_indexes), ruling_index=ruling_index, silent_members=sorted(silent),
             agreed_unix=int(self.core.clock()) if when is None else when))
@@ -154,52 +164,113 @@ class Negotiator:
     def vote(self, identity: str, stmt: statement_pb2.SignedStatement) -> N.VoteResponse:
         core = self.core
         v = core.signed_body(identity, stmt, S.MasterVote, "vote")
-        if v.choice not in (ACCEPT, REJECT, CLAIM):
-            raise invalid("bad_choice", f"vote choice {v.choice} is not accept, reject or claim")
-        _text("reason", v.reason, required=v.choice == REJECT)
-        _text("claim_kind", v.claim_kind, required=v.choice == CLAIM)
-        _text("claim_evidence", v.claim_evidence, required=False)
+        _check_choice(v)
         with core.lock:
             db = core.store._db
-            p = self.find(db, v.proposal_id)
-            if p is None:
-                raise Refusal(grpc.StatusCode.NOT_FOUND, "unknown_proposal",
-                              f"there is no proposal {v.proposal_id!r} open to votes")
-            if v.cluster_id != p.cluster_id:
-                raise invalid("cluster_mismatch", f"vote names cluster {v.cluster_id!r}, but proposal "
-                                                  f"{p.proposal_id!r} is for cluster {p.cluster_id!r}")
-            if identity not in p.holders:
-                raise Refusal(grpc.StatusCode.PERMISSION_DENIED, "not_holder",
-                              f"{identity!r} holds no copy in cluster {p.cluster_id!r}; only members holding a copy"
-                              f" vote on proposal {p.proposal_id!r}")
-            if v.choice == CLAIM and not p.has_copy(v.claimed_master):
-                raise invalid("bad_claim", f"the claimed master {_ref(v.claimed_master)!r} is not a copy in cluster "
-                                           f"{p.cluster_id!r}")
-            prior = db.execute("SELECT statement, log_index FROM votes WHERE proposal_id=? AND member_id=?",
-                               (p.proposal_id, identity)).fetchone()
+            p, prior = self._votable(db, identity, v, stmt.body)
             if prior is not None:
-                if bytes(prior[0]) != stmt.body:
-                    raise Refusal(grpc.StatusCode.ALREADY_EXISTS, "already_voted",
-                                  f"{identity!r} already voted on proposal {p.proposal_id!r} (log entry {prior[1]});"
-                                  " each member votes once")
-                return N.VoteResponse(log_index=prior[1], status=p.status, already_stored=True,
+                return N.VoteResponse(log_index=prior, status=p.status, already_stored=True,
                                       outcome_log_index=p.outcome_index or 0)
-            self._open_or_refuse(p, "vote on")
             with core.log.transaction() as txn:
                 idx = txn.append(stmt)
-                txn.db.execute("INSERT INTO votes (proposal_id, member_id, choice, statement, log_index)"
-                               " VALUES (?, ?, ?, ?, ?)", (p.proposal_id, identity, v.choice, stmt.body, idx))
-                status, outcome = p.status, 0
-                if v.choice in (REJECT, CLAIM):
-                    status = DISPUTED
-                    txn.db.execute("UPDATE negotiations SET status=? WHERE proposal_id=?", (DISPUTED, p.proposal_id))
-                elif status == OPEN:
-                    votes = self.votes(txn.db, p.proposal_id)
-                    if {x.member_id for x in votes if x.choice == ACCEPT} >= p.holders:
-                        outcome = self._agree(txn, p, p.body.master, S.AGREEMENT_BASIS_UNANIMOUS,
-                                              [x.log_index for x in votes])
-                        status = AGREED
+                status, outcome = self._count(txn, p, identity, v, stmt.body, idx)
         return N.VoteResponse(log_index=idx, status=status, outcome_log_index=outcome)
+
+    def cast_ballot(self, identity: str, stmt: statement_pb2.SignedStatement) -> N.CastBallotResponse:
+        """Many votes under one signature: each checked as if sent alone, all counted in one
+        transaction after one log entry, or the whole ballot refused and nothing stored."""
+        core = self.core
+        b = core.signed_body(identity, stmt, S.MasterBallot, "ballot")
+        if not b.votes:
+            raise invalid("empty_ballot", "the ballot holds no vote")
+        if len(b.votes) > MAX_BALLOT:
+            raise Refusal(grpc.StatusCode.RESOURCE_EXHAUSTED, "oversized_ballot",
+                          f"the ballot holds {len(b.votes)} votes; at most {MAX_BALLOT}")
+        seen: set[str] = set()
+        for n, v in enumerate(b.votes):
+            where = f"vote {n} (proposal {v.proposal_id!r})"
+            if v.member_id != identity:
+                raise invalid("member_mismatch", f"{where} names member {v.member_id!r}, signer is {identity!r}")
+            if v.proposal_id in seen:
+                raise invalid("duplicate_vote", f"{where}: the ballot votes twice on this proposal")
+            seen.add(v.proposal_id)
+            try:
+                _check_choice(v)
+            except Refusal as r:
+                raise Refusal(r.code, r.reason, f"{where}: {r.message}") from None
+        bodies = [v.SerializeToString(deterministic=True) for v in b.votes]
+        with core.lock:
+            db = core.store._db
+            checked, stored = [], set()
+            for n, (v, body) in enumerate(zip(b.votes, bodies)):
+                try:
+                    p, prior = self._votable(db, identity, v, body)
+                except Refusal as r:
+                    raise Refusal(r.code, r.reason, f"vote {n} of the ballot: {r.message}") from None
+                checked.append(p)
+                stored.add(prior)
+            if stored != {None}:
+                # Every vote already stored, all from one entry: this ballot, sent again.
+                if None in stored or len(stored) != 1:
+                    raise Refusal(grpc.StatusCode.ALREADY_EXISTS, "already_voted",
+                                  f"{identity!r} already voted on some of the ballot's proposals "
+                                  f"(log entries {sorted(i for i in stored if i is not None)}); each member "
+                                  "votes once per proposal")
+                return N.CastBallotResponse(log_index=stored.pop(), already_stored=True, results=[
+                    N.BallotResult(proposal_id=p.proposal_id, status=p.status, outcome_log_index=p.outcome_index or 0)
+                    for p in checked])
+            out = N.CastBallotResponse()
+            with core.log.transaction() as txn:
+                idx = out.log_index = txn.append(stmt)
+                for p, v, body in zip(checked, b.votes, bodies):
+                    status, outcome = self._count(txn, p, identity, v, body, idx)
+                    out.results.append(N.BallotResult(proposal_id=p.proposal_id, status=status,
+                                                      outcome_log_index=outcome))
+        return out
+
+    def _votable(self, db, identity: str, v: S.MasterVote, body: bytes) -> tuple[Proposal, int | None]:
+        """The proposal ``v`` may be counted on, and the log index of this very vote if it is
+        already stored (a resend); refused for anything else."""
+        p = self.find(db, v.proposal_id)
+        if p is None:
+            raise Refusal(grpc.StatusCode.NOT_FOUND, "unknown_proposal",
+                          f"there is no proposal {v.proposal_id!r} open to votes")
+        if v.cluster_id != p.cluster_id:
+            raise invalid("cluster_mismatch", f"vote names cluster {v.cluster_id!r}, but proposal "
+                                              f"{p.proposal_id!r} is for cluster {p.cluster_id!r}")
+        if identity not in p.holders:
+            raise Refusal(grpc.StatusCode.PERMISSION_DENIED, "not_holder",
+                          f"{identity!r} holds no copy in cluster {p.cluster_id!r}; only members holding a copy"
+                          f" vote on proposal {p.proposal_id!r}")
+        if v.choice == CLAIM and not p.has_copy(v.claimed_master):
+            raise invalid("bad_claim", f"the claimed master {_ref(v.claimed_master)!r} is not a copy in cluster "
+                                       f"{p.cluster_id!r}")
+        prior = db.execute("SELECT statement, log_index FROM votes WHERE proposal_id=? AND member_id=?",
+                           (p.proposal_id, identity)).fetchone()
+        if prior is not None:
+            if bytes(prior[0]) != body:
+                raise Refusal(grpc.StatusCode.ALREADY_EXISTS, "already_voted",
+                              f"{identity!r} already voted on proposal {p.proposal_id!r} (log entry {prior[1]});"
+                              " each member votes once")
+            return p, prior[1]
+        self._open_or_refuse(p, "vote on")
+        return p, None
+
+    def _count(self, txn: LogTransaction, p: Proposal, identity: str, v: S.MasterVote, body: bytes,
+               idx: int) -> tuple[int, int]:
+        """Store a vote logged at ``idx``; the proposal's status after it, and its outcome's
+        index if the vote completed it."""
+        txn.db.execute("INSERT INTO votes (proposal_id, member_id, choice, statement, log_index)"
+                       " VALUES (?, ?, ?, ?, ?)", (p.proposal_id, identity, v.choice, body, idx))
+        if v.choice in (REJECT, CLAIM):
+            txn.db.execute("UPDATE negotiations SET status=? WHERE proposal_id=?", (DISPUTED, p.proposal_id))
+            return DISPUTED, 0
+        if p.status == OPEN:
+            votes = self.votes(txn.db, p.proposal_id)
+            if {x.member_id for x in votes if x.choice == ACCEPT} >= p.holders:
+                return AGREED, self._agree(txn, p, p.body.master, S.AGREEMENT_BASIS_UNANIMOUS,
+                                           [x.log_index for x in votes])
+        return p.status, 0
 
     @staticmethod
     def _open_or_refuse(p: Proposal, doing: str) -> None:

@@ -183,6 +183,26 @@ class NegotiationService(negotiation_pb2_grpc.NegotiationServiceServicer):
               already_stored=resp.already_stored, log_index=resp.log_index, outcome_log_index=resp.outcome_log_index)
         return resp
 
+    def CastBallot(self, request: negotiation_pb2.CastBallotRequest, context: grpc.ServicerContext):
+        identity = peer_identity(context)
+        m = self.metrics
+        with m.latency.labels("CastBallot").time():
+            try:
+                resp = self.core.cast_ballot(identity, request.ballot)
+            except Refusal as r:
+                _refuse(context, m, "CastBallot", identity, r)
+        if not resp.already_stored:
+            for v in statements_pb2.MasterBallot.FromString(request.ballot.body).votes:
+                m.votes.labels(_name(statements_pb2.VoteChoice, v.choice, "VOTE_CHOICE_")).inc()
+            for x in resp.results:
+                if x.outcome_log_index:
+                    record_agreement(m, statements_pb2.AGREEMENT_BASIS_UNANIMOUS)
+            update_proposal_gauge(self.core, m)
+        m.log_size.set(self.core.log.size)
+        event(log, "ballot", member=identity, votes=len(resp.results), already_stored=resp.already_stored,
+              log_index=resp.log_index, agreed=sum(1 for x in resp.results if x.outcome_log_index))
+        return resp
+
     def Rule(self, request: negotiation_pb2.RuleRequest, context: grpc.ServicerContext):
         identity = peer_identity(context)
         m = self.metrics

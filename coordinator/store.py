@@ -132,7 +132,7 @@ CREATE TABLE IF NOT EXISTS votes (
     proposal_id TEXT NOT NULL,
     member_id TEXT NOT NULL,
     choice {INT} NOT NULL,
-    statement {BLOB} NOT NULL,        -- the member's MasterVote body as signed
+    statement {BLOB} NOT NULL,        -- the member's MasterVote body as signed (a ballot's vote: as serialised in it)
     log_index {INT} NOT NULL,
     PRIMARY KEY (proposal_id, member_id)
 );

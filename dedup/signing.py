@@ -45,11 +45,25 @@ STATEMENT_TYPES: dict[str, type[Message]] = {
         statements_pb2.MasterProposed,
         statements_pb2.LogKeyRotated,
         statements_pb2.MasterVote,
+        statements_pb2.MasterBallot,
         statements_pb2.MasterRuling,
         statements_pb2.MasterAgreed,
         statements_pb2.LookupsCounted,
     )
 }
+
+#: Coordinator statements that carry no signature of their own: the log's signed checkpoints
+#: commit the coordinator to them. Each is a fact about the log (a match it found, a proposal,
+#: an outcome, a count of lookups) that means something only as one of its entries, so its
+#: receipt is a tlog-proof bundle (the entry, its inclusion proof, a signed checkpoint). What
+#: must stand on its own is still signed: the membership and key statements, and above all a
+#: log key rotation, which the outgoing key vouches for before any checkpoint by the new one.
+CHECKPOINTED_TYPES = frozenset(cls.DESCRIPTOR.full_name for cls in (
+    statements_pb2.MatchRecorded,
+    statements_pb2.MasterProposed,
+    statements_pb2.MasterAgreed,
+    statements_pb2.LookupsCounted,
+))
 
 M = TypeVar("M", bound=Message)
 
@@ -92,6 +106,16 @@ def sign_statement(signer: NoteSigner, message: Message, *, origin: str) -> stat
         key_id=signer.key_id,
         signature=signer.sign(pae(origin, type_name, body)),
     )
+
+
+def checkpointed_statement(name: str, key_id: bytes, message: Message) -> statement_pb2.SignedStatement:
+    """A coordinator statement of a ``CHECKPOINTED_TYPES`` type as a log entry: the log key's
+    name and key id, and no signature (the checkpoint over the entry is the signature)."""
+    type_name = message.DESCRIPTOR.full_name
+    if type_name not in CHECKPOINTED_TYPES:
+        raise ValueError(f"{type_name} is signed on its own, never vouched for by checkpoints alone")
+    return statement_pb2.SignedStatement(type=type_name, body=message.SerializeToString(deterministic=True),
+                                         signer=name, key_id=key_id)
 
 
 def verify_statement(stmt: statement_pb2.SignedStatement, verifier: NoteVerifier, *, origin: str) -> None:

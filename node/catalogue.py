@@ -95,6 +95,15 @@ CREATE TABLE IF NOT EXISTS master_votes (
     voted_unix INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS master_votes_proposal ON master_votes (proposal_id);
+CREATE TABLE IF NOT EXISTS master_ballots (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    statement BLOB NOT NULL     -- the signed MasterBallot exactly as sent; its votes' rows hold each vote unsigned
+);
+CREATE TABLE IF NOT EXISTS ballot_votes (
+    vote_id INTEGER PRIMARY KEY, -- a master_votes row cast in the ballot
+    ballot_id INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ballot_votes_ballot ON ballot_votes (ballot_id);
 CREATE TABLE IF NOT EXISTS consortium_members (
     member_id TEXT PRIMARY KEY, -- from the log's MemberAdmitted entries
     custodial_priority INTEGER NOT NULL,
@@ -327,6 +336,40 @@ class Catalogue:
     def settle_vote(self, vote_id: int, state: str, response: str, log_index: int | None = None) -> None:
         self._db.execute("UPDATE master_votes SET state=?, response=?, log_index=? WHERE id=?",
                          (state, response, log_index, vote_id))
+
+    def add_ballot(self, statement: bytes, votes: list[tuple[str, str, str, str, bytes]], automatic: bool,
+                   voted_unix: int) -> int:
+        """Record a signed ballot and its votes, (proposal id, cluster id, choice, detail, vote
+        body) each, as pending; any earlier pending vote on those proposals is replaced."""
+        with self.transaction() as db:
+            ballot_id = db.execute("INSERT INTO master_ballots (statement) VALUES (?)", (statement,)).lastrowid
+            for proposal_id, cluster_id, choice, detail, body in votes:
+                db.execute("UPDATE master_votes SET state='replaced', response='a different answer was sent instead'"
+                           " WHERE proposal_id=? AND state='pending'", (proposal_id,))
+                vote_id = db.execute(
+                    "INSERT INTO master_votes (proposal_id, cluster_id, choice, detail, statement, state, automatic,"
+                    " voted_unix) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
+                    (proposal_id, cluster_id, choice, detail, body, int(automatic), voted_unix)).lastrowid
+                db.execute("INSERT INTO ballot_votes (vote_id, ballot_id) VALUES (?, ?)", (vote_id, ballot_id))
+        return ballot_id
+
+    def ballot_of(self, vote_id: int) -> int | None:
+        """The ballot a vote was cast in, if it was."""
+        row = self._db.execute("SELECT ballot_id FROM ballot_votes WHERE vote_id=?", (vote_id,)).fetchone()
+        return row[0] if row else None
+
+    def ballot(self, ballot_id: int) -> tuple[bytes, list[tuple[int, str, str]]]:
+        """(the signed ballot, (vote row id, proposal id, state) of each of its votes)."""
+        (stmt,) = self._db.execute("SELECT statement FROM master_ballots WHERE id=?", (ballot_id,)).fetchone()
+        rows = self._db.execute("SELECT v.id, v.proposal_id, v.state FROM ballot_votes b JOIN master_votes v"
+                                " ON v.id = b.vote_id WHERE b.ballot_id=? ORDER BY v.id", (ballot_id,)).fetchall()
+        return bytes(stmt), [tuple(r) for r in rows]
+
+    def pending_ballots(self) -> list[int]:
+        """Ballots sent but never acknowledged (a vote of theirs still pending), oldest first."""
+        return [r[0] for r in self._db.execute(
+            "SELECT DISTINCT b.ballot_id FROM ballot_votes b JOIN master_votes v ON v.id = b.vote_id"
+            " WHERE v.state='pending' ORDER BY b.ballot_id")]
 
     def votes(self) -> list[dict]:
         cols = ("proposal_id", "cluster_id", "choice", "detail", "state", "response", "log_index", "automatic",

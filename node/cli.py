@@ -104,7 +104,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "copy would lose master status (we hold the cluster's agreed master, or our "
                                     "copy ranks first under the policy and the proposal names another) or when "
                                     "the proposal does not follow the policy (or reject it, with "
-                                    "off_policy = \"reject\"). With auto_decisions.after_push = true, `push` "
+                                    "off_policy = \"reject\"). Its answers are signed once, as one ballot (up to "
+                                    "1,000 votes; one log entry); if the coordinator refuses the ballot (a "
+                                    "proposal superseded since it was listed) they are sent again one by one, and "
+                                    "a ballot the coordinator never acknowledged is sent again by the next run. "
+                                    "With auto_decisions.after_push = true, `push` "
                                     "runs this after a push with no refusal.",
                         epilog=exits.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config(s, ENV, "node")

@@ -17,7 +17,7 @@ import grpc
 from dedup.candidates import CandidateIndex
 from dedup.matching import DEFAULT_RULE, link, relation_name
 from dedup.provenance import describe
-from dedup.v1 import asset_pb2, lookup_pb2, lookup_pb2_grpc, statements_pb2
+from dedup.v1 import asset_pb2, lookup_pb2, lookup_pb2_grpc
 
 from .catalogue import Catalogue
 from .client import channel

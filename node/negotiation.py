@@ -3,6 +3,9 @@ member holds copies in, answer them with signed votes, and keep the agreed outco
 
 A vote is written to the catalogue before it is sent, as batches are: a resend after a timeout
 carries the same signed bytes, which the coordinator acknowledges without counting it twice.
+The automatic mode answers every proposal it decides in one signed ballot (one signature and
+one log entry for all of them); a ballot the coordinator refuses is sent again vote by vote, so
+one proposal superseded meanwhile costs only its own vote.
 The automatic mode re-runs the published policy on the proposal's own evidence and accepts only
 what follows it; whenever this member's copy would lose its master status it casts nothing and
 leaves the proposal to a person.
@@ -37,6 +40,8 @@ PENDING = (negotiation_pb2.PROPOSAL_STATUS_OPEN, negotiation_pb2.PROPOSAL_STATUS
 ALL = PENDING + (negotiation_pb2.PROPOSAL_STATUS_AGREED, negotiation_pb2.PROPOSAL_STATUS_SUPERSEDED)
 
 _MEMBER_ADMITTED = S.MemberAdmitted.DESCRIPTOR.full_name
+#: Votes per ballot, as the coordinator's limit (coordinator.negotiation.MAX_BALLOT).
+BALLOT_SIZE = 1000
 
 
 class VoteRefused(Exception):
@@ -124,7 +129,13 @@ def cast_vote(settings: NodeSettings, catalogue: Catalogue, proposal_id: str, cl
         f"{claim_kind}: {claimed_master.member_id}/{claimed_master.asset_id}: {claim_evidence}"
         + (f" ({reason})" if reason else ""))
     pending = catalogue.pending_vote(proposal_id)
-    if pending is not None and (pending[1], pending[2]) == (name, detail):
+    ballot = catalogue.ballot_of(pending[0]) if pending is not None else None
+    if ballot is not None and (pending[1], pending[2]) == (name, detail):
+        # The same answer, cast in a ballot never acknowledged: send that ballot again.
+        for r in send_ballot(settings, catalogue, ballot, resent=True):
+            if r.proposal_id == proposal_id:
+                return r
+    if pending is not None and ballot is None and (pending[1], pending[2]) == (name, detail):
         # The same answer, never acknowledged: send it again (signed again only if the key or the
         # log's binding changed since).
         stmt_bytes = signed_now(pending[3], load_signer(settings), settings.origin()).SerializeToString(
@@ -160,6 +171,73 @@ def cast_vote(settings: NodeSettings, catalogue: Catalogue, proposal_id: str, cl
     event(log, "vote sent", member=settings.member_id, proposal=proposal_id, choice=name, log_index=resp.log_index)
     return VoteResult(proposal_id, name, resp.log_index, status_name(resp.status), resp.already_stored,
                       resp.outcome_log_index, resent)
+
+
+@dataclass
+class Answer:
+    """One vote to put in a ballot."""
+
+    proposal_id: str
+    cluster_id: str
+    choice: int
+    reason: str = ""
+
+
+def cast_ballot(settings: NodeSettings, catalogue: Catalogue, answers: list[Answer], *, automatic: bool = False,
+                clock=time.time) -> list[VoteResult]:
+    """Sign one MasterBallot holding ``answers`` (accepts and rejects, one per proposal, at most
+    BALLOT_SIZE), record each vote with it, send it; raise VoteRefused with the coordinator's status."""
+    if settings.coordinator is None or settings.tls is None:
+        raise NotConfigured("this node has no [coordinator] and [tls] settings; it cannot vote")
+    if not 0 < len(answers) <= BALLOT_SIZE:
+        raise ValueError(f"a ballot holds 1 to {BALLOT_SIZE} votes, not {len(answers)}")
+    now = int(clock())
+    ballot = S.MasterBallot(member_id=settings.member_id, cast_unix=now, votes=[
+        S.MasterVote(proposal_id=a.proposal_id, cluster_id=a.cluster_id, member_id=settings.member_id,
+                     choice=a.choice, reason=a.reason, voted_unix=now) for a in answers])
+    stmt_bytes = sign_statement(load_signer(settings), ballot, origin=settings.origin()).SerializeToString(
+        deterministic=True)
+    ballot_id = catalogue.add_ballot(stmt_bytes, [
+        (a.proposal_id, a.cluster_id, choice_name(a.choice), a.reason, v.SerializeToString(deterministic=True))
+        for a, v in zip(answers, ballot.votes)], automatic, now)
+    return send_ballot(settings, catalogue, ballot_id)
+
+
+def send_ballot(settings: NodeSettings, catalogue: Catalogue, ballot_id: int, *, resent: bool = False) -> list[VoteResult]:
+    """Send a ballot recorded in the catalogue (again, with ``resent``) and settle its votes."""
+    stmt_bytes, rows = catalogue.ballot(ballot_id)
+    stmt = signed_now(stmt_bytes, load_signer(settings), settings.origin())
+    try:
+        with channel(settings) as ch:
+            resp = negotiation_pb2_grpc.NegotiationServiceStub(ch).CastBallot(
+                negotiation_pb2.CastBallotRequest(ballot=stmt), timeout=settings.coordinator.timeout_seconds)
+    except grpc.RpcError as err:
+        if err.code() not in UNREACHABLE:
+            for vote_id, _, state in rows:
+                if state == "pending":
+                    catalogue.settle_vote(vote_id, "refused", f"{err.code().name}: {err.details()}")
+            event(log, "ballot refused", logging.WARNING, member=settings.member_id, votes=len(rows),
+                  code=err.code().name, detail=err.details())
+        raise VoteRefused(err.code(), err.details() or "") from err
+    ids = {pid: vote_id for vote_id, pid, state in rows if state == "pending"}
+    choices = {v.proposal_id: choice_name(v.choice) for v in S.MasterBallot.FromString(stmt.body).votes}
+    out = []
+    for r in resp.results:
+        if r.proposal_id in ids:
+            catalogue.settle_vote(ids[r.proposal_id], "accepted", f"log_index={resp.log_index}", resp.log_index)
+        out.append(VoteResult(r.proposal_id, choices.get(r.proposal_id, ""), resp.log_index, status_name(r.status),
+                              resp.already_stored, r.outcome_log_index, resent))
+    event(log, "ballot sent", member=settings.member_id, votes=len(out), log_index=resp.log_index,
+          already_stored=resp.already_stored)
+    return out
+
+
+def resend_pending_ballots(settings: NodeSettings, catalogue: Catalogue) -> list[VoteResult]:
+    """Every ballot sent but never acknowledged, sent again (the coordinator stores none twice)."""
+    out = []
+    for ballot_id in catalogue.pending_ballots():
+        out += send_ballot(settings, catalogue, ballot_id, resent=True)
+    return out
 
 
 # --- the published policy, re-run on the proposal's evidence ---------------------------------
@@ -371,10 +449,24 @@ def auto_decide(settings: NodeSettings, catalogue: Catalogue, views: list[negoti
             members = consortium_members(settings, catalogue)
         return {m: p for m, (p, _) in members.items()}
 
+    try:
+        for r in resend_pending_ballots(settings, catalogue):
+            item = {"proposal_id": r.proposal_id, "reason": "cast before and never acknowledged: sent again",
+                    "log_index": r.log_index, "status": r.status}
+            (result.accepted if r.choice == "accept" else result.rejected).append(item)
+    except VoteRefused as exc:
+        if exc.code in UNREACHABLE:
+            result.unreachable = str(exc)
+            return result
+        # Refused: its votes are settled as refused and decided again below.
+    # Votes the listing may predate: those just resent, and any sent since it was made.
+    voted = {r["proposal_id"] for r in catalogue.votes() if r["state"] == "accepted"}
+    answers: list[tuple[Answer, dict, str]] = []
+    alone: list[tuple[Answer, dict, str]] = []  # a vote sent on its own, never acknowledged: resent as it was
     for v in views:
         if v.status != negotiation_pb2.PROPOSAL_STATUS_OPEN or not v.own_asset_ids:
             continue
-        if any(x.member_id == settings.member_id for x in v.votes):
+        if any(x.member_id == settings.member_id for x in v.votes) or v.proposal_id in voted:
             continue
         check = check_policy(v, priorities)
         answer, why = auto_answer(v, settings.member_id, agreed.get(v.cluster_id), check, settings.auto_decisions)
@@ -383,20 +475,47 @@ def auto_decide(settings: NodeSettings, catalogue: Catalogue, views: list[negoti
             result.held.append(item)
             continue
         choice = S.VOTE_CHOICE_ACCEPT if answer == "accept" else S.VOTE_CHOICE_REJECT
+        pending = catalogue.pending_vote(v.proposal_id)
+        (alone if pending is not None and catalogue.ballot_of(pending[0]) is None else answers).append(
+            (Answer(v.proposal_id, v.cluster_id, choice, "" if answer == "accept" else why), item, answer))
+    if alone and not _one_by_one(settings, catalogue, alone, result, clock):
+        answers = []
+    for start in range(0, len(answers), BALLOT_SIZE):
+        part = answers[start:start + BALLOT_SIZE]
         try:
-            r = cast_vote(settings, catalogue, v.proposal_id, v.cluster_id, choice,
-                          reason="" if answer == "accept" else why, automatic=True, clock=clock)
+            results = cast_ballot(settings, catalogue, [a for a, _, _ in part], automatic=True, clock=clock)
         except VoteRefused as exc:
             if exc.code in UNREACHABLE:
                 result.unreachable = str(exc)
                 break
+            # One vote the coordinator cannot take (its proposal superseded since it was listed)
+            # refuses the ballot: send the votes one by one, so only that one is refused.
+            if not _one_by_one(settings, catalogue, part, result, clock):
+                break
+            continue
+        for (a, item, answer), r in zip(part, results):
+            item.update(log_index=r.log_index, status=r.status)
+            (result.accepted if answer == "accept" else result.rejected).append(item)
+    event(log, "automatic decisions", member=settings.member_id, accepted=len(result.accepted),
+          rejected=len(result.rejected), held=len(result.held), refused=len(result.refused))
+    return result
+
+
+def _one_by_one(settings, catalogue, part, result: AutoResult, clock) -> bool:
+    """Cast each answer as a vote of its own; False once the coordinator is unreachable."""
+    for a, item, answer in part:
+        try:
+            r = cast_vote(settings, catalogue, a.proposal_id, a.cluster_id, a.choice, reason=a.reason,
+                          automatic=True, clock=clock)
+        except VoteRefused as exc:
+            if exc.code in UNREACHABLE:
+                result.unreachable = str(exc)
+                return False
             result.refused.append({**item, "refusal": str(exc)})
             continue
         item.update(log_index=r.log_index, status=r.status)
         (result.accepted if answer == "accept" else result.rejected).append(item)
-    event(log, "automatic decisions", member=settings.member_id, accepted=len(result.accepted),
-          rejected=len(result.rejected), held=len(result.held), refused=len(result.refused))
-    return result
+    return True
 
 
 def send_ruling(settings: NodeSettings, proposal_id: str, cluster_id: str, master: S.AssetRef, reasoning: str,

@@ -57,7 +57,8 @@ METHODS = [
     "/dedup.v1.IntakeService/ListMatches", "/dedup.v1.LogService/AddCosignature",
     "/dedup.v1.LogService/GetConsistencyProof", "/dedup.v1.LogService/GetInclusionProof",
     "/dedup.v1.LogService/GetEntries", "/dedup.v1.LogService/GetCheckpoint",
-    "/dedup.v1.NegotiationService/Vote", "/dedup.v1.NegotiationService/Rule",
+    "/dedup.v1.NegotiationService/Vote", "/dedup.v1.NegotiationService/CastBallot",
+    "/dedup.v1.NegotiationService/Rule",
     "/dedup.v1.NegotiationService/ListProposals",
 ]
 

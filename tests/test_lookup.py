@@ -327,7 +327,7 @@ def test_auditor_refuses_a_malformed_count_and_a_reader_signing_a_batch(consorti
 
     core = consortium.server.core
     with core.lock, core.log.transaction() as txn:
-        txn.append_signed(S.LookupsCounted(member_id="nobody", calls=1, files=1))
+        txn.append_statement(S.LookupsCounted(member_id="nobody", calls=1, files=1))
     out = tmp_path / "export"
     export_log(core.store, out, consortium.log_signer.verifier().to_string())
     with pytest.raises(AuditFailure, match="lookup count for 'nobody', not an admitted member"):

@@ -20,8 +20,8 @@ from dedup import pki
 from dedup.cli.main import main
 from dedup.config import load
 from dedup.node.catalogue import Catalogue
-from dedup.node.negotiation import (ALL, PolicyCheck, VoteRefused, auto_answer, cast_vote, check_policy,
-                                    list_proposals)
+from dedup.node.negotiation import (ALL, PolicyCheck, VoteRefused, auto_answer, auto_decide, cast_vote,
+                                    check_policy, list_proposals)
 from dedup.node.settings import AutoDecisions, NodeSettings
 from dedup.signing import parse_body, parse_entry
 from dedup.v1 import asset_pb2, log_pb2, negotiation_pb2 as N, statements_pb2 as S
@@ -563,3 +563,71 @@ def test_help_teaches_the_decision_commands(capsys):
         assert done.value.code == 0 and out.startswith(f"usage: dedup node {cmd}")
         assert all(w in out for w in words), (cmd, [w for w in words if w not in out])
         assert "exit codes" in out
+
+
+# --- ballots: the automatic mode's answers under one signature -----------------------------------------
+
+
+def _ballots_and_votes(cons, member: str) -> tuple[list, list]:
+    es = [parse_entry(e) for e in cons.log(A).GetEntries(log_pb2.GetEntriesRequest(start=0, end=10_000),
+                                                          timeout=5).entries]
+    mine = [e for e in es if e.signer == member]
+    return ([parse_body(e) for e in mine if e.type == "dedup.v1.MasterBallot"],
+            [parse_body(e) for e in mine if e.type == "dedup.v1.MasterVote"])
+
+
+def test_auto_mode_answers_every_proposal_in_one_ballot_and_resends_it(cons, tmp_path, capsys):
+    a, b = Node(cons, A, tmp_path), Node(cons, B, tmp_path)
+    a.add("camera.png", CAMERA)
+    a.add("astronaut.png", ASTRONAUT)
+    b.add("cam.jpg", CAMERA.resize((256, 256)), quality=70)
+    b.add("astro.jpg", ASTRONAUT.resize((256, 256)), quality=70)
+    a.sync(capsys)
+    b.sync(capsys)
+    pids = sorted(p["proposal_id"] for p in b.decisions(capsys)["proposals"])
+    assert len(pids) == 2
+    auto = b.decisions(capsys, "--auto")["auto"]
+    assert sorted(x["proposal_id"] for x in auto["accepted"]) == pids and auto["refused"] == []
+    ballots, votes = _ballots_and_votes(cons, B)
+    assert votes == [] and [sorted(v.proposal_id for v in x.votes) for x in ballots] == [pids]
+    assert [v["state"] for v in b.catalogue.votes()] == ["accepted", "accepted"]
+
+    # The coordinator is down when A answers: the signed ballot is kept, and the next run sends it.
+    views = list_proposals(a.settings, ALL)
+    port = cons.server.port
+    cons.stop()
+    cons.settings = cons.settings.model_copy(update={"listen": f"127.0.0.1:{port}"})
+    down = auto_decide(a.settings, a.catalogue, views)
+    assert down.unreachable and down.accepted == []
+    assert [v["state"] for v in a.catalogue.votes()] == ["pending", "pending"]
+    cons.start()
+    again = auto_decide(a.settings, a.catalogue, views)
+    assert again.unreachable is None
+    assert sorted((x["proposal_id"], x["status"]) for x in again.accepted) == [(p, "agreed") for p in pids]
+    assert [v["state"] for v in a.catalogue.votes()] == ["accepted", "accepted"]
+    ballots, votes = _ballots_and_votes(cons, A)
+    assert votes == [] and len(ballots) == 1 and len(ballots[0].votes) == 2
+
+
+def test_a_refused_ballot_is_sent_again_vote_by_vote(cons, tmp_path, capsys):
+    a, b, c = Node(cons, A, tmp_path), Node(cons, B, tmp_path), Node(cons, C, tmp_path)
+    a.add("camera.jpg", CAMERA.resize((384, 384)), quality=85)
+    a.add("astronaut.png", ASTRONAUT)
+    b.add("cam.jpg", CAMERA.resize((256, 256)), quality=70)
+    b.add("astro.jpg", ASTRONAUT.resize((256, 256)), quality=70)
+    a.sync(capsys)
+    b.sync(capsys)
+    stale = list_proposals(b.settings, ALL)
+    # A better copy of the camera arrives at C: that proposal is superseded after B listed it.
+    c.add("cam.png", CAMERA)
+    c.sync(capsys)
+    camera = next(v.proposal_id for v in stale if v.supersedes == "" and any(
+        x.ref.asset_id == b.asset("cam.jpg") for x in v.copies))
+    result = auto_decide(b.settings, b.catalogue, stale)
+    assert [x["proposal_id"] for x in result.refused] == [camera]
+    assert "FAILED_PRECONDITION" in result.refused[0]["refusal"] and "superseded" in result.refused[0]["refusal"]
+    assert len(result.accepted) == 1 and result.accepted[0]["proposal_id"] != camera
+    ballots, votes = _ballots_and_votes(cons, B)
+    # The refused ballot stored nothing; the vote that could be taken was sent on its own.
+    assert ballots == [] and [v.proposal_id for v in votes] == [result.accepted[0]["proposal_id"]]
+    assert sorted(v["state"] for v in b.catalogue.votes()) == ["accepted", "refused", "refused", "refused"]

@@ -27,15 +27,15 @@ from dedup.v1 import statement_pb2 as dedup_dot_v1_dot_statement__pb2
 from dedup.v1 import statements_pb2 as dedup_dot_v1_dot_statements__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x64\x65\x64up/v1/negotiation.proto\x12\x08\x64\x65\x64up.v1\x1a\x18\x64\x65\x64up/v1/statement.proto\x1a\x19\x64\x65\x64up/v1/statements.proto\"g\n\x14ListProposalsRequest\x12(\n\x06status\x18\x01 \x03(\x0e\x32\x18.dedup.v1.ProposalStatus\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"\xae\x01\n\x0bVoteSummary\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12$\n\x06\x63hoice\x18\x02 \x01(\x0e\x32\x14.dedup.v1.VoteChoice\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12*\n\x0e\x63laimed_master\x18\x04 \x01(\x0b\x32\x12.dedup.v1.AssetRef\x12\x12\n\nclaim_kind\x18\x05 \x01(\t\x12\x16\n\x0e\x63laim_evidence\x18\x06 \x01(\t\"\xee\x03\n\x0cProposalView\x12\x13\n\x0bproposal_id\x18\x01 \x01(\t\x12\x12\n\ncluster_id\x18\x02 \x01(\t\x12(\n\x06status\x18\x03 \x01(\x0e\x32\x18.dedup.v1.ProposalStatus\x12\x1e\n\x06\x63opies\x18\x04 \x03(\x0b\x32\x0e.dedup.v1.Copy\x12\"\n\x06master\x18\x05 \x01(\x0b\x32\x12.dedup.v1.AssetRef\x12\x16\n\x0epolicy_version\x18\x06 \x01(\t\x12\x15\n\rdeciding_rule\x18\x07 \x01(\t\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12\x15\n\rproposed_unix\x18\t \x01(\x03\x12\x15\n\rdeadline_unix\x18\n \x01(\x03\x12\x12\n\nsupersedes\x18\x0b \x01(\t\x12$\n\x05votes\x18\x0c \x03(\x0b\x32\x15.dedup.v1.VoteSummary\x12\x15\n\rown_asset_ids\x18\r \x03(\t\x12)\n\ragreed_master\x18\x0e \x01(\x0b\x32\x12.dedup.v1.AssetRef\x12\'\n\x05\x62\x61sis\x18\x0f \x01(\x0e\x32\x18.dedup.v1.AgreementBasis\x12\x1a\n\x12proposal_log_index\x18\x10 \x01(\x04\x12\x19\n\x11outcome_log_index\x18\x11 \x01(\x04\"[\n\x15ListProposalsResponse\x12)\n\tproposals\x18\x01 \x03(\x0b\x32\x16.dedup.v1.ProposalView\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"6\n\x0bVoteRequest\x12\'\n\x04vote\x18\x01 \x01(\x0b\x32\x19.dedup.v1.SignedStatement\"~\n\x0cVoteResponse\x12\x11\n\tlog_index\x18\x01 \x01(\x04\x12(\n\x06status\x18\x02 \x01(\x0e\x32\x18.dedup.v1.ProposalStatus\x12\x16\n\x0e\x61lready_stored\x18\x03 \x01(\x08\x12\x19\n\x11outcome_log_index\x18\x04 \x01(\x04\"8\n\x0bRuleRequest\x12)\n\x06ruling\x18\x01 \x01(\x0b\x32\x19.dedup.v1.SignedStatement\"<\n\x0cRuleResponse\x12\x11\n\tlog_index\x18\x01 \x01(\x04\x12\x19\n\x11outcome_log_index\x18\x02 \x01(\x04*\xa5\x01\n\x0eProposalStatus\x12\x1f\n\x1bPROPOSAL_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14PROPOSAL_STATUS_OPEN\x10\x01\x12\x1c\n\x18PROPOSAL_STATUS_DISPUTED\x10\x02\x12\x1a\n\x16PROPOSAL_STATUS_AGREED\x10\x03\x12\x1e\n\x1aPROPOSAL_STATUS_SUPERSEDED\x10\x04\x32\xd4\x01\n\x12NegotiationService\x12P\n\rListProposals\x12\x1e.dedup.v1.ListProposalsRequest\x1a\x1f.dedup.v1.ListProposalsResponse\x12\x35\n\x04Vote\x12\x15.dedup.v1.VoteRequest\x1a\x16.dedup.v1.VoteResponse\x12\x35\n\x04Rule\x12\x15.dedup.v1.RuleRequest\x1a\x16.dedup.v1.RuleResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x64\x65\x64up/v1/negotiation.proto\x12\x08\x64\x65\x64up.v1\x1a\x18\x64\x65\x64up/v1/statement.proto\x1a\x19\x64\x65\x64up/v1/statements.proto\"g\n\x14ListProposalsRequest\x12(\n\x06status\x18\x01 \x03(\x0e\x32\x18.dedup.v1.ProposalStatus\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"\xae\x01\n\x0bVoteSummary\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12$\n\x06\x63hoice\x18\x02 \x01(\x0e\x32\x14.dedup.v1.VoteChoice\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12*\n\x0e\x63laimed_master\x18\x04 \x01(\x0b\x32\x12.dedup.v1.AssetRef\x12\x12\n\nclaim_kind\x18\x05 \x01(\t\x12\x16\n\x0e\x63laim_evidence\x18\x06 \x01(\t\"\xee\x03\n\x0cProposalView\x12\x13\n\x0bproposal_id\x18\x01 \x01(\t\x12\x12\n\ncluster_id\x18\x02 \x01(\t\x12(\n\x06status\x18\x03 \x01(\x0e\x32\x18.dedup.v1.ProposalStatus\x12\x1e\n\x06\x63opies\x18\x04 \x03(\x0b\x32\x0e.dedup.v1.Copy\x12\"\n\x06master\x18\x05 \x01(\x0b\x32\x12.dedup.v1.AssetRef\x12\x16\n\x0epolicy_version\x18\x06 \x01(\t\x12\x15\n\rdeciding_rule\x18\x07 \x01(\t\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12\x15\n\rproposed_unix\x18\t \x01(\x03\x12\x15\n\rdeadline_unix\x18\n \x01(\x03\x12\x12\n\nsupersedes\x18\x0b \x01(\t\x12$\n\x05votes\x18\x0c \x03(\x0b\x32\x15.dedup.v1.VoteSummary\x12\x15\n\rown_asset_ids\x18\r \x03(\t\x12)\n\ragreed_master\x18\x0e \x01(\x0b\x32\x12.dedup.v1.AssetRef\x12\'\n\x05\x62\x61sis\x18\x0f \x01(\x0e\x32\x18.dedup.v1.AgreementBasis\x12\x1a\n\x12proposal_log_index\x18\x10 \x01(\x04\x12\x19\n\x11outcome_log_index\x18\x11 \x01(\x04\"[\n\x15ListProposalsResponse\x12)\n\tproposals\x18\x01 \x03(\x0b\x32\x16.dedup.v1.ProposalView\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"6\n\x0bVoteRequest\x12\'\n\x04vote\x18\x01 \x01(\x0b\x32\x19.dedup.v1.SignedStatement\"~\n\x0cVoteResponse\x12\x11\n\tlog_index\x18\x01 \x01(\x04\x12(\n\x06status\x18\x02 \x01(\x0e\x32\x18.dedup.v1.ProposalStatus\x12\x16\n\x0e\x61lready_stored\x18\x03 \x01(\x08\x12\x19\n\x11outcome_log_index\x18\x04 \x01(\x04\">\n\x11\x43\x61stBallotRequest\x12)\n\x06\x62\x61llot\x18\x01 \x01(\x0b\x32\x19.dedup.v1.SignedStatement\"h\n\x0c\x42\x61llotResult\x12\x13\n\x0bproposal_id\x18\x01 \x01(\t\x12(\n\x06status\x18\x02 \x01(\x0e\x32\x18.dedup.v1.ProposalStatus\x12\x19\n\x11outcome_log_index\x18\x03 \x01(\x04\"h\n\x12\x43\x61stBallotResponse\x12\x11\n\tlog_index\x18\x01 \x01(\x04\x12\x16\n\x0e\x61lready_stored\x18\x02 \x01(\x08\x12\'\n\x07results\x18\x03 \x03(\x0b\x32\x16.dedup.v1.BallotResult\"8\n\x0bRuleRequest\x12)\n\x06ruling\x18\x01 \x01(\x0b\x32\x19.dedup.v1.SignedStatement\"<\n\x0cRuleResponse\x12\x11\n\tlog_index\x18\x01 \x01(\x04\x12\x19\n\x11outcome_log_index\x18\x02 \x01(\x04*\xa5\x01\n\x0eProposalStatus\x12\x1f\n\x1bPROPOSAL_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14PROPOSAL_STATUS_OPEN\x10\x01\x12\x1c\n\x18PROPOSAL_STATUS_DISPUTED\x10\x02\x12\x1a\n\x16PROPOSAL_STATUS_AGREED\x10\x03\x12\x1e\n\x1aPROPOSAL_STATUS_SUPERSEDED\x10\x04\x32\x9d\x02\n\x12NegotiationService\x12P\n\rListProposals\x12\x1e.dedup.v1.ListProposalsRequest\x1a\x1f.dedup.v1.ListProposalsResponse\x12\x35\n\x04Vote\x12\x15.dedup.v1.VoteRequest\x1a\x16.dedup.v1.VoteResponse\x12G\n\nCastBallot\x12\x1b.dedup.v1.CastBallotRequest\x1a\x1c.dedup.v1.CastBallotResponse\x12\x35\n\x04Rule\x12\x15.dedup.v1.RuleRequest\x1a\x16.dedup.v1.RuleResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'dedup.v1.negotiation_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PROPOSALSTATUS']._serialized_start=1270
-  _globals['_PROPOSALSTATUS']._serialized_end=1435
+  _globals['_PROPOSALSTATUS']._serialized_start=1546
+  _globals['_PROPOSALSTATUS']._serialized_end=1711
   _globals['_LISTPROPOSALSREQUEST']._serialized_start=93
   _globals['_LISTPROPOSALSREQUEST']._serialized_end=196
   _globals['_VOTESUMMARY']._serialized_start=199
@@ -48,10 +48,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_VOTEREQUEST']._serialized_end=1019
   _globals['_VOTERESPONSE']._serialized_start=1021
   _globals['_VOTERESPONSE']._serialized_end=1147
-  _globals['_RULEREQUEST']._serialized_start=1149
-  _globals['_RULEREQUEST']._serialized_end=1205
-  _globals['_RULERESPONSE']._serialized_start=1207
-  _globals['_RULERESPONSE']._serialized_end=1267
-  _globals['_NEGOTIATIONSERVICE']._serialized_start=1438
-  _globals['_NEGOTIATIONSERVICE']._serialized_end=1650
+  _globals['_CASTBALLOTREQUEST']._serialized_start=1149
+  _globals['_CASTBALLOTREQUEST']._serialized_end=1211
+  _globals['_BALLOTRESULT']._serialized_start=1213
+  _globals['_BALLOTRESULT']._serialized_end=1317
+  _globals['_CASTBALLOTRESPONSE']._serialized_start=1319
+  _globals['_CASTBALLOTRESPONSE']._serialized_end=1423
+  _globals['_RULEREQUEST']._serialized_start=1425
+  _globals['_RULEREQUEST']._serialized_end=1481
+  _globals['_RULERESPONSE']._serialized_start=1483
+  _globals['_RULERESPONSE']._serialized_end=1543
+  _globals['_NEGOTIATIONSERVICE']._serialized_start=1714
+  _globals['_NEGOTIATIONSERVICE']._serialized_end=1999
 # @@protoc_insertion_point(module_scope)

@@ -113,6 +113,32 @@ class VoteResponse(_message.Message):
     outcome_log_index: int
     def __init__(self, log_index: _Optional[int] = ..., status: _Optional[_Union[ProposalStatus, str]] = ..., already_stored: _Optional[bool] = ..., outcome_log_index: _Optional[int] = ...) -> None: ...
 
+class CastBallotRequest(_message.Message):
+    __slots__ = ("ballot",)
+    BALLOT_FIELD_NUMBER: _ClassVar[int]
+    ballot: _statement_pb2.SignedStatement
+    def __init__(self, ballot: _Optional[_Union[_statement_pb2.SignedStatement, _Mapping]] = ...) -> None: ...
+
+class BallotResult(_message.Message):
+    __slots__ = ("proposal_id", "status", "outcome_log_index")
+    PROPOSAL_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_LOG_INDEX_FIELD_NUMBER: _ClassVar[int]
+    proposal_id: str
+    status: ProposalStatus
+    outcome_log_index: int
+    def __init__(self, proposal_id: _Optional[str] = ..., status: _Optional[_Union[ProposalStatus, str]] = ..., outcome_log_index: _Optional[int] = ...) -> None: ...
+
+class CastBallotResponse(_message.Message):
+    __slots__ = ("log_index", "already_stored", "results")
+    LOG_INDEX_FIELD_NUMBER: _ClassVar[int]
+    ALREADY_STORED_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    log_index: int
+    already_stored: bool
+    results: _containers.RepeatedCompositeFieldContainer[BallotResult]
+    def __init__(self, log_index: _Optional[int] = ..., already_stored: _Optional[bool] = ..., results: _Optional[_Iterable[_Union[BallotResult, _Mapping]]] = ...) -> None: ...
+
 class RuleRequest(_message.Message):
     __slots__ = ("ruling",)
     RULING_FIELD_NUMBER: _ClassVar[int]

@@ -48,6 +48,11 @@ class NegotiationServiceStub:
                 request_serializer=dedup_dot_v1_dot_negotiation__pb2.VoteRequest.SerializeToString,
                 response_deserializer=dedup_dot_v1_dot_negotiation__pb2.VoteResponse.FromString,
                 _registered_method=True)
+        self.CastBallot = channel.unary_unary(
+                '/dedup.v1.NegotiationService/CastBallot',
+                request_serializer=dedup_dot_v1_dot_negotiation__pb2.CastBallotRequest.SerializeToString,
+                response_deserializer=dedup_dot_v1_dot_negotiation__pb2.CastBallotResponse.FromString,
+                _registered_method=True)
         self.Rule = channel.unary_unary(
                 '/dedup.v1.NegotiationService/Rule',
                 request_serializer=dedup_dot_v1_dot_negotiation__pb2.RuleRequest.SerializeToString,
@@ -74,6 +79,13 @@ class NegotiationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CastBallot(self, request, context):
+        """SignedStatement of type "dedup.v1.MasterBallot": many votes under one signature.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Rule(self, request, context):
         """SignedStatement of type "dedup.v1.MasterRuling", signed by the calling arbiter.
         """
@@ -93,6 +105,11 @@ def add_NegotiationServiceServicer_to_server(servicer, server):
                     servicer.Vote,
                     request_deserializer=dedup_dot_v1_dot_negotiation__pb2.VoteRequest.FromString,
                     response_serializer=dedup_dot_v1_dot_negotiation__pb2.VoteResponse.SerializeToString,
+            ),
+            'CastBallot': grpc.unary_unary_rpc_method_handler(
+                    servicer.CastBallot,
+                    request_deserializer=dedup_dot_v1_dot_negotiation__pb2.CastBallotRequest.FromString,
+                    response_serializer=dedup_dot_v1_dot_negotiation__pb2.CastBallotResponse.SerializeToString,
             ),
             'Rule': grpc.unary_unary_rpc_method_handler(
                     servicer.Rule,
@@ -157,6 +174,33 @@ class NegotiationService:
             '/dedup.v1.NegotiationService/Vote',
             dedup_dot_v1_dot_negotiation__pb2.VoteRequest.SerializeToString,
             dedup_dot_v1_dot_negotiation__pb2.VoteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CastBallot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dedup.v1.NegotiationService/CastBallot',
+            dedup_dot_v1_dot_negotiation__pb2.CastBallotRequest.SerializeToString,
+            dedup_dot_v1_dot_negotiation__pb2.CastBallotResponse.FromString,
             options,
             channel_credentials,
             insecure,

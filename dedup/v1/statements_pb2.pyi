@@ -188,6 +188,16 @@ class MasterVote(_message.Message):
     voted_unix: int
     def __init__(self, proposal_id: _Optional[str] = ..., cluster_id: _Optional[str] = ..., member_id: _Optional[str] = ..., choice: _Optional[_Union[VoteChoice, str]] = ..., reason: _Optional[str] = ..., claimed_master: _Optional[_Union[AssetRef, _Mapping]] = ..., claim_kind: _Optional[str] = ..., claim_evidence: _Optional[str] = ..., voted_unix: _Optional[int] = ...) -> None: ...
 
+class MasterBallot(_message.Message):
+    __slots__ = ("member_id", "votes", "cast_unix")
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    VOTES_FIELD_NUMBER: _ClassVar[int]
+    CAST_UNIX_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    votes: _containers.RepeatedCompositeFieldContainer[MasterVote]
+    cast_unix: int
+    def __init__(self, member_id: _Optional[str] = ..., votes: _Optional[_Iterable[_Union[MasterVote, _Mapping]]] = ..., cast_unix: _Optional[int] = ...) -> None: ...
+
 class MasterRuling(_message.Message):
     __slots__ = ("proposal_id", "cluster_id", "master", "reasoning", "arbiter_id", "ruled_unix")
     PROPOSAL_ID_FIELD_NUMBER: _ClassVar[int]
