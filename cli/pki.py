@@ -198,7 +198,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = cmds.add_parser("check", help="check a node's certificate and key, and reach the coordinator with them",
                         description="On a member's node: check that the configured TLS certificate is issued by "
                                     "the configured CA, names this member and matches its key, and say how many "
-                                    "days it has left; then connect to the coordinator over mutual TLS and ask gRPC "
+                                    "days it has left; that the statement key (signing_key) is this member's and "
+                                    "matches the signing.pub beside it; then connect to the coordinator over mutual TLS and ask gRPC "
                                     "health checking whether it is serving. For installation checks and container "
                                     "health checks.",
                         epilog="exit codes:\n  0  the material is sound and the coordinator answers SERVING\n"
@@ -270,8 +271,6 @@ def _member_id(mid: str) -> str:
 
 
 def _request(args) -> int:
-    from dedup.note import NoteSigner
-
     mid = _member_id(args.member)
     node = args.dir.resolve()
     in_use = [node / f for f in (pki.TLS_KEY, pki.SIGNING_KEY) if (node / f).exists()]
@@ -288,8 +287,6 @@ def _request(args) -> int:
             raise CommandError(str(exc)) from exc
         if signer.name != mid:
             raise CommandError(f"{node / pki.SIGNING_KEY} is {signer.name!r}'s key, not {mid!r}'s")
-    else:
-        signer = NoteSigner.generate(mid)
     pki.private_dir(node)
     pending = pki.private_dir(node / pki.PENDING)
     for old in pending.iterdir():  # an earlier request that never came back is superseded
@@ -298,8 +295,7 @@ def _request(args) -> int:
     pki.write_key(pending / pki.TLS_KEY, tls_key)
     written = [pending / pki.TLS_KEY]
     if not args.renew:
-        pki.write_signer(pending / pki.SIGNING_KEY, signer)
-        (pending / pki.SIGNING_PUB).write_text(signer.verifier().to_string() + "\n")
+        signer = pki.write_member_key(pending, mid)
         written += [pending / pki.SIGNING_KEY, pending / pki.SIGNING_PUB]
     request = node / f"{mid}.request"
     request.write_text(pki.make_request(mid, tls_key, signer), encoding="utf-8")
@@ -619,6 +615,26 @@ def _revoke(args) -> int:
     return exits.OK
 
 
+def _signing_key_problems(settings) -> list[str]:
+    """What is wrong with the node's statement key file, offline: it must be readable, be this
+    member's (named by its id) and, where the verifier key is kept beside it, match it."""
+    try:
+        signer = pki.read_signer(settings.signing_key)
+    except pki.PkiError as exc:
+        return [str(exc)]
+    if signer.name != settings.member_id:
+        return [f"{settings.signing_key} is {signer.name!r}'s statement key, not member {settings.member_id!r}'s"]
+    pub = settings.signing_key.with_name(pki.SIGNING_PUB)
+    try:
+        kept = pub.read_text(encoding="utf-8").strip()
+    except OSError:
+        return []
+    if kept != signer.verifier().to_string():
+        return [f"{settings.signing_key} is not the key of {pub} ({kept}): the statement key the records "
+                "service admitted is the one in the .pub file; install the matching pair"]
+    return []
+
+
 def _check(args) -> int:
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
@@ -644,15 +660,9 @@ def _check(args) -> int:
                         f"{settings.member_id!r}")
     if key.public_key() != cert.public_key():
         problems.append(f"{settings.tls.key} is not the key of {settings.tls.cert}")
-    issued = False
-    for c in ca:
-        try:
-            cert.verify_directly_issued_by(c)
-            issued = True
-        except Exception:  # noqa: BLE001 - any failure means "not issued by this CA"
-            continue
-    if not issued:
+    if not any(_issued_by(cert, c) for c in ca):
         problems.append(f"the certificate is not issued by the CA in {settings.tls.ca}")
+    problems += _signing_key_problems(settings)
     if out["certificate"]["days_left"] < 0:
         problems.append("the certificate has expired")
     elif out["certificate"]["days_left"] < 30:

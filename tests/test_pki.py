@@ -272,6 +272,27 @@ def test_round_trip_over_mutual_tls_and_a_foreign_ca_is_refused(tmp_path, pkidir
         running.stop(grace=None)
 
 
+def test_check_names_a_statement_key_that_is_not_the_members(tmp_path, pkidir):
+    from dedup.note import NoteSigner
+
+    cfg = node_config(pkidir, MEMBERS[0])
+    key = cfg.parent / "signing.key"
+    assert json.loads(dedup("pki", "check", "--config", str(cfg), "--offline", "--json").stdout)["problems"] == []
+    original = key.read_bytes()
+    for signer, problem in (
+        (NoteSigner.generate(MEMBERS[1]), f"{key} is {MEMBERS[1]!r}'s statement key, not member {MEMBERS[0]!r}'s"),
+        (NoteSigner.generate(MEMBERS[0]), f"{key} is not the key of {cfg.parent / 'signing.pub'} "
+                                          f"({(cfg.parent / 'signing.pub').read_text().strip()}): the statement key "
+                                          "the records service admitted is the one in the .pub file; install the "
+                                          "matching pair"),
+    ):
+        key.write_text(signer.to_string() + "\n")
+        got = dedup("pki", "check", "--config", str(cfg), "--offline", "--json", check=False)
+        assert got.returncode == 1 and json.loads(got.stdout)["problems"] == [problem]
+    key.write_bytes(original)
+    assert dedup("pki", "check", "--config", str(cfg), "--offline", "--json").returncode == 0
+
+
 def test_revoke_edits_the_configuration_and_the_coordinator_logs_and_enforces_it(tmp_path, pkidir):
     import grpc
 
