@@ -44,7 +44,7 @@ from dedup.checkpoint import Checkpoint, CheckpointError
 from dedup.cosignature import CosignatureError, CosignatureVerifier, cosignatures
 from dedup.ed25519 import verify as verify_ed25519
 from dedup.export import (BLOCK, CHECKPOINTS, ENTRIES, MAX_ENTRY, ExportError, checkpoint_name, frame_length,
-                          open_entries, read_frames)
+                          open_entries, read_entries, read_frames)
 from dedup.merkle import Tree
 from dedup.note import NoteError, NoteVerifier, Signature, split_note
 from dedup.policy import POLICIES, POLICY_V1, derived_copies
@@ -934,7 +934,11 @@ def verify_export(path: Path, coordinator: NoteVerifier, *, witnesses: tuple[Cos
     if failure is not None:
         if failure.phase < 0:
             raise AuditFailure(failure.message)
-        raise AuditFailure(f"entry {failure.index}: {failure.message}")
+        broken = f"entry {failure.index}: {failure.message}"
+        # An entry removed, inserted or reordered makes a later one break a rule; the first
+        # checkpoint whose root no longer matches says where the log was changed, so it comes first.
+        mismatch = _root_mismatch(path, checkpoint_files)
+        raise AuditFailure(f"{mismatch}; the first rule broken: {broken}" if mismatch else broken)
     report.entries = tree.size
 
     latest = _check_checkpoint_roots(cps, tree)
@@ -955,6 +959,23 @@ def verify_export(path: Path, coordinator: NoteVerifier, *, witnesses: tuple[Cos
         report.trusted_size = trusted.size
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _root_mismatch(path: Path, checkpoint_files: list[tuple[str, str]]) -> str | None:
+    """After a rule failed: the first checkpoint whose root does not match the export's entries,
+    as ``_check_checkpoint_roots`` words it, or None if they all match (or cannot be read: the
+    rule's failure is then the whole report)."""
+    tree = Tree()
+    try:
+        for entry in read_entries(path):
+            tree.append(entry)
+        cps = [(name, Checkpoint.parse(split_note(note)[0]), note) for name, note in checkpoint_files]
+        _check_checkpoint_roots(cps, tree)
+    except AuditFailure as exc:
+        return str(exc)
+    except (ExportError, CheckpointError, NoteError, OSError, ValueError):
+        return None
+    return None
 
 
 def _read_checkpoints(path: Path) -> list[tuple[str, str]]:

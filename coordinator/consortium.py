@@ -792,9 +792,7 @@ class Coordinator:
     # --- what a member may read ------------------------------------------------------------
 
     def list_matches(self, identity: str, page_size: int, page_token: str) -> intake_pb2.ListMatchesResponse:
-        if identity not in self.members:
-            raise Refusal(grpc.StatusCode.PERMISSION_DENIED, "unknown_member",
-                          f"TLS identity {identity!r} is not a member of this consortium")
+        self.member(identity, "it may not list matches")
         try:
             offset = int(page_token) if page_token else 0
         except ValueError:

@@ -348,9 +348,7 @@ class Negotiator:
 
     def list_proposals(self, identity: str, statuses, page_size: int, page_token: str) -> N.ListProposalsResponse:
         core = self.core
-        if identity not in core.members:
-            raise Refusal(grpc.StatusCode.PERMISSION_DENIED, "unknown_member",
-                          f"TLS identity {identity!r} is not a member of this consortium")
+        core.member(identity, "it may not list proposals")
         try:
             after = int(page_token) if page_token else -1
         except ValueError:

@@ -107,6 +107,47 @@ class DeadlineTimer:
             self._thread.join()
 
 
+class HealthServicer(health.HealthServicer):
+    """grpcio's health servicer, with ``List`` (added to grpc.health.v1 after it; grpcio's
+    answers UNIMPLEMENTED and logs a traceback per call): every service's status, as set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._statuses: dict[str, int] = {"": health_pb2.HealthCheckResponse.SERVING}
+        self._statuses_lock = threading.Lock()
+
+    def set(self, service: str, status) -> None:
+        super().set(service, status)
+        with self._statuses_lock:
+            self._statuses[service] = status
+
+    def List(self, request, context):
+        with self._statuses_lock:
+            statuses = dict(self._statuses)
+        return health_pb2.HealthListResponse(
+            statuses={name: health_pb2.HealthCheckResponse(status=s) for name, s in statuses.items()})
+
+
+#: The reflection service under its current name. grpcio-reflection serves only the older
+#: v1alpha name; the two have the same messages, field for field, so v1 requests are answered
+#: by the same servicer, read and written with the v1alpha message classes.
+REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
+
+
+def _enable_reflection(server: grpc.Server, names: tuple[str, ...]) -> None:
+    from grpc_reflection.v1alpha import reflection_pb2
+
+    names = (*names, reflection.SERVICE_NAME)
+    reflection.enable_server_reflection(names, server)
+    servicer = reflection.ReflectionServicer(names)
+    handler = grpc.stream_stream_rpc_method_handler(
+        servicer.ServerReflectionInfo,
+        request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+        response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(REFLECTION_V1, {
+        "ServerReflectionInfo": handler}),))
+
+
 def _serve_health(servicer: health.HealthServicer, listen: str) -> tuple[grpc.Server, int]:
     """The same health statuses, without TLS, on a port of their own: orchestrators' probes
     (Kubernetes `grpc:` probes) cannot present a client certificate. Nothing else is served there."""
@@ -144,9 +185,9 @@ def start(settings: CoordinatorSettings, workers: int = 8,
     log_pb2_grpc.add_LogServiceServicer_to_server(LogService(core, metrics), server)
     negotiation_pb2_grpc.add_NegotiationServiceServicer_to_server(NegotiationService(core, metrics), server)
     lookup_pb2_grpc.add_LookupServiceServicer_to_server(LookupService(core, metrics), server)
-    health_servicer = health.HealthServicer()
+    health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    _enable_reflection(server, (*SERVICES, health.SERVICE_NAME))
     creds = grpc.ssl_server_credentials(
         [(settings.tls.key.read_bytes(), settings.tls.cert.read_bytes())],
         root_certificates=settings.tls.ca.read_bytes(),

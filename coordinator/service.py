@@ -84,10 +84,22 @@ class LogService(log_pb2_grpc.LogServiceServicer):
         self.core = core
         self.metrics = metrics or Metrics()
 
+    def _reader(self, context: grpc.ServicerContext, method: str) -> str:
+        """Only a member whose key stands reads the log: a certificate of the consortium's CA that
+        names no member, or a revoked member's, reads nothing."""
+        identity = peer_identity(context)
+        try:
+            self.core.member(identity, "it may not read the log")
+        except Refusal as r:
+            _refuse(context, self.metrics, method, identity, r)
+        return identity
+
     def GetCheckpoint(self, request, context):
+        self._reader(context, "GetCheckpoint")
         return log_pb2.GetCheckpointResponse(signed_checkpoint=self.core.log.checkpoint_note() or "")
 
     def GetConsistencyProof(self, request: log_pb2.GetConsistencyProofRequest, context):
+        self._reader(context, "GetConsistencyProof")
         try:
             size, proof, note = witnessing.consistency_proof(self.core, request.old_size, request.new_size)
         except Refusal as r:
@@ -108,6 +120,7 @@ class LogService(log_pb2_grpc.LogServiceServicer):
         return log_pb2.AddCosignatureResponse(tree_size=size)
 
     def GetEntries(self, request: log_pb2.GetEntriesRequest, context):
+        self._reader(context, "GetEntries")
         size = self.core.log.size
         if request.start >= size or request.end <= request.start:
             context.abort(grpc.StatusCode.OUT_OF_RANGE,
@@ -116,6 +129,7 @@ class LogService(log_pb2_grpc.LogServiceServicer):
         return log_pb2.GetEntriesResponse(entries=self.core.store.log_entries(request.start, end))
 
     def GetInclusionProof(self, request: log_pb2.GetInclusionProofRequest, context):
+        self._reader(context, "GetInclusionProof")
         latest = self.core.store.latest_checkpoint()
         latest_size = latest[0] if latest else 0
         size = request.tree_size or latest_size

@@ -83,16 +83,17 @@ def test_flipped_byte_in_entry(exported, capsys, index):
         rewrite(path, es[:index] + [bytes(e)] + es[index + 1:])
         code, _, err = verify(capsys, path)
         assert code == 1
+        # The first checkpoint over the entry no longer matches; where the flip also breaks a
+        # rule (a signature, or a body that no longer parses), that rule is named after it.
+        after, before = {0: (3, 0), 3: (4, 3), 5: (7, 4), 6: (7, 4), 10: (11, 7)}[index]
+        mismatch = (f"log NOT verified: checkpoint {checkpoint_name(after)}: signed root for size {after} does not "
+                    f"match the entries (an entry was altered, removed, inserted or reordered); the entries still "
+                    f"match {cp_line(path, before)}")
         if TYPES[index] in CHECKPOINTED:
-            # No signature of its own: the flip is caught by the entry's own checks where it
-            # breaks one, else by the first checkpoint over it, whose root no longer matches.
-            after, before = {5: (7, 4), 6: (7, 4), 10: (11, 7)}[index]
-            assert err.startswith(f"log NOT verified: entry {index}: ") or err == (
-                f"log NOT verified: checkpoint {checkpoint_name(after)}: signed root for size {after} does not "
-                f"match the entries (an entry was altered, removed, inserted or reordered); the entries still "
-                f"match {cp_line(path, before)}\n"), (TYPES[index], err)
+            # No signature of its own: nothing but the checkpoint may catch it.
+            assert err == mismatch + "\n" or err.startswith(f"{mismatch}; the first rule broken: entry {index}: "), err
         else:
-            assert err.startswith(f"log NOT verified: entry {index}: "), (TYPES[index], err)
+            assert err.startswith(f"{mismatch}; the first rule broken: entry {index}: "), err
 
 
 def test_deleted_entry(exported, capsys):
@@ -106,6 +107,22 @@ def test_deleted_entry(exported, capsys):
     assert err == (f"log NOT verified: checkpoint 000000000007: signed root for size 7 does not match the entries"
                    f" (an entry was altered, removed, inserted or reordered); the entries still match "
                    f"{cp_line(path, 4)}\n")
+
+
+def test_a_deleted_admission_names_the_checkpoint_first_then_the_rule(exported, capsys):
+    path, _ = exported
+    es = entries_of(path)
+    member = parse_body(parse_entry(es[1])).member_id
+    rewrite(path, es[:1] + es[2:])
+    code, _, err = verify(capsys, path)
+    # What an independent checker says first (the tree no longer matches checkpoint 3), then
+    # the first statement that no longer fits: the manifest of the member never admitted.
+    first = next(i for i, e in enumerate(es[2:], 1) if parse_entry(e).signer == member)
+    assert code == 1
+    assert err == (f"log NOT verified: checkpoint 000000000003: signed root for size 3 does not match the entries"
+                   f" (an entry was altered, removed, inserted or reordered); the entries still match "
+                   f"{cp_line(path, 0)}; the first rule broken: entry {first}: signed by {member!r}, which is neither "
+                   "the coordinator nor an admitted member\n")
 
 
 def test_swapped_entries(exported, capsys):
@@ -326,4 +343,7 @@ def test_process_pool_gives_the_same_verdicts(exported):
     rewrite(path, es[:6] + [bytes(e)] + es[7:])
     bad = run()
     assert bad.returncode == 1
-    assert json.loads(bad.stdout)["failure"].startswith("entry 6: ")
+    assert json.loads(bad.stdout)["failure"].startswith(
+        "checkpoint 000000000007: signed root for size 7 does not match the entries (an entry was altered, removed,"
+        " inserted or reordered); the entries still match checkpoint 000000000004 ")
+    assert "; the first rule broken: entry 6: " in json.loads(bad.stdout)["failure"]

@@ -219,7 +219,7 @@ def test_add_cosignature_stores_one_per_member_and_refuses_everything_else(conso
 
     restart(consortium, members=[m.model_copy(update={"revoked": "key lost"}) if m.id == A else m
                                  for m in consortium.settings.members])
-    _refused(consortium, A, add_cosignature(latest(consortium), me), grpc.StatusCode.PERMISSION_DENIED,
+    _refused(consortium, A, add_cosignature(latest(consortium, B), me), grpc.StatusCode.PERMISSION_DENIED,
              "revoked (key lost)")
 
 
