@@ -8,18 +8,23 @@ STAMP  := $(VENV)/.installed
 .PHONY: demo test test-faults proto clean config-reference
 
 $(STAMP): pyproject.toml
+	@echo "setting up $(VENV) (first time: about three minutes)"
 	@# Headless Chromium renders the HTML report in a test; installed when this machine can.
-	command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		echo "  installing chromium with apt-get (the HTML report's browser test)" && \
 		(apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium) >/dev/null 2>&1; } || \
-		echo "chromium not installed: the HTML report's browser test will be skipped"
+		echo "  chromium not installed: the HTML report's browser test will be skipped"
 	@# iproute2 (`ip netns`) and systemd-analyze: the multi-host deployment test and the unit check.
-	command -v ip >/dev/null 2>&1 && command -v systemd-analyze >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	@command -v ip >/dev/null 2>&1 && command -v systemd-analyze >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		echo "  installing iproute2 and systemd with apt-get (the deployment tests)" && \
 		(apt-get update -qq && apt-get install -y -qq --no-install-recommends iproute2 systemd) >/dev/null 2>&1; } || \
-		echo "iproute2/systemd not installed: the network-namespace and systemd-analyze tests will be skipped"
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+		echo "  iproute2/systemd not installed: the network-namespace and systemd-analyze tests will be skipped"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "  installing the project and its Python packages into $(VENV) (pip)"
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+	@echo "  ready: $(BIN)/dedup"
 
 demo: $(STAMP)
 	$(BIN)/dedup demo

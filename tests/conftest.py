@@ -86,7 +86,7 @@ def make_party(root: Path, ca: pki.KeyAndCert, member_id: str) -> Party:
 PG_DSN = os.environ.get("DEDUP_TEST_PG_DSN")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database(request, tmp_path):
     """Where the coordinator stores: a SQLite file, or a fresh schema in the PostgreSQL named by
     $DEDUP_TEST_PG_DSN (e.g. postgresql://postgres@127.0.0.1:5432/test)."""

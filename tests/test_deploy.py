@@ -347,7 +347,7 @@ def test_systemd_units_verify(tmp_path):
         assert hardening in service
     envs = dict(re.findall(r"^Environment=(\w+)=(\S+)$", service, re.MULTILINE))
     check_env_names(envs)
-    for cmd in re.findall(r"^ExecStart=/opt/dedup/bin/dedup (.+)$", service, re.MULTILINE):
+    for cmd in re.findall(r"^ExecStart=-?/opt/dedup/bin/dedup (.+)$", service, re.MULTILINE):
         check_command(cmd.split())
     assert "OnCalendar=" in (DEPLOY / "systemd" / "dedup-node.timer").read_text()
     if shutil.which("systemd-analyze") is None:
@@ -361,6 +361,53 @@ def test_systemd_units_verify(tmp_path):
                           capture_output=True, text=True, timeout=60)
     # verify exits 0 on unknown keys and bad values, but says so: both must be silent.
     assert proc.returncode == 0 and not proc.stderr.strip() and not proc.stdout.strip(), proc.stderr + proc.stdout
+
+
+def run_oneshot(service: str, env: dict) -> list[tuple[str, int]]:
+    """Run a Type=oneshot unit's ExecStart lines as systemd does (systemd.service(5)): in order,
+    each with the unit's Environment=; a non-zero exit stops the unit unless the line starts
+    with "-". Returns (command, exit code) of each line run."""
+    environ = {**os.environ, **dict(re.findall(r"^Environment=(\w+)=(\S+)$", service, re.MULTILINE)), **env}
+    ran = []
+    for line in re.findall(r"^ExecStart=(.+)$", service, re.MULTILINE):
+        ignore = line.startswith("-")
+        argv = line.lstrip("-").split()
+        code = subprocess.run([sys.executable, "-m", "dedup.cli.main", *argv[1:]], env=environ, capture_output=True,
+                              text=True, timeout=120).returncode
+        ran.append((" ".join(argv[1:3]), code))
+        if code != 0 and not ignore:
+            break
+    return ran
+
+
+def test_the_nightly_unit_pushes_after_a_scan_that_met_an_unreadable_file(tmp_path):
+    from PIL import Image
+
+    from dedup import pki
+    from dedup.note import NoteSigner
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.new("RGB", (64, 48), (200, 120, 40)).save(photos / "good.png")
+    (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a picture")
+    pki.write_private(tmp_path / "signing.key", NoteSigner.generate("city-museum").to_string().encode())
+    ca = pki.new_ca("test CA")
+    key, cert = pki.issue(ca, "city-museum", dns_names=("city-museum",))
+    pki.write_cert(tmp_path / "ca.pem", ca[1])
+    pki.write_key(tmp_path / "tls.key", key)
+    pki.write_cert(tmp_path / "tls.pem", cert)
+    config = tmp_path / "node.toml"
+    config.write_text(
+        f'member_id = "city-museum"\nsigning_key = "{tmp_path / "signing.key"}"\nroots = ["{photos}"]\n'
+        f'log_origin = "test.example.org/log"\n'
+        f'[tls]\nca = "{tmp_path / "ca.pem"}"\ncert = "{tmp_path / "tls.pem"}"\nkey = "{tmp_path / "tls.key"}"\n'
+        '[coordinator]\naddress = "127.0.0.1:9"\nserver_name = "coordinator"\ntimeout_seconds = 2\nretries = 0\n')
+    service = (DEPLOY / "systemd" / "dedup-node.service").read_text()
+    ran = run_oneshot(service, {"DEDUP_NODE_CONFIG": str(config),
+                                "DEDUP_NODE__CATALOGUE": str(tmp_path / "catalogue.sqlite")})
+    # The scan records the unreadable file and exits 1; the push still runs (and, with no
+    # coordinator listening, keeps its batch for the next night: exit 3).
+    assert ran == [("node scan", 1), ("node push", 3)]
 
 
 # --- metrics, alerts, the guide ------------------------------------------------------------------

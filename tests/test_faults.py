@@ -260,7 +260,7 @@ def test_connection_cut_and_blackholed_mid_push_loses_and_duplicates_nothing(tmp
 # --- PostgreSQL dropping the coordinator's connection --------------------------------------------
 
 
-@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("database", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
 def test_postgresql_connection_terminated_fails_cleanly_then_recovers(consortium):
     import psycopg
 
