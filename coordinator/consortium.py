@@ -404,6 +404,7 @@ class Coordinator:
         for n, a in enumerate(assets):
             if (old := m.record((member_id, a.asset_id))) is not None and not _changes_picture(old, a):
                 plan[n] = KEPT
+        position = {a.asset_id: i for i, a in enumerate(assets)}
         searched = [i for i, v in enumerate(plan) if v is None]
         whole: list[set[Key]] = [set() for _ in assets]
         for i, keys in zip(searched, self._search([assets[i] for i in searched], [parsed[i] for i in searched], WHOLE)):
@@ -432,7 +433,8 @@ class Coordinator:
                 followers[key] = set()
                 if rest:
                     new, rest = rest[0], rest[1:]
-                    at = next((i for i in range(n) if (member_id, assets[i].asset_id) == new), None)
+                    at = position.get(new[1])
+                    at = at if at is not None and at < n else None  # declared earlier in this batch?
                     record = m.record(new) if at is None else assets[at]
                     fresh.add(new, record, compared_hashes(record) if at is None else parsed[at])
                     following.pop(new, None)

@@ -311,7 +311,8 @@ class Matcher:
             if len(offered) > CLUSTER_COMPARISONS:
                 among = set(offered)
                 first = [k for k in self.representatives(cid) if k in among]
-                offered = first + [k for k in offered if k not in set(first)]
+                chosen = set(first)
+                offered = first + [k for k in offered if k not in chosen]
             tried += offered[:CLUSTER_COMPARISONS]
         links = []
         for key in sorted(tried):

@@ -135,11 +135,10 @@ REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
 
 
 def _enable_reflection(server: grpc.Server, names: tuple[str, ...]) -> None:
-    from grpc_reflection.v1alpha import reflection_pb2
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-    names = (*names, reflection.SERVICE_NAME)
-    reflection.enable_server_reflection(names, server)
-    servicer = reflection.ReflectionServicer(names)
+    servicer = reflection.ReflectionServicer((*names, reflection.SERVICE_NAME))
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, server)
     handler = grpc.stream_stream_rpc_method_handler(
         servicer.ServerReflectionInfo,
         request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,

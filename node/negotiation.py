@@ -415,6 +415,11 @@ class AutoResult:
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def cast(self, choice: str, item: dict, log_index: int, status: str) -> None:
+        """Record a vote the coordinator took, under accepted or rejected by its ``choice``."""
+        item.update(log_index=log_index, status=status)
+        (self.accepted if choice == "accept" else self.rejected).append(item)
+
 
 def auto_answer(view: negotiation_pb2.ProposalView, member_id: str, agreed: negotiation_pb2.ProposalView | None,
                 check: PolicyCheck, rules) -> tuple[str, str]:
@@ -451,9 +456,8 @@ def auto_decide(settings: NodeSettings, catalogue: Catalogue, views: list[negoti
 
     try:
         for r in resend_pending_ballots(settings, catalogue):
-            item = {"proposal_id": r.proposal_id, "reason": "cast before and never acknowledged: sent again",
-                    "log_index": r.log_index, "status": r.status}
-            (result.accepted if r.choice == "accept" else result.rejected).append(item)
+            result.cast(r.choice, {"proposal_id": r.proposal_id,
+                                   "reason": "cast before and never acknowledged: sent again"}, r.log_index, r.status)
     except VoteRefused as exc:
         if exc.code in UNREACHABLE:
             result.unreachable = str(exc)
@@ -494,8 +498,7 @@ def auto_decide(settings: NodeSettings, catalogue: Catalogue, views: list[negoti
                 break
             continue
         for (a, item, answer), r in zip(part, results):
-            item.update(log_index=r.log_index, status=r.status)
-            (result.accepted if answer == "accept" else result.rejected).append(item)
+            result.cast(answer, item, r.log_index, r.status)
     event(log, "automatic decisions", member=settings.member_id, accepted=len(result.accepted),
           rejected=len(result.rejected), held=len(result.held), refused=len(result.refused))
     return result
@@ -513,8 +516,7 @@ def _one_by_one(settings, catalogue, part, result: AutoResult, clock) -> bool:
                 return False
             result.refused.append({**item, "refusal": str(exc)})
             continue
-        item.update(log_index=r.log_index, status=r.status)
-        (result.accepted if answer == "accept" else result.rejected).append(item)
+        result.cast(answer, item, r.log_index, r.status)
     return True
 
 
