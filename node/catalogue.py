@@ -32,8 +32,8 @@ CREATE TABLE IF NOT EXISTS files (
     width INTEGER, height INTEGER, bit_depth INTEGER, mode TEXT, format TEXT,
     format_family TEXT, jpeg_quality INTEGER, capture_date TEXT, low_information INTEGER,
     page_count INTEGER,
-    rights_uri TEXT,            -- rightsstatements.org URI, or 'unknown'
-    rights_text TEXT,           -- the statement found in the file, if any
+    rights_uri TEXT,            -- a wire value of dedup.rights: a rights URI, or 'unknown'
+    rights_text TEXT,           -- the file's own notice, if any (kept when the catalogue overrides)
     rights_source TEXT,         -- which field decided (e.g. 'xmpRights:WebStatement', 'sidecar')
     record BLOB,                -- serialised dedup.v1.Asset as it would be sent
     pushed_record BLOB          -- the record the coordinator last acknowledged
@@ -217,13 +217,19 @@ class Catalogue:
         from .scan import rerecord_rights
 
         changed = 0
-        for path, record, uri in list(self._db.execute(
-                "SELECT path, record, rights_uri FROM files WHERE error IS NULL AND record IS NOT NULL")):
+        for path, record, uri, source in list(self._db.execute(
+                "SELECT path, record, rights_uri, rights_source FROM files WHERE error IS NULL AND record IS NOT NULL")):
             override = self.rights_override(path)
-            if override and override[0] != uri:
+            if override is None and source == "sidecar":
+                # No longer in the imported catalogue: what the file embeds is known only by reading it,
+                # so the next scan reads it again (an mtime no file has fails the unchanged-file check;
+                # the size stays right for the report meanwhile).
+                self._db.execute("UPDATE files SET mtime_ns=-1 WHERE path=?", (path,))
+            elif override and override[0] != uri:
                 new_record = rerecord_rights(record, override[0])
-                self._db.execute("UPDATE files SET rights_uri=?, rights_text=?, rights_source=?, record=? WHERE path=?",
-                                 (override[0], override[1], override[2], new_record, path))
+                # rights_text stays: the file's own notice is shown beside the catalogue's statement.
+                self._db.execute("UPDATE files SET rights_uri=?, rights_source=?, record=? WHERE path=?",
+                                 (override[0], override[2], new_record, path))
                 changed += 1
         return changed
 

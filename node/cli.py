@@ -244,7 +244,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         description="Read a CSV export of the institution's catalogue (a path or accession-number "
                                     "column, and rights, accession number, title) into the node. Its rights "
                                     "statements override what is embedded in the files, now and on every rescan. "
-                                    "A bad file is refused whole, naming the line.",
+                                    "Rights are given by name, ID or URI, in any case: 'In Copyright', 'NoC-US', "
+                                    "'CC BY 4.0', 'CC0', 'Public Domain Mark'. deploy/CATALOGUE.md describes every "
+                                    "column, with an example file. A bad file is refused whole, naming the line "
+                                    "and what is accepted.",
                         epilog=exits.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("csv", type=Path, metavar="CSV", help="the catalogue export")
     add_config(s, ENV, "node")
@@ -580,6 +583,8 @@ def _when(unix: int, now: float) -> str:
 
 
 def _evidence_rows(copies: list[dict]) -> list[tuple[str, list[str]]]:
+    from dedup.rights import label as rights_label
+
     def quality(e):
         return "lossless" if e["format_family"] == "lossless" else (str(e["jpeg_quality"]) if e["jpeg_quality"] else "?")
 
@@ -590,7 +595,7 @@ def _evidence_rows(copies: list[dict]) -> list[tuple[str, list[str]]]:
                        for c in copies]),
         ("JPEG quality", [quality(c["evidence"]) for c in copies]),
         ("capture date", [c["evidence"]["capture_date"] or "unknown" for c in copies]),
-        ("rights", [c["evidence"]["rights"].removeprefix("http://rightsstatements.org/vocab/") for c in copies]),
+        ("rights", [rights_label(c["evidence"]["rights"]) for c in copies]),
         ("crop or edit", ["yes" if c["derived"] else "no" for c in copies]),
     ]
 

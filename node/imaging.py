@@ -99,7 +99,7 @@ class ImageFacts:
     #: (top, bottom, left, right) flat runs at the edges, in thousandths of the height or width
     flat_edges: tuple[int, int, int, int] = (0, 0, 0, 0)
     page_count: int = 1
-    #: (rightsstatements.org URI or 'unknown', statement text, the field that decided)
+    #: (a wire value of dedup.rights, the file's own notice, the field that decided)
     rights: tuple[str, str, str] = ("unknown", "", "")
 
 

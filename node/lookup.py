@@ -16,6 +16,7 @@ import grpc
 
 from dedup.candidates import CandidateIndex
 from dedup.matching import DEFAULT_RULE, link, relation_name
+from dedup.rights import label as rights_label
 from dedup.provenance import describe
 from dedup.v1 import asset_pb2, lookup_pb2, lookup_pb2_grpc
 
@@ -240,7 +241,7 @@ def print_table(rows: list[dict], source: str) -> None:
                 f"JPEG quality {e['jpeg_quality']}" if e["jpeg_quality"] else e["format_family"])
             lines.append(f"master evidence: {e['width']}\u00d7{e['height']}, {q}, "
                          f"{'colour' if e['channels'] >= 3 else 'greyscale'}, captured {e['capture_date'] or 'unknown'}, "
-                         f"rights {e['rights'].removeprefix('http://rightsstatements.org/vocab/')}")
+                         f"rights {rights_label(e['rights'])}")
         if d["master_status"]:
             lines.append(f"master status: {_STATUS_WORDS.get(d['master_status'], d['master_status'])}"
                          + (f" (proposal {d['proposal_id']})" if d["proposal_id"] else "")

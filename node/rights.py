@@ -1,22 +1,39 @@
 """The rights status of one image, from its embedded metadata.
 
-A file's rights are shared as a rightsstatements.org URI or ``unknown``. Absent or unreadable
-metadata is ``unknown``, never free: the node cannot tell "nobody wrote it down" from "no
-restrictions", and a wrong "free" is the costly mistake.
+A file's rights are shared as a wire value of ``dedup.rights``: a rightsstatements.org
+statement, a Creative Commons licence, CC0 or the Public Domain Mark (as its canonical URI),
+or ``unknown``. Absent or unreadable metadata is ``unknown``, never free: the node cannot tell
+"nobody wrote it down" from "no restrictions", and a wrong "free" is the costly mistake.
 
 Decision, first match wins:
 
-1. A rightsstatements.org URI in ``xmpRights:WebStatement``, then in the text of
-   ``xmpRights:UsageTerms`` or ``dc:rights``: that statement. It is the only machine-readable
-   statement of status in common use, so it beats any free text.
-2. A copyright notice in ``dc:rights``, ``plus:Licensor`` (the licensor's name), IPTC IIM 2:116
+1. A rights URI in ``xmpRights:WebStatement`` or ``cc:license``: that value. These fields
+   hold nothing but a statement's address.
+2. A rights URI, or a licence's standard name ("CC BY 4.0", "CC-BY-SA-3.0", "CC BY-SA 3.0
+   de", "CC0", "Public Domain Mark"), in the text of ``xmpRights:UsageTerms``, ``dc:rights``,
+   IPTC IIM 2:116 or EXIF Copyright, in that order: that value. A standard name is as
+   unambiguous as the URI it stands for: whoever wrote it chose that licence or tool.
+3. A copyright notice in ``dc:rights``, ``plus:Licensor`` (the licensor's name), IPTC 2:116
    or EXIF Copyright, in that order: In Copyright (InC). A notice asserts copyright, nothing
    more. The order prefers the fields an editor fills deliberately over the one cameras fill
-   by default. Text without letters or digits, and text that disclaims copyright ("public
-   domain", "no known copyright"), is not a notice: free text is not trusted to free a work.
-3. ``xmpRights:Marked`` without a notice: ``False`` is No Known Copyright (NKC), the nearest
+   by default. Text without letters or digits is not a notice; nor is text that claims the
+   work is free ("public domain", "no known copyright restrictions", "(c) NASA - public
+   domain"), even beside a (c): calling it In Copyright would contradict the file.
+4. ``xmpRights:Marked`` without a notice: ``False`` is No Known Copyright (NKC), the nearest
    statement to "marked as not rights-managed"; ``True`` is In Copyright.
-4. Otherwise ``unknown``.
+5. Otherwise ``unknown``, with the first text found kept beside it.
+
+A free-text claim of public domain therefore ends as ``unknown`` with the claim as its text.
+Free text is not trusted to free a work: "public domain" says neither where, nor in which
+rights, nor who judged it, and the same words are written over works still in copyright. Nor
+is it turned into "Copyright Not Evaluated" or "Copyright Undetermined": those are statements
+an institution makes about its own review, and no one has reviewed anything. ``unknown`` says
+exactly what the node knows, and the claim stays in the catalogue and in the report for a
+person to judge (and to settle with ``import-catalogue``). A claim in one field does not
+cancel a notice in another: the notice still makes the file In Copyright, to be reviewed.
+
+``Rights.text`` is the file's own notice, shown beside the statement: the text of the field
+that decided, else the first text found.
 
 Every source is read defensively: a malformed packet or field is skipped, so one bad field
 never costs the image its other metadata, and reading never raises.
@@ -33,64 +50,22 @@ from typing import TypeVar
 
 from PIL import Image, IptcImagePlugin
 
-STATEMENTS: tuple[str, ...] = (
-    "InC", "InC-OW-EU", "InC-EDU", "InC-NC", "InC-RUU",
-    "NoC-CR", "NoC-NC", "NoC-OKLR", "NoC-US",
-    "CNE", "UND", "NKC",
-)
-#: Statements whose use is restricted: in copyright, or out of copyright but bound by
-#: contract, non-commercial terms or other legal restrictions.
-RESTRICTED: frozenset[str] = frozenset(
-    {"InC", "InC-OW-EU", "InC-EDU", "InC-NC", "InC-RUU", "NoC-CR", "NoC-NC", "NoC-OKLR"}
-)
+from dedup.rights import CC0, PDM, URI_PATTERN, from_match, parse, statement_uri
+
 TEXT_LIMIT = 500
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Rights:
-    uri: str     # canonical rightsstatements.org URI, or 'unknown'
-    text: str    # the statement text found in the file, or ''
-    source: str  # the field that decided, or '' when unknown
+    uri: str     # a wire value of dedup.rights: a canonical rights URI, or 'unknown'
+    text: str    # the file's own notice: the decisive field's text, else the first found, or ''
+    source: str  # the field that decided (for 'unknown', the field the text is from), or ''
 
 
 UNKNOWN = Rights("unknown", "", "")
-
-_BY_LOWER = {s.lower(): s for s in STATEMENTS}
-_RS = (
-    r"(?:https?://)?(?:www\.)?rightsstatements\.org/(?:vocab|page)/"
-    r"([A-Za-z]+(?:-[A-Za-z]+)*)/1\.0(?!\d)/?"
-)
-_RS_WHOLE = re.compile(_RS + r"(?:[?#].*)?", re.IGNORECASE | re.DOTALL)
-# In running text a URI must not be glued to a preceding word or path.
-_RS_IN_TEXT = re.compile(r"(?<![\w.@/-])" + _RS, re.IGNORECASE)
-
-
-def _vocab(statement_id: str) -> str:
-    return f"http://rightsstatements.org/vocab/{statement_id}/1.0/"
-
-
-def uri_for(statement_id: str) -> str | None:
-    """The vocab URI for a statement ID such as 'InC' or 'noc-us' (any case), else None."""
-    canonical = _BY_LOWER.get(statement_id.strip().lower())
-    return _vocab(canonical) if canonical else None
-
-
-def canonical_uri(value: str) -> str | None:
-    """The canonical vocab URI for a rightsstatements.org URI in any common spelling, else None.
-
-    Accepts http or https, an optional www., any case, /page/ (the human-readable page that
-    people copy from a browser, often with ?language=..) as well as /vocab/, and a missing
-    trailing slash.
-    """
-    m = _RS_WHOLE.fullmatch(value.strip())
-    return uri_for(m.group(1)) if m else None
-
-
-def is_restricted(uri: str) -> bool:
-    """True for a statement in RESTRICTED. False means "not known to be restricted", not free."""
-    canonical = canonical_uri(uri)
-    return canonical is not None and canonical.split("/")[-3] in RESTRICTED
+_INC = statement_uri("InC")
+_NKC = statement_uri("NKC")
 
 
 def rights_of(image: Image.Image) -> Rights:
@@ -99,26 +74,31 @@ def rights_of(image: Image.Image) -> Rights:
     iptc = _safe(_iptc_notice, image) or ""
     exif = _safe(_exif_notice, image) or ""
     texts = [
-        ("xmpRights:UsageTerms", xmp.get("xmpRights:UsageTerms", "")),
-        ("dc:rights", xmp.get("dc:rights", "")),
-        ("plus:Licensor", xmp.get("plus:Licensor", "")),
-        ("IPTC 2:116", iptc),
-        ("EXIF Copyright", exif),
+        (source, text)
+        for source, text in (
+            ("xmpRights:UsageTerms", xmp.get("xmpRights:UsageTerms", "")),
+            ("dc:rights", xmp.get("dc:rights", "")),
+            ("plus:Licensor", xmp.get("plus:Licensor", "")),
+            ("IPTC 2:116", iptc),
+            ("EXIF Copyright", exif),
+        )
+        if _has_words(text)
     ]
+    first = texts[0] if texts else ("", "")
 
-    web = _find_uri(xmp.get("xmpRights:WebStatement", ""))
-    if web:
-        return Rights(web, next((t for _, t in texts if t), ""), "xmpRights:WebStatement")
-    for source, text in texts[:2]:
-        if uri := _find_uri(text):
+    for field in ("xmpRights:WebStatement", "cc:license"):
+        if uri := _find_statement(xmp.get(field, "")):
+            return Rights(uri, first[1], field)
+    for source, text in texts:
+        if source != "plus:Licensor" and (uri := _find_statement(text)):
             return Rights(uri, text, source)
-    for source, text in texts[1:]:
-        if _is_notice(text):
-            return Rights(_vocab("InC"), text, source)
+    for source, text in texts:
+        if source != "xmpRights:UsageTerms" and not _claims_free(text):
+            return Rights(_INC, text, source)
     marked = xmp.get("xmpRights:Marked", "").lower()
     if marked in ("false", "true"):
-        return Rights(_vocab("NKC" if marked == "false" else "InC"), "", "xmpRights:Marked")
-    return UNKNOWN
+        return Rights(_NKC if marked == "false" else _INC, first[1], "xmpRights:Marked")
+    return Rights("unknown", first[1], first[0]) if texts else UNKNOWN
 
 
 def _safe(read: Callable[[Image.Image], T], image: Image.Image) -> T | None:
@@ -130,25 +110,47 @@ def _safe(read: Callable[[Image.Image], T], image: Image.Image) -> T | None:
         return None
 
 
-def _find_uri(text: str) -> str | None:
-    for m in _RS_IN_TEXT.finditer(text):
-        if uri := uri_for(m.group(1)):
+def _has_words(text: str) -> bool:
+    return any(ch.isalnum() for ch in text)
+
+
+# In running text a URI must not be glued to a preceding word or path, nor run on into one.
+_URI_IN_TEXT = re.compile(r"(?<![\w.@/-])" + URI_PATTERN + r"(?![\w/-])", re.IGNORECASE)
+# A licence's short name as Creative Commons and SPDX write it. A ported licence's
+# jurisdiction ("CC BY-SA 3.0 de") counts only at the end of a phrase, so that the "by" of
+# "CC BY 3.0 by Jane Doe" is not read as one.
+_CC_NAME = re.compile(
+    r"(?<![\w-])CC[\s-]+(BY(?:[\s-]+(?:SA|ND|NC))*)[\s-]+v?(\d\.\d)(?!\w|\.\d)"
+    r"(?:[\s-]+([a-z]{2}|igo|scotland)(?=\s*(?:$|[),;|/]|\.(?:\s|$))))?",
+    re.IGNORECASE,
+)
+_TOOL_NAME = re.compile(r"(?<![\w-])(?:(CC-?0|CC[\s-]zero)|(public\s+domain\s+mark))(?!\w)", re.IGNORECASE)
+
+
+def _find_statement(text: str) -> str | None:
+    """The first rights URI in the text, else the first licence or tool named in it."""
+    for m in _URI_IN_TEXT.finditer(text):
+        if uri := from_match(m):
             return uri
+    for m in _CC_NAME.finditer(text):
+        if uri := parse(" ".join(filter(None, ("CC", *m.groups())))):
+            return uri
+    if m := _TOOL_NAME.search(text):
+        return CC0 if m.group(1) else PDM
     return None
 
 
-_DISCLAIMER = re.compile(
+_FREE = re.compile(
     r"\b(?:public\s+domain|no\s+known\s+copyright|no\s+copyright|not\s+in\s+copyright"
-    r"|copyright[\s-]*free)\b",
+    r"|out\s+of\s+copyright|copyright[\s-]*free|copyright\s+(?:has\s+)?expired)\b",
     re.IGNORECASE,
 )
-_ASSERTION = re.compile(r"©|\(c\)", re.IGNORECASE)
+_NOT_FREE = re.compile(r"\bnot\s+(?:in\s+(?:the\s+)?)?public\s+domain\b", re.IGNORECASE)
 
 
-def _is_notice(text: str) -> bool:
-    if not any(ch.isalnum() for ch in text):
-        return False
-    return bool(_ASSERTION.search(text)) or not _DISCLAIMER.search(text)
+def _claims_free(text: str) -> bool:
+    """Whether the text says the work is out of copyright (and does not say the opposite)."""
+    return bool(_FREE.search(text)) and not _NOT_FREE.search(text)
 
 
 def _clean(text: str) -> str:
@@ -215,6 +217,7 @@ _NAMESPACES = {
     "dc": "http://purl.org/dc/elements/1.1/",
     "xmpRights": "http://ns.adobe.com/xap/1.0/rights/",
     "plus": "http://ns.useplus.org/ldf/xmp/1.0/",
+    "cc": "http://creativecommons.org/ns#",
 }
 _XML_NS = "http://www.w3.org/XML/1998/namespace"
 
@@ -316,7 +319,8 @@ def _licensor_name(prop: ET.Element) -> str:
     return ""
 
 
-_WANTED = ("xmpRights:WebStatement", "xmpRights:UsageTerms", "xmpRights:Marked", "dc:rights", "plus:Licensor")
+_WANTED = ("xmpRights:WebStatement", "xmpRights:UsageTerms", "xmpRights:Marked", "dc:rights", "plus:Licensor",
+           "cc:license")
 
 
 def _xmp_fields(image: Image.Image) -> dict[str, str]:

@@ -244,7 +244,9 @@ def _record(catalogue: Catalogue, entry: Entry, asset_id: str, result: ImageFact
         summary.read += 1
         summary.bytes_read += entry.size
         f = result
-        rights = catalogue.rights_override(entry.locator) or f.rights
+        override = catalogue.rights_override(entry.locator)
+        # The catalogue's statement wins; the file's own notice is still kept, to be shown beside it.
+        rights = (override[0], f.rights[1], override[2]) if override else f.rights
         row.update(error=None, sha256=f.sha256, pixel_digest=f.pixel_digest, width=f.width, height=f.height,
                    bit_depth=f.bit_depth, mode=f.mode, format=f.format, format_family=f.format_family,
                    jpeg_quality=f.jpeg_quality, capture_date=f.capture_date, low_information=int(f.low_information),

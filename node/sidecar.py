@@ -4,6 +4,9 @@ The catalogue is the institution's record of truth: its rights statement beats w
 scanner or an editor left in the file. Because it overrides, it is read strictly: a value
 that cannot be understood, or two rows claiming the same file, stop the whole import with
 the line at fault, rather than quietly applying some of it.
+
+The columns, the values the rights column accepts and an example file are documented in
+deploy/CATALOGUE.md (the example is deploy/examples/catalogue.csv).
 """
 
 from __future__ import annotations
@@ -13,11 +16,11 @@ import io
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from .rights import canonical_uri, uri_for
+from dedup.rights import UNKNOWN, parse
 
 _PATH = {"path", "file", "filename", "file name", "filepath", "file path"}
 _ACCESSION = {"accession", "accession number", "accession no", "object number"}
-_RIGHTS = {"rights", "rights statement", "rights uri"}
+_RIGHTS = {"rights", "rights statement", "rights uri", "licence", "license"}
 _TITLE = {"title"}
 
 
@@ -26,7 +29,7 @@ class SidecarRow:
     key: str        # the file's path as listed, or else its accession number
     accession: str
     title: str
-    rights: str     # a canonical rightsstatements.org URI, or '' for no override
+    rights: str     # a wire value of dedup.rights (never 'unknown'), or '' for no override
 
 
 class SidecarError(ValueError):
@@ -135,11 +138,29 @@ def _row(cells: list[str], columns: dict[str, int], line: int) -> SidecarRow:
     return SidecarRow(key=key, accession=accession, title=cell("title"), rights=_rights(cell("rights"), line))
 
 
+ACCEPTED = (
+    "accepted: a rightsstatements.org statement by ID, name or URI (InC 'In Copyright', InC-OW-EU, InC-EDU, "
+    "InC-NC, InC-RUU, NoC-CR, NoC-NC, NoC-OKLR, NoC-US 'No Copyright - United States', CNE 'Copyright Not "
+    "Evaluated', UND 'Copyright Undetermined', NKC 'No Known Copyright'); a Creative Commons licence by short "
+    "name or URI (CC BY, CC BY-SA, CC BY-ND, CC BY-NC, CC BY-NC-SA or CC BY-NC-ND with version 1.0, 2.0, 2.5, "
+    "3.0 or 4.0, e.g. 'CC BY 4.0', or ported, e.g. 'CC BY 3.0 HK'); 'CC0'; 'Public Domain Mark'; any case; "
+    "an empty cell keeps what the file says (see deploy/CATALOGUE.md)"
+)
+
+
 def _rights(value: str, line: int) -> str:
     if not value:
         return ""
-    uri = canonical_uri(value) or uri_for(value)
+    uri = parse(value)
+    if uri == UNKNOWN:
+        # The catalogue overrides the file; "unknown" would only erase what the file says.
+        raise SidecarError(line, "rights value 'unknown' is not a statement: leave the cell empty to keep what "
+                                 "the file says, or use 'Copyright Not Evaluated' (CNE) or 'Copyright "
+                                 f"Undetermined' (UND); {ACCEPTED}")
     if uri is None:
-        raise SidecarError(line, f"unknown rights value {value!r}: expected a rightsstatements.org URI "
-                                 "or an ID such as 'InC' or 'NoC-US'")
+        hint = ""
+        if "public domain" in " ".join(value.lower().split()):
+            hint = ("'public domain' alone does not say which: use 'Public Domain Mark', 'CC0' or a No "
+                    "Copyright statement such as 'No Copyright - United States'; ")
+        raise SidecarError(line, f"unknown rights value {value!r}: {hint}{ACCEPTED}")
     return uri

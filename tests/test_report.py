@@ -200,8 +200,9 @@ def test_tables_plan_and_json(collection):
         ("1", "master.png", "yes", ""), ("1", "grey.png", "no", "greyscale"),
         ("1", "copy-q60.jpg", "no", "reencoded"), ("1", CROP, "no", "cropped"), ("1", "half.jpg", "no", "reencoded")]
     q60 = rows[2]
-    assert (q60["asset_id"], q60["size"], q60["format"], q60["width"], q60["height"], q60["rights"]) == (
-        c.asset("copy-q60.jpg"), str(c.size("copy-q60.jpg")), "JPEG", "512", "512", INC)
+    assert (q60["asset_id"], q60["size"], q60["format"], q60["width"], q60["height"], q60["rights"],
+            q60["rights_uri"]) == (c.asset("copy-q60.jpg"), str(c.size("copy-q60.jpg")), "JPEG", "512", "512",
+                                   "In Copyright", INC)
 
     write_plan(r, c.root / "plan.csv")
     with open(c.root / "plan.csv", newline="", encoding="utf-8") as f:
@@ -341,3 +342,86 @@ def test_html_in_headless_chromium(collection):
     assert len(keepers) == 1 and "master.png" in keepers[0] and "Suggested keeper" in keepers[0]
     assert len(re.findall(r'data-keeper="no"', dom)) == 4
     assert "never deletes or moves files" in dom
+
+def test_rights_shown_by_name_with_the_files_own_notice(tmp_path):
+    """One photograph under four rights: embedded CC licence, a claim of public domain, a plain
+    notice, and a statement from the institution's catalogue over the file's own notice. Every
+    table and card shows the same words: the statement's name and the file's notice."""
+    from html import escape
+
+    from PIL import PngImagePlugin
+
+    from dedup.node.sidecar import read_sidecar
+
+    def notice(text: str) -> Image.Exif:
+        exif = Image.Exif()
+        exif[0x8298] = text.encode()
+        return exif
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    photo = Image.fromarray(data.astronaut())
+    xmp = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" '
+           'xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:cc="http://creativecommons.org/ns#">'
+           '<rdf:Description rdf:about=""><cc:license rdf:resource="http://creativecommons.org/licenses/by-nc/4.0/"/>'
+           '<dc:rights><rdf:Alt><rdf:li xml:lang="x-default">\u00a9 2003 Jane Doe &amp; Sons</rdf:li></rdf:Alt>'
+           "</dc:rights></rdf:Description></rdf:RDF></x:xmpmeta>")
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", xmp)
+    photo.save(folder / "master.png", pnginfo=info)
+    photo.save(folder / "nasa.jpg", quality=90, exif=notice("(c) NASA - public domain"))
+    photo.resize((256, 256)).save(folder / "jane.jpg", quality=85, exif=notice("\u00a9 2003 Jane Doe"))
+    photo.save(folder / "catalogued.jpg", quality=70, exif=notice("\u00a9 1972 City Museum"))
+    cat = Catalogue(tmp_path / "catalogue.sqlite")
+    scan(cat, [folder], workers=1, progress=False)
+    sidecar = tmp_path / "catalogue.csv"
+    sidecar.write_text("path,rights\ncatalogued.jpg,No Copyright - United States\n", encoding="utf-8")
+    cat.replace_sidecar([(x.key, x.accession, x.title, x.rights) for x in read_sidecar(sidecar)])
+    assert cat.apply_sidecar() == 1
+
+    r = build_report(cat, member_id="city-museum", now=NOW)
+    shown = {
+        "master.png": "CC BY-NC 4.0 \u2014 \u201c\u00a9 2003 Jane Doe & Sons\u201d",
+        "nasa.jpg": "Unknown \u2014 \u201c(c) NASA - public domain\u201d",
+        "jane.jpg": "In Copyright \u2014 \u201c\u00a9 2003 Jane Doe\u201d",
+        "catalogued.jpg": "No Copyright - United States \u2014 \u201c\u00a9 1972 City Museum\u201d",
+    }
+    assert len(r.clusters) == 1
+    files = {m.file.name: m.file for m in r.clusters[0].members}
+    assert {name: f.rights_shown for name, f in files.items()} == shown
+    assert {name: f.rights_label for name, f in files.items()} == {
+        "master.png": "CC BY-NC 4.0", "nasa.jpg": "Unknown", "jane.jpg": "In Copyright",
+        "catalogued.jpg": "No Copyright - United States"}
+    assert files["nasa.jpg"].rights == "unknown" and not files["nasa.jpg"].rights_restricted
+    assert files["master.png"].rights_notice == "\u00a9 2003 Jane Doe & Sons"
+    # Restricted: no commercial use (NC), and In Copyright.
+    assert sorted(f.name for f in r.rights_restricted) == ["jane.jpg", "master.png"]
+
+    write_html(r, tmp_path / "report.html", thumbnails=False)
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    for name, words in shown.items():
+        assert f"<dt>rights</dt><dd>{escape(words)}</dd>" in page, name  # on the card
+    assert page.count("<dt>reuse</dt><dd>restricted: review before reuse</dd>") == 2
+    restricted_table = page[page.index("<h3>Rights-restricted files</h3>"):page.index("<h3>Clusters that mix")]
+    for name in ("master.png", "jane.jpg"):
+        assert f"{escape(str(folder / name))}</span></td><td>{escape(shown[name])}</td>" in restricted_table
+    assert "<th>rights</th>" in restricted_table and "rightsstatements.org" not in restricted_table
+    mixed = page[page.index("<h3>Clusters that mix"):]
+    assert "In Copyright<br>No Copyright - United States<br>CC BY-NC 4.0<br>Unknown" in mixed
+    for raw in ("http://rightsstatements.org", "https://creativecommons.org", ">InC<", "InC (restricted)"):
+        assert raw not in page, raw
+
+    write_csv(r, tmp_path / "clusters.csv")
+    with open(tmp_path / "clusters.csv", newline="", encoding="utf-8") as f:
+        rows = {Path(x["path"]).name: (x["rights"], x["rights_uri"]) for x in csv.DictReader(f)}
+    assert rows == {
+        "master.png": (shown["master.png"], "https://creativecommons.org/licenses/by-nc/4.0/"),
+        "nasa.jpg": (shown["nasa.jpg"], "unknown"),
+        "jane.jpg": (shown["jane.jpg"], INC),
+        "catalogued.jpg": (shown["catalogued.jpg"], "http://rightsstatements.org/vocab/NoC-US/1.0/"),
+    }
+    write_json(r, tmp_path / "report.json")
+    doc = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    first = doc["clusters"][0]["members"][0]["file"]
+    assert (first["rights_label"], first["rights_notice"], first["rights_shown"]) == (
+        files[first["name"]].rights_label, files[first["name"]].rights_notice, shown[first["name"]])

@@ -83,10 +83,6 @@ def _quality(f: FileFacts) -> str:
     return f.format or "?"
 
 
-def _rights(status: str) -> str:
-    return rights.short(status) + (" (restricted)" if rights.restricted(status) else "")
-
-
 class _Thumbs:
     """Previews, each made once; past ``limit`` the page would grow too large to open."""
 
@@ -165,7 +161,10 @@ def _card(m: Member, th: _Thumbs, agreed: dict[str, str]) -> str:
     else:
         label = f'<p class="rel">{_e(explain.relation_words(m.relation_to_keeper, m.kept))}</p>'
     facts = [("size", human_bytes(f.size)), ("pixels", _dims(f)), ("format", _quality(f)),
-             ("date", f.capture_date or "unknown"), ("rights", _rights(f.rights)), ("asset", f.asset_id)]
+             ("date", f.capture_date or "unknown"), ("rights", f.rights_shown)]
+    if f.rights_restricted:
+        facts.append(("reuse", "restricted: review before reuse"))
+    facts.append(("asset", f.asset_id))
     if f.path in agreed:
         facts.append(("consortium", agreed[f.path]))
     dl = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in facts)
@@ -231,15 +230,16 @@ def _masters(r: Report) -> str:
 def _rights_section(r: Report) -> str:
     out = ["<h2>Rights</h2><h3>Rights-restricted files</h3>"]
     if r.rights_restricted:
-        out.append(_table(["path", "statement"], [[f'<span class="path">{_e(f.path)}</span>', _e(f.rights)]
-                                                  for f in r.rights_restricted]))
+        out.append(_table(["path", "rights"], [[f'<span class="path">{_e(f.path)}</span>', _e(f.rights_shown)]
+                                               for f in r.rights_restricted]))
     else:
         out.append('<p class="none">None.</p>')
     out.append("<h3>Clusters that mix rights statuses</h3>")
     mixed = [c for c in r.clusters if c.mixed_rights]
     if mixed:
         out.append(_table(["cluster", "statuses"], [[f'<a href="#cluster-{c.number}">{c.number}</a>',
-                                                      "<br>".join(_e(s) for s in c.rights_statuses)] for c in mixed]))
+                                                      "<br>".join(_e(rights.label(s)) for s in c.rights_statuses)]
+                                                     for c in mixed]))
     else:
         out.append('<p class="none">None.</p>')
     return "".join(out)

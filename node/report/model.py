@@ -26,8 +26,8 @@ GB = 10**9
 TOP = 20
 
 _COLUMNS = ("path", "source", "size", "asset_id", "error", "width", "height", "bit_depth", "format",
-            "format_family", "jpeg_quality", "capture_date", "low_information", "rights_uri", "record",
-            "scanned_unix")
+            "format_family", "jpeg_quality", "capture_date", "low_information", "rights_uri", "rights_text",
+            "record", "scanned_unix")
 
 
 @dataclass(frozen=True)
@@ -45,9 +45,12 @@ class FileFacts:
     bit_depth: int | None
     colour: bool | None
     capture_date: str | None
-    rights: str
+    rights: str                # the wire value (dedup.rights): a canonical URI, or 'unknown'
     rights_restricted: bool
     low_information: bool
+    rights_label: str = ""     # 'In Copyright', 'CC BY 4.0'...
+    rights_notice: str = ""    # the file's own notice, as found in it
+    rights_shown: str = ""     # label and notice, as every table shows them
 
     @property
     def pixels(self) -> int:
@@ -217,7 +220,9 @@ def _facts(row: dict, evidence: asset_pb2.Evidence | None) -> FileFacts:
         height=row["height"], format=row["format"], format_family=row["format_family"],
         jpeg_quality=row["jpeg_quality"], bit_depth=row["bit_depth"],
         colour=None if evidence is None else evidence.channels >= 3, capture_date=row["capture_date"],
-        rights=status, rights_restricted=rights.restricted(status), low_information=bool(row["low_information"]))
+        rights=status, rights_restricted=rights.restricted(status), low_information=bool(row["low_information"]),
+        rights_label=rights.label(status), rights_notice=row["rights_text"] or "",
+        rights_shown=rights.describe(status, row["rights_text"]))
 
 
 def _find(parent: dict[str, str], x: str) -> str:

@@ -1,37 +1,40 @@
-"""Rights statuses as the report compares them: one spelling per rightsstatements.org statement."""
+"""Rights as the report shows and compares them: one value per statement or licence (its
+wire value in ``dedup.rights``), named for people, with the file's own notice beside it."""
 
 from __future__ import annotations
 
-import re
+from dedup import rights as vocabulary
 
-UNKNOWN = "unknown"
-
-_RS = re.compile(r"^https?://(?:www\.)?rightsstatements\.org/(?:vocab|page)/([A-Za-z-]+)/([0-9.]+)/?(?:\?.*)?$")
-#: In Copyright (every InC variant) and the No Copyright statements that still restrict use.
-_RESTRICTED = re.compile(r"^(InC(-[A-Z]+)?|NoC-CR|NoC-NC|NoC-OKLR)$")
+UNKNOWN = vocabulary.UNKNOWN
+#: Longest notice quoted in a table or card; the whole text is in report.json.
+NOTICE_LIMIT = 160
 
 
 def status(uri: str | None) -> str:
-    """The canonical statement URI, or 'unknown'. The same statement is often written as
-    https, or as its human-readable /page/ address; they must not look like a mix of rights."""
-    if uri is None:
+    """The canonical value, or 'unknown'. The same statement is often written as https, or as
+    its human-readable page; they must not look like a mix of rights. A value outside the
+    vocabulary is kept as it is, so it is seen rather than hidden."""
+    if uri is None or not uri.strip():
         return UNKNOWN
-    text = uri.strip()
-    if not text or text.lower() == UNKNOWN:
-        return UNKNOWN
-    m = _RS.match(text)
-    if m:
-        return f"http://rightsstatements.org/vocab/{m.group(1)}/{m.group(2)}/"
-    return text
+    return vocabulary.canonical(uri) or uri.strip()
 
 
 def restricted(uri: str | None) -> bool:
-    """Whether the statement limits reuse (InC family, NoC-CR, NoC-NC, NoC-OKLR)."""
-    m = _RS.match(status(uri))
-    return bool(m and _RESTRICTED.match(m.group(1)))
+    """Whether the value limits reuse: see ``dedup.rights.is_restricted``."""
+    return vocabulary.is_restricted(status(uri))
 
 
-def short(uri: str | None) -> str:
-    """'http://rightsstatements.org/vocab/InC/1.0/' -> 'InC', for tables."""
-    m = _RS.match(status(uri))
-    return m.group(1) if m else status(uri)
+def label(uri: str | None) -> str:
+    """'In Copyright', 'CC BY 4.0', 'Public Domain Mark', 'Unknown'..."""
+    return vocabulary.label(status(uri))
+
+
+def describe(uri: str | None, notice: str | None) -> str:
+    """The label and the file's own notice: 'In Copyright — “© 2003 Jane Doe”'. A notice that
+    only spells the same statement again ('CC BY 4.0', its URI) adds nothing and is left out."""
+    text = " ".join((notice or "").split())
+    if not text or vocabulary.parse(text) == status(uri):
+        return label(uri)
+    if len(text) > NOTICE_LIMIT:
+        text = text[:NOTICE_LIMIT - 1].rstrip() + "\u2026"
+    return f"{label(uri)} \u2014 \u201c{text}\u201d"

@@ -12,7 +12,7 @@ from . import explain
 from .model import Report
 
 CSV_COLUMNS = ("cluster", "path", "asset_id", "size", "format", "width", "height", "relation_to_keeper", "keeper",
-               "rights", "consortium_master")
+               "rights", "consortium_master", "rights_uri")
 MASTERS_COLUMNS = ("path", "asset_id", "cluster_id", "consortium_master", "master_member", "master_asset", "basis",
                    "proposal_id", "outcome_log_index", "pending_proposal")
 PLAN_COLUMNS = ("path", "asset_id", "size", "cluster", "keeper_path", "reason")
@@ -32,7 +32,8 @@ def write_csv(report: Report, path: Path | str) -> None:
             for m in c.members:
                 f = m.file
                 w.writerow([c.number, f.path, f.asset_id, f.size, _cell(f.format), _cell(f.width), _cell(f.height),
-                            m.relation_to_keeper, "yes" if m.keeper else "no", f.rights, agreed.get(f.path, "")])
+                            m.relation_to_keeper, "yes" if m.keeper else "no", f.rights_shown, agreed.get(f.path, ""),
+                            f.rights])
 
 
 def write_masters(report: Report, path: Path | str) -> None:
