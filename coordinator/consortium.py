@@ -21,6 +21,7 @@ from dedup.note import NoteVerifier
 from dedup.policy import KEYS, POLICY_VERSION, Candidate as PolicyCandidate, choose_master, derived_copies
 from dedup.signing import SignatureError, parse_body, verify_statement
 from dedup.v1 import asset_pb2, intake_pb2, lookup_pb2, negotiation_pb2, statement_pb2, statements_pb2
+from dedup.wire_rules import is_asset_id
 
 from .fairlock import FairLock
 from .log import LogTransaction, TransparencyLog
@@ -294,8 +295,10 @@ class Coordinator:
                 return intake_pb2.WithdrawAssetsResponse(withdrawn=stored[1], already_stored=True, log_index=stored[2])
             unknown = [a for a in body.asset_ids if (identity, a) not in self.matcher]
             if unknown:
+                # An id of another form is not quoted: it may be a path or a name, and refusals are logged.
+                example = repr(unknown[0]) if is_asset_id(unknown[0]) else "one not of the form 'a-' and 24 hex digits"
                 raise Refusal(grpc.StatusCode.NOT_FOUND, "unknown_asset",
-                              f"{len(unknown)} asset(s) are not held by {identity!r} here, e.g. {unknown[0]!r}")
+                              f"{len(unknown)} asset(s) are not held by {identity!r} here, e.g. {example}")
             ids = sorted(set(body.asset_ids))
             try:
                 touched: set[str] = set()

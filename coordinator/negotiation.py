@@ -31,8 +31,6 @@ AGREED, SUPERSEDED = N.PROPOSAL_STATUS_AGREED, N.PROPOSAL_STATUS_SUPERSEDED
 #: A re-proposal of a cluster supersedes its proposal in any of these states.
 LIVE = (OPEN, DISPUTED, AGREED)
 ACCEPT, REJECT, CLAIM = S.VOTE_CHOICE_ACCEPT, S.VOTE_CHOICE_REJECT, S.VOTE_CHOICE_CLAIM
-#: Longest reason, claim kind, claim evidence or reasoning accepted, in characters.
-MAX_TEXT = 4096
 #: Most votes one ballot may carry: one signature answers up to this many proposals.
 MAX_BALLOT = 1000
 
@@ -78,10 +76,9 @@ class StoredVote:
 
 
 def _text(name: str, value: str, *, required: bool) -> None:
+    # Bound and form were checked with the statement's fields (validation.check_fields).
     if required and not value.strip():
         raise invalid(f"missing_{name}", f"a {name.replace('_', ' ')} is required")
-    if len(value) > MAX_TEXT:
-        raise invalid(f"long_{name}", f"the {name.replace('_', ' ')} is {len(value)} characters; at most {MAX_TEXT}")
 
 
 def _check_choice(v: S.MasterVote) -> None:

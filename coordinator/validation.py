@@ -10,27 +10,42 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 
+from dedup import wire_rules
 from dedup.fingerprint.kinds import FingerprintError, validate
 from dedup.v1 import asset_pb2
 
 from .refusal import Refusal
 
 BATCH_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-ASSET_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 #: Longest value, in characters, of each string field a member sends; a field not named here
 #: is an identifier and has ``ID_LIMIT``. A record is stored, signed and logged as sent, so a
 #: bound is what keeps a member from filling the store or the log with text.
 STRING_LIMITS = {
-    "dedup.v1.Evidence.capture_date": 32,  # "YYYY-MM-DDTHH:MM:SS", with room for an offset
+    "dedup.v1.Evidence.capture_date": 19,  # "YYYY-MM-DDTHH:MM:SS"
     "dedup.v1.Evidence.rights": 256,  # a rightsstatements.org or Creative Commons URI, or "unknown"
     "dedup.v1.Fingerprint.algorithm": 32,
-    "dedup.v1.AssetsWithdrawn.reason": 4096,
-    "dedup.v1.MasterVote.reason": 4096,  # as coordinator.negotiation.MAX_TEXT
-    "dedup.v1.MasterVote.claim_evidence": 4096,
-    "dedup.v1.MasterRuling.reasoning": 4096,
+    **{name: wire_rules.TEXT_LIMIT for name in wire_rules.FREE_TEXT},
 }
 ID_LIMIT = 128
+
+#: The form a string field must have besides its bound (dedup.wire_rules), checked wherever
+#: the field occurs (batches, lookups, votes, ballots, rulings): the refusal's reason and what
+#: the form is. Messages never quote the value refused, as refusals are logged.
+FORMATS = {
+    "dedup.v1.Evidence.capture_date": (
+        wire_rules.is_capture_date, "bad_capture_date",
+        "is not a capture date: it is YYYY-MM-DDTHH:MM:SS (EXIF DateTimeOriginal, no zone), or empty when unknown"),
+    "dedup.v1.Evidence.rights": (
+        wire_rules.is_rights, "bad_rights",
+        "is not a rights value: it is a rightsstatements.org or Creative Commons URI in its canonical form, "
+        "'unknown', or empty"),
+    "dedup.v1.MasterVote.claim_kind": (
+        wire_rules.is_claim_kind, "bad_claim_kind",
+        "is not a claim kind: one lowercase word of a-z 0-9 _ (at most 64), e.g. camera_original"),
+    "dedup.v1.AssetRef.asset_id": (
+        wire_rules.is_asset_id, "bad_asset_id", "is not an asset id: it is 'a-' and 24 lowercase hex digits"),
+}
 
 
 def invalid(reason: str, message: str) -> Refusal:
@@ -54,10 +69,15 @@ def check_fields(msg: Message, where: str) -> None:
                 check_fields(sub, f"{where}.{fd.name}" + (f"[{n}]" if fd.is_repeated else ""))
         elif fd.type == FieldDescriptor.TYPE_STRING:
             limit = STRING_LIMITS.get(fd.full_name, ID_LIMIT)
+            form = FORMATS.get(fd.full_name)
             for v in values:
                 if len(v) > limit:
                     raise invalid("oversized_field", f"{where}: {fd.name} is {len(v)} characters long; "
                                                      f"{fd.full_name} holds at most {limit}")
+                if form is not None and not form[0](v):
+                    raise invalid(form[1], f"{where}: {fd.name} {form[2]}")
+                if fd.full_name in wire_rules.FREE_TEXT and (problem := wire_rules.text_problem(v)):
+                    raise invalid("bad_text", f"{where}: {fd.name} {problem}")
 
 
 def check_batch_id(batch_id: str) -> None:
@@ -81,9 +101,11 @@ def parse_assets(manifest: asset_pb2.BatchManifest, payload: bytes, max_assets: 
         raise invalid("asset_count", f"manifest declares {manifest.asset_count} assets but {len(listing.assets)} were sent")
     seen: set[str] = set()
     for i, a in enumerate(listing.assets):
+        if not wire_rules.is_asset_id(a.asset_id):
+            # Named by position only: the id refused may be a path or a name, and refusals are logged.
+            raise invalid("bad_asset_id", f"asset {i}: asset_id is not an asset id: it is 'a-' and 24 lowercase hex "
+                                          "digits, opaque (never a path, file name or catalogue number)")
         where = f"asset {i} ({a.asset_id!r})"
-        if not ASSET_ID.match(a.asset_id):
-            raise invalid("bad_asset_id", f"{where}: asset ids are 1-128 characters of A-Z a-z 0-9 . _ : -")
         if a.asset_id in seen:
             raise invalid("duplicate_asset", f"{where}: asset id appears twice in the batch")
         seen.add(a.asset_id)

@@ -16,6 +16,7 @@ from dedup import pki
 from dedup.note import NoteSigner
 from dedup.transport import client_options
 from dedup.v1 import asset_pb2, intake_pb2_grpc, log_pb2_grpc
+from dedup.wire_rules import is_asset_id
 
 MEMBERS = ("records-office", "city-museum", "university-library")
 #: The test consortium's log origin: every statement in its log is signed for it.
@@ -175,14 +176,28 @@ def fingerprint_set(upright: bytes, seed: str) -> list[asset_pb2.Fingerprint]:
     ]
 
 
-def asset(asset_id: str, fp: bytes, *, width=1000, height=800, lossless=False, quality=80, sha=None, channels=3,
+def opaque(name: str | int) -> str:
+    """The asset id a test's short name ("a1") or number stands for, in the wire's opaque form
+    ("a-" and 24 lowercase hex digits). A name of up to 12 bytes is spelled in hex and padded,
+    so names keep their order (policy ties break by asset id); a longer one is hashed; an id
+    already opaque is itself."""
+    if isinstance(name, int):
+        return f"a-{name:024x}"
+    if is_asset_id(name):
+        return name
+    raw = name.encode()
+    return "a-" + (raw.hex().ljust(24, "0") if len(raw) <= 12 else hashlib.sha256(raw).hexdigest()[:24])
+
+
+def asset(name: str, fp: bytes, *, width=1000, height=800, lossless=False, quality=80, sha=None, channels=3,
           low_information=False) -> asset_pb2.Asset:
-    """An asset whose upright dct256 hash is ``fp``."""
+    """An asset whose upright dct256 hash is ``fp``, with id ``opaque(name)``; its digests and
+    other fingerprints are seeded by ``name``."""
     return asset_pb2.Asset(
-        asset_id=asset_id,
-        sha256=sha or hashlib.sha256(asset_id.encode() + fp).digest(),
-        pixel_digest=hashlib.sha256(b"px" + asset_id.encode() + fp).digest(),
-        fingerprints=fingerprint_set(fp, asset_id),
+        asset_id=opaque(name),
+        sha256=sha or hashlib.sha256(name.encode() + fp).digest(),
+        pixel_digest=hashlib.sha256(b"px" + name.encode() + fp).digest(),
+        fingerprints=fingerprint_set(fp, name),
         evidence=asset_pb2.Evidence(
             width=width, height=height, bit_depth=8, channels=channels, rights="unknown",
             format_family=asset_pb2.FORMAT_FAMILY_LOSSLESS if lossless else asset_pb2.FORMAT_FAMILY_LOSSY,
@@ -192,11 +207,12 @@ def asset(asset_id: str, fp: bytes, *, width=1000, height=800, lossless=False, q
     )
 
 
-def record_of(asset_id: str, image, path: Path, **options) -> asset_pb2.Asset:
-    """The record a node makes of a real picture: ``image`` (Pillow) saved at ``path`` with
-    ``options``, read and fingerprinted as a scan reads it."""
+def record_of(name: str, image, path: Path, **options) -> asset_pb2.Asset:
+    """The record a node makes of a real picture, with id ``opaque(name)`` (none for a lookup's
+    empty name): ``image`` (Pillow) saved at ``path`` with ``options``, read and fingerprinted
+    as a scan reads it."""
     from dedup.node.imaging import read_image
     from dedup.node.scan import to_record
 
     image.save(path, **options)
-    return to_record(asset_id, read_image(path))
+    return to_record(opaque(name) if name else "", read_image(path))

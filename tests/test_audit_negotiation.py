@@ -9,7 +9,7 @@ from dedup.coordinator.export import export_log
 from dedup.signing import parse_body, parse_entry, sign_statement
 from dedup.v1 import statements_pb2 as S
 
-from conftest import asset, fingerprint, near
+from conftest import asset, fingerprint, near, opaque
 from test_audit import ORIGIN, entries_of  # noqa: F401
 from test_audit_tamper import resign_all, verify
 from test_intake import batch, submit
@@ -26,11 +26,11 @@ def negotiated(consortium, tmp_path):
         submit(consortium, m, batch(consortium, m, [asset(f"a{k}", fp, width=4000, height=3000)], seq=k + 1))
         submit(consortium, other, batch(consortium, other, [asset(f"o{k}", near(fp, 4))], seq=k + 1))
     ps = {p.own_asset_ids[0]: p for p in listed(consortium, A).proposals}
-    p0, p1, p2 = ps["a0"], ps["a1"], ps["a2"]
+    p0, p1, p2 = ps[opaque("a0")], ps[opaque("a1")], ps[opaque("a2")]
     vote(consortium, A, p0)
     vote(consortium, B, p0)
     vote(consortium, B, p1, REJECT, reason="ours is the camera original")
-    ruling(consortium, p1, S.AssetRef(member_id=B, asset_id="o1"))
+    ruling(consortium, p1, S.AssetRef(member_id=B, asset_id=opaque("o1")))
     vote(consortium, A, p2)
     core.expire_deadlines(p2.deadline_unix)
     # Proposed after the deadline check, so it stays open.
@@ -95,12 +95,12 @@ def test_second_vote_by_one_member(negotiated, capsys):
 def test_outcome_that_does_not_follow_from_the_votes(negotiated, capsys):
     path, c = negotiated
     i, _, a = find(path, S.MasterAgreed, lambda b: b.basis == S.AGREEMENT_BASIS_UNANIMOUS)
-    a.master.CopyFrom(S.AssetRef(member_id=B, asset_id="o0"))
+    a.master.CopyFrom(S.AssetRef(member_id=B, asset_id=opaque("o0")))
     tamper(path, c, i, sign_statement(c.log_signer, a, origin=ORIGIN))
     code, _, err = verify(capsys, path)
     assert code == 1
-    assert err == (f"log NOT verified: entry {i}: outcome of proposal {a.proposal_id!r} agrees master {B}/o0,"
-                   f" not the proposed {A}/a0\n")
+    assert err == (f"log NOT verified: entry {i}: outcome of proposal {a.proposal_id!r} agrees master {B}/{opaque('o0')},"
+                   f" not the proposed {A}/{opaque('a0')}\n")
 
 
 def test_unanimity_without_every_holder(negotiated, capsys):
@@ -140,12 +140,12 @@ def test_derived_flag_removed_from_a_crop(negotiated, capsys):
     i, _, p = find(path, S.MasterProposed, lambda b: any(x.derived for x in b.copies))
     for x in p.copies:
         x.derived = False
-    p.master.CopyFrom(S.AssetRef(member_id=C, asset_id="c9"))
+    p.master.CopyFrom(S.AssetRef(member_id=C, asset_id=opaque("c9")))
     p.deciding_rule = "pixel_count"
     tamper(path, c, i, sign_statement(c.log_signer, p, origin=ORIGIN))
     code, _, err = verify(capsys, path)
     assert code == 1
-    assert err == (f"log NOT verified: entry {i}: proposal {p.proposal_id!r} marks copy {C}/c9 derived=False, but the"
+    assert err == (f"log NOT verified: entry {i}: proposal {p.proposal_id!r} marks copy {C}/{opaque('c9')} derived=False, but the"
                    " log's matches show it is a crop or bordered copy of another copy\n")
 
 

@@ -116,6 +116,17 @@ def test_a_ballot_is_refused_whole(consortium):
         (good, {"signer": NoteSigner.generate(A)}, grpc.StatusCode.UNAUTHENTICATED, "bad_signature", None),
         ([ballot_vote(A, ps[0])] * 1001, {}, grpc.StatusCode.RESOURCE_EXHAUSTED, "oversized_ballot",
          "the ballot holds 1001 votes; at most 1000"),
+        # Each vote's free text and claim kind are checked with the ballot's fields.
+        (good + [ballot_vote(A, ps[2], REJECT, reason="r" * 4097)], {}, grpc.StatusCode.INVALID_ARGUMENT,
+         "oversized_field", "the ballot.votes[2]: reason is 4097 characters long; dedup.v1.MasterVote.reason holds "
+                            "at most 4096"),
+        (good + [ballot_vote(A, ps[2], REJECT, reason="older\x1b]8;;")], {}, grpc.StatusCode.INVALID_ARGUMENT,
+         "bad_text", "the ballot.votes[2]: reason holds the control character U+001B at character 5; free text may "
+                     "hold tab and newline, no other control character"),
+        (good + [ballot_vote(A, ps[2], S.VOTE_CHOICE_CLAIM, claimed_master=ps[2].copies[0].ref,
+                             claim_kind="Jane Doe's register")], {}, grpc.StatusCode.INVALID_ARGUMENT,
+         "bad_claim_kind", "the ballot.votes[2]: claim_kind is not a claim kind: one lowercase word of a-z 0-9 _ "
+                           "(at most 64), e.g. camera_original"),
     ]
     for votes, kw, code, reason, message in cases:
         err = refused(consortium, A, votes, **kw)

@@ -13,7 +13,7 @@ from dedup.signing import sign_statement
 from dedup.v1 import asset_pb2, intake_pb2, statements_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from conftest import ORIGIN, asset, fingerprint, near
+from conftest import ORIGIN, asset, fingerprint, near, opaque
 
 A, B, C = "records-office", "city-museum", "university-library"
 
@@ -69,12 +69,12 @@ def test_cross_member_match_and_proposal(consortium):
     ms = consortium.intake(B).ListMatches(intake_pb2.ListMatchesRequest(), timeout=5).matches
     assert len(ms) == 1
     m = ms[0]
-    assert (m.own_asset_id, m.counterpart_member, m.counterpart_asset_id, m.distance) == ("b1", A, "a1", 6)
+    assert (m.own_asset_id, m.counterpart_member, m.counterpart_asset_id, m.distance) == (opaque("b1"), A, opaque("a1"), 6)
     assert m.relation == statements_pb2.RELATION_REENCODED
     assert (m.counterpart_evidence.width, m.counterpart_evidence.height) == (4000, 3000)
     (master_member, master_asset, rule), = consortium.query(
         "SELECT master_member, master_asset, deciding_rule FROM proposals")
-    assert (master_member, master_asset, rule) == (A, "a1", "pixel_count")
+    assert (master_member, master_asset, rule) == (A, opaque("a1"), "pixel_count")
 
 
 def test_members_see_only_their_own_matches(consortium):
@@ -165,7 +165,7 @@ def test_batch_id_reuse_refused(consortium):
 def test_bad_fingerprint_refused(consortium, fp, message):
     err = refused(consortium, A, batch(consortium, A, [asset("a1", fingerprint(1)), asset("a2", fp)]))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "asset 1 ('a2')" in err.details() and message in err.details()
+    assert f"asset 1 ({opaque('a2')!r})" in err.details() and message in err.details()
 
 
 def test_fingerprint_given_twice_refused(consortium):
@@ -191,7 +191,7 @@ def test_removed_win64_fingerprint_refused(consortium):
     a.fingerprints[2].CopyFrom(asset_pb2.Fingerprint(algorithm="win64", version=2, value=bytes(range(8)) * 36))
     err = refused(consortium, A, batch(consortium, A, [asset("a0", fingerprint(2)), a]))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "asset 1 ('a1')" in err.details()
+    assert f"asset 1 ({opaque('a1')!r})" in err.details()
     assert "unknown fingerprint algorithm 'win64' (known: dct256, dct64, kp64)" in err.details()
 
 
@@ -205,7 +205,7 @@ def test_malformed_keypoints_refused(consortium, value, message):
     a.fingerprints[2].value = value
     err = refused(consortium, A, batch(consortium, A, [a]))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "asset 0 ('a1')" in err.details() and message in err.details()
+    assert f"asset 0 ({opaque('a1')!r})" in err.details() and message in err.details()
 
 
 def test_payload_not_matching_manifest_refused(consortium):
@@ -286,7 +286,7 @@ def test_cluster_does_not_chain_through_loose_links(consortium):
     assert r.new_matches == 2
     r = submit(consortium, C, batch(consortium, C, [asset("z", z)]))
     assert r.new_matches == 0
-    assert consortium.query("SELECT COUNT(*) FROM clusters WHERE asset_id='z'") == [(0,)]
+    assert consortium.query("SELECT COUNT(*) FROM clusters WHERE asset_id=?", (opaque("z"),)) == [(0,)]
 
 
 def test_restart_keeps_matching_state(consortium):
@@ -386,15 +386,15 @@ def test_withdrawal_tombstones_assets_reproposes_and_is_logged(consortium):
     submit(consortium, B, batch(consortium, B, [asset("b1", near(fp, 4), width=1000, height=750)]))
     submit(consortium, C, batch(consortium, C, [asset("c1", near(fp, 6), width=2000, height=1500)]))
     assert consortium.query("SELECT master_member FROM proposals ORDER BY log_index DESC LIMIT 1") == [(A,)]
-    resp = consortium.intake(A).WithdrawAssets(withdrawal(consortium, A, ["a1"]), timeout=10)
+    resp = consortium.intake(A).WithdrawAssets(withdrawal(consortium, A, [opaque("a1")]), timeout=10)
     assert (resp.withdrawn, resp.already_stored) == (1, False)
     # The master left: the cluster is proposed again, among the copies still held.
-    assert consortium.query("SELECT master_member, master_asset FROM proposals ORDER BY log_index DESC LIMIT 1") == [(C, "c1")]
-    assert consortium.query("SELECT member_id, asset_id FROM tombstones") == [(A, "a1")]
+    assert consortium.query("SELECT master_member, master_asset FROM proposals ORDER BY log_index DESC LIMIT 1") == [(C, opaque("c1"))]
+    assert consortium.query("SELECT member_id, asset_id FROM tombstones") == [(A, opaque("a1"))]
     assert [m.counterpart_member for m in consortium.intake(B).ListMatches(intake_pb2.ListMatchesRequest(), timeout=5).matches] == [C]
     # A resend stores nothing twice; a new record for the same asset id revives it.
     n = rows(consortium, "log_entries")
-    again = consortium.intake(A).WithdrawAssets(withdrawal(consortium, A, ["a1"]), timeout=10)
+    again = consortium.intake(A).WithdrawAssets(withdrawal(consortium, A, [opaque("a1")]), timeout=10)
     assert again.already_stored and again.log_index == resp.log_index and rows(consortium, "log_entries") == n
     r = submit(consortium, A, batch(consortium, A, [asset("a1", fp, width=4000, height=3000)], seq=2))
     assert r.new_matches == 2 and rows(consortium, "tombstones") == 0
@@ -412,8 +412,8 @@ def test_withdrawal_refusals_store_nothing(consortium):
     n = rows(consortium, "log_entries")
     for member, req, code, text in (
         (A, withdrawal(consortium, A, ["nope"]), grpc.StatusCode.NOT_FOUND, "not held by 'records-office'"),
-        (B, withdrawal(consortium, A, ["a1"]), grpc.StatusCode.PERMISSION_DENIED, "authenticated as 'city-museum'"),
-        (A, withdrawal(consortium, A, ["a1"], signer=NoteSigner.generate(A)), grpc.StatusCode.UNAUTHENTICATED, "key id"),
+        (B, withdrawal(consortium, A, [opaque("a1")]), grpc.StatusCode.PERMISSION_DENIED, "authenticated as 'city-museum'"),
+        (A, withdrawal(consortium, A, [opaque("a1")], signer=NoteSigner.generate(A)), grpc.StatusCode.UNAUTHENTICATED, "key id"),
         (A, withdrawal(consortium, A, []), grpc.StatusCode.INVALID_ARGUMENT, "names 1 to 50 assets"),
     ):
         with pytest.raises(grpc.RpcError) as info:
@@ -445,12 +445,12 @@ def test_update_with_new_evidence_keeps_the_cluster_and_proposes_again(consortiu
     submit(consortium, A, batch(consortium, A, [asset("a1", fp, width=1000, height=800)]))
     submit(consortium, B, batch(consortium, B, [asset("b1", near(fp, 3), width=2000, height=1600)]))
     [(cid,)] = consortium.query("SELECT DISTINCT cluster_id FROM clusters")
-    assert proposals(consortium, cid)[-1] == (B, "b1")
+    assert proposals(consortium, cid)[-1] == (B, opaque("b1"))
     # Same pixels and fingerprints, now declared at a larger size and lossless.
     submit(consortium, A, batch(consortium, A, [asset("a1", fp, width=4000, height=3200, lossless=True)], seq=2))
     assert consortium.query("SELECT asset_id FROM clusters WHERE cluster_id=? ORDER BY asset_id", (cid,)) == [
-        ("a1",), ("b1",)]
-    assert proposals(consortium, cid)[-1] == (A, "a1")
+        (opaque("a1"),), (opaque("b1"),)]
+    assert proposals(consortium, cid)[-1] == (A, opaque("a1"))
 
 
 def test_update_with_other_pixels_leaves_the_cluster(consortium):
@@ -464,13 +464,13 @@ def test_update_with_other_pixels_leaves_the_cluster(consortium):
     before = len(proposals(consortium, cid))
     r = submit(consortium, A, batch(consortium, A, [asset("a1", other)], seq=2))
     assert r.new_matches == 1  # now a copy of c1
-    assert consortium.query("SELECT cluster_id FROM clusters WHERE asset_id='a1'") != [(cid,)]
+    assert consortium.query("SELECT cluster_id FROM clusters WHERE asset_id=?", (opaque("a1"),)) != [(cid,)]
     assert consortium.query("SELECT asset_id FROM clusters WHERE cluster_id=? ORDER BY asset_id", (cid,)) == [
-        ("b1",), ("b2",)]
+        (opaque("b1"),), (opaque("b2"),)]
     # b1 and b2 are one member's copies: no cross-member cluster is left to propose for.
     assert len(proposals(consortium, cid)) == before
-    [(c1_cluster,)] = consortium.query("SELECT cluster_id FROM clusters WHERE asset_id='c1'")
-    assert consortium.query("SELECT cluster_id FROM clusters WHERE asset_id='a1'") == [(c1_cluster,)]
+    [(c1_cluster,)] = consortium.query("SELECT cluster_id FROM clusters WHERE asset_id=?", (opaque("c1"),))
+    assert consortium.query("SELECT cluster_id FROM clusters WHERE asset_id=?", (opaque("a1"),)) == [(c1_cluster,)]
 
 
 def _with_unknown_field(message) -> bytes:
@@ -495,13 +495,14 @@ def test_unknown_fields_refused_and_nothing_stored(consortium, where):
     err = refused(consortium, A, intake_pb2.SubmitBatchRequest(manifest=stmt, assets=payload))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "field number(s) 99" in err.details() and "does not define" in err.details()
-    assert {"asset": "asset 0 ('a1'):", "evidence": "asset 0 ('a1').evidence:",
-            "fingerprint": "asset 0 ('a1').fingerprints[0]:", "manifest": "the manifest:"}[where] in err.details()
+    named = f"asset 0 ({opaque('a1')!r})"
+    assert {"asset": f"{named}:", "evidence": f"{named}.evidence:",
+            "fingerprint": f"{named}.fingerprints[0]:", "manifest": "the manifest:"}[where] in err.details()
 
 
 @pytest.mark.parametrize("field, value, limit", [
     ("rights", "http://rightsstatements.org/vocab/InC/1.0/" + "x" * 2400, 256),
-    ("capture_date", "2024-01-01T00:00:00 taken at the manor by " + "x" * 40, 32),
+    ("capture_date", "2024-01-01T00:00:00 taken at the manor by " + "x" * 40, 19),
 ])
 def test_oversized_strings_refused_and_nothing_stored(consortium, field, value, limit):
     a = asset("a1", fingerprint(61))
@@ -515,11 +516,96 @@ def test_an_oversized_withdrawal_reason_is_refused(consortium):
     submit(consortium, A, batch(consortium, A, [asset("a1", fingerprint(62))]))
     n = rows(consortium, "log_entries")
     stmt = sign_statement(consortium.parties[A].signer, asset_pb2.AssetsWithdrawn(
-        member_id=A, withdrawal_id="w1", asset_ids=["a1"], reason="r" * 5000), origin=ORIGIN)
+        member_id=A, withdrawal_id="w1", asset_ids=[opaque("a1")], reason="r" * 5000), origin=ORIGIN)
     with pytest.raises(grpc.RpcError) as info:
         consortium.intake(A).WithdrawAssets(intake_pb2.WithdrawAssetsRequest(withdrawal=stmt), timeout=10)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "holds at most 4096" in info.value.details()
     assert rows(consortium, "log_entries") == n and rows(consortium, "tombstones") == 0
+
+
+@pytest.mark.parametrize("asset_id", [
+    "masters:Jane_Doe_portrait.tif", "a1", "a-" + "0" * 23, "a-" + "0" * 25, "a-" + "ABCDEF" * 4, "A-" + "0" * 24,
+    "a-" + "0" * 23 + "g", " a-" + "0" * 24, "a-" + "0" * 24 + "\n", "",
+])
+def test_an_asset_id_not_of_the_opaque_form_is_refused_and_not_quoted(consortium, asset_id):
+    """A node chooses its ids, but the coordinator takes only the opaque form, so no path or
+    name reaches the store or the log whatever the node; the refusal (which is logged) does
+    not repeat the id."""
+    a = asset("a1", fingerprint(64))
+    a.asset_id = asset_id
+    err = refused(consortium, A, batch(consortium, A, [asset("a2", fingerprint(65)), a]))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.details().startswith("asset 1: asset_id is not an asset id: it is 'a-' and 24 lowercase hex digits")
+    assert "Jane" not in err.details()
+
+
+@pytest.mark.parametrize("field, value, reason", [
+    ("rights", "© Jane Doe, Lakeside Manor collection, masters/portraits/jane_doe.tif", "is not a rights value"),
+    ("rights", "http://rightsstatements.org/vocab/InC/1.0/ masters/portraits/jane_doe.tif", "is not a rights value"),
+    ("rights", "http://rightsstatements.org/vocab/Jane-Doe/1.0/", "is not a rights value"),
+    ("rights", "In Copyright", "is not a rights value"),
+    ("rights", "Unknown", "is not a rights value"),  # a value has one spelling, so a difference can carry nothing
+    ("capture_date", "taken at Lakeside Manor by Jane Doe", "is 35 characters long"),
+    ("capture_date", "Lakeside Manor", "is not a capture date"),
+    ("capture_date", "2024:05:01 10:00:00", "is not a capture date"),
+    ("capture_date", "2024-05-01", "is not a capture date"),
+    ("capture_date", "2024-02-30T10:00:00", "is not a capture date"),
+    ("capture_date", "2024-05-01T24:00:00", "is not a capture date"),
+    ("capture_date", "２０２４-05-01T10:00:00", "is not a capture date"),
+])
+def test_evidence_not_of_its_form_is_refused_and_nothing_stored(consortium, field, value, reason):
+    a = asset("a1", fingerprint(66))
+    setattr(a.evidence, field, value)
+    err = refused(consortium, A, batch(consortium, A, [a]))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert f"asset 0 ({opaque('a1')!r}).evidence: {field} {reason}" in err.details()
+    assert value not in err.details()
+
+
+@pytest.mark.parametrize("rights, date", [
+    ("http://rightsstatements.org/vocab/InC/1.0/", "2024-05-01T10:00:00"),
+    ("https://creativecommons.org/licenses/by-nc/4.0/", "1899-12-31T23:59:59"),
+    ("https://creativecommons.org/publicdomain/zero/1.0/", ""),
+    ("https://creativecommons.org/publicdomain/mark/1.0/", "2024-02-29T00:00:00"),
+    ("unknown", ""),
+    ("", ""),  # absent: unknown
+])
+def test_evidence_of_its_form_is_taken(consortium, rights, date):
+    a = asset("a1", fingerprint(67))
+    a.evidence.rights, a.evidence.capture_date = rights, date
+    assert submit(consortium, A, batch(consortium, A, [a])).accepted == 1
+
+
+@pytest.mark.parametrize("reason, problem", [
+    ("deaccessioned\x1b[2Kand sent to Jane Doe", "holds the control character U+001B at character 13"),
+    ("deaccessioned\r", "holds the control character U+000D"),
+    ("r" * 4097, "holds at most 4096"),
+])
+def test_a_withdrawal_reason_unfit_as_free_text_is_refused(consortium, reason, problem):
+    submit(consortium, A, batch(consortium, A, [asset("a1", fingerprint(68))]))
+    n = rows(consortium, "log_entries")
+    stmt = sign_statement(consortium.parties[A].signer, asset_pb2.AssetsWithdrawn(
+        member_id=A, withdrawal_id="w1", asset_ids=[opaque("a1")], reason=reason), origin=ORIGIN)
+    with pytest.raises(grpc.RpcError) as info:
+        consortium.intake(A).WithdrawAssets(intake_pb2.WithdrawAssetsRequest(withdrawal=stmt), timeout=10)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert info.value.details().startswith("the withdrawal: reason ") and problem in info.value.details()
+    assert rows(consortium, "log_entries") == n and rows(consortium, "tombstones") == 0
+    # Tab and newline are text.
+    ok = sign_statement(consortium.parties[A].signer, asset_pb2.AssetsWithdrawn(
+        member_id=A, withdrawal_id="w2", asset_ids=[opaque("a1")], reason="deaccessioned:\n\tsee the register"),
+        origin=ORIGIN)
+    assert consortium.intake(A).WithdrawAssets(intake_pb2.WithdrawAssetsRequest(withdrawal=ok), timeout=10).withdrawn == 1
+
+
+def test_a_withdrawal_of_an_unheld_id_does_not_quote_a_name(consortium):
+    submit(consortium, A, batch(consortium, A, [asset("a1", fingerprint(69))]))
+    with pytest.raises(grpc.RpcError) as info:
+        consortium.intake(A).WithdrawAssets(withdrawal(consortium, A, ["masters:Jane_Doe_portrait.tif"]), timeout=10)
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND and "Jane" not in info.value.details()
+    with pytest.raises(grpc.RpcError) as info:
+        consortium.intake(A).WithdrawAssets(withdrawal(consortium, A, [opaque("a2")]), timeout=10)
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND and repr(opaque("a2")) in info.value.details()
 
 
 def test_a_batch_whose_search_passes_the_bound_is_refused(consortium):

@@ -14,7 +14,7 @@ from dedup.cli.main import main as dedup
 from dedup.signing import parse_body, parse_entry, sign_statement
 from dedup.v1 import asset_pb2, intake_pb2, lookup_pb2 as L, lookup_pb2_grpc, negotiation_pb2 as N, statements_pb2 as S
 
-from conftest import ORIGIN, asset, fingerprint, make_party, near, record_of
+from conftest import ORIGIN, asset, fingerprint, make_party, near, opaque, record_of
 from test_intake import batch, rows, submit
 from test_negotiation import ACCEPT, REJECT, entries, ruling, the_proposal, vote, vote_stmt
 
@@ -102,13 +102,13 @@ def test_reader_looks_up_an_agreed_master_and_its_proof_verifies(consortium, tmp
     p, outcome = agreed_pair(consortium, fp)
     r, = lookup(consortium, READER, [query(near(fp, 3), width=1024, height=768, quality=75)]).results
     assert (r.position, r.matched, r.master_status) == (0, True, L.MASTER_STATUS_AGREED)
-    assert (r.master.member_id, r.master.asset_id, r.proposal_id, r.cluster_id) == (A, "a1", p.proposal_id, p.cluster_id)
+    assert (r.master.member_id, r.master.asset_id, r.proposal_id, r.cluster_id) == (A, opaque("a1"), p.proposal_id, p.cluster_id)
     assert (r.copies, r.holders) == (2, 2)
     e = r.master_evidence
     assert (e.width, e.height, e.format_family, e.rights) == (4000, 3000, asset_pb2.FORMAT_FAMILY_LOSSLESS, "unknown")
     assert (r.relation, r.distance, r.kept_permille) == (S.RELATION_REENCODED, 3, 0)
     assert r.description == "same image, lower resolution 1024 vs 4000 px"
-    assert r.outcome_log_index == outcome and (r.agreed_master.member_id, r.agreed_master.asset_id) == (A, "a1")
+    assert r.outcome_log_index == outcome and (r.agreed_master.member_id, r.agreed_master.asset_id) == (A, opaque("a1"))
     # The proof bundle alone shows the MasterAgreed entry is in the signed log.
     bundle = tmp_path / "agreed.tlog-proof"
     bundle.write_text(r.inclusion_proof)
@@ -157,7 +157,7 @@ def test_cropped_and_recoloured_copy_of_a_master(consortium, tmp_path):
     q = record_of("", cut, tmp_path / "q.jpg", quality=90)
     assert q.evidence.luma_mean > a1.evidence.luma_mean + 8  # the evidence says colour-corrected
     r, = lookup(consortium, READER, [q]).results
-    assert (r.matched, r.master_status, r.master.member_id, r.master.asset_id) == (True, L.MASTER_STATUS_PROPOSED, A, "a1")
+    assert (r.matched, r.master_status, r.master.member_id, r.master.asset_id) == (True, L.MASTER_STATUS_PROPOSED, A, opaque("a1"))
     assert (r.relation, r.master_is_crop) == (S.RELATION_CROPPED, False)
     assert 0 <= r.distance <= 10  # the agreeing keypoints' median hash distance
     assert abs(r.kept_permille - 800) <= 10, r.kept_permille
@@ -172,12 +172,12 @@ def test_lookup_for_a_disputed_decision(consortium):
     p = the_proposal(consortium, A)
     assert vote(consortium, B, p, REJECT, reason="ours is the camera original").status == N.PROPOSAL_STATUS_DISPUTED
     r, = lookup(consortium, READER, [query(near(fp, 2), width=1000, height=750)]).results
-    assert (r.master_status, r.master.asset_id, r.proposal_id) == (L.MASTER_STATUS_DISPUTED, "a1", p.proposal_id)
+    assert (r.master_status, r.master.asset_id, r.proposal_id) == (L.MASTER_STATUS_DISPUTED, opaque("a1"), p.proposal_id)
     assert (r.outcome_log_index, r.inclusion_proof) == (0, "")
     # The arbiter settles it for b1: the answer follows, with the proof.
-    ruling(consortium, p, S.AssetRef(member_id=B, asset_id="b1"))
+    ruling(consortium, p, S.AssetRef(member_id=B, asset_id=opaque("b1")))
     r, = lookup(consortium, READER, [query(near(fp, 2), width=1000, height=750)]).results
-    assert (r.master_status, r.master.member_id, r.master.asset_id) == (L.MASTER_STATUS_AGREED, B, "b1")
+    assert (r.master_status, r.master.member_id, r.master.asset_id) == (L.MASTER_STATUS_AGREED, B, opaque("b1"))
     assert r.description == "same image" and r.inclusion_proof.startswith("c2sp.org/tlog-proof@v1\n")
 
 
@@ -186,7 +186,7 @@ def test_single_member_copy_has_no_master_status(consortium):
     submit(consortium, A, batch(consortium, A, [asset("a9", fp, width=2000, height=1500)]))
     r, = lookup(consortium, READER, [query(near(fp, 1), width=2000, height=1500)]).results
     assert (r.matched, r.master_status, r.master.asset_id, r.cluster_id, r.copies, r.holders) == (
-        True, L.MASTER_STATUS_NONE, "a9", "", 1, 1)
+        True, L.MASTER_STATUS_NONE, opaque("a9"), "", 1, 1)
     assert r.description == "same image"
 
 
@@ -260,6 +260,15 @@ def test_malformed_lookups_are_refused(consortium):
     assert (info.value.code(), info.value.details()) == (
         grpc.StatusCode.INVALID_ARGUMENT,
         "file 1: a lookup carries no asset id (it is never stored); leave asset_id empty")
+    # Its evidence has the form intake requires, though nothing of it is stored.
+    for field, value, problem in [("rights", "© Jane Doe, masters/jane_doe.tif", "is not a rights value"),
+                                  ("capture_date", "Lakeside Manor", "is not a capture date")]:
+        bad = query(fingerprint(3))
+        setattr(bad.evidence, field, value)
+        with pytest.raises(grpc.RpcError) as info:
+            lookup(consortium, READER, [bad])
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert info.value.details().startswith(f"file 0.evidence: {field} {problem}")
     with pytest.raises(grpc.RpcError) as info:
         lookup(consortium, "outsider", [query(fingerprint(2))])
     assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED

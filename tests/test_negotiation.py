@@ -12,7 +12,7 @@ from dedup.note import NoteSigner
 from dedup.signing import parse_body, parse_entry, sign_statement
 from dedup.v1 import negotiation_pb2 as N, negotiation_pb2_grpc, statements_pb2 as S
 
-from conftest import ORIGIN, asset, fingerprint, make_party, near, record_of
+from conftest import ORIGIN, asset, fingerprint, make_party, near, opaque, record_of
 from test_intake import batch, rows, submit, withdrawal
 
 A, B, C = "records-office", "city-museum", "university-library"
@@ -68,8 +68,8 @@ def ruling(consortium, p, master, *, member=ARBITER, **fields):
                                          timeout=10)
 
 
-def ref(member, asset_id):
-    return S.AssetRef(member_id=member, asset_id=asset_id)
+def ref(member, name):
+    return S.AssetRef(member_id=member, asset_id=opaque(name))
 
 
 def entries(consortium):
@@ -112,11 +112,11 @@ def refused_ruling(consortium, p, master, **kw):
 def test_unanimous_agreement(consortium):
     two_copies(consortium)
     p = the_proposal(consortium, A)
-    assert (p.master.member_id, p.master.asset_id, p.deciding_rule, p.reason) == (A, "a1", "pixel_count", "new_cluster")
+    assert (p.master.member_id, p.master.asset_id, p.deciding_rule, p.reason) == (A, opaque("a1"), "pixel_count", "new_cluster")
     assert p.status == N.PROPOSAL_STATUS_OPEN and p.policy_version == "dedup-master-policy/2"
     assert p.deadline_unix == p.proposed_unix + 14 * 86400
-    assert list(p.own_asset_ids) == ["a1"] and list(the_proposal(consortium, B).own_asset_ids) == ["b1"]
-    assert [c.ref.asset_id for c in p.copies] == ["b1", "a1"]  # sorted by (member, asset)
+    assert list(p.own_asset_ids) == [opaque("a1")] and list(the_proposal(consortium, B).own_asset_ids) == [opaque("b1")]
+    assert [c.ref.asset_id for c in p.copies] == [opaque("b1"), opaque("a1")]  # sorted by (member, asset)
     assert p.copies[0].evidence.width == 1000
     # C holds no copy: it sees nothing; the arbiter sees every proposal.
     assert list(listed(consortium, C).proposals) == []
@@ -130,7 +130,7 @@ def test_unanimous_agreement(consortium):
     agreed, = of_type(consortium, S.MasterAgreed)
     assert (agreed.proposal_id, agreed.basis, list(agreed.vote_indexes)) == (
         p.proposal_id, S.AGREEMENT_BASIS_UNANIMOUS, [r1.log_index, r2.log_index])
-    assert (agreed.master.member_id, agreed.master.asset_id) == (A, "a1")
+    assert (agreed.master.member_id, agreed.master.asset_id) == (A, opaque("a1"))
     votes = of_type(consortium, S.MasterVote)
     assert [v.member_id for v in votes] == [A, B]
     # The votes are logged as the members signed them.
@@ -140,7 +140,7 @@ def test_unanimous_agreement(consortium):
     assert list(listed(consortium, A).proposals) == []
     done = the_proposal(consortium, B, N.PROPOSAL_STATUS_AGREED)
     assert (done.basis, done.agreed_master.asset_id, done.outcome_log_index) == (
-        S.AGREEMENT_BASIS_UNANIMOUS, "a1", r2.outcome_log_index)
+        S.AGREEMENT_BASIS_UNANIMOUS, opaque("a1"), r2.outcome_log_index)
     # The identical vote resent is acknowledged, nothing stored twice.
     n = rows(consortium, "log_entries")
     again = vote(consortium, B, p)
@@ -158,9 +158,9 @@ def test_rejection_then_ruling(consortium):
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED and "not admitted as an arbiter" in err.details()
     out = ruling(consortium, p, ref(B, "b1"))
     agreed = of_type(consortium, S.MasterAgreed)[-1]
-    assert (agreed.basis, agreed.ruling_index, agreed.master.asset_id) == (S.AGREEMENT_BASIS_RULING, out.log_index, "b1")
+    assert (agreed.basis, agreed.ruling_index, agreed.master.asset_id) == (S.AGREEMENT_BASIS_RULING, out.log_index, opaque("b1"))
     assert len(agreed.vote_indexes) == 2 and out.outcome_log_index == out.log_index + 1
-    assert the_proposal(consortium, A, N.PROPOSAL_STATUS_AGREED).agreed_master.asset_id == "b1"
+    assert the_proposal(consortium, A, N.PROPOSAL_STATUS_AGREED).agreed_master.asset_id == opaque("b1")
     err = refused_ruling(consortium, p, ref(A, "a1"))
     assert err.code() == grpc.StatusCode.FAILED_PRECONDITION and "already agreed" in err.details()
 
@@ -173,11 +173,11 @@ def test_claim_then_ruling(consortium):
     assert r.status == N.PROPOSAL_STATUS_DISPUTED
     v, = the_proposal(consortium, A).votes
     assert (v.choice, v.claim_kind, v.claim_evidence, v.claimed_master.asset_id) == (
-        CLAIM, "camera_original", "accession 1987.14.3", "b1")
+        CLAIM, "camera_original", "accession 1987.14.3", opaque("b1"))
     err = refused_ruling(consortium, p, ref(C, "c9"))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "not a copy in cluster" in err.details()
     ruling(consortium, p, ref(B, "b1"))
-    assert of_type(consortium, S.MasterAgreed)[-1].master.asset_id == "b1"
+    assert of_type(consortium, S.MasterAgreed)[-1].master.asset_id == opaque("b1")
 
 
 def test_ruling_needs_a_dispute(consortium):
@@ -219,10 +219,10 @@ def test_better_copy_reopens_a_decision(consortium):
     vote(consortium, B, p)
     submit(consortium, C, batch(consortium, C, [asset("c1", near(fp, 4), width=6000, height=4500, lossless=True)]))
     q = the_proposal(consortium, A)
-    assert (q.supersedes, q.reason, q.master.asset_id) == (p.proposal_id, "copy_added", "c1")
+    assert (q.supersedes, q.reason, q.master.asset_id) == (p.proposal_id, "copy_added", opaque("c1"))
     assert q.proposal_id != p.proposal_id and q.status == N.PROPOSAL_STATUS_OPEN
     old, = listed(consortium, A, N.PROPOSAL_STATUS_SUPERSEDED).proposals
-    assert old.proposal_id == p.proposal_id and old.agreed_master.asset_id == "a1"
+    assert old.proposal_id == p.proposal_id and old.agreed_master.asset_id == opaque("a1")
     err = refused_vote(consortium, C, p)
     # C held no copy in the superseded proposal.
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED
@@ -244,16 +244,16 @@ def test_withdrawn_master_triggers_a_new_proposal(consortium):
     submit(consortium, B, batch(consortium, B, [asset("b1", near(fp, 4), width=1000, height=750)]))
     submit(consortium, C, batch(consortium, C, [asset("c1", near(fp, 6), width=2000, height=1500)]))
     p = the_proposal(consortium, B)
-    assert p.master.asset_id == "a1"
-    consortium.intake(A).WithdrawAssets(withdrawal(consortium, A, ["a1"]), timeout=10)
+    assert p.master.asset_id == opaque("a1")
+    consortium.intake(A).WithdrawAssets(withdrawal(consortium, A, [opaque("a1")]), timeout=10)
     q = the_proposal(consortium, B)
-    assert (q.supersedes, q.reason, q.master.member_id, q.master.asset_id) == (p.proposal_id, "copy_withdrawn", C, "c1")
+    assert (q.supersedes, q.reason, q.master.member_id, q.master.asset_id) == (p.proposal_id, "copy_withdrawn", C, opaque("c1"))
     assert {c.ref.member_id for c in q.copies} == {B, C}
     assert list(listed(consortium, A).proposals) == []  # A no longer holds a copy
     err = refused_vote(consortium, A, q)
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED and "holds no copy" in err.details()
     # B withdraws too: one member left, nothing to agree; the proposal takes no more votes.
-    consortium.intake(B).WithdrawAssets(withdrawal(consortium, B, ["b1"]), timeout=10)
+    consortium.intake(B).WithdrawAssets(withdrawal(consortium, B, [opaque("b1")]), timeout=10)
     err = refused_vote(consortium, C, q)
     assert err.code() == grpc.StatusCode.FAILED_PRECONDITION and "no longer held by two members" in err.details()
 
@@ -355,6 +355,43 @@ def test_every_ruling_refusal_stores_nothing(consortium):
     assert err.code() == grpc.StatusCode.NOT_FOUND
 
 
+def test_free_text_is_bounded_and_the_other_strings_keep_their_form(consortium):
+    """Reasons, claim evidence and reasonings are logged as signed and read by other members:
+    at most 4,096 characters, no control character but tab and newline. A claim kind is a
+    word, and a copy is named by its opaque id. Each refusal names the field and stores nothing."""
+    two_copies(consortium)
+    p = the_proposal(consortium)
+    claim = dict(claimed_master=ref(A, "a1"), claim_kind="camera_original")
+    for choice, kw, reason in [
+        (REJECT, dict(reason="r" * 4097), "the vote: reason is 4097 characters long; dedup.v1.MasterVote.reason holds at most 4096"),
+        (REJECT, dict(reason="ours\x1b[8m (see masters/jane_doe.tif)"), "the vote: reason holds the control character U+001B at character 4"),
+        (REJECT, dict(reason="ours\x85"), "the vote: reason holds the control character U+0085"),
+        (CLAIM, dict(claim, claim_evidence="e" * 4097), "the vote: claim_evidence is 4097 characters long"),
+        (CLAIM, dict(claim, claim_evidence="accession\r1987.14.3"), "the vote: claim_evidence holds the control character U+000D"),
+        (CLAIM, dict(claim, claim_kind="Camera Original"), "the vote: claim_kind is not a claim kind"),
+        (CLAIM, dict(claim, claim_kind="x" * 65), "the vote: claim_kind is not a claim kind"),
+        (CLAIM, dict(claim, claimed_master=S.AssetRef(member_id=A, asset_id="masters:Jane_Doe_portrait.tif")),
+         "the vote.claimed_master: asset_id is not an asset id: it is 'a-' and 24 lowercase hex digits"),
+    ]:
+        err = refused_vote(consortium, A, p, choice, **kw)
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and err.details().startswith(reason), err.details()
+        assert "Jane" not in err.details() and "jane" not in err.details()
+    r = vote(consortium, B, p, REJECT, reason="ours is the camera original:\n\tsee the register")
+    assert r.status == N.PROPOSAL_STATUS_DISPUTED
+    for kw, reason in [
+        (dict(reasoning="x" * 4097), "the ruling: reasoning is 4097 characters long"),
+        (dict(reasoning="\x00"), "the ruling: reasoning holds the control character U+0000 at character 0"),
+    ]:
+        err = refused_ruling(consortium, p, ref(B, "b1"), **kw)
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and err.details().startswith(reason), err.details()
+    err = refused_ruling(consortium, p, S.AssetRef(member_id=B, asset_id="b1.tif"))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.details().startswith("the ruling.master: asset_id is not an asset id")
+    # The longest text is taken.
+    out = ruling(consortium, p, ref(B, "b1"), reasoning="y" * 4095 + "\n")
+    assert of_type(consortium, S.MasterRuling)[-1].reasoning == "y" * 4095 + "\n" and out.outcome_log_index
+
+
 def test_listing_pages_and_filters(consortium):
     for k in range(5):
         fp = fingerprint(200 + k)
@@ -396,11 +433,11 @@ def test_policy_2_never_proposes_a_crop_over_the_fuller_image(consortium, tmp_pa
     submit(consortium, A, batch(consortium, A, [full]))
     submit(consortium, B, batch(consortium, B, [crop]))
     m, = of_type(consortium, S.MatchRecorded)
-    assert m.relation == S.RELATION_CROPPED and (m.crop.member_id, m.crop.asset_id) == (B, "b1")
+    assert m.relation == S.RELATION_CROPPED and (m.crop.member_id, m.crop.asset_id) == (B, opaque("b1"))
     assert abs(m.kept_permille - 462) <= 10, m.kept_permille  # 0.68 x 0.68
     p = the_proposal(consortium)
-    assert (p.master.asset_id, p.deciding_rule) == ("a1", "not_derived")
-    assert {c.ref.asset_id: c.derived for c in p.copies} == {"a1": False, "b1": True}
+    assert (p.master.asset_id, p.deciding_rule) == (opaque("a1"), "not_derived")
+    assert {c.ref.asset_id: c.derived for c in p.copies} == {opaque("a1"): False, opaque("b1"): True}
 
 
 def test_policy_2_ranks_the_bordered_copy_after_the_unbordered(consortium):
@@ -413,8 +450,8 @@ def test_policy_2_ranks_the_bordered_copy_after_the_unbordered(consortium):
     m, = of_type(consortium, S.MatchRecorded)
     assert m.relation == S.RELATION_BORDERED
     p = the_proposal(consortium)
-    assert (p.master.asset_id, p.deciding_rule) == ("a1", "not_derived")
-    assert {c.ref.asset_id: c.derived for c in p.copies} == {"a1": False, "b1": True}
+    assert (p.master.asset_id, p.deciding_rule) == (opaque("a1"), "not_derived")
+    assert {c.ref.asset_id: c.derived for c in p.copies} == {opaque("a1"): False, opaque("b1"): True}
 
 
 def test_arbiter_flag_is_fixed_at_admission(consortium):

@@ -24,7 +24,7 @@ from dedup.note import NoteSigner
 from dedup.signing import sign_statement
 from dedup.v1 import asset_pb2
 
-from conftest import ORIGIN, asset, fingerprint, near, record_of
+from conftest import ORIGIN, asset, fingerprint, near, opaque, record_of
 
 MEMBERS = ("records-office", "city-museum", "university-library", "film-archive")
 PICTURES = [fingerprint(70 + i) for i in range(3)]
@@ -66,9 +66,10 @@ class Core:
                                            asset_count=len(assets), assets_sha256=hashlib.sha256(payload).digest())
         return self.core.submit_batch(member, sign_statement(self.signers[member], manifest, origin=ORIGIN), payload)
 
-    def withdraw(self, member: str, asset_ids: list[str]):
+    def withdraw(self, member: str, names: list[str]):
         self.seq[member] += 1
-        body = asset_pb2.AssetsWithdrawn(member_id=member, withdrawal_id=f"w{self.seq[member]}", asset_ids=asset_ids)
+        body = asset_pb2.AssetsWithdrawn(member_id=member, withdrawal_id=f"w{self.seq[member]}",
+                                         asset_ids=[opaque(a) for a in names])
         return self.core.withdraw(member, sign_statement(self.signers[member], body, origin=ORIGIN))
 
     def state(self) -> dict:
@@ -90,8 +91,13 @@ class Core:
         self.core.store.close()
 
 
-def copy_of(asset_id: str, picture: int, flips: int, seed: int, **kw) -> asset_pb2.Asset:
-    return asset(asset_id, near(PICTURES[picture], flips, seed=seed), **kw)
+def copy_of(name: str, picture: int, flips: int, seed: int, **kw) -> asset_pb2.Asset:
+    return asset(name, near(PICTURES[picture], flips, seed=seed), **kw)
+
+
+def key(member: str, name: str) -> tuple[str, str]:
+    """The matcher's key of ``member``'s asset named ``name`` in the test."""
+    return member, opaque(name)
 
 
 def check_versions(core: Core, *, withdrawn: bool) -> None:
@@ -196,12 +202,12 @@ def test_a_popular_picture_costs_each_copy_one_match(keys, tmp_path):
         latest = Negotiator.latest(core.core.store._db, next(iter(m.members_of)))
         assert core.core.store.counts()["proposals"] == 3 and latest.status == 1
         assert len(latest.body.copies) == 1 + 3 * 50
-        assert (latest.body.master.member_id, latest.body.master.asset_id) == (MEMBERS[0], "original")
+        assert (latest.body.master.member_id, latest.body.master.asset_id) == key(MEMBERS[0], "original")
         # A copy that outranks the master makes a new proposal naming it.
         core.send(MEMBERS[2], [copy_of("scan", 0, 1, 99, width=9000, height=6000, lossless=True)])
         latest = Negotiator.latest(core.core.store._db, next(iter(m.members_of)))
         assert (latest.body.master.member_id, latest.body.master.asset_id, len(latest.body.copies)) == (
-            MEMBERS[2], "scan", 2 + sent)
+            MEMBERS[2], opaque("scan"), 2 + sent)
         # The log is what an auditor accepts.
         from dedup.audit.verify import verify_export
         from dedup.coordinator.export import export_log
@@ -222,8 +228,8 @@ def test_a_rescan_hands_its_followers_on_where_the_batch_reaches_it(keys, tmp_pa
         core.send(MEMBERS[1], [copy_of("early", 1, 2, 1), copy_of("v", 2, 0, 0), copy_of("late", 1, 3, 2)])
         m = core.core.matcher
         # "early" followed v's old picture, then took its place; "late" follows "early".
-        assert {k for k in m.index._number} == {(MEMBERS[1], "v"), (MEMBERS[1], "early")}
-        assert m.version_of == {(MEMBERS[1], "late"): (MEMBERS[1], "early")}
+        assert {k for k in m.index._number} == {key(MEMBERS[1], "v"), key(MEMBERS[1], "early")}
+        assert m.version_of == {key(MEMBERS[1], "late"): key(MEMBERS[1], "early")}
     finally:
         core.close()
 
@@ -242,21 +248,21 @@ def test_the_version_holding_the_master_is_the_first_representative(keys, tmp_pa
         versions_a = [k for k in m.index._number if k[0] == a]
         assert len(versions_a) > REPRESENTATIVES
         core.send(c, [copy_of("small", 0, 1, 7, width=400, height=300)])
-        cid = m.cluster_of[(c, "small")]
+        cid = m.cluster_of[key(c, "small")]
         reps = m.representatives(cid)
-        assert (c, "small") not in reps  # the smallest copy: not among the 16 best
+        assert key(c, "small") not in reps  # the smallest copy: not among the 16 best
         # Its follower is the best copy of all: the version holding it now leads.
         core.send(c, [copy_of("scan", 0, 1, 7, width=9000, height=6000, lossless=True)])
-        assert m.version_of[(c, "scan")] == (c, "small")
-        assert m.representatives(cid)[0] == (c, "small")
-        assert (c, "small") not in sorted(k for k in m.members_of[cid] if k not in m.version_of)[:REPRESENTATIVES]
+        assert m.version_of[key(c, "scan")] == key(c, "small")
+        assert m.representatives(cid)[0] == key(c, "small")
+        assert key(c, "small") not in sorted(k for k in m.members_of[cid] if k not in m.version_of)[:REPRESENTATIVES]
         from dedup.coordinator.negotiation import Negotiator
 
         latest = Negotiator.latest(core.core.store._db, cid)
-        assert (latest.body.master.member_id, latest.body.master.asset_id) == (c, "scan")
+        assert (latest.body.master.member_id, latest.body.master.asset_id) == key(c, "scan")
         # Withdrawn, the follower no longer lifts its version.
         core.withdraw(c, ["scan"])
-        assert (c, "small") not in m.representatives(cid)
+        assert key(c, "small") not in m.representatives(cid)
     finally:
         core.close()
 
@@ -277,12 +283,12 @@ def test_a_new_copy_is_compared_with_a_bounded_number_of_a_clusters_copies(keys,
         # The first copy of another member meets no cluster: it is compared with every version
         # (and each follower joins through one match of its own).
         assert core.send(b, [copy_of("b", 0, 0, 0)]).new_matches == 50
-        cid = m.cluster_of[(b, "b")]
+        cid = m.cluster_of[key(b, "b")]
         reps = m.representatives(cid)
         r = core.send(c, [copy_of("c", 0, 1, 1)])
         assert r.new_matches == CLUSTER_COMPARISONS
         linked = {(mm, aa) for mm, aa in core.core.store._db.execute(
-            "SELECT a_member, a_asset FROM matches WHERE b_member=? AND b_asset='c'", (c,))}
+            "SELECT a_member, a_asset FROM matches WHERE b_member=? AND b_asset=?", key(c, "c"))}
         assert len(linked) == CLUSTER_COMPARISONS and set(reps) <= linked
     finally:
         core.close()
@@ -296,10 +302,10 @@ def test_a_withdrawn_version_hands_its_followers_on(keys, tmp_path):
         core.send(MEMBERS[0], [copy_of("o", 1, 0, 0)])
         core.send(MEMBERS[1], [copy_of(f"x{i}", 1, i, i) for i in range(5)])
         m = core.core.matcher
-        assert {k for k in m.index._number if k[0] == MEMBERS[1]} == {(MEMBERS[1], "x0")}
+        assert {k for k in m.index._number if k[0] == MEMBERS[1]} == {key(MEMBERS[1], "x0")}
         core.withdraw(MEMBERS[1], ["x0"])
-        assert {k for k in m.index._number if k[0] == MEMBERS[1]} == {(MEMBERS[1], "x1")}
-        assert {f: v[1] for f, v in m.version_of.items()} == {(MEMBERS[1], f"x{i}"): "x1" for i in (2, 3, 4)}
+        assert {k for k in m.index._number if k[0] == MEMBERS[1]} == {key(MEMBERS[1], "x1")}
+        assert {f: v[1] for f, v in m.version_of.items()} == {key(MEMBERS[1], f"x{i}"): opaque("x1") for i in (2, 3, 4)}
         before = core.state()
         core.close()
         core = Core(keys, tmp_path)
@@ -318,13 +324,13 @@ def test_a_lookup_of_a_followers_file_finds_its_cluster(keys, tmp_path):
         sent = [copy_of(f"x{i}", 2, i, i, width=1000, height=750) for i in range(5)]
         core.send(MEMBERS[1], sent)
         m = core.core.matcher
-        assert (MEMBERS[1], "x3") in m.version_of
+        assert key(MEMBERS[1], "x3") in m.version_of
         asked = asset_pb2.Asset()
         asked.CopyFrom(sent[3])
         asked.asset_id = ""
         (r,) = core.core.lookup(MEMBERS[2], [asked]).results
-        assert (r.matched, r.cluster_id, r.copies, r.holders) == (True, m.cluster_of[(MEMBERS[0], "o")], 6, 2)
-        assert (r.master.member_id, r.master.asset_id) == (MEMBERS[0], "o")
+        assert (r.matched, r.cluster_id, r.copies, r.holders) == (True, m.cluster_of[key(MEMBERS[0], "o")], 6, 2)
+        assert (r.master.member_id, r.master.asset_id) == key(MEMBERS[0], "o")
     finally:
         core.close()
 
@@ -366,7 +372,7 @@ def test_assets_indexed_between_a_batchs_search_and_its_store_are_found(keys, tm
         worker.join(30)
         assert results and results[0].new_matches == 1
         m = core.core.matcher
-        assert m.cluster_of[(MEMBERS[1], "b1")] == m.cluster_of[(MEMBERS[2], "c1")]
+        assert m.cluster_of[key(MEMBERS[1], "b1")] == m.cluster_of[key(MEMBERS[2], "c1")]
     finally:
         core.close()
 
@@ -448,6 +454,6 @@ def test_real_copies_over_grpc_cost_one_version_each_member(consortium, tmp_path
     assert submit(consortium, C, signed_batch(consortium, C, [record_of("other", other, tmp_path / "o.png")])).new_matches == 0
     core = consortium.server.core
     m = core.matcher
-    assert {m.cluster_of.get((A, c.asset_id)) for c in copies} == {m.cluster_of[(B, "master")]}
+    assert {m.cluster_of.get((A, c.asset_id)) for c in copies} == {m.cluster_of[key(B, "master")]}
     assert sum(1 for c in copies if (A, c.asset_id) in m.index) == 1
     assert consortium.query("SELECT COUNT(*) FROM matches") == [(120,)]
