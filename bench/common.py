@@ -28,6 +28,12 @@ def log(msg: str) -> None:
     print(f"[{time.monotonic() - _T0:7.1f}s] {msg}", file=sys.stderr, flush=True)
 
 
+def asset_id(space: int, n: int) -> str:
+    """The ``n``-th opaque asset id of id space ``space`` (0-255): "a-" and 24 lowercase hex
+    digits, the only form a coordinator takes; the space keeps a benchmark's kinds of asset apart."""
+    return f"a-{space:02x}{n:022x}"
+
+
 def versions(*dists: str) -> dict[str, str]:
     out = {"python": platform.python_version()}
     for name in dists:

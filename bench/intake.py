@@ -53,7 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import code_state, log, machine, now_iso, versions
+from bench.common import asset_id, code_state, log, machine, now_iso, versions
 
 #: Assets each level sends in all when ``assets_per_node`` is not given: split evenly over the
 #: level's nodes, so every level ends with a store of the same size and the levels compare.
@@ -192,7 +192,7 @@ class AssetMaker:
     def _new(self, n: int, i: int, template: bytes, rng: np.random.Generator):
         a = self._asset_pb2.Asset()
         a.ParseFromString(template)
-        a.asset_id = f"{self.members[n]}-{i:07d}"
+        a.asset_id = asset_id(n, i)  # per node: a coordinator takes only opaque ids
         a.sha256 = rng.bytes(32)
         a.pixel_digest = rng.bytes(32)
         return a

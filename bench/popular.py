@@ -41,13 +41,16 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import ROOT, log
+from bench.common import ROOT, asset_id, log
 
 BASE = 100_000
 COPIES = 10_000
 BATCH = 1_000
 #: Seconds between the other member's one-asset batches.
 PROBE_EVERY = 0.1
+#: Id spaces (bench.common.asset_id): the base assets are space 0 (bench.scale), then the
+#: original, its copies, and the probing member's other pictures.
+ORIGINAL, COPY_SPACE, OTHER_SPACE = asset_id(1, 0), 2, 3
 
 
 def _peak_mib() -> float:
@@ -86,7 +89,7 @@ def copies(variants, n: int, seed: int = 7):
     for i in range(n):
         a = asset_pb2.Asset()
         a.CopyFrom(variants[i % len(variants)])
-        a.asset_id = f"copy-{i:05d}"
+        a.asset_id = asset_id(COPY_SPACE, i)
         a.sha256, a.pixel_digest = rng.bytes(32), rng.bytes(32)
         for fp in a.fingerprints:
             if fp.algorithm in ("dct256", "dct64"):
@@ -175,7 +178,7 @@ def _one(base: int, n_copies: int) -> dict:
     picture = master.asset_id.split("|")[0]
     for i, r in enumerate([r for r in records[::7] if not asset_pb2.Asset.FromString(r).asset_id.startswith(picture + "|")][:2000]):
         a = asset_pb2.Asset.FromString(r)
-        a.asset_id = f"other-{i:05d}"
+        a.asset_id = asset_id(OTHER_SPACE, i)
         a.sha256, a.pixel_digest = rng.bytes(32), rng.bytes(32)
         others.append(a)
 
@@ -188,7 +191,7 @@ def _one(base: int, n_copies: int) -> dict:
     base_seconds = time.monotonic() - t0
     original = asset_pb2.Asset()
     original.CopyFrom(master)
-    original.asset_id = "the-original"
+    original.asset_id = ORIGINAL
     original.sha256, original.pixel_digest = rng.bytes(32), rng.bytes(32)
     sender.send(holder, [original])
     log(f"popular: {base:,} assets and the original in {base_seconds:.0f} s")
@@ -234,13 +237,14 @@ def _one(base: int, n_copies: int) -> dict:
         stop.set()
         thread.join()
     peak_copies = _peak_mib()
-    keys = [(holder, "the-original")] + [(senders[(i // BATCH) % len(senders)], a.asset_id) for i, a in enumerate(made)]
+    keys = [(holder, ORIGINAL)] + [(senders[(i // BATCH) % len(senders)], a.asset_id) for i, a in enumerate(made)]
     batched = outcome(core, keys)
     m = core.matcher
     picture_versions = sum(1 for k in keys if k in m.index)
     # The log entries the copies made: their matches, and the proposals of their clusters.
     db = core.store._db
-    copy_matches = db.execute("SELECT COUNT(*) FROM matches WHERE a_asset LIKE 'copy-%' OR b_asset LIKE 'copy-%'").fetchone()[0]
+    copy_matches = db.execute("SELECT COUNT(*) FROM matches WHERE a_asset LIKE ? OR b_asset LIKE ?",
+                              (asset_id(COPY_SPACE, 0)[:4] + "%",) * 2).fetchone()[0]
     copy_clusters = sorted({m.cluster_of[k] for k in keys if k in m.cluster_of})
     proposals = sum(db.execute("SELECT COUNT(*) FROM proposals WHERE cluster_id=?", (c,)).fetchone()[0] for c in copy_clusters)
     entries = copy_matches + proposals

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import CACHE, ROOT, log, sources_digest
+from bench.common import CACHE, ROOT, asset_id, log, sources_digest
 
 MEMBERS = ("records-office", "city-museum", "university-library", "film-archive")
 BATCH = 1000
@@ -50,9 +50,9 @@ def _read(job: tuple[str, str]) -> bytes | None:
     from dedup.node.imaging import ImageError, read_image
     from dedup.node.scan import to_record
 
-    path, asset_id = job
+    path, name = job
     try:
-        return to_record(asset_id, read_image(Path(path))).SerializeToString(deterministic=True)
+        return to_record(name, read_image(Path(path))).SerializeToString(deterministic=True)
     except ImageError:
         return None
 
@@ -94,7 +94,7 @@ def batches(n: int, seed: int = 1):
 
     def put(member: str, a):
         nonlocal made
-        a.asset_id = f"a{made:08d}"
+        a.asset_id = asset_id(0, made)
         made += 1
         pending[member].append(a)
         if len(pending[member]) == BATCH:
