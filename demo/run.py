@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dedup.export import read_entries
+from dedup.node.report.html import plural
 from dedup.signing import parse_body, parse_entry
 from dedup.v1 import statements_pb2
 
@@ -29,12 +30,32 @@ MEMBERS = {
     "city-museum": "City Museum of History",
     "university-library": "University Library Special Collections",
 }
+#: Cosignatures the latest checkpoint must carry before the demo hands out a proof: a majority
+#: of the three members, so no single member (nor the coordinator) vouches alone.
+QUORUM = 2
 
 
 class DemoFailure(Exception):
     def __init__(self, step: str, detail: str) -> None:
         super().__init__(f"{step}: {detail}")
         self.step = step
+
+
+@dataclass
+class MemberAudit:
+    """What a member's own audit report says, in the figures a records officer reads first."""
+
+    member: str
+    files: int
+    unreadable: int
+    clusters: int
+    duplicate_files: int
+    reclaimable_bytes: int
+    currency: str
+    per_year: tuple[float, float]  # cost of the reclaimable storage, low and high price
+    restricted: int
+    rights: dict[str, int]  # rights label -> readable files
+    report: Path
 
 
 @dataclass
@@ -52,6 +73,13 @@ class Outcome:
     found_groups: int
     verify_command: str
     reports: list[Path]
+    audits: list[MemberAudit]
+    price_per_gb_month: tuple[float, float]
+    witnessed_size: int
+    cosigned_by: list[str]
+    quorum: int
+    proofs: int
+    proof_check: str
 
 
 def _dedup(*args: str, step: str, expect: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess:
@@ -101,6 +129,29 @@ def _catalogue_assets(config: Path, folder: Path) -> dict[str, str]:
         db.close()
 
 
+def _audit(member: str, config: Path) -> MemberAudit:
+    """The member's report.json, with every readable file's rights from its catalogue."""
+    import sqlite3
+
+    from dedup.node.report.rights import label
+
+    folder = config.parent / "report"
+    report = json.loads((folder / "report.json").read_text())
+    t = report["totals"]
+    db = sqlite3.connect(config.parent / "catalogue.sqlite")
+    try:
+        rights: dict[str, int] = {}
+        for (uri,) in db.execute("SELECT rights_uri FROM files WHERE error IS NULL"):
+            rights[label(uri)] = rights.get(label(uri), 0) + 1
+    finally:
+        db.close()
+    return MemberAudit(
+        member=member, files=t["files"], unreadable=t["unreadable"], clusters=t["clusters"],
+        duplicate_files=t["duplicate_files"], reclaimable_bytes=t["reclaimable_bytes"], currency=t["currency"],
+        per_year=(t["cost_low"]["per_year"], t["cost_high"]["per_year"]), restricted=len(report["rights_restricted"]),
+        rights=dict(sorted(rights.items(), key=lambda kv: (-kv[1], kv[0]))), report=folder / "report.html")
+
+
 def run(workdir: Path, say=print) -> Outcome:
     if workdir.exists():
         shutil.rmtree(workdir)
@@ -127,10 +178,11 @@ def run(workdir: Path, say=print) -> Outcome:
             push = json.loads(_dedup("node", "push", "--config", str(cfg), "--json", step=f"{mid}: push").stdout)
             assets += scan["scan"]["read"]
             unreadable += scan["scan"]["failed"]
-            say(f"{mid}: {scan['scan']['read']} images fingerprinted, {scan['scan']['failed']} unreadable recorded; "
-                f"pushed {push['assets_accepted']} signed fingerprints in {push['batches_sent']} batches, "
-                f"{push['new_matches']} new cross-member matches; witnessed and cosigned the log at size "
-                f"{push['witness']['size']}")
+            say(f"{mid}: {plural(scan['scan']['read'], 'image')} fingerprinted, {scan['scan']['failed']} unreadable "
+                f"recorded; pushed {plural(push['assets_accepted'], 'signed fingerprint')} in "
+                f"{plural(push['batches_sent'], 'batch', 'batches')}, "
+                f"{plural(push['new_matches'], 'new cross-member match', 'new cross-member matches')}; witnessed "
+                f"and cosigned the log at size {push['witness']['size']}")
         # Each member answers the master proposals by its node's local rule: accept what follows the
         # published policy, hold for a person what would take a master away from it.
         for mid, cfg in layout.node_configs.items():
@@ -142,6 +194,17 @@ def run(workdir: Path, say=print) -> Outcome:
             # Fetch the agreed outcomes into the catalogue, then write the audit report with them.
             _dedup("node", "decisions", "--config", str(cfg), "--json", step=f"{mid}: decisions")
             _dedup("node", "report", "--config", str(cfg), "--out", str(cfg.parent / "report"), step=f"{mid}: report")
+        # The votes were the last entries logged. Every member now witnesses that final checkpoint,
+        # so the proofs handed out from here on carry a quorum of cosignatures; nothing the demo
+        # does afterwards is logged (lookup counts wait for their period to end).
+        witnessed = set()
+        for mid, cfg in layout.node_configs.items():
+            w = json.loads(_dedup("node", "witness", "--config", str(cfg), "--json", step=f"{mid}: witness").stdout)
+            witnessed.add(w["size"])
+        if len(witnessed) != 1:
+            raise DemoFailure("witness the final log", f"the members saw different sizes: {sorted(witnessed)}")
+        size = witnessed.pop()
+        say(f"all {len(MEMBERS)} members witnessed the final log at size {size} and cosigned its checkpoint")
         # Provenance lookup: one member asks about another's folder without sending a picture.
         (asker, cfg), (holder, _) = list(layout.node_configs.items())[:2]
         look = json.loads(_dedup("node", "lookup", str(samples.folders[holder]), "--config", str(cfg), "--json",
@@ -150,16 +213,28 @@ def run(workdir: Path, say=print) -> Outcome:
         say(f"{asker}: looked up {len(look['results'])} files of {holder}'s folder without sending them: "
             f"{len(matched)} matched, {sum(r['master_status'] == 'agreed' for r in matched)} with an agreed master "
             f"and its log inclusion proof")
-        if look["proofs"]:
-            _dedup("audit", "check-proof", look["proofs"][0], "--key", str(layout.log_public_key),
-                   step="check a lookup's proof")
+        if not look["proofs"]:
+            raise DemoFailure(f"{asker}: lookup", "no agreed master came with an inclusion proof")
+        # Anyone holding the log key and the members' published witness keys can check a proof alone.
+        witness_args = [a for k in layout.witness_keys.values() for a in ("--witness", str(k))]
+        checked = json.loads(_dedup("audit", "check-proof", look["proofs"][0], "--key", str(layout.log_public_key),
+                                    *witness_args, "--quorum", str(QUORUM), "--json",
+                                    step=f"check a lookup's proof with quorum {QUORUM}").stdout)
+        if checked["tree_size"] != size:
+            raise DemoFailure("check a lookup's proof", f"it cites size {checked['tree_size']}, not the witnessed {size}")
+        proof_check = (f"{Path(look['proofs'][0]).name}: entry {checked['index']} at size {checked['tree_size']}, "
+                       f"cosigned by {', '.join(checked['cosigned_by'])}")
+        say(f"checked {proof_check} (quorum {QUORUM})")
         _dedup("coordinator", "export-log", "--config", str(layout.coordinator_config), str(layout.export),
                step="export log")
     finally:
         _stop(coordinator)
 
-    verify = json.loads(_dedup("audit", "verify", str(layout.export), "--key", str(layout.log_public_key), "--json",
-                               step="audit verify").stdout)
+    verify = json.loads(_dedup("audit", "verify", str(layout.export), "--key", str(layout.log_public_key),
+                               "--quorum", str(QUORUM), "--witnesses-from-log", "--json", step="audit verify").stdout)
+    if verify["entries"] != size:
+        raise DemoFailure("audit verify", f"the log grew to {verify['entries']} entries after the witnesses cosigned "
+                                          f"size {size}")
 
     # Read the outcome back from the verified log itself.
     proposals: dict[str, statements_pb2.MasterProposed] = {}
@@ -186,8 +261,13 @@ def run(workdir: Path, say=print) -> Outcome:
                         f" ({p.deciding_rule})" for cid, p in sorted(proposals.items())},
         agreed=sum(1 for cid, p in proposals.items() if cid in agreed and agreed[cid].proposal_id == p.proposal_id),
         log_entries=verify["entries"], log_root=verify["root"], expected_groups=len(samples.groups),
-        found_groups=found, verify_command=f"{exe} audit verify {layout.export} --key {layout.log_public_key}",
+        found_groups=found,
+        verify_command=(f"{exe} audit verify {layout.export} --key {layout.log_public_key} --quorum {QUORUM} "
+                        "--witnesses-from-log"),
         reports=[cfg.parent / "report" / "report.html" for cfg in layout.node_configs.values()],
+        audits=[_audit(mid, cfg) for mid, cfg in layout.node_configs.items()],
+        price_per_gb_month=setup.PRICE_PER_GB_MONTH, witnessed_size=size, cosigned_by=verify["cosigned_by"],
+        quorum=QUORUM, proofs=len(look["proofs"]), proof_check=proof_check,
     )
 
 

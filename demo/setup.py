@@ -8,9 +8,13 @@ from pathlib import Path
 import tomli_w
 
 from dedup import pki
+from dedup.cosignature import CosignatureVerifier
 
 LOG_ORIGIN = "demo.dedup.local/log"
 SERVER_NAME = "coordinator"
+#: HK$ per GB-month for the members' reports. Preservation storage, counted with its replicas,
+#: backups and fixity checking, costs several times a bare cloud disk (the node's default).
+PRICE_PER_GB_MONTH = (1.0, 3.0)
 
 
 @dataclass(frozen=True)
@@ -20,6 +24,9 @@ class Layout:
     log_public_key: Path
     node_configs: dict[str, Path]
     export: Path
+    #: Each member's cosigner verifier key (C2SP vkey), as the consortium publishes them for
+    #: anyone checking the witnesses' cosignatures on a proof.
+    witness_keys: dict[str, Path]
 
 
 def create(root: Path, members: dict[str, str], collections: dict[str, Path]) -> Layout:
@@ -38,6 +45,8 @@ def create(root: Path, members: dict[str, str], collections: dict[str, Path]) ->
 
     member_entries = []
     node_configs = {}
+    witness_keys = {}
+    (root / "witnesses").mkdir(parents=True, exist_ok=True)
     for priority, (mid, name) in enumerate(members.items(), start=1):
         ndir = pki.private_dir(root / "nodes" / mid)
         # The node makes its own keys; the records service sees and certifies only the request.
@@ -46,6 +55,9 @@ def create(root: Path, members: dict[str, str], collections: dict[str, Path]) ->
         pki.write_key(ndir / pki.TLS_KEY, tls_key)
         request = pki.read_request(pki.make_request(mid, tls_key, signer))
         pki.write_cert(ndir / pki.TLS_CERT, pki.issue_member(ca, request))
+        # A member witnesses the log with its statement key, under its member id (SPEC 8.2).
+        witness_keys[mid] = root / "witnesses" / f"{mid}.vkey"
+        witness_keys[mid].write_text(CosignatureVerifier(mid, signer.verifier().public_key).to_string() + "\n")
         member_entries.append({"id": mid, "name": name, "public_key": signer.verifier().to_string(),
                                "custodial_priority": priority * 10})
         cfg = {
@@ -58,6 +70,7 @@ def create(root: Path, members: dict[str, str], collections: dict[str, Path]) ->
             "coordinator": {"address": "127.0.0.1:0", "server_name": SERVER_NAME, "timeout_seconds": 30.0},
             # Each node witnesses the log after its push, trusting the published log key.
             "log_verifier_key": "../../log.pub",
+            "price_per_gb_month": list(PRICE_PER_GB_MONTH),
         }
         node_configs[mid] = ndir / "node.toml"
         node_configs[mid].write_text(tomli_w.dumps(cfg))
@@ -71,7 +84,7 @@ def create(root: Path, members: dict[str, str], collections: dict[str, Path]) ->
         "members": member_entries,
     }
     (cdir / "coordinator.toml").write_text(tomli_w.dumps(ccfg))
-    return Layout(root, cdir / "coordinator.toml", log_pub, node_configs, root / "log-export")
+    return Layout(root, cdir / "coordinator.toml", log_pub, node_configs, root / "log-export", witness_keys)
 
 
 def point_nodes_at(layout: Layout, port: int) -> None:

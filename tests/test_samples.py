@@ -109,13 +109,32 @@ def test_groups_cover_the_archive_variants(sample: SampleSet, facts) -> None:
     assert any(f.jpeg_quality == 75 for f in members)
 
 
-def test_local_duplicate(sample: SampleSet, links) -> None:
-    assert sample.local_duplicates
+def test_local_duplicates(sample: SampleSet, links) -> None:
+    """Every member holds copies of its own: each pair of a group is linked (a byte-identical
+    backup, a re-encoded access copy, a smaller web copy), at least twice per member."""
+    for member in MEMBERS:
+        assert sum(g[0][0] == member for g in sample.local_duplicates) >= 2, member
+    relations = set()
     for group in sample.local_duplicates:
         assert len({m for m, _ in group}) == 1
-        assert {Path(rel).suffix for _, rel in group} == {".png", ".jpg"}
+        assert len({sample.sources[ref] for ref in group}) == 1
         for a, b in itertools.combinations(group, 2):
-            assert relation_name(links[frozenset((a, b))].relation) == "reencoded"
+            relations.add(relation_name(links[frozenset((a, b))].relation))
+    assert {"identical_bytes", "reencoded"} <= relations, relations
+
+
+def test_rights_written_are_read(sample: SampleSet) -> None:
+    """Each member mixes rights: a restricted statement or notice, a free one, and none."""
+    from PIL import Image
+
+    from dedup.node.rights import rights_of
+
+    for ref, expected in sample.rights.items():
+        with Image.open(sample.folders[ref[0]] / ref[1]) as im:
+            assert rights_of(im).uri == expected, ref
+    for member in MEMBERS:
+        held = {v for (m, _), v in sample.rights.items() if m == member}
+        assert "http://rightsstatements.org/vocab/InC/1.0/" in held and "unknown" in held and len(held) >= 3, held
 
 
 def test_different_photographs_never_match(sample: SampleSet, links) -> None:
