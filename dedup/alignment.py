@@ -155,6 +155,7 @@ class Placement:
     #: The inner picture's bounding box in the outer one: (left, top, right, bottom) as shares
     #: of the outer picture's width and height, clipped to it.
     box: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)
+    inside: int = 0  # the inner picture's keypoints that fall inside the outer one
 
 
 def placement(al: Alignment, a: Points, b: Points, margin: float) -> Placement | None:
@@ -187,7 +188,7 @@ def placement(al: Alignment, a: Points, b: Points, margin: float) -> Placement |
     cov = min(np.ptp(pts.x[idx]) / ext_x if ext_x > 0 else 0.0, np.ptp(pts.y[idx]) / ext_y if ext_y > 0 else 0.0)
     support = idx.size / max(1, int(inside.sum()))
     return Placement(inner, min(1.0, inner_area / outer_area), float(cov), float(support), al.inliers,
-                     float(scale), float(angle), box)
+                     float(scale), float(angle), box, int(inside.sum()))
 
 
 def _box(x: np.ndarray, y: np.ndarray, outer: Points) -> tuple[float, float, float, float]:

@@ -24,7 +24,7 @@ beyond what is already sent.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Sequence
 
@@ -61,8 +61,12 @@ class Rule:
     points_margin: float = 0.03
     #: A placement needs this many agreeing keypoints...
     points_inliers: int = 5
-    #: ...spread over this share of the inner picture's width and height...
+    #: ...spread over this share of the inner picture's width and height (or, when at least
+    #: ``points_band_inliers`` agree, over ``points_band_coverage`` of one of them: a band of
+    #: detail, a horizon or a street, that a shared logo or stamp never spans)...
     points_coverage: float = 0.3
+    points_band_inliers: int = 7
+    points_band_coverage: float = 0.18
     #: ...making this share of the inner picture's keypoints that fall inside the outer one
     #: (when the two frame the same picture, ``points_same_support``)...
     points_support: float = 0.12
@@ -75,16 +79,35 @@ class Rule:
     points_firm: int = 12
     points_firm_coverage: float = 0.5
     points_firm_support: float = 0.15
+    #: A picture with few keypoints where the two overlap (at most ``points_few``: a map, a
+    #: flat graphic, whose edges make few blobs) cannot show ``points_inliers`` agreeing. This
+    #: many suffice when they are this share of those keypoints, spread over this share of the
+    #: inner picture, and its appearance agrees at least this well.
+    points_few: int = 16
+    points_few_inliers: int = 3
+    points_few_support: float = 0.3
+    points_few_coverage: float = 0.5
+    points_few_appearance: float = 0.4
 
     def loosened(self, factor: float) -> Rule:
-        """Every distance times ``factor``, every required amount divided by it."""
-        return Rule(int(self.whole * factor), int(self.whole_loose * factor), int(self.low * factor),
-                    int(self.points * factor), int(self.points_index * factor), self.points_indexed,
-                    self.points_tolerance * factor, self.points_margin * factor,
-                    max(2, int(self.points_inliers / factor)), self.points_coverage / factor,
-                    self.points_support / factor, self.points_same_support / factor,
-                    self.points_appearance / factor, max(2, int(self.points_firm / factor)),
-                    self.points_firm_coverage / factor, self.points_firm_support / factor)
+        """Every distance (and the keypoint count that makes a picture one of few keypoints)
+        times ``factor``, every required amount divided by it."""
+        def fewer(n: int) -> int:
+            return max(2, int(n / factor))
+        return replace(
+            self, whole=int(self.whole * factor), whole_loose=int(self.whole_loose * factor),
+            low=int(self.low * factor), points=int(self.points * factor),
+            points_index=int(self.points_index * factor), points_tolerance=self.points_tolerance * factor,
+            points_margin=self.points_margin * factor, points_inliers=fewer(self.points_inliers),
+            points_coverage=self.points_coverage / factor, points_band_inliers=fewer(self.points_band_inliers),
+            points_band_coverage=self.points_band_coverage / factor, points_support=self.points_support / factor,
+            points_same_support=self.points_same_support / factor,
+            points_appearance=self.points_appearance / factor, points_firm=fewer(self.points_firm),
+            points_firm_coverage=self.points_firm_coverage / factor,
+            points_firm_support=self.points_firm_support / factor, points_few=int(self.points_few * factor),
+            points_few_inliers=fewer(self.points_few_inliers), points_few_support=self.points_few_support / factor,
+            points_few_coverage=self.points_few_coverage / factor,
+            points_few_appearance=self.points_few_appearance / factor)
 
 
 DEFAULT_RULE = Rule()
@@ -325,10 +348,19 @@ def _placement(ha: Hashes, hb: Hashes, rule: Rule) -> tuple[alignment.Placement,
     if al is None:
         return None
     p = alignment.placement(al, first.keypoints, second.keypoints, rule.points_margin)
-    if p is None or p.inliers < rule.points_inliers or p.coverage < rule.points_coverage:
+    if p is None:
+        return None
+    many = p.inliers >= rule.points_inliers and (
+        p.coverage >= rule.points_coverage
+        or (p.inliers >= rule.points_band_inliers and p.coverage >= rule.points_band_coverage))
+    few = (not many and p.inside <= rule.points_few and p.inliers >= rule.points_few_inliers
+           and p.support >= rule.points_few_support and p.coverage >= rule.points_few_coverage)
+    if not (many or few):
         return None
     inner_is_first = p.inner == 1
     inner, outer = (first, second) if inner_is_first else (second, first)
+    if few and _appearance(inner, outer, al, inner_is_first) < rule.points_few_appearance:
+        return None
     if _same_framing(p) and abs(p.angle) < MIN_TURN:
         # The same framing, not turned: whatever moved the global hashes apart (a box on a dark
         # picture, heavy damage) left most keypoints where they were. Those hashes cannot vouch

@@ -276,9 +276,70 @@ def test_same_framing_by_keypoints_is_an_edit() -> None:
 
 
 def test_a_placement_needs_points_inliers_agreeing_keypoints() -> None:
+    """Four agreeing keypoints of four are under points_inliers; a picture of few keypoints
+    may place with fewer, but only when its appearance agrees (here it does not)."""
     a, b = framed_pair(RULE.points_inliers - 1, 0)
     assert both(a, b) is None
     assert rel(both(a, b, Rule(points_inliers=RULE.points_inliers - 1))) == "edited"
+
+
+#: Points along a band: across the picture, within 0.175 of its 0.8 height.
+BAND = [(0.05 + 0.12 * k, 0.40 + 0.025 * k) for k in range(8)]
+#: Points above and below the band, so that the inner picture's keypoints spread over 0.71 of it.
+ABOVE_BELOW = [(0.10, 0.05), (0.90, 0.75), (0.50, 0.06), (0.30, 0.74), (0.70, 0.05), (0.55, 0.76),
+               (0.20, 0.07), (0.80, 0.73)]
+
+
+def band_pair(agree: int):
+    """Records a and b framing the same picture: ``agree`` keypoints along BAND agree, the
+    eight of ABOVE_BELOW are at the same places with unrelated hashes."""
+    rng = random.Random(3)
+    shared = [(rng.getrandbits(64), x, y) for x, y in BAND[:agree]]
+    a = make("a", points=keypoints(shared + [(rng.getrandbits(64), x, y) for x, y in ABOVE_BELOW]))
+    return a, copy_of(a, "b", up_bits=100,
+                      points=keypoints(shared + [(rng.getrandbits(64), x, y) for x, y in ABOVE_BELOW]))
+
+
+def _coverage(a, b) -> float:
+    ha, hb = hashes(a), hashes(b)
+    al = alignment.align(ha.keypoints, hb.keypoints, RULE.points, RULE.points_tolerance)
+    return alignment.placement(al, ha.keypoints, hb.keypoints, RULE.points_margin).coverage
+
+
+def test_many_agreeing_keypoints_along_a_band_place_a_picture() -> None:
+    """A horizon or a street: the agreeing keypoints span the picture's width but little of its
+    height. points_band_inliers (7) of them need only points_band_coverage (0.18) of it; fewer
+    need points_coverage (0.3), as a shared stamp of a few points never spans a picture."""
+    agree = RULE.points_band_inliers
+    a, b = band_pair(agree)
+    assert RULE.points_band_coverage <= _coverage(a, b) < RULE.points_coverage
+    assert both(a, b) == Link(R.RELATION_EDITED, "kp64", 0)
+    assert both(a, b, Rule(points_band_inliers=agree + 1)) is None
+    assert both(a, b, Rule(points_band_coverage=RULE.points_coverage)) is None
+    a, b = band_pair(agree - 1)
+    assert _coverage(a, b) < RULE.points_band_coverage and both(a, b) is None
+
+
+#: Three points spread over most of the picture's width and height.
+FEW_SPREAD = [(0.10, 0.08), (0.90, 0.40), (0.45, 0.74)]
+
+
+def test_a_picture_of_few_keypoints_places_with_fewer_when_its_appearance_agrees() -> None:
+    """A map or a flat graphic makes few blobs: three agreeing keypoints of at most points_few
+    (16) place it, when they are a third of them, spread over half of it, and its appearance
+    agrees; never on the keypoints alone."""
+    whole = bytes(range(8))
+    alike, unlike = (whole, whole), (whole, bytes(v ^ 0xFF for v in whole))
+    n = RULE.points_few_inliers
+    a, b = framed_pair(n, RULE.points_few - n, lows=alike)
+    assert n / RULE.points_few < RULE.points_few_support  # so the share decides below
+    assert both(a, b) is None
+    a, b = framed_pair(n, 6, where=FEW_SPREAD, lows=alike)  # 3 of 9 agree: a third
+    assert both(a, b) == Link(R.RELATION_EDITED, "kp64", 0)
+    assert both(a, b, Rule(points_few=8)) is None  # 9 keypoints are not few
+    assert both(a, b, Rule(points_few_coverage=1.01)) is None
+    assert both(*framed_pair(n, 6, where=FEW_SPREAD, lows=unlike)) is None
+    assert both(*framed_pair(n - 1, 4, where=FEW_SPREAD, lows=alike)) is None
 
 
 def test_the_same_framing_needs_most_keypoints_to_agree() -> None:
