@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from dedup.cli import exits
-from dedup.cli.common import CommandError, emit_json
+from dedup.cli.common import CommandError, emit_json, plural
 from dedup.cosignature import CosignatureError, CosignatureVerifier
 from dedup.note import NoteError, NoteVerifier
 from dedup.proofbundle import EXTENSION, BundleError, verify_bundle
@@ -160,25 +160,28 @@ def _verify(args) -> int:
     if args.json:
         emit_json(report.as_dict())
     else:
-        print(f"log verified: {report.entries} entries, root {report.root.hex()}")
-        print(f"  origin {report.origin}; {len(report.members)} members, {report.batches} batches, "
-              f"{report.matches} matches, {report.proposals} master proposals, {report.checkpoints} checkpoints")
+        print(f"log verified: {plural(report.entries, 'entry', 'entries')}, root {report.root.hex()}")
+        print(f"  origin {report.origin}; {plural(len(report.members), 'member')}, "
+              f"{plural(report.batches, 'batch', 'batches')}, {plural(report.matches, 'match', 'matches')}, "
+              f"{plural(report.proposals, 'master proposal')}, {plural(report.checkpoints, 'checkpoint')}")
         if report.withdrawals:
-            print(f"  {report.withdrawals} withdrawals")
+            print(f"  {plural(report.withdrawals, 'withdrawal')}")
         if report.votes or report.rulings or report.agreements:
-            ballots = f" ({report.ballots} ballots)" if report.ballots else ""
-            print(f"  {report.votes} votes{ballots}, {report.rulings} rulings, {report.agreements} agreed masters")
+            ballots = f" ({plural(report.ballots, 'ballot')})" if report.ballots else ""
+            print(f"  {plural(report.votes, 'vote')}{ballots}, {plural(report.rulings, 'ruling')}, "
+                  f"{plural(report.agreements, 'agreed master')}")
         if report.revocations or report.key_replacements:
-            print(f"  {report.revocations} member key revocation(s), {report.key_replacements} member key replacement(s)")
+            print(f"  {plural(report.revocations, 'member key revocation')}, "
+                  f"{plural(report.key_replacements, 'member key replacement')}")
         if report.unbound:
-            print(f"  {report.unbound} entries signed for no log (by releases before statements were bound to "
-                  "their log); none after the first signed for this one")
+            print(f"  {plural(report.unbound, 'entry', 'entries')} signed for no log (by releases before statements "
+                  "were bound to their log); none after the first signed for this one")
         if report.lookup_counts:
-            print(f"  {report.lookup_counts} lookup counts (who looked up how often; never what)")
+            print(f"  {plural(report.lookup_counts, 'lookup count')} (who looked up how often; never what)")
         if report.rotations:
-            print(f"  {report.rotations} coordinator key rotation(s); key in force: {report.coordinator_key}")
+            print(f"  {plural(report.rotations, 'coordinator key rotation')}; key in force: {report.coordinator_key}")
         if args.quorum:
-            print(f"  latest checkpoint cosigned by {len(report.cosigned_by)} witness(es) "
+            print(f"  latest checkpoint cosigned by {plural(len(report.cosigned_by), 'witness', 'witnesses')} "
                   f"({', '.join(report.cosigned_by)}), quorum {args.quorum}")
         if trusted is not None:
             print(f"  consistent with the trusted checkpoint of size {trusted.size}; {args.state} now trusts size "
@@ -203,7 +206,7 @@ def _prove(args) -> int:
     if args.json:
         emit_json({"ok": True, "index": bundle.index, "hashes": len(bundle.proof), "out": str(args.out)})
     else:
-        print(f"wrote {args.out}: entry {bundle.index}, {len(bundle.proof)} proof hashes")
+        print(f"wrote {args.out}: entry {bundle.index}, {plural(len(bundle.proof), 'proof hash', 'proof hashes')}")
     return exits.OK
 
 

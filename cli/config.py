@@ -33,7 +33,11 @@ def _roles() -> list[tuple[str, str, type[BaseModel], str, str]]:
          "Example: [`examples/coordinator.toml`](examples/coordinator.toml)."),
         ("node", "Node", NodeSettings, "DEDUP_NODE_CONFIG",
          "`dedup node ...`, run by each member institution. "
-         "Example: [`examples/node.toml`](examples/node.toml)."),
+         "Example: [`examples/node.toml`](examples/node.toml). With no file, the commands of a local audit "
+         "(`scan`, `duplicates`, `report`, `not-duplicates`, `import-catalogue`, a local `lookup`) use the "
+         "catalogue `dedup-catalogue.sqlite` in the folder they are run from (or the environment's settings), "
+         "and say so; the commands that sign or talk to the coordinator need a file with `member_id`, "
+         "`signing_key`, `[tls]` and `[coordinator]`, as `dedup pki install` writes it."),
     ]
 
 

@@ -8,10 +8,13 @@ INCONSISTENT = 4  # the coordinator showed a log inconsistent with one this node
 
 EPILOG = """exit codes:
   0  success
-  1  the command ran and found a failure (unreadable files, a refused batch, a failed audit)
+  1  the command ran and found a failure (unreadable files, a refused batch,
+     a failed audit)
   2  bad arguments or configuration; nothing was done
-  3  the coordinator could not be reached; run again later, nothing is lost or sent twice
-  4  the coordinator showed a log inconsistent with a checkpoint this node verified (a fork or a
-     rollback); nothing was cosigned, evidence was written to the node's evidence/ folder (named
-     in the message): keep it and tell the other members
+  3  the coordinator could not be reached; run again later, nothing is lost
+     or sent twice
+  4  the coordinator showed a log inconsistent with a checkpoint this node
+     verified (a fork or a rollback); nothing was cosigned, evidence was
+     written to the node's evidence/ folder (named in the message): keep it
+     and tell the other members
 """

@@ -14,22 +14,29 @@ import argparse  # noqa: E402
 import sys  # noqa: E402
 
 from . import exits  # noqa: E402
-from .common import CommandError  # noqa: E402
+from .common import CommandError, Parser  # noqa: E402
 
 DESCRIPTION = """\
-Find the photographs that archives hold in common without exchanging images, and agree
-which institution keeps the master.
+Find the photographs that archives hold in common without exchanging images,
+and agree which institution keeps the master.
 
 roles:
-  node         a member institution: scan its storage, keep a catalogue, push signed fingerprints,
-               look up whether a picture is the definitive version (readers too)
-  coordinator  the records service: take in batches, match across members, keep the signed log
-  audit        anyone: verify an exported log offline with the coordinator's public key
+  node         a member institution: scan its storage, keep a catalogue, push
+               signed fingerprints, look up whether a picture is the
+               definitive version (readers too)
+  coordinator  the records service: take in batches, match across members,
+               keep the signed log
+  audit        anyone: verify an exported log offline with the coordinator's
+               public key
   demo         run a three-member consortium on this machine, end to end
 
 deployment:
-  pki          the consortium CA, TLS certificates and Ed25519 keys: init, issue, revoke, check
+  pki          the consortium CA, TLS certificates and Ed25519 keys: init,
+               issue, revoke, check
   config       the configuration reference, and checking a configuration file
+
+A local audit of one's own folder needs no configuration and no keys:
+  dedup node scan FOLDER; dedup node duplicates; dedup node report --out DIR
 
 Run `dedup ROLE --help` for each role's commands.
 """
@@ -43,8 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     from dedup.demo.cli import register as demo
     from dedup.node.cli import register as node
 
-    parser = argparse.ArgumentParser(prog="dedup", description=DESCRIPTION, epilog=exits.EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(prog="dedup", description=DESCRIPTION, epilog=exits.EPILOG)
     sub = parser.add_subparsers(dest="role", metavar="ROLE", required=True)
     for register in (node, coordinator, audit, demo, pki, config):
         register(sub)

@@ -14,18 +14,19 @@ from dedup import pki
 from dedup.config import MEMBER_ID, ConfigError, load
 
 from . import exits
-from .common import CommandError, emit_json
+from .common import CommandError, emit_json, plural
 
 COORDINATOR_ENV = "DEDUP_COORDINATOR_CONFIG"
 NODE_ENV = "DEDUP_NODE_CONFIG"
 
 DESCRIPTION = """\
-Make and manage the consortium's keys and certificates, in the formats the coordinator and the
-nodes read. Every party makes its own private keys: the records service makes the consortium CA,
-the coordinator's TLS key and the log key; each member makes its TLS key and its Ed25519
-statement key on its own node, and sends only a signed request with the public halves. No
-command run by the records service ever sees a member's private key, so the records service
-cannot sign as a member.
+Make and manage the consortium's keys and certificates, in the formats the
+coordinator and the nodes read. Every party makes its own private keys: the
+records service makes the consortium CA, the coordinator's TLS key and the log
+key; each member makes its TLS key and its Ed25519 statement key on its own
+node, and sends only a signed request with the public halves. No command run
+by the records service ever sees a member's private key, so the records
+service cannot sign as a member.
 
 On the records service, DIR holds:
   DIR/ca.pem, DIR/ca.key          the consortium CA (ECDSA P-256): every TLS certificate is issued by it
@@ -45,23 +46,28 @@ On a member's node, NODE (e.g. /etc/dedup) holds:
   NODE/tls.key, NODE/signing.key  the keys in use, put there by `install`
   NODE/tls.pem, ca.pem, log.pub   from the folder the records service sends back
 
-Private keys are written mode 0600 in folders of mode 0700. Nothing is ever overwritten by
-accident: existing material is refused unless the command's option says otherwise.
+Private keys are written mode 0600 in folders of mode 0700. Nothing is ever
+overwritten by accident: existing material is refused unless the command's
+option says otherwise.
 
-typical use:
-  (records service)  dedup pki init /etc/dedup/pki --origin records.example.hk/dedup-log \\
-                         --dns dedup.records.example.hk
-  (member's node)    dedup pki request city-museum --dir /etc/dedup
-                     (send /etc/dedup/city-museum.request to the records service)
-  (records service)  dedup pki issue city-museum --dir /etc/dedup/pki --request city-museum.request \\
-                         --name "City Museum" --coordinator dedup.records.example.hk:7443
-                     (append members/city-museum/member.toml to coordinator.toml, restart the
-                     coordinator, send members/city-museum/ back)
-  (member's node)    dedup pki install city-museum/ --dir /etc/dedup
-                     dedup pki check --config /etc/dedup/node.toml
-  (records service)  dedup pki revoke city-museum --config coordinator.toml --reason "key lost"
-A new certificate: `request --renew`, then `issue` and `install` again. A new statement key:
-`request --rekey`, `issue --rekey` (the log records the replacement), `install`.
+typical use, on the records service (RS) and on a member's node (node):
+  RS    dedup pki init /etc/dedup/pki \\
+            --origin records.example.hk/dedup-log \\
+            --dns dedup.records.example.hk
+  node  dedup pki request city-museum --dir /etc/dedup
+        (send /etc/dedup/city-museum.request to the records service)
+  RS    dedup pki issue city-museum --dir /etc/dedup/pki \\
+            --request city-museum.request --name "City Museum" \\
+            --coordinator dedup.records.example.hk:7443
+        (append members/city-museum/member.toml to coordinator.toml,
+        restart the coordinator, send members/city-museum/ back)
+  node  dedup pki install city-museum/ --dir /etc/dedup
+        dedup pki check --config /etc/dedup/node.toml
+  RS    dedup pki revoke city-museum --config coordinator.toml \\
+            --reason "key lost"
+A new certificate: `request --renew`, then `issue` and `install` again. A new
+statement key: `request --rekey`, `issue --rekey` (the log records the
+replacement), `install`.
 """
 
 
@@ -486,7 +492,7 @@ def _install(args) -> int:
         emit_json(out)
     else:
         c = out["certificate"]
-        print(f"{mid}: certificate {c['common_name']} from {c['issuer']} ({c['days_left']} days) and "
+        print(f"{mid}: certificate {c['common_name']} from {c['issuer']} ({plural(c['days_left'], 'day')}) and "
               f"{'new keys' if new_signer else 'a new TLS key'} in use in {node}")
         if wrote_config:
             print(f"wrote {node / 'node.toml'}: set its roots, then `dedup pki check --config {node / 'node.toml'}`")
@@ -644,8 +650,11 @@ def _check(args) -> int:
     from .common import load_config
 
     settings = load_config(args, NodeSettings, NODE_ENV)
-    if settings.tls is None or settings.coordinator is None:
-        raise CommandError(f"{args.config} has no [tls] and [coordinator] settings; nothing to check")
+    if settings.tls is None or settings.coordinator is None or settings.member_id is None \
+            or settings.signing_key is None:
+        raise CommandError(f"{args.config} lacks member_id, signing_key, [tls] or [coordinator]: a node with "
+                           "them all (as `dedup pki install` writes node.toml) can be checked; a node for local "
+                           "audits alone has nothing to check")
     problems: list[str] = []
     out: dict = {"member_id": settings.member_id}
     try:
@@ -666,7 +675,7 @@ def _check(args) -> int:
     if out["certificate"]["days_left"] < 0:
         problems.append("the certificate has expired")
     elif out["certificate"]["days_left"] < 30:
-        out["warning"] = f"the certificate expires in {out['certificate']['days_left']} days: renew it"
+        out["warning"] = f"the certificate expires in {plural(out['certificate']['days_left'], 'day')}: renew it"
     out["problems"] = problems
     code = exits.FAILED if problems else exits.OK
     if not problems and not args.offline:
@@ -696,7 +705,7 @@ def _check(args) -> int:
         emit_json(out)
     else:
         c = out["certificate"]
-        print(f"{settings.member_id}: certificate {c['common_name']} from {c['issuer']}, {c['days_left']} days left")
+        print(f"{settings.member_id}: certificate {c['common_name']} from {c['issuer']}, {plural(c['days_left'], 'day')} left")
         if "warning" in out:
             print(f"warning: {out['warning']}")
         if "coordinator" in out and code == exits.OK:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from dedup import jsonlog
 from dedup.cli import exits
-from dedup.cli.common import CommandError, add_config, emit_json, load_config
+from dedup.cli.common import CommandError, add_config, emit_json, load_config, plural
 
 from .settings import CoordinatorSettings
 
@@ -120,7 +120,7 @@ def _export(args) -> int:
     if args.json:
         emit_json({"export": str(args.out), "entries": entries, "checkpoints": checkpoints})
     else:
-        print(f"exported {entries} entries and {checkpoints} checkpoints to {args.out}")
+        print(f"exported {plural(entries, 'entry', 'entries')} and {plural(checkpoints, 'checkpoint')} to {args.out}")
     return exits.OK
 
 

@@ -68,16 +68,19 @@ def _should_back_off(code: grpc.StatusCode, detail: str | None) -> float | None:
 class PushSummary:
     batches_sent: int = 0
     assets_accepted: int = 0
-    resent: int = 0
+    resent: int = 0  # batches an earlier push left pending, sent again (or tried) in this one
     retries: int = 0
     new_matches: int = 0
     refused: list[dict] = field(default_factory=list)
     unreachable: str | None = None
+    #: Batches (and their assets) signed but not acknowledged: kept, and sent by the next push.
+    pending: int = 0
+    pending_assets: int = 0
 
     def as_dict(self) -> dict:
         return {"batches_sent": self.batches_sent, "assets_accepted": self.assets_accepted, "resent": self.resent,
                 "retries": self.retries, "new_matches": self.new_matches, "refused": self.refused,
-                "unreachable": self.unreachable}
+                "unreachable": self.unreachable, "pending": self.pending, "pending_assets": self.pending_assets}
 
 
 class KeyProblem(Exception):
@@ -85,6 +88,10 @@ class KeyProblem(Exception):
 
 
 def load_signer(settings: NodeSettings) -> NoteSigner:
+    if settings.signing_key is None or settings.member_id is None:
+        raise KeyProblem("this command signs with the member's statement key, and member_id or signing_key is not "
+                         "set: `dedup pki request MEMBER_ID --dir /etc/dedup` makes the key, `dedup pki install` "
+                         "puts it in use with a node.toml naming it (see deploy/README.md)")
     try:
         signer = NoteSigner.from_string(settings.signing_key.read_text(encoding="utf-8").strip())
     except OSError as exc:
@@ -172,7 +179,7 @@ def push(settings: NodeSettings, catalogue: Catalogue, sleep=time.sleep) -> Push
         return summary
     with channel(settings) as ch:
         stub = intake_pb2_grpc.IntakeServiceStub(ch)
-        for batch in batches:
+        for n, batch in enumerate(batches):
             stmt = signed_now(batch.manifest, signer, origin)
             try:
                 resp = _submit(stub, intake_pb2.SubmitBatchRequest(manifest=stmt, assets=batch.assets), settings,
@@ -182,6 +189,8 @@ def push(settings: NodeSettings, catalogue: Catalogue, sleep=time.sleep) -> Push
                 if code in RETRYABLE:
                     # Leave this and later batches pending; the next push resends them.
                     summary.unreachable = f"{code.name}: {detail}"
+                    summary.pending = len(batches) - n
+                    summary.pending_assets = sum(len(b.paths) for b in batches[n:])
                     event(log, "push interrupted", logging.WARNING, member=settings.member_id,
                           batch_id=batch.batch_id, code=code.name, detail=detail)
                     break

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from dedup.config import MemberId, TlsFiles, resolve_path
+from dedup.config import ConfigError, MemberId, TlsFiles, env_overrides, resolve_path
 from dedup.note import NoteError, NoteVerifier
 
 
@@ -50,10 +52,15 @@ class NodeSettings(BaseModel):
     #: Environment variables that override the file (dedup/config.py).
     ENV_PREFIX: ClassVar[str] = "DEDUP_NODE__"
 
-    member_id: MemberId = Field(description="this institution's member id (the CN of its TLS certificate)")
+    member_id: MemberId | None = Field(None, description="this institution's member id (the CN of its TLS "
+                                                        "certificate); needed by the commands that sign or talk "
+                                                        "to the coordinator, not by scan, duplicates or report")
     catalogue: Path = Field(description="SQLite file of the node's local catalogue")
-    signing_key: Path = Field(description="file holding the member's C2SP signer key (PRIVATE+KEY+...)")
-    tls: TlsFiles | None = Field(None, description="mutual-TLS files; needed to push")
+    signing_key: Path | None = Field(None, description="file holding the member's C2SP signer key (PRIVATE+KEY+...), "
+                                                       "made by `dedup pki request`; needed by the commands that "
+                                                       "sign (push, withdraw, votes, rulings, witness)")
+    tls: TlsFiles | None = Field(None, description="mutual-TLS files; needed by the commands that talk to the "
+                                                   "coordinator")
     coordinator: CoordinatorEndpoint | None = Field(None, description="where to push; absent for a local-only node")
     roots: list[str] = Field(default_factory=list,
                              description="folders or s3://bucket/prefix URLs `dedup node scan` reads when given none")
@@ -100,8 +107,8 @@ class NodeSettings(BaseModel):
 
     @field_validator("catalogue", "signing_key")
     @classmethod
-    def _paths(cls, v: Path, info: ValidationInfo) -> Path:
-        return resolve_path(v, info)
+    def _paths(cls, v: Path | None, info: ValidationInfo) -> Path | None:
+        return None if v is None else resolve_path(v, info)
 
     @model_validator(mode="after")
     def _one_log(self) -> "NodeSettings":
@@ -127,3 +134,21 @@ class NodeSettings(BaseModel):
     @classmethod
     def _roots(cls, v: list[str], info: ValidationInfo) -> list[str]:
         return [p if p.startswith("s3://") else str(resolve_path(Path(p), info)) for p in v]
+
+
+#: The catalogue of a node run with no configuration file: in the folder it is run from, beside
+#: the report an archivist writes there, where it is seen, kept or deleted with the audit.
+DEFAULT_CATALOGUE = "dedup-catalogue.sqlite"
+
+
+def unconfigured(environ: Mapping[str, str] | None = None) -> NodeSettings:
+    """The settings of a node run with no configuration file: a local catalogue in the current
+    folder (or DEDUP_NODE__CATALOGUE) and nothing of the consortium, unless the environment sets it."""
+    over = env_overrides(NodeSettings, os.environ if environ is None else environ)
+    over.setdefault("catalogue", DEFAULT_CATALOGUE)
+    try:
+        return NodeSettings.model_validate(over, context={"base": Path.cwd()})
+    except ValidationError as exc:
+        lines = [f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError("the DEDUP_NODE__* environment variables are not a valid configuration:\n  "
+                          + "\n  ".join(lines)) from exc

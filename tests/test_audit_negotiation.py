@@ -63,7 +63,7 @@ def test_clean_negotiated_export_verifies(negotiated, capsys):
     path, _ = negotiated
     code, out, err = verify(capsys, path)
     assert code == 0, err
-    assert "  4 votes, 1 rulings, 3 agreed masters\n" in out
+    assert "  4 votes, 1 ruling, 3 agreed masters\n" in out
     _, _, crop = find(path, S.MasterProposed, lambda b: any(c.derived for c in b.copies))
     assert crop.deciding_rule == "not_derived"
     bases = [find(path, S.MasterAgreed, lambda b, k=k: b.basis == k)[2].basis for k in (1, 2, 3)]

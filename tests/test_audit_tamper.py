@@ -235,7 +235,7 @@ def test_key_rotation_is_followed(exported, capsys):
     resign_all(path, old, es, [3, 7, 11, 12, 13], key_for=lambda s: new if s > 11 else None)
     code, out, err = verify(capsys, path)
     assert code == 0, err
-    assert out.splitlines()[2] == f"  1 coordinator key rotation(s); key in force: {new.verifier().to_string()}"
+    assert out.splitlines()[2] == f"  1 coordinator key rotation; key in force: {new.verifier().to_string()}"
 
 
 def test_statement_signed_by_old_key_after_rotation(exported, capsys):
@@ -301,7 +301,7 @@ def test_witness_quorum(exported, capsys):
     args = _cosign_latest(exported, ["records-office", "university-library"])
     code, out, err = verify(capsys, path, *args, "--quorum", "2")
     assert code == 0, err
-    assert out.splitlines()[2] == "  latest checkpoint cosigned by 2 witness(es) (records-office, university-library), quorum 2"
+    assert out.splitlines()[2] == "  latest checkpoint cosigned by 2 witnesses (records-office, university-library), quorum 2"
     assert verify(capsys, path, "--witnesses-from-log", "--quorum", "2")[0] == 0
     code, _, err = verify(capsys, path, "--witnesses-from-log", "--quorum", "3")
     assert code == 1

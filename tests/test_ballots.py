@@ -187,7 +187,7 @@ def test_an_export_with_ballots_verifies(balloted, capsys):
     path, _, _ = balloted
     code, out, err = verify(capsys, path)
     assert code == 0, err
-    assert "  4 votes (2 ballots), 0 rulings, 1 agreed masters\n" in out
+    assert "  4 votes (2 ballots), 0 rulings, 1 agreed master\n" in out
     code, out, _ = verify(capsys, path, "--json")
     report = json.loads(out)
     assert (report["votes"], report["ballots"], report["agreements"]) == (4, 2, 1)
