@@ -7,12 +7,13 @@ import sys
 from pathlib import Path
 
 from dedup.cli import exits
-from dedup.cli.common import CommandError, add_config, emit_json, load_config
+from dedup.cli.common import CommandError, add_config, emit_json, load_config, plural
+from dedup.config import ConfigError
 
 from .catalogue import Catalogue
 from .client import NotConfigured
-from .duplicates import duplicates_json
-from .settings import NodeSettings
+from .duplicates import duplicates_json, duplicates_text
+from .settings import NodeSettings, unconfigured
 
 ENV = "DEDUP_NODE_CONFIG"
 
@@ -25,7 +26,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "node", help="a member institution's node: scan, push, local duplicates, master decisions, lookups",
         description="Scan the institution's own storage, keep a local catalogue of fingerprints, and send "
-                    "signed fingerprints (never images, paths or names) to the consortium's coordinator.",
+                    "signed fingerprints (never images, paths or names) to the consortium's coordinator.\n\n"
+                    "A local audit needs no configuration: with no --config and no $DEDUP_NODE_CONFIG, scan, "
+                    "duplicates, report, not-duplicates, import-catalogue and lookup use the catalogue "
+                    "dedup-catalogue.sqlite in the current folder, and say so. The commands that sign or talk to "
+                    "the coordinator (push, withdraw, witness, decisions, accept, reject, claim, rule) need the "
+                    "member's configuration, and say which settings are missing.",
         epilog=exits.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     cmds = p.add_subparsers(dest="node_command", metavar="COMMAND", required=True)
 
@@ -267,7 +273,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _report(args) -> int:
     from .report import build_report, write_csv, write_html, write_json, write_masters, write_plan, write_premis
 
-    settings, cat = _open(args)
+    settings, cat = _open(args, existing=True)
     low = args.price_low if args.price_low is not None else settings.price_per_gb_month[0]
     high = args.price_high if args.price_high is not None else settings.price_per_gb_month[1]
     try:
@@ -304,7 +310,7 @@ def _withdraw(args) -> int:
     from .client import channel
     from .push import KeyProblem, load_signer
 
-    settings, cat = _open(args)
+    settings, cat = _open(args, signs=True)
     paths = [f if f.startswith("s3://") else str(Path(f).resolve()) for f in args.files]
     ids = []
     for f, p in zip(args.files, paths):
@@ -329,7 +335,8 @@ def _withdraw(args) -> int:
     if args.json:
         emit_json({"withdrawn": resp.withdrawn, "log_index": resp.log_index})
     else:
-        print(f"withdrew {resp.withdrawn} assets (log entry {resp.log_index}); they are no longer in the catalogue")
+        print(f"withdrew {plural(resp.withdrawn, 'asset')} (log entry {resp.log_index}); "
+              f"{'it is' if resp.withdrawn == 1 else 'they are'} no longer in the catalogue")
     return exits.OK
 
 
@@ -346,12 +353,13 @@ def _import_catalogue(args) -> int:
     if args.json:
         emit_json({"rows": len(rows), "files_changed": changed})
     else:
-        print(f"imported {len(rows)} catalogue rows; rights changed on {changed} catalogued files")
+        print(f"imported {plural(len(rows), 'catalogue row')}; rights changed on "
+              f"{plural(changed, 'catalogued file')}")
     return exits.OK
 
 
 def _not_duplicates(args) -> int:
-    _, cat = _open(args)
+    _, cat = _open(args, existing=True)
     ids = []
     for f in (args.a, args.b):
         asset = cat.asset_id_of(f if f.startswith("s3://") else str(Path(f).resolve()))
@@ -363,9 +371,53 @@ def _not_duplicates(args) -> int:
     return exits.OK
 
 
-def _open(args) -> tuple[NodeSettings, Catalogue]:
-    settings = load_config(args, NodeSettings, ENV)
+#: What the commands that sign or talk to the coordinator need, and what each setting is.
+_CONSORTIUM = {
+    "member_id": "member_id      this institution's member id in the consortium",
+    "signing_key": "signing_key    the member's statement key, which signs what the node sends",
+    "tls": "[tls]          ca, cert and key: the member's certificate for mutual TLS",
+    "coordinator": "[coordinator]  address: where the consortium's coordinator listens",
+}
+
+
+def _open(args, *, existing=False, signs: bool | None = None) -> tuple[NodeSettings, Catalogue]:
+    """The settings and the catalogue. With no configuration file, a local catalogue in the
+    current folder: ``existing`` (or ``existing(settings)``) refuses to start one, as a command
+    that only reads it would answer from nothing. ``signs`` (True: the command signs and talks
+    to the coordinator; False: it talks to it) refuses, before anything is opened, when the
+    consortium's settings are missing."""
+    if args.config is None:
+        try:
+            settings = unconfigured()
+        except ConfigError as exc:
+            raise CommandError(str(exc)) from exc
+    else:
+        settings = load_config(args, NodeSettings, ENV)
+    if signs is not None:
+        _require_consortium(args, settings, signs)
+    if args.config is None:
+        if (existing(settings) if callable(existing) else existing) and not settings.catalogue.exists():
+            raise CommandError(f"no catalogue here ({settings.catalogue}): scan a folder first, from this folder "
+                               "(`dedup node scan FOLDER`), or give the node's configuration with --config FILE")
+        print(f"catalogue: {settings.catalogue} (no configuration given; --config FILE to use one)", file=sys.stderr)
     return settings, Catalogue(settings.catalogue)
+
+
+def _require_consortium(args, settings: NodeSettings, signs: bool) -> None:
+    missing = [k for k in _CONSORTIUM if (signs or k != "signing_key") and getattr(settings, k) is None]
+    if not missing:
+        return
+    does = ("signs what it sends with this member's key and talks to the consortium's coordinator" if signs
+            else "talks to the consortium's coordinator")
+    given = ("no configuration was given (--config FILE or $DEDUP_NODE_CONFIG)" if args.config is None
+             else f"{args.config} does not set them")
+    raise CommandError(
+        f"`dedup node {args.node_command}` {does}; it needs these settings, and {given}:\n"
+        + "".join(f"  {_CONSORTIUM[k]}\n" for k in missing)
+        + "A member gets them when the consortium admits it: `dedup pki request MEMBER_ID --dir /etc/dedup` "
+          "makes the member's keys and a request for the records service, and `dedup pki install FOLDER --dir "
+          "/etc/dedup` installs what the records service sends back, with a node.toml holding these settings "
+          "(see deploy/README.md). scan, duplicates, report and a local lookup need none of them.")
 
 
 def _scan(args) -> int:
@@ -391,22 +443,23 @@ def _scan(args) -> int:
         emit_json({"scan": summary.as_dict(), "catalogue": counts})
     else:
         if summary.refingerprinted:
-            print(f"fingerprints changed in this version: {summary.refingerprinted} files were read again "
-                  "(same asset ids; `dedup node push` sends their new records)")
-        print(f"scanned {summary.seen} files in {summary.seconds:.1f} s: {summary.read} read, "
+            print(f"fingerprints changed in this version: {plural(summary.refingerprinted, 'file was', 'files were')} "
+                  "read again (same asset ids; `dedup node push` sends their new records)")
+        print(f"scanned {plural(summary.seen, 'file')} in {summary.seconds:.1f} s: {summary.read} read, "
               f"{summary.unchanged} unchanged, {summary.failed} unreadable, {len(summary.skipped)} skipped")
         for path, reason in summary.errors:
             print(f"  unreadable: {path}: {reason}")
         for path, reason in summary.skipped:
             print(f"  skipped: {path}: {reason}")
-        print(f"catalogue: {counts['files']} files, {counts['bytes']} bytes, {counts['unreadable']} unreadable")
+        print(f"catalogue: {plural(counts['files'], 'file')}, {plural(counts['bytes'], 'byte')}, "
+              f"{counts['unreadable']} unreadable")
     return exits.FAILED if summary.failed else exits.OK
 
 
 def _push(args) -> int:
     from .push import KeyProblem, push
 
-    settings, cat = _open(args)
+    settings, cat = _open(args, signs=True)
     try:
         summary = push(settings, cat)
     except (NotConfigured, KeyProblem) as exc:
@@ -418,12 +471,7 @@ def _push(args) -> int:
         if not witnessing and not deciding:  # else printed with their results
             emit_json(summary.as_dict())
     else:
-        print(f"pushed {summary.batches_sent} batches ({summary.assets_accepted} assets, {summary.resent} resent); "
-              f"{summary.new_matches} new cross-member matches")
-        for r in summary.refused:
-            print(f"  refused batch {r['batch_id']}: {r['code']}: {r['detail']}", file=sys.stderr)
-        if summary.unreachable:
-            print(f"  coordinator unavailable ({summary.unreachable}); pending batches will be resent", file=sys.stderr)
+        _print_push(summary, settings.coordinator.address)
     if summary.unreachable:
         return exits.UNAVAILABLE
     if summary.refused:
@@ -439,6 +487,29 @@ def _push(args) -> int:
     if args.json and deciding:
         emit_json(after)
     return code
+
+
+def _print_push(summary, address: str) -> None:
+    """What a push did, in words: what was sent, and what was not and when it will be."""
+    sent = plural(summary.batches_sent, "batch", "batches")
+    earlier = summary.resent if not summary.unreachable else 0
+    if summary.batches_sent:
+        print(f"pushed {sent} ({plural(summary.assets_accepted, 'asset')}"
+              + (f"; {earlier} of them left by an earlier push" if earlier else "") + "); "
+              + plural(summary.new_matches, "new cross-member match", "new cross-member matches"))
+    elif not summary.unreachable and not summary.refused:
+        print("nothing new to send: every catalogued file is already with the coordinator")
+    if summary.refused:
+        print(f"dedup: {plural(len(summary.refused), 'batch', 'batches')} refused by the coordinator:",
+              file=sys.stderr)
+    for r in summary.refused:
+        print(f"  refused batch {r['batch_id']}: {r['code']}: {r['detail']}", file=sys.stderr)
+    if summary.unreachable:
+        kept = (f"{plural(summary.pending, 'batch', 'batches')} ({plural(summary.pending_assets, 'asset')}) "
+                f"{'is' if summary.pending == 1 else 'are'} kept, signed, and will be sent by the next push")
+        print(("dedup: nothing sent" if not summary.batches_sent else "dedup: the rest not sent")
+              + f": the coordinator at {address} could not be reached ({summary.unreachable}); {kept}",
+              file=sys.stderr)
 
 
 def _decisions_after_push(settings: NodeSettings, cat: Catalogue, as_json: bool) -> tuple[dict, int]:
@@ -462,7 +533,7 @@ def _decisions_after_push(settings: NodeSettings, cat: Catalogue, as_json: bool)
 
 
 def _witness(args) -> int:
-    settings, cat = _open(args)
+    settings, cat = _open(args, signs=True)
     return _run_witness(settings, cat, args.json)
 
 
@@ -504,7 +575,7 @@ def _lookup(args) -> int:
     from .lookup import (UNREACHABLE, LookupRefused, answers, ask_coordinator, files_of, fingerprint, local_answer,
                          print_table, write_csv, write_proofs)
 
-    settings, cat = _open(args)
+    settings, cat = _open(args, existing=lambda settings: _answers_locally(args, settings))
     missing = [p for p in args.paths if not Path(p).exists()]
     if missing:
         raise CommandError(f"no such file or folder: {', '.join(missing)}")
@@ -513,9 +584,9 @@ def _lookup(args) -> int:
     if not files:
         raise CommandError("no files to look up under " + ", ".join(args.paths))
     queried = fingerprint(files, args.workers if args.workers is not None else settings.workers)
-    local = args.local or settings.coordinator is None or settings.tls is None
+    local = _answers_locally(args, settings)
     source = "local catalogue" if local else "coordinator"
-    refusal = None
+    refusal = not_asked = None
     code = exits.OK
     if local:
         answered = local_answer(cat, queried)
@@ -525,7 +596,9 @@ def _lookup(args) -> int:
         except LookupRefused as exc:
             answered, refusal = exc.answered, f"{exc.code.name}: {exc.details}"
             code = exits.UNAVAILABLE if exc.code in UNREACHABLE else exits.FAILED
-    rows = answers(queried, answered, source, refusal)
+            # Short in each row of the table; the reason in full once, below it.
+            not_asked = "coordinator unreachable" if code == exits.UNAVAILABLE else f"refused ({exc.code.name})"
+    rows = answers(queried, answered, source, not_asked)
     proofs = write_proofs(rows, args.proofs) if args.proofs else []
     if args.csv:
         write_csv(rows, args.csv)
@@ -534,36 +607,42 @@ def _lookup(args) -> int:
         code = exits.FAILED
     if args.json:
         emit_json({"answered_by": source, "local_only": local, "results": rows, "proofs": proofs,
-                   "skipped": [{"path": p, "reason": r} for p, r in skipped], "refusal": refusal})
+                   "skipped": [{"path": p, "reason": r} for p, r in skipped], "refusal": refusal,
+                   "not_asked": len(rows) - len(answered) - len(unreadable)})
         return code
     if local:
+        whose = f"{settings.member_id}'s" if settings.member_id else "this node's"
         print("LOCAL ANSWER: " + ("no coordinator is configured" if not args.local else "--local")
-              + f"; only {settings.member_id}'s own catalogue was searched, not the consortium")
+              + f"; only {whose} own catalogue was searched, not the consortium")
     print_table(rows, source)
     for p, r in skipped:
         print(f"  skipped: {p}: {r}")
+    # A file the coordinator was never asked about is neither matched nor not matched.
     matched = sum(d["matched"] for d in rows)
-    print(f"{len(rows)} files: {matched} matched, {len(rows) - matched - len(unreadable)} not matched, "
-          f"{len(unreadable)} unreadable" + (f"; proofs written to {args.proofs}" if proofs else "")
+    unasked = len(rows) - len(answered) - len(unreadable)
+    print(f"{plural(len(rows), 'file')}: {matched} matched, {len(answered) - matched} not matched, "
+          f"{len(unreadable)} unreadable" + (f", {unasked} not looked up" if unasked else "")
+          + (f"; proofs written to {args.proofs}" if proofs else "")
           + (f"; rows written to {args.csv}" if args.csv else ""))
-    if refusal:
-        print(f"dedup: the coordinator stopped answering: {refusal}", file=sys.stderr)
+    if unasked:
+        print(f"dedup: {plural(unasked, 'file')} not looked up: "
+              + (f"the coordinator could not be reached ({refusal}); run the same command again later"
+                 if code == exits.UNAVAILABLE else f"the coordinator refused ({refusal})"), file=sys.stderr)
     return code
 
 
+def _answers_locally(args, settings: NodeSettings) -> bool:
+    """Whether `lookup` answers from the catalogue alone (asked to, or no coordinator to ask)."""
+    return args.local or settings.coordinator is None or settings.tls is None
+
+
 def _duplicates(args) -> int:
-    _, cat = _open(args)
+    _, cat = _open(args, existing=True)
     data = duplicates_json(cat)
     if args.json:
         emit_json(data)
     else:
-        for n, c in enumerate(data["clusters"], 1):
-            print(f"cluster {n}:")
-            for a in c["assets"]:
-                print(f"  {a['path']}")
-            for lk in c["links"]:
-                print(f"    {lk['relation']} (distance {lk['distance']}): {Path(lk['b']).name} ~ {Path(lk['a']).name}")
-        print(f"{len(data['clusters'])} clusters")
+        print("\n".join(duplicates_text(data)))
     return exits.OK
 
 
@@ -688,7 +767,7 @@ def _decisions(args) -> int:
 
     from .push import KeyProblem
 
-    settings, cat = _open(args)
+    settings, cat = _open(args, signs=args.auto)
     try:
         data, code = _run_decisions(settings, cat, auto=args.auto, show_all=args.all)
     except (NotConfigured, KeyProblem) as exc:
@@ -701,7 +780,7 @@ def _decisions(args) -> int:
         _print_proposal(p, now)
         print()
     pending = sum(p["status"] in ("open", "disputed") for p in data["proposals"])
-    print(f"{pending} pending proposal{'' if pending == 1 else 's'} visible to {settings.member_id}"
+    print(f"{plural(pending, 'pending proposal')} visible to {settings.member_id}"
           + ("" if args.all else " (--all for agreed and superseded)")
           + f"; agreed masters recorded for {data['outcomes']} of our assets")
     auto = data.get("auto")
@@ -731,7 +810,7 @@ def _vote(args, choice: int, **kw) -> int:
     from .negotiation import ALL, VoteRefused, cast_vote, list_proposals, refresh_outcomes, status_name
     from .push import KeyProblem
 
-    settings, cat = _open(args)
+    settings, cat = _open(args, signs=True)
     try:
         views = list_proposals(settings, ALL)
     except NotConfigured as exc:
@@ -825,7 +904,7 @@ def _rule(args) -> int:
     from .negotiation import ALL, VoteRefused, list_proposals, refresh_outcomes, send_ruling
     from .push import KeyProblem
 
-    settings, cat = _open(args)
+    settings, cat = _open(args, signs=True)
     if args.master.count("/") != 1:
         raise CommandError(f"--master {args.master!r}: give MEMBER/ASSET_ID")
     member, asset = args.master.split("/")

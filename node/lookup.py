@@ -10,17 +10,20 @@ import csv
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import grpc
 
 from dedup.candidates import CandidateIndex
-from dedup.matching import DEFAULT_RULE, link, relation_name
+from dedup.clusters import VERIFY_SLACK
+from dedup.matching import DEFAULT_RULE, Link, link, relation_name
 from dedup.rights import label as rights_label
-from dedup.provenance import describe
 from dedup.v1 import asset_pb2, lookup_pb2, lookup_pb2_grpc
+from dedup.v1 import statements_pb2 as R
 
+from . import wording
 from .catalogue import Catalogue
+from .duplicates import LocalLink, catalogue_rights, rank, ranked_clusters, rights_of
 from .client import channel
 from .negotiation import family_name
 from .scan import _read, to_record, walk
@@ -125,45 +128,128 @@ def ask_coordinator(settings: NodeSettings, queried: list[Queried]) -> list[dict
     return out
 
 
+#: Stands for the looked-up file among our copies when ranking them: sorts after every asset id,
+#: so a fixed tie-break never prefers it to a copy we hold.
+QUERY = "\uffffyour file"
+_IDENTICAL = (R.RELATION_IDENTICAL_BYTES, R.RELATION_IDENTICAL_PIXELS)
+
+
+def _pair_words(ours: asset_pb2.Asset, query: asset_pb2.Asset, lk: Link, ours_name: str,
+                subject: str = "your file") -> str:
+    """``wording.sentence`` for ``lk = link(ours, query)``: what ``query`` is relative to ``ours``."""
+    return wording.sentence(lk.relation, query.evidence, ours.evidence, ours_name,
+                            kept=lk.kept if lk.relation == R.RELATION_CROPPED else None,
+                            query_is_crop=None if not lk.crop else lk.crop == 2,
+                            turn=wording.turn_between(query, ours) if lk.relation == R.RELATION_ROTATED_MIRRORED
+                            else None, subject=subject)
+
+
+def _link(a: asset_pb2.Asset, b: asset_pb2.Asset, rule) -> Link:
+    """The rule's link, else the loosened rule's (as a cluster's verification), else 'a copy of
+    the same photograph' (unspecified): the two are joined through other copies only."""
+    return (link(a, b, rule) or link(a, b, rule.loosened(VERIFY_SLACK))
+            or Link(R.RELATION_UNSPECIFIED, "", 0))
+
+
 def local_answer(catalogue: Catalogue, queried: list[Queried], rule=DEFAULT_RULE) -> list[dict]:
     """Answers from this node's catalogue alone: its own copies of each file, by the matching
-    rule, and the consortium outcome last fetched for them (`dedup node decisions`)."""
+    rule, and the consortium outcome last fetched for them (`dedup node decisions`).
+
+    Each answer is relative to the copy a person would compare with: an identical copy (same
+    bytes, else same pixels) where we hold one, else the copy of that picture the master policy
+    suggests keeping (as `duplicates` and the report do), never merely the closest copy (a
+    greyscale copy or a crop is as close to the original as the original itself)."""
+    ranked, assets = ranked_clusters(catalogue, rule)
+    rights = catalogue_rights(catalogue, assets)
+    cluster_of = {p: c for c in ranked for p in c.paths}
     index = CandidateIndex(rule)
-    records: dict[str, tuple[str, asset_pb2.Asset]] = {}
-    for path, blob in catalogue.readable():
-        if blob is None:
-            continue
-        a = asset_pb2.Asset.FromString(bytes(blob))
-        records[a.asset_id] = (path, a)
+    path_of: dict[str, str] = {}
+    for path, a in assets.items():
+        path_of[a.asset_id] = path
         index.add(a.asset_id, a)
     outcomes = catalogue.outcomes()
     readable = [q for q in queried if q.record is not None]
     out = []
     for q, keys in zip(readable, index.candidates_many([q.record for q in readable])):
         d = _blank(q.path, "local catalogue")
-        own = []
+        found: dict[str, Link] = {}
         for asset_id in sorted(keys):
-            path, rec = records[asset_id]
-            lk = link(rec, q.record, rule)
-            if lk is None:
-                continue
-            own.append({"path": path, "asset_id": asset_id, "relation": relation_name(lk.relation),
-                        "distance": lk.distance, "kept": lk.kept if lk.kept < 1 else None,
-                        "description": describe(lk.relation, q.record.evidence, rec.evidence, kept=lk.kept,
-                                                master_is_crop=lk.crop == 1)})
-        d["local_matches"] = own
-        if own:
-            # The closest of our copies stands in for the master unless an agreed one is known.
-            best = min(own, key=lambda o: (o["distance"], o["path"]))
-            known = next((outcomes[o["asset_id"]] for o in own if o["asset_id"] in outcomes), None)
-            d.update(matched=True, relation=best["relation"], distance=best["distance"], kept=best["kept"],
-                     description=best["description"] + f" (relative to our {Path(best['path']).name})")
+            lk = link(assets[path_of[asset_id]], q.record, rule)
+            if lk is not None:
+                found[path_of[asset_id]] = lk
+        d["local_matches"] = [
+            {"path": p, "asset_id": assets[p].asset_id, "relation": relation_name(lk.relation), "distance": lk.distance,
+             "kept": lk.kept if lk.kept < 1 else None,
+             "description": _pair_words(assets[p], q.record, lk, f"our {PurePath(p).name}")}
+            for p, lk in sorted(found.items(), key=lambda x: (x[1].distance, x[0]))]
+        if found:
+            _answer(d, q.record, found, assets, cluster_of, rights, rule)
+            known = next((outcomes[assets[p].asset_id] for p in d["our_copies"] if assets[p].asset_id in outcomes),
+                         None)
             if known is not None:
                 d.update(master_status="agreed", cluster_id=known["cluster_id"], proposal_id=known["proposal_id"],
                          master={"member_id": known["master_member"], "asset_id": known["master_asset"]},
                          outcome_log_index=known["outcome_log_index"], copies=len(known["copies"]))
         out.append(d)
     return out
+
+
+def _answer(d: dict, query: asset_pb2.Asset, found: dict[str, Link], assets: dict[str, asset_pb2.Asset],
+            cluster_of: dict, rights: dict[str, str], rule) -> None:
+    """Fill ``d`` with the answer for a file that matches our copies ``found`` (path -> link(ours, file))."""
+    # Which of our pictures: the one holding an identical copy, else the one with the most matched
+    # copies, then the closest match (as the coordinator picks among clusters).
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for p in found:
+        c = cluster_of.get(p)
+        groups.setdefault(tuple(c.paths) if c else (p,), []).append(p)
+
+    def weight(g):
+        hits = groups[g]
+        identical = min((found[p].relation for p in hits if found[p].relation in _IDENTICAL), default=99)
+        return (identical, -len(hits), min(found[p].distance for p in hits), g)
+
+    picture = min(groups, key=weight)
+    ranked = cluster_of.get(picture[0]) if len(picture) > 1 else None
+    keeper = ranked.keeper if ranked else picture[0]
+    same = sorted((p for p in groups[picture] if found[p].relation in _IDENTICAL),
+                  key=lambda p: (found[p].relation, p != keeper, p))
+    reference = same[0] if same else keeper
+    lk = found.get(reference) or _link(assets[reference], query, rule)
+    name = PurePath(reference).name
+    keeper_name = PurePath(keeper).name
+    d.update(matched=True, relation=relation_name(lk.relation) if lk.relation else None,
+             distance=lk.distance if lk.relation else None,
+             kept=lk.kept if lk.relation == R.RELATION_CROPPED and lk.kept < 1 else None,
+             master_is_crop=lk.relation == R.RELATION_CROPPED and lk.crop == 1,
+             description=_pair_words(assets[reference], query, lk, f"our {name}"),
+             our_copies=list(picture),
+             reference={"path": reference, "asset_id": assets[reference].asset_id, "identical": bool(same)},
+             keeper={"path": keeper, "asset_id": assets[keeper].asset_id,
+                     "deciding_rule": ranked.decision.deciding_rule if ranked else "only_copy",
+                     "reason": ranked.reason if ranked else "it is our only copy of this picture",
+                     "facts": wording.facts(assets[keeper].evidence)})
+    if reference != keeper:
+        # What the identical copy is to the one we keep, so that nobody takes it for the best copy.
+        d["reference"]["to_keeper"] = _pair_words(assets[keeper], assets[reference],
+                                                  _link(assets[keeper], assets[reference], rule),
+                                                  f"our {keeper_name}", subject=f"our {name}")
+    # Would the file be the copy to keep, were it ours? Ranked by the same policy with our copies
+    # of the picture; an identical file adds nothing a person would keep it for.
+    d["would_be_keeper"] = False
+    if not same:
+        with_query = dict(assets)
+        q = asset_pb2.Asset()
+        q.CopyFrom(query)
+        q.asset_id = QUERY
+        with_query[QUERY] = q
+        links = [lk for lk in (ranked.links if ranked else [])]
+        links += [LocalLink(p, QUERY, found[p]) for p in picture if p in found]
+        rights = {**rights, QUERY: rights_of(query)}
+        r = rank([*picture, QUERY], with_query, links, rights)
+        if r.keeper == QUERY:
+            d["would_be_keeper"] = True
+            d["would_be_keeper_reason"] = r.reason
 
 
 def answers(queried: list[Queried], answered: list[dict], source: str, not_asked: str | None = None) -> list[dict]:
@@ -217,13 +303,21 @@ def print_table(rows: list[dict], source: str) -> None:
     def short(p: str) -> str:
         return Path(p).name
 
-    table = [("FILE", "MATCH", "MASTER (MEMBER / ASSET)", "STATUS", "THIS FILE IS")]
+    local = source != "coordinator"
+    # A local answer names our own copy to keep (a file name, not an asset id) and says what the
+    # file is in a sentence of its own.
+    table = [("FILE", "MATCH", "OUR COPY TO KEEP" if local else "MASTER (MEMBER / ASSET)", "STATUS",
+              "ANSWER" if local else "THIS FILE IS")]
     for d in rows:
         if d["error"]:
             table.append((short(d["file"]), "?", "-", "-", d["error"]))
         elif not d["matched"]:
-            table.append((short(d["file"]), "no", "-", "-", "no copy of it is known" if source == "coordinator"
-                          else "no copy in our catalogue"))
+            table.append((short(d["file"]), "no", "-", "-", "no copy in our catalogue" if local
+                          else "no copy of it is known"))
+        elif local:
+            k = d.get("keeper")
+            table.append((short(d["file"]), "yes", short(k["path"]) if k else "-",
+                          d["master_status"] or "-", d["description"] or "-"))
         else:
             m = d["master"]
             table.append((short(d["file"]), "yes", f"{m['member_id']} / {m['asset_id']}" if m else "not known here",
@@ -235,6 +329,14 @@ def print_table(rows: list[dict], source: str) -> None:
         if not d["matched"]:
             continue
         lines = []
+        k = d.get("keeper")
+        if k:
+            lines.append(f"our copy to keep: {k['path']} ({k['facts']}) \u2014 {k['reason']}")
+            ref = d.get("reference") or {}
+            if ref.get("to_keeper"):
+                lines.append(ref["to_keeper"])
+            if d.get("would_be_keeper"):
+                lines.append(f"your file would be the better copy to keep: {d['would_be_keeper_reason']}")
         e = d["master_evidence"]
         if e:
             q = "lossless" if e["format_family"] == "lossless" else (
@@ -255,7 +357,7 @@ def print_table(rows: list[dict], source: str) -> None:
                             "agreed)" if a and d["master_status"] != "agreed" else "")
                          + (f"; {proof}" if proof else ""))
         for o in d.get("local_matches", []):
-            lines.append(f"our copy {o['path']}: {o['description']}")
+            lines.append(f"matches {o['path']}: {o['description']}")
         if lines:
             print(f"{short(d['file'])}:")
             for line in lines:

@@ -462,8 +462,125 @@ def test_node_lookup_without_a_coordinator_answers_locally(tmp_path, capsys):
     assert r["matched"] and r["master_status"] is None
     m, = r["local_matches"]
     assert m["path"] == str((tmp_path / "coll" / "master.png").resolve())
-    assert m["description"] == "same image, lower resolution 200 vs 512 px"
+    assert m["description"] == "your file is a smaller copy of our master.png (200 px of 512)"
+    assert (r["relation"], r["description"]) == ("reencoded", m["description"])
+    assert (r["keeper"]["path"], r["keeper"]["reason"]) == (m["path"], "it is our only copy of this picture")
     assert dedup(["node", "lookup", str(tmp_path / "copy.jpg"), "--config", str(cfg)]) == 0
     text = capsys.readouterr().out
     assert text.startswith("LOCAL ANSWER: no coordinator is configured; only solo's own catalogue was searched")
     assert dedup(["node", "lookup", str(tmp_path / "missing.jpg"), "--config", str(cfg)]) == 2
+
+
+@pytest.fixture
+def local_node(tmp_path):
+    """A node with no coordinator whose catalogue holds a colour original, its greyscale copy,
+    a crop of it and a smaller copy, scanned through the command line."""
+    import tomli_w
+
+    from dedup.note import NoteSigner
+
+    img = _images(tmp_path / "coll")
+    w, h = img.size
+    img.convert("L").save(tmp_path / "coll" / "grey.jpg", quality=90)
+    img.crop((0, 0, int(w * 0.8), int(h * 0.8))).save(tmp_path / "coll" / "crop.jpg", quality=90)
+    img.resize((w // 2, h // 2)).save(tmp_path / "coll" / "small.jpg", quality=85)
+    key = tmp_path / "k.key"
+    key.write_text(NoteSigner.generate("solo").to_string())
+    cfg = tmp_path / "node.toml"
+    cfg.write_text(tomli_w.dumps({"member_id": "solo", "catalogue": str(tmp_path / "c.sqlite"),
+                                  "signing_key": str(key), "workers": 1}))
+    assert dedup(["node", "scan", str(tmp_path / "coll"), "--config", str(cfg), "--quiet"]) == 0
+    (tmp_path / "asked").mkdir()
+    return img, tmp_path / "coll", cfg
+
+
+def _ask(path, cfg, capsys) -> tuple[dict, str]:
+    capsys.readouterr()
+    assert dedup(["node", "lookup", str(path), "--config", str(cfg), "--json"]) == 0
+    r, = json.loads(capsys.readouterr().out)["results"]
+    assert dedup(["node", "lookup", str(path), "--config", str(cfg)]) == 0
+    return r, capsys.readouterr().out
+
+
+def test_local_lookup_of_a_copy_of_the_greyscale_file(local_node, tmp_path, capsys):
+    """A byte copy of our greyscale copy: the same file as it, and the picture's copy to keep
+    is the colour original, never the greyscale one."""
+    import shutil
+
+    _, coll, cfg = local_node
+    shutil.copy(coll / "grey.jpg", tmp_path / "asked" / "grey-copy.jpg")
+    r, text = _ask(tmp_path / "asked" / "grey-copy.jpg", cfg, capsys)
+    assert (r["matched"], r["relation"], r["distance"]) == (True, "identical_bytes", 0)
+    assert r["description"] == "your file is the same file as our grey.jpg"
+    assert r["reference"] == {"path": str(coll / "grey.jpg"), "asset_id": r["reference"]["asset_id"],
+                              "identical": True, "to_keeper": "our grey.jpg is a greyscale copy of our master.png"}
+    assert (r["keeper"]["path"], r["keeper"]["deciding_rule"]) == (str(coll / "master.png"), "lossless")
+    assert r["keeper"]["facts"] == "512\u00d7512, lossless, colour"
+    assert r["would_be_keeper"] is False and r["master"] is None and r["master_status"] is None
+    assert sorted(r["our_copies"]) == sorted(str(coll / n) for n in ("crop.jpg", "grey.jpg", "master.png", "small.jpg"))
+    assert "grey-copy.jpg  yes    master.png        -       your file is the same file as our grey.jpg" in text
+    assert (f"  our copy to keep: {coll / 'master.png'} (512\u00d7512, lossless, colour) \u2014 it is stored "
+            "losslessly; the next best copy (grey.jpg) has as many pixels but is lossy") in text
+    assert "  our grey.jpg is a greyscale copy of our master.png\n" in text
+    assert f"  matches {coll / 'master.png'}: your file is a greyscale copy of our master.png\n" in text
+    assert "the master is greyscale" not in text and "master is a crop" not in text
+
+
+def test_local_lookup_of_the_full_original(local_node, tmp_path, capsys):
+    """The original itself: identical to our original, which is the copy to keep; our crop is
+    a crop of it, not its master."""
+    import shutil
+
+    _, coll, cfg = local_node
+    shutil.copy(coll / "master.png", tmp_path / "asked" / "picture.png")
+    r, text = _ask(tmp_path / "asked" / "picture.png", cfg, capsys)
+    assert (r["relation"], r["description"]) == ("identical_bytes", "your file is the same file as our master.png")
+    assert r["reference"]["path"] == r["keeper"]["path"] == str(coll / "master.png")
+    assert "to_keeper" not in r["reference"]
+    crop = next(m for m in r["local_matches"] if m["path"] == str(coll / "crop.jpg"))
+    assert (crop["relation"], crop["kept"]) == ("cropped", 0.64)
+    assert crop["description"] == "your file is the full picture; our crop.jpg is a crop keeping 64% of it"
+    assert "picture.png  yes    master.png        -       your file is the same file as our master.png" in text
+    assert f"  matches {coll / 'crop.jpg'}: your file is the full picture; our crop.jpg is a crop keeping 64% of it" \
+        in text
+    assert "the master is a crop" not in text and "the master is greyscale" not in text
+
+
+def test_local_lookup_of_a_new_crop(local_node, tmp_path, capsys):
+    """A crop we do not hold: cropped relative to the original, whatever copy is closest."""
+    img, coll, cfg = local_node
+    w, h = img.size
+    img.crop((int(w * 0.2), int(h * 0.1), w, h)).save(tmp_path / "asked" / "detail.jpg", quality=90)
+    r, text = _ask(tmp_path / "asked" / "detail.jpg", cfg, capsys)
+    assert (r["relation"], r["master_is_crop"]) == ("cropped", False)
+    assert 0.65 <= r["kept"] <= 0.8
+    share = round(r["kept"] * 100)
+    assert r["description"] == f"your file is a crop of our master.png, keeping {share}% of it"
+    assert (r["reference"]["path"], r["reference"]["identical"]) == (str(coll / "master.png"), False)
+    assert r["keeper"]["path"] == str(coll / "master.png") and r["would_be_keeper"] is False
+    assert f"detail.jpg  yes    master.png        -       your file is a crop of our master.png, keeping {share}%" \
+        in text
+
+
+def test_local_lookup_of_a_better_copy_than_ours(local_node, tmp_path, capsys):
+    """Where we hold only a crop and a greyscale copy, the full colour original is answered as
+    the fuller picture and the better copy to keep; neither of ours is called its master."""
+    import shutil
+
+    img, whole, cfg = local_node
+    coll = tmp_path / "partial"
+    coll.mkdir()
+    for name in ("crop.jpg", "grey.jpg"):
+        shutil.copy(whole / name, coll / name)
+    cfg.write_text(cfg.read_text().replace("c.sqlite", "partial.sqlite"))
+    assert dedup(["node", "scan", str(coll), "--config", str(cfg), "--quiet"]) == 0
+    img.save(tmp_path / "asked" / "original.png")
+    r, text = _ask(tmp_path / "asked" / "original.png", cfg, capsys)
+    assert (r["keeper"]["path"], r["keeper"]["deciding_rule"]) == (str(coll / "grey.jpg"), "not_derived")
+    assert (r["relation"], r["description"]) == ("greyscale", "your file is in colour; our grey.jpg is a greyscale "
+                                                             "copy of it")
+    assert r["would_be_keeper"] is True
+    assert r["would_be_keeper_reason"] == ("it is stored losslessly; the next best copy (grey.jpg) has as many pixels "
+                                           "but is lossy")
+    assert ("  your file would be the better copy to keep: it is stored losslessly; the next best copy (grey.jpg) "
+            "has as many pixels but is lossy") in text

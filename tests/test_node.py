@@ -227,7 +227,8 @@ def test_usage_errors_exit_2(tmp_path):
     ok = tmp_path / "ok.toml"
     ok.write_text('member_id = "m"\ncatalogue = "c.sqlite"\nsigning_key = "k"\n')
     r = dedup("node", "push", "--config", ok)
-    assert r.returncode == 2 and "no [coordinator]" in r.stderr
+    assert r.returncode == 2 and f"it needs these settings, and {ok} does not set them:\n" in r.stderr
+    assert "  [coordinator]  address" in r.stderr and "member_id " not in r.stderr
 
 
 def test_help_teaches_every_command():
@@ -251,3 +252,94 @@ def test_withdraw_through_the_cli(consortium, tmp_path, collection):
     assert consortium.query("SELECT COUNT(*) FROM tombstones") == [(1,)]
     missing = dedup("node", "withdraw", collection / "nothing.jpg", "--config", cfg)
     assert missing.returncode == 2 and "not in the catalogue" in missing.stderr
+
+
+@pytest.fixture
+def kinds(tmp_path):
+    """A master and one copy of each kind an archive holds, scanned through the command line,
+    with the institution's rights statement on the master alone (so the master outranks its
+    byte copy and its metadata copy)."""
+    import shutil
+    import sqlite3
+
+    from PIL import ImageOps, PngImagePlugin
+
+    from dedup.note import NoteSigner
+
+    d = tmp_path / "photos"
+    d.mkdir()
+    img = Image.fromarray(data.astronaut())
+    w, h = img.size
+    img.save(d / "master.png")
+    shutil.copy(d / "master.png", d / "master-copy.png")
+    note = PngImagePlugin.PngInfo()
+    note.add_text("Comment", "access copy")
+    img.save(d / "master-meta.png", pnginfo=note, compress_level=1)
+    img.save(d / "recompressed.jpg", quality=60)
+    img.resize((256, 256)).save(d / "small.jpg", quality=85)
+    img.convert("L").save(d / "grey.png")
+    img.crop((0, 0, int(w * 0.8), h)).save(d / "crop.png")
+    img.rotate(90, expand=True).save(d / "turned.jpg", quality=90)
+    ImageOps.mirror(img).save(d / "mirrored.jpg", quality=90)
+    ImageOps.expand(img, border=60, fill=(240, 240, 240)).save(d / "matted.png")
+    key = tmp_path / "k.key"
+    key.write_text(NoteSigner.generate("solo").to_string())
+    cfg = tmp_path / "node.toml"
+    cfg.write_text(tomli_w.dumps({"member_id": "solo", "catalogue": str(tmp_path / "c.sqlite"),
+                                  "signing_key": str(key), "workers": 1}))
+    dedup("node", "scan", d, "--config", cfg, "--quiet", check=0)
+    db = sqlite3.connect(tmp_path / "c.sqlite")
+    with db:
+        db.execute("UPDATE files SET rights_uri=? WHERE path=?",
+                   ("http://rightsstatements.org/vocab/InC/1.0/", str(d / "master.png")))
+    db.close()
+    return d, cfg
+
+
+def test_duplicates_in_plain_words(kinds):
+    """`duplicates` says which copy to keep and why, and what every other copy is, in words; the
+    machine names and distances stay in --json."""
+    d, cfg = kinds
+    text = dedup("node", "duplicates", "--config", cfg, check=0).stdout
+    lines = text.splitlines()
+    head = ("cluster 1: 10 copies; keep: master.png \u2014 its rights statement is known; the next best copy's "
+            "(master-")
+    assert lines[0].startswith(head) and lines[0].endswith(".png) is unknown")
+    width = len(str(d / "recompressed.jpg"))
+    row = {Path(line.split()[1]).name: line for line in lines[1:-1]}
+    assert lines[1] == f"  keep  {str(d / 'master.png').ljust(width)}  512\u00d7512, lossless, colour"
+    words = {"master-copy.png": "same file", "master-meta.png": "same pixels, other metadata",
+             "grey.png": "greyscale copy", "mirrored.jpg": "mirrored", "turned.jpg": "turned a quarter",
+             "recompressed.jpg": "recompressed (JPEG quality 60; the keeper is lossless)",
+             "small.jpg": "smaller copy (256 px of 512)",
+             "matted.png": "in a mat/border, larger (632 px against 512)", "crop.png": "cropped, keeps 80%"}
+    assert set(row) == {"master.png", *words}
+    for name, said in words.items():
+        assert row[name] == f"  copy  {str(d / name).ljust(width)}  {said}"
+    # The copies in the policy's order after the keeper: the bordered copy and the crop last
+    # (never kept over the fuller picture). Copies with equal evidence tie, and the policy breaks
+    # ties by asset id, which is random: only the order of unequal evidence is fixed.
+    order = [Path(line.split()[1]).name for line in lines[4:]][:-1]
+    assert order[-2:] == ["matted.png", "crop.png"]
+    assert order.index("recompressed.jpg") < order.index("small.jpg")
+    assert set(order[:-2]) == {"grey.png", "mirrored.jpg", "turned.jpg", "recompressed.jpg", "small.jpg"}
+    assert lines[-1] == "1 duplicate cluster"
+    for jargon in ("reencoded", "identical_pixels", "identical_bytes", "rotated_mirrored", "bordered", "distance",
+                   "rights_known"):
+        assert jargon not in text, jargon
+
+    out = json.loads(dedup("node", "duplicates", "--config", cfg, "--json", check=0).stdout)
+    c, = out["clusters"]
+    relation = {(Path(lk["a"]).name, Path(lk["b"]).name): lk["relation"] for lk in c["links"]}
+    assert relation[("master-copy.png", "master.png")] == "identical_bytes"
+    assert relation[("master-meta.png", "master.png")] == "identical_pixels"
+    assert relation[("master.png", "small.jpg")] == "reencoded"
+    assert relation[("master.png", "turned.jpg")] == "rotated_mirrored"
+    assert relation[("master.png", "matted.png")] == "bordered"
+    assert all(isinstance(lk["distance"], int) for lk in c["links"])
+    assert (Path(c["keeper"]).name, c["deciding_rule"]) == ("master.png", "rights_known")
+    by = {Path(a["path"]).name: a for a in c["assets"]}
+    assert [Path(a["path"]).name for a in c["assets"]] == sorted(by)  # the paths in order, as ever
+    assert (by["small.jpg"]["relation_to_keeper"], by["small.jpg"]["description"]) == (
+        "reencoded", "smaller copy (256 px of 512)")
+    assert by["master.png"]["keeper"] and not by["small.jpg"]["keeper"]

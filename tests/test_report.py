@@ -95,7 +95,8 @@ def collection(tmp_path) -> Collection:
     return c
 
 
-COPIES = ["grey.png", "copy-q60.jpg", CROP, "half.jpg"]  # in the policy's ranking after the master
+#: In the policy's ranking after the master: the crop last, below the smaller but whole half.jpg.
+COPIES = ["grey.png", "copy-q60.jpg", "half.jpg", CROP]
 
 
 def test_report_numbers(collection):
@@ -175,10 +176,13 @@ def test_marks_split_clusters(collection):
         for b in (CROP, "half.jpg"):
             c.mark(a, b)
     r = c.report()
+    # The crop has more pixels than half.jpg, but half.jpg is the whole picture: it is kept.
     assert [[m.file.name for m in cl.members] for cl in r.clusters] == [
-        ["master.png", "grey.png", "copy-q60.jpg"], [CROP, "half.jpg"]]
-    assert [cl.deciding_rule for cl in r.clusters] == ["colour", "pixel_count"]
-    assert r.totals.reclaimable_bytes == sum(c.size(n) for n in ("grey.png", "copy-q60.jpg", "half.jpg"))
+        ["master.png", "grey.png", "copy-q60.jpg"], ["half.jpg", CROP]]
+    assert [cl.deciding_rule for cl in r.clusters] == ["colour", "not_derived"]
+    assert r.clusters[1].reason == ("it is the full picture; the next best copy (crop <em>15% & \"left\".png) is a "
+                                    "crop of another copy or in a mat/border")
+    assert r.totals.reclaimable_bytes == sum(c.size(n) for n in ("grey.png", "copy-q60.jpg", CROP))
     assert r.mixed_rights_clusters == [1]
     assert len(r.excluded_links) == 7
 
@@ -198,7 +202,11 @@ def test_tables_plan_and_json(collection):
         rows = list(csv.DictReader(f))
     assert [(x["cluster"], Path(x["path"]).name, x["keeper"], x["relation_to_keeper"]) for x in rows] == [
         ("1", "master.png", "yes", ""), ("1", "grey.png", "no", "greyscale"),
-        ("1", "copy-q60.jpg", "no", "reencoded"), ("1", CROP, "no", "cropped"), ("1", "half.jpg", "no", "reencoded")]
+        ("1", "copy-q60.jpg", "no", "reencoded"), ("1", "half.jpg", "no", "reencoded"), ("1", CROP, "no", "cropped")]
+    # Beside the machine names, the same words as the page.
+    assert [x["description"] for x in rows][:4] == [
+        "", "greyscale copy", "recompressed (JPEG quality 60; the keeper is lossless)", "smaller copy (256 px of 512)"]
+    assert re.fullmatch(r"cropped, keeps \d\d%", rows[4]["description"])
     q60 = rows[2]
     assert (q60["asset_id"], q60["size"], q60["format"], q60["width"], q60["height"], q60["rights"],
             q60["rights_uri"]) == (c.asset("copy-q60.jpg"), str(c.size("copy-q60.jpg")), "JPEG", "512", "512",
@@ -212,6 +220,8 @@ def test_tables_plan_and_json(collection):
     assert [int(x["size"]) for x in plan] == [c.size(n) for n in COPIES]
     assert [x["asset_id"] for x in plan] == [c.asset(n) for n in COPIES]
     assert all("colour" in x["reason"] for x in plan) and "greyscale" in plan[0]["reason"]
+    assert plan[0]["reason"] == ("greyscale copy, against the keeper master.png; keep master.png: it is in colour; "
+                                 "the next best copy (grey.png) is otherwise as good but greyscale")
     assert all(Path(c.path(n)).exists() for n in COPIES)  # a plan only
 
     write_json(r, c.root / "report.json")
@@ -287,6 +297,44 @@ def test_html_is_self_contained_and_escaped(collection):
     assert not _thumbnails((c.root / "plain.html").read_text(encoding="utf-8"))
 
 
+def _visible(page: str) -> str:
+    """The page's text as a reader sees it: no markup, attributes, styles or previews."""
+    import html
+
+    page = re.sub(r"<(style|title)>.*?</\1>", " ", page, flags=re.S)
+    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page)))
+
+
+def test_html_speaks_plain_words(collection):
+    """The page says which copy to keep and what every other copy is in words; rule ids, asset
+    ids, relation names and distances are left to data attributes, report.json and the CSVs."""
+    c = collection
+    c.mark("camera.tif", "camera-copy.jpg", "different negatives")
+    r = c.report()
+    write_html(r, c.root / "report.html")
+    page = (c.root / "report.html").read_text(encoding="utf-8")
+    text = _visible(page)
+    assert ("Keep master.png (512\u00d7512, lossless, colour): it is in colour; the next best copy (grey.png) is "
+            "otherwise as good but greyscale.") in text
+    cards = {m.file.name: m.description for m in r.clusters[0].members}
+    crop = round(next(m.kept for m in r.clusters[0].members if m.file.name == CROP) * 100)
+    assert cards == {"master.png": "", "grey.png": "greyscale copy",
+                     "copy-q60.jpg": "recompressed (JPEG quality 60; the keeper is lossless)",
+                     "half.jpg": "smaller copy (256 px of 512)", CROP: f"cropped, keeps {crop}%"}
+    for words in cards.values():
+        assert words in text
+    # Each match, the second copy against the first.
+    assert "copy-q60.jpg master.png recompressed (JPEG quality 60; master.png is lossless)" in text
+    assert "half.jpg copy-q60.jpg smaller copy (256 px of 512)" in text
+    # The pair marked as not duplicates.
+    assert "camera-copy.jpg: recompressed (JPEG quality 85; camera.tif is lossless) different negatives" in text
+    for jargon in ("reencoded", "identical_pixels", "rule colour", "deciding rule", "distance", "kp64", "dct256"):
+        assert jargon not in text, jargon
+    for asset_id in (m.file.asset_id for m in r.clusters[0].members):
+        assert asset_id not in text and f'data-asset="{asset_id}"' in page
+    assert 'data-rule="colour"' in page and 'data-relation="reencoded"' in page
+
+
 def test_empty_catalogue(tmp_path):
     cat = Catalogue(tmp_path / "empty.sqlite")
     r = build_report(cat, member_id="city-museum", now=NOW)
@@ -338,10 +386,11 @@ def test_html_in_headless_chromium(collection):
         assert name in dom
     assert "crop &lt;em&gt;15% &amp; \"left\".png" in dom and "<em>" not in dom
     assert "inbox &lt;b&gt; &amp; \"new\"" in dom and "<b>" not in dom
-    keepers = re.findall(r'<figure class="copy keeper" data-keeper="yes">(.*?)</figure>', dom, re.S)
+    keepers = re.findall(r'<figure class="copy keeper" data-keeper="yes"[^>]*>(.*?)</figure>', dom, re.S)
     assert len(keepers) == 1 and "master.png" in keepers[0] and "Suggested keeper" in keepers[0]
     assert len(re.findall(r'data-keeper="no"', dom)) == 4
     assert "never deletes or moves files" in dom
+
 
 def test_rights_shown_by_name_with_the_files_own_notice(tmp_path):
     """One photograph under four rights: embedded CC licence, a claim of public domain, a plain

@@ -11,9 +11,10 @@ import math
 from html import escape
 from pathlib import Path
 
-from . import explain, rights, thumbs
+from .. import wording
+from . import rights, thumbs
 from .chart import bar_chart
-from .model import Cluster, FileFacts, Member, Report
+from .model import Cluster, FileFacts, MasterOutcome, Member, Report
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;color:#222;margin:24px 32px;background:#fbfaf7}
@@ -156,20 +157,19 @@ def _card(m: Member, th: _Thumbs, agreed: dict[str, str]) -> str:
     f = m.file
     if m.keeper:
         label = '<p class="keeper-mark">\u2605 Suggested keeper</p>'
-    elif m.relation_to_keeper.startswith("indirect: "):
-        label = f'<p class="rel">{_e(m.relation_to_keeper)}</p>'
     else:
-        label = f'<p class="rel">{_e(explain.relation_words(m.relation_to_keeper, m.kept))}</p>'
+        label = f'<p class="rel">{_e(m.description)}</p>'
     facts = [("size", human_bytes(f.size)), ("pixels", _dims(f)), ("format", _quality(f)),
              ("date", f.capture_date or "unknown"), ("rights", f.rights_shown)]
     if f.rights_restricted:
         facts.append(("reuse", "restricted: review before reuse"))
-    facts.append(("asset", f.asset_id))
     if f.path in agreed:
         facts.append(("consortium", agreed[f.path]))
     dl = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in facts)
     cls = "copy keeper" if m.keeper else "copy"
-    return (f'<figure class="{cls}" data-keeper="{"yes" if m.keeper else "no"}">{th.img(f)}<figcaption>'
+    # Ids are for scripts (report.json and the CSV files carry them too), not for reading.
+    return (f'<figure class="{cls}" data-keeper="{"yes" if m.keeper else "no"}" data-asset="{_e(f.asset_id)}"'
+            f' data-relation="{_e(m.relation_to_keeper)}">{th.img(f)}<figcaption>'
             f'{label}<p class="name">{_e(f.name)}</p><p class="path">{_e(f.path)}</p><dl>{dl}</dl>'
             "</figcaption></figure>")
 
@@ -177,24 +177,47 @@ def _card(m: Member, th: _Thumbs, agreed: dict[str, str]) -> str:
 def _cluster(c: Cluster, th: _Thumbs, agreed: dict[str, str]) -> str:
     names = {m.file.path: m.file.name for m in c.members}
     badge = '<span class="badge">mixed rights</span>' if c.mixed_rights else ""
-    links = [[_e(names[lk.a]), _e(names[lk.b]), _e(explain.relation_words(lk.relation, lk.kept)),
-              _e(lk.algorithm), str(lk.distance)] for lk in c.links]
-    return (f'<section class="cluster" id="cluster-{c.number}">'
+    # Each match reads from the copy the policy ranks lower: 'copy-q60.jpg, compared with master.png:
+    # recompressed'.
+    links = "".join(f'<tr data-relation="{_e(lk.relation)}" data-distance="{lk.distance}" data-by="{_e(lk.algorithm)}">'
+                    f"<td>{_e(names[lk.copy])}</td><td>{_e(names[lk.a if lk.copy == lk.b else lk.b])}</td>"
+                    f"<td>{_e(lk.description)}</td></tr>" for lk in c.links)
+    return (f'<section class="cluster" id="cluster-{c.number}" data-rule="{_e(c.deciding_rule)}">'
             f"<h3>Cluster {c.number}: {len(c.members)} copies, {_e(human_bytes(c.reclaimable_bytes))} "
             f"reclaimable{badge}</h3>"
-            f'<p class="why">Suggested keeper <strong>{_e(names[c.keeper])}</strong>; deciding rule '
-            f"<code>{_e(c.deciding_rule)}</code>: {_e(c.reason)}.</p>"
+            f'<p class="why">Keep <strong>{_e(names[c.keeper])}</strong> ({_e(c.keeper_facts)}): {_e(c.reason)}.</p>'
             f'<div class="copies">{"".join(_card(m, th, agreed) for m in c.members)}</div>'
-            f"<details><summary>{len(c.links)} links</summary>"
-            + _table(["copy", "copy", "relation", "by", "distance"], links, {4})
-            + "</details></section>")
+            f"<details><summary>How the copies match ({plural(len(c.links), 'match', 'matches')})</summary>"
+            "<table><thead><tr><th>copy</th><th>compared with</th><th>what it is</th></tr></thead>"
+            f"<tbody>{links}</tbody></table></details></section>")
 
 
 def _clusters(r: Report, th: _Thumbs) -> str:
-    agreed = {m.path: m.statement for m in r.consortium_masters}
+    names = _names(r)
+    agreed = {m.path: _master_words(m, names) for m in r.consortium_masters}
     body = "".join(_cluster(c, th, agreed) for c in r.clusters) or '<p class="none">No duplicate clusters.</p>'
-    return ("<h2>Duplicate clusters</h2><p>Each cluster shows every copy side by side; the suggested keeper "
-            f"follows the published master policy <code>{_e(r.policy_version)}</code>.</p>" + body)
+    return (f'<h2>Duplicate clusters</h2><p data-policy="{_e(r.policy_version)}">Each cluster shows every copy '
+            "side by side. The suggested keeper follows the consortium's published master policy: never a crop "
+            "or a copy in a mat/border when the fuller picture is held; then the most pixels, lossless over "
+            "lossy, more bits per channel, colour over greyscale, the best JPEG quality, the earliest capture "
+            "date, known rights.</p>" + body)
+
+
+def _names(r: Report) -> dict[str, str]:
+    """asset id -> file name, for our files the report shows."""
+    out = {m.file.asset_id: m.file.name for c in r.clusters for m in c.members}
+    out.update({m.asset_id: m.name for m in r.consortium_masters})
+    return out
+
+
+def _master_words(m: MasterOutcome, names: dict[str, str]) -> str:
+    """The agreed master in words: ours by file name; another member's by member only (its asset
+    id means nothing here; masters.csv and report.json carry it)."""
+    if not m.we_hold_master:
+        return f"master held by member {m.master_member}"
+    if m.master_asset == m.asset_id:
+        return "we hold the master: this file"
+    return f"we hold the master: our {names.get(m.master_asset, 'other copy')}"
 
 
 def _member_rows(members: list[Member]) -> list[list[str]]:
@@ -216,15 +239,17 @@ def _masters(r: Report) -> str:
     if not r.consortium_masters:
         return (title + '<p class="none">No agreed masters recorded; `dedup node decisions` fetches them from the '
                 "coordinator.</p>")
-    rows = [[f'<span class="path">{_e(m.path)}</span>', _e(m.cluster_id),
-             f"<strong>{_e(m.statement)}</strong>" if m.we_hold_master else _e(m.statement), _e(m.basis),
-             _e(m.proposal_id), str(m.outcome_log_index), _e(m.pending_proposal or "")]
+    names = _names(r)
+    rows = [[f'<span class="path" data-cluster="{_e(m.cluster_id)}" data-proposal="{_e(m.proposal_id)}" '
+             f'data-master="{_e(m.master_member)}/{_e(m.master_asset)}">{_e(m.path)}</span>',
+             f"<strong>{_e(_master_words(m, names))}</strong>" if m.we_hold_master else _e(_master_words(m, names)),
+             _e(wording.BASIS_WORDS.get(m.basis, m.basis)), str(m.outcome_log_index),
+             "yes: a new proposal is open to votes (dedup node decisions)" if m.pending_proposal else ""]
             for m in r.consortium_masters]
     held = sum(m.we_hold_master for m in r.consortium_masters)
     return (title + f"<p>Masters agreed with the other members for {len(rows)} of our files"
             f" ({held} held here). Each outcome is a signed entry in the consortium's log.</p>"
-            + _table(["path", "cluster", "master", "agreed by", "proposal", "log entry", "re-proposal pending"],
-                     rows, {5}))
+            + _table(["path", "master", "agreed by", "log entry", "re-proposal pending"], rows, {3}))
 
 
 def _rights_section(r: Report) -> str:
@@ -248,11 +273,11 @@ def _rights_section(r: Report) -> str:
 def _excluded(r: Report) -> str:
     if not r.excluded_links:
         return '<h2>Marked as not duplicates</h2><p class="none">None.</p>'
-    rows = [[f'<span class="path">{_e(x.a)}</span>', f'<span class="path">{_e(x.b)}</span>', _e(x.relation),
-             _e(x.note or ""), _e(x.marked)] for x in r.excluded_links]
+    rows = [[f'<span class="path">{_e(x.a)}</span>', f'<span class="path" data-relation="{_e(x.relation)}">'
+             f"{_e(x.b)}</span>", _e(x.description), _e(x.note or ""), _e(x.marked)] for x in r.excluded_links]
     return ("<h2>Marked as not duplicates</h2><p>The matching rule links these pairs, but they were marked as "
             "not duplicates; the clusters above ignore them.</p>"
-            + _table(["file", "file", "rule's relation", "note", "marked"], rows))
+            + _table(["file", "file", "what the rule would call them", "note", "marked"], rows))
 
 
 def _unreadable(r: Report) -> str:

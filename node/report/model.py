@@ -6,20 +6,22 @@ plan writers only format it and can never disagree with one another.
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
-from collections import defaultdict, deque
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import PurePath
 
 from dedup.matching import link, relation_name
-from dedup.policy import POLICY_VERSION, Candidate, choose_master
+from dedup.policy import POLICY_VERSION
 from dedup.v1 import asset_pb2
 from dedup.v1 import statements_pb2 as R
 
+from .. import wording
 from ..catalogue import Catalogue
-from ..duplicates import local_clusters
-from . import explain, rights
+from ..duplicates import LocalLink, link_words, local_clusters, rank
+from . import rights
 
 SCHEMA = "dedup-node-report/1"
 GB = 10**9
@@ -67,6 +69,8 @@ class Member:
     relation_to_keeper: str
     #: For a direct crop link to the keeper, the share of the larger picture kept.
     kept: float | None
+    #: What this copy is relative to the keeper, in plain words ('' for the keeper).
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,9 @@ class LinkFacts:
     algorithm: str
     distance: int
     kept: float | None
+    #: What one end (``copy``: the one the policy ranks lower) is relative to the other, in plain words.
+    description: str = ""
+    copy: str = ""
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,8 @@ class Cluster:
     reclaimable_bytes: int
     rights_statuses: list[str]
     mixed_rights: bool
+    #: The keeper's size, encoding and colour in plain words.
+    keeper_facts: str = ""
 
 
 @dataclass(frozen=True)
@@ -103,6 +112,8 @@ class ExcludedLink:
     relation: str
     note: str | None
     marked: str
+    #: What the rule would call the pair, in plain words, from the copy the policy ranks lower.
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -245,23 +256,6 @@ def components(paths: list[str], links: list[LinkFacts]) -> list[list[str]]:
     return sorted((sorted(g) for g in groups.values() if len(g) > 1), key=lambda g: g[0])
 
 
-def _chain(keeper: str, links: list[LinkFacts]) -> dict[str, list[LinkFacts]]:
-    """Shortest chain of links from the keeper to every member (breadth first)."""
-    adjacent: dict[str, list[tuple[str, LinkFacts]]] = defaultdict(list)
-    for lk in sorted(links, key=lambda lk: (lk.a, lk.b)):
-        adjacent[lk.a].append((lk.b, lk))
-        adjacent[lk.b].append((lk.a, lk))
-    chain: dict[str, list[LinkFacts]] = {keeper: []}
-    queue = deque([keeper])
-    while queue:
-        here = queue.popleft()
-        for there, lk in adjacent[here]:
-            if there not in chain:
-                chain[there] = chain[here] + [lk]
-                queue.append(there)
-    return chain
-
-
 def _quality_rank(f: FileFacts) -> int:
     # As in the policy: lossless above any JPEG quality, unknown lossy quality lowest.
     return 101 if f.format_family == "lossless" else (f.jpeg_quality or 0)
@@ -286,8 +280,14 @@ def _excluded(marked: dict[frozenset[str], tuple[str | None, int]], assets: dict
             continue
         a, b = sorted(path_of[x] for x in pair)
         lk = link(assets[a], assets[b])
+        words = "not linked by the rule"
+        if lk:
+            # Read from the copy the policy would rank lower, as in the clusters.
+            pair = LocalLink(a, b, lk)
+            other, copy = rank([a, b], assets, [pair]).ranking
+            words = f"{facts[copy].name}: {link_words(pair, copy, assets, facts[other].name)}"
         out.append(ExcludedLink(a, b, relation_name(lk.relation) if lk else "not linked by the rule", note,
-                                _iso(unix)))
+                                _iso(unix), words))
     return sorted(out, key=lambda x: (x.a, x.b))
 
 
@@ -313,19 +313,22 @@ def build_report(catalogue: Catalogue, *, member_id: str, price_low: float = 0.0
 
     marked = _marked(catalogue)
     _, found = local_clusters(catalogue)
+    # local_clusters may already leave marked pairs out; filtering again is harmless.
+    kept_local = [lk for lk in found if frozenset((facts[lk.a].asset_id, facts[lk.b].asset_id)) not in marked]
     kept_links = [LinkFacts(lk.a, lk.b, relation_name(lk.link.relation), lk.link.algorithm, lk.link.distance,
                             lk.link.kept if lk.link.relation == R.RELATION_CROPPED else None)
-                  for lk in found
-                  # local_clusters may already leave marked pairs out; filtering again is harmless.
-                  if frozenset((facts[lk.a].asset_id, facts[lk.b].asset_id)) not in marked]
+                  for lk in kept_local]
     excluded = _excluded(marked, assets, facts)
 
     groups = components(sorted(evidence), kept_links)
     where = {p: n for n, group in enumerate(groups) for p in group}
     links_of: list[list[LinkFacts]] = [[] for _ in groups]
-    for lk in kept_links:
+    local_of: list[list[LocalLink]] = [[] for _ in groups]
+    for lk, local in zip(kept_links, kept_local):
         links_of[where[lk.a]].append(lk)
-    clusters = [_cluster(n + 1, group, links_of[n], facts, evidence, member_id) for n, group in enumerate(groups)]
+        local_of[where[lk.a]].append(local)
+    clusters = [_cluster(n + 1, group, links_of[n], local_of[n], facts, assets)
+                for n, group in enumerate(groups)]
     members = [m for c in clusters for m in c.members]
     others = [m for m in members if not m.keeper]
     reclaimable = sum(m.file.size for m in others)
@@ -400,34 +403,27 @@ def _masters(catalogue: Catalogue, facts: dict[str, FileFacts], member_id: str) 
     return sorted(out, key=lambda m: m.path)
 
 
-def _cluster(number: int, group: list[str], links: list[LinkFacts], facts: dict[str, FileFacts],
-             evidence: dict[str, asset_pb2.Evidence], member_id: str) -> Cluster:
-    by_asset = {facts[p].asset_id: p for p in group}
+def _cluster(number: int, group: list[str], links: list[LinkFacts], local: list[LocalLink],
+             facts: dict[str, FileFacts], assets: dict[str, asset_pb2.Asset]) -> Cluster:
+    # The keeper as `duplicates` and a local lookup suggest it; the catalogue's rights column is
+    # the node's latest word on a file's rights.
+    ranked = rank(group, assets, local, {p: facts[p].rights for p in group})
+    place = {p: n for n, p in enumerate(ranked.ranking)}
     links = sorted(links, key=lambda lk: (lk.a, lk.b))
-    candidates = []
-    for p in group:
-        e = asset_pb2.Evidence()
-        e.CopyFrom(evidence[p])
-        # The catalogue's rights column is the node's latest word on a file's rights.
-        e.rights = facts[p].rights
-        candidates.append(Candidate(member_id, facts[p].asset_id, e, 0))
-    decision = choose_master(candidates)
-    keeper = by_asset[decision.master.asset_id]
-    chain = _chain(keeper, links)
+    words = {}
+    for lk in local:
+        copy, other = sorted((lk.a, lk.b), key=place.__getitem__, reverse=True)
+        words[lk.a, lk.b] = copy, link_words(lk, copy, assets, facts[other].name)
+    links = [dataclasses.replace(lk, copy=words[lk.a, lk.b][0], description=words[lk.a, lk.b][1]) for lk in links]
     members = []
-    for c in decision.ranking:
-        p = by_asset[c.asset_id]
-        steps = chain[p]
-        if not steps:
-            relation, kept = "", None
-        elif len(steps) == 1:
-            relation, kept = steps[0].relation, steps[0].kept
-        else:
-            relation, kept = "indirect: " + ", ".join(s.relation for s in steps), None
-        members.append(Member(number, facts[p], p == keeper, relation, kept))
+    for p in ranked.ranking:
+        steps = ranked.chains[p]
+        kept = steps[0].link.kept if len(steps) == 1 and steps[0].link.relation == R.RELATION_CROPPED else None
+        members.append(Member(number, facts[p], p == ranked.keeper, ranked.relation_to_keeper(p), kept,
+                              ranked.words_to_keeper(p, assets)))
     statuses = sorted({facts[p].rights for p in group})
     return Cluster(
-        number=number, members=members, links=links, keeper=keeper, deciding_rule=decision.deciding_rule,
-        reason=explain.reason(decision, {facts[p].asset_id: facts[p].name for p in group}),
-        runner_up=by_asset[decision.ranking[1].asset_id], reclaimable_bytes=sum(m.file.size for m in members[1:]),
-        rights_statuses=statuses, mixed_rights=len(statuses) > 1)
+        number=number, members=members, links=links, keeper=ranked.keeper,
+        deciding_rule=ranked.decision.deciding_rule, reason=ranked.reason, runner_up=ranked.ranking[1],
+        reclaimable_bytes=sum(m.file.size for m in members[1:]), rights_statuses=statuses,
+        mixed_rights=len(statuses) > 1, keeper_facts=wording.facts(assets[ranked.keeper].evidence))

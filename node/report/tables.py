@@ -8,11 +8,10 @@ import dataclasses
 import json
 from pathlib import Path
 
-from . import explain
 from .model import Report
 
 CSV_COLUMNS = ("cluster", "path", "asset_id", "size", "format", "width", "height", "relation_to_keeper", "keeper",
-               "rights", "consortium_master", "rights_uri")
+               "rights", "consortium_master", "rights_uri", "description")
 MASTERS_COLUMNS = ("path", "asset_id", "cluster_id", "consortium_master", "master_member", "master_asset", "basis",
                    "proposal_id", "outcome_log_index", "pending_proposal")
 PLAN_COLUMNS = ("path", "asset_id", "size", "cluster", "keeper_path", "reason")
@@ -33,7 +32,7 @@ def write_csv(report: Report, path: Path | str) -> None:
                 f = m.file
                 w.writerow([c.number, f.path, f.asset_id, f.size, _cell(f.format), _cell(f.width), _cell(f.height),
                             m.relation_to_keeper, "yes" if m.keeper else "no", f.rights_shown, agreed.get(f.path, ""),
-                            f.rights])
+                            f.rights, m.description])
 
 
 def write_masters(report: Report, path: Path | str) -> None:
@@ -66,8 +65,5 @@ def write_plan(report: Report, path: Path | str) -> None:
             for m in c.members:
                 if m.keeper:
                     continue
-                rel = m.relation_to_keeper
-                what = rel if rel.startswith("indirect: ") else explain.relation_words(rel, m.kept)
-                reason = (f"{what} of the keeper {keeper.name}; keeper chosen by rule {c.deciding_rule}: "
-                          f"{c.reason}")
+                reason = f"{m.description}, against the keeper {keeper.name}; keep {keeper.name}: {c.reason}"
                 w.writerow([m.file.path, m.file.asset_id, m.file.size, c.number, keeper.path, reason])
