@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import grpc
 import pytest
@@ -441,18 +442,24 @@ def test_node_lookup_of_a_folder_against_the_coordinator(consortium, tmp_path, c
     assert "LOCAL ANSWER" not in text
 
 
-def test_node_lookup_without_a_coordinator_answers_locally(tmp_path, capsys):
+def _solo_node(tmp_path) -> Path:
+    """The configuration of a node 'solo' with no coordinator, after scanning tmp_path/coll."""
     import tomli_w
 
     from dedup.note import NoteSigner
 
-    img = _images(tmp_path / "coll")
     key = tmp_path / "k.key"
     key.write_text(NoteSigner.generate("solo").to_string())
     cfg = tmp_path / "node.toml"
     cfg.write_text(tomli_w.dumps({"member_id": "solo", "catalogue": str(tmp_path / "c.sqlite"),
                                   "signing_key": str(key), "workers": 1}))
     assert dedup(["node", "scan", str(tmp_path / "coll"), "--config", str(cfg), "--quiet"]) == 0
+    return cfg
+
+
+def test_node_lookup_without_a_coordinator_answers_locally(tmp_path, capsys):
+    img = _images(tmp_path / "coll")
+    cfg = _solo_node(tmp_path)
     img.resize((200, 200)).save(tmp_path / "copy.jpg", quality=85)
     capsys.readouterr()
     assert dedup(["node", "lookup", str(tmp_path / "copy.jpg"), "--config", str(cfg), "--json"]) == 0
@@ -475,21 +482,12 @@ def test_node_lookup_without_a_coordinator_answers_locally(tmp_path, capsys):
 def local_node(tmp_path):
     """A node with no coordinator whose catalogue holds a colour original, its greyscale copy,
     a crop of it and a smaller copy, scanned through the command line."""
-    import tomli_w
-
-    from dedup.note import NoteSigner
-
     img = _images(tmp_path / "coll")
     w, h = img.size
     img.convert("L").save(tmp_path / "coll" / "grey.jpg", quality=90)
     img.crop((0, 0, int(w * 0.8), int(h * 0.8))).save(tmp_path / "coll" / "crop.jpg", quality=90)
     img.resize((w // 2, h // 2)).save(tmp_path / "coll" / "small.jpg", quality=85)
-    key = tmp_path / "k.key"
-    key.write_text(NoteSigner.generate("solo").to_string())
-    cfg = tmp_path / "node.toml"
-    cfg.write_text(tomli_w.dumps({"member_id": "solo", "catalogue": str(tmp_path / "c.sqlite"),
-                                  "signing_key": str(key), "workers": 1}))
-    assert dedup(["node", "scan", str(tmp_path / "coll"), "--config", str(cfg), "--quiet"]) == 0
+    cfg = _solo_node(tmp_path)
     (tmp_path / "asked").mkdir()
     return img, tmp_path / "coll", cfg
 
