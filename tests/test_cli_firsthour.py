@@ -90,6 +90,10 @@ def test_a_local_audit_runs_with_no_configuration_at_all(tmp_path, folder):
         assert (work / "report" / name).is_file(), name
     doc = json.loads((work / "report" / "report.json").read_text())
     assert doc["member_id"] is None
+    # With no member id the page is named for the folder scanned, not "Duplicate audit: ".
+    page = (work / "report" / "report.html").read_text()
+    assert f"<title>Duplicate audit of {folder}</title>" in page
+    assert f"<h1>Duplicate audit of {folder}</h1>" in page
 
     # A local lookup answers from the same catalogue.
     look = dedup("node", "lookup", folder / "coffee.jpg", cwd=work)

@@ -10,7 +10,7 @@ import io
 import json
 import re
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -20,8 +20,8 @@ from skimage import data
 
 from dedup.node.catalogue import Catalogue
 from dedup.node.report import build_report, write_csv, write_html, write_json, write_plan, write_premis
-from dedup.node.report.html import money
-from dedup.node.report.model import Report
+from dedup.node.report.html import money, title
+from dedup.node.report.model import Report, SourceSummary
 from dedup.node.scan import scan
 
 INC = "http://rightsstatements.org/vocab/InC/1.0/"
@@ -349,6 +349,16 @@ def test_empty_catalogue(tmp_path):
     assert (tmp_path / "f.jsonl").read_text() == ""
     with pytest.raises(ValueError):
         build_report(cat, member_id="city-museum", price_low=0.3, price_high=0.1)
+
+
+def test_title_names_the_member_or_else_what_was_scanned(tmp_path):
+    cat = Catalogue(tmp_path / "empty.sqlite")
+    assert title(build_report(cat, member_id="city-museum", now=NOW)) == "Duplicate audit: city-museum"
+    assert title(build_report(cat, member_id=None, now=NOW)) == "Duplicate audit"
+    r = build_report(cat, member_id=None, now=NOW)
+    one = SourceSummary(source="/srv/photos", files=1, bytes=1, formats=[], duplicate_files=0, reclaimable_bytes=0)
+    assert title(replace(r, sources=[one])) == "Duplicate audit of /srv/photos"
+    assert title(replace(r, sources=[one, replace(one, source="/srv/scans")])) == "Duplicate audit of 2 sources"
 
 
 def _need_chromium() -> None:

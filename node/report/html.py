@@ -299,6 +299,18 @@ def _low_information(r: Report, th: _Thumbs) -> str:
             f'<div class="copies">{cards}</div>')
 
 
+def title(r: Report) -> str:
+    """The page's title: the member's id, or, for a collection that has joined no consortium, the
+    folder it was scanned from (an empty name after a colon reads as a fault)."""
+    if r.member_id:
+        return f"Duplicate audit: {r.member_id}"
+    if len(r.sources) == 1:
+        return f"Duplicate audit of {r.sources[0].source}"
+    if r.sources:
+        return f"Duplicate audit of {plural(len(r.sources), 'source')}"
+    return "Duplicate audit"
+
+
 def render(report: Report, *, thumbnails: bool = True, max_thumbnails: int | None = MAX_THUMBNAILS) -> str:
     th = _Thumbs(thumbnails, max_thumbnails)
     r = report
@@ -306,8 +318,8 @@ def render(report: Report, *, thumbnails: bool = True, max_thumbnails: int | Non
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>Duplicate audit: {_e(r.member_id)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>Duplicate audit: {_e(r.member_id)}</h1>",
+        f"<title>{_e(title(r))}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{_e(title(r))}</h1>",
         f'<p class="meta">Generated {_e(r.generated_at)} from the node catalogue; master policy '
         f"{_e(r.policy_version)}; report {_e(r.schema)}.</p>",
         _summary(r), _cost(r), _sources(r), _clusters(r, th), _masters(r),
