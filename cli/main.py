@@ -13,6 +13,8 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import sys  # noqa: E402
 
+from dedup import jsonlog  # noqa: E402
+
 from . import exits  # noqa: E402
 from .common import CommandError, Parser  # noqa: E402
 
@@ -60,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Warnings (a retry, a skipped file) with their fields, not Python's bare last-resort line:
+    # words at a terminal, JSON lines under a scheduler. The coordinator sets its own level.
+    jsonlog.setup("WARNING", text=sys.stderr.isatty())
     try:
         return args.func(args)
     except CommandError as exc:

@@ -22,9 +22,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, sort_keys=True)
 
 
-def setup(level: str = "INFO") -> None:
+class TextFormatter(logging.Formatter):
+    """For a person at a terminal: ``dedup: warning: push retry (code=UNAVAILABLE, wait_seconds=2.0)``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = getattr(record, "fields", {})
+        detail = ", ".join(f"{k}={v}" for k, v in fields.items() if v is not None and v != "")
+        out = f"dedup: {record.levelname.lower()}: {record.getMessage()}" + (f" ({detail})" if detail else "")
+        if record.exc_info:
+            out += "\n" + self.formatException(record.exc_info)
+        return out
+
+
+def setup(level: str = "INFO", *, text: bool = False) -> None:
+    """Log to stderr: JSON lines (for a log shipper or the journal), or ``text`` for a terminal."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(TextFormatter() if text else JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -13,15 +13,16 @@ from dedup.matching import relation_name, tone_change
 from dedup.v1 import asset_pb2, statements_pb2 as R
 
 
-def _long_side(e: asset_pb2.Evidence) -> int:
+def long_side(e: asset_pb2.Evidence) -> int:
     return max(e.width, e.height)
 
 
-def _colour(e: asset_pb2.Evidence) -> bool:
+def is_colour(e: asset_pb2.Evidence) -> bool:
     return e.channels >= 3
 
 
-def _encoding(e: asset_pb2.Evidence) -> str:
+def encoding(e: asset_pb2.Evidence) -> str:
+    """How a copy is stored, in words: 'lossless', 'JPEG quality 80' or 'lossy'."""
     if e.format_family == asset_pb2.FORMAT_FAMILY_LOSSLESS:
         return "lossless"
     return f"JPEG quality {e.jpeg_quality}" if e.jpeg_quality else "lossy"
@@ -46,9 +47,9 @@ def describe(relation: int, query: asset_pb2.Evidence, master: asset_pb2.Evidenc
     elif cropped:
         parts.append("cropped (other proportions)")
     elif relation == R.RELATION_GREYSCALE:
-        parts.append("greyscale" if not _colour(query) else "in colour; the master is greyscale")
+        parts.append("greyscale" if not is_colour(query) else "in colour; the master is greyscale")
     elif relation == R.RELATION_TONE_VARIANT:
-        parts.append("colour-corrected" if _colour(query) and _colour(master) else "tone-adjusted")
+        parts.append("colour-corrected" if is_colour(query) and is_colour(master) else "tone-adjusted")
     elif relation in (R.RELATION_REENCODED, R.RELATION_SIMILAR):
         parts.append("same image")
     else:
@@ -61,13 +62,13 @@ def describe(relation: int, query: asset_pb2.Evidence, master: asset_pb2.Evidenc
     # What the evidence adds beside the relation. A crop has fewer pixels by nature, so only
     # uncropped copies are compared by resolution.
     if not cropped:
-        q, m = _long_side(query), _long_side(master)
+        q, m = long_side(query), long_side(master)
         if q and m and q != m:
             parts.append(f"{'lower' if q < m else 'higher'} resolution {q} vs {m} px")
-        elif relation == R.RELATION_REENCODED and _encoding(query) != _encoding(master):
-            parts.append(f"re-encoded ({_encoding(query)}; the master is {_encoding(master)})")
-    if relation != R.RELATION_GREYSCALE and _colour(query) != _colour(master) and query.channels and master.channels:
-        parts.append("greyscale" if not _colour(query) else "in colour; the master is greyscale")
+        elif relation == R.RELATION_REENCODED and encoding(query) != encoding(master):
+            parts.append(f"re-encoded ({encoding(query)}; the master is {encoding(master)})")
+    if relation != R.RELATION_GREYSCALE and is_colour(query) != is_colour(master) and query.channels and master.channels:
+        parts.append("greyscale" if not is_colour(query) else "in colour; the master is greyscale")
     elif relation != R.RELATION_TONE_VARIANT and tone_change(query, master):
-        parts.append("colour-corrected" if _colour(query) and _colour(master) else "tone-adjusted")
+        parts.append("colour-corrected" if is_colour(query) and is_colour(master) else "tone-adjusted")
     return ", ".join(parts)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dedup.fingerprint.dct import DIHEDRAL_ORDER
 from dedup.matching import hashes, relation_name, tone_change
 from dedup.policy import Decision, frame_share
+from dedup.provenance import encoding, is_colour, long_side
 from dedup.v1 import asset_pb2
 from dedup.v1 import statements_pb2 as R
 
@@ -45,20 +46,6 @@ BASIS_WORDS = {"unanimous": "every holder accepted", "deadline": "no objection b
                "ruling": "an arbiter's ruling"}
 
 
-def _long_side(e: asset_pb2.Evidence) -> int:
-    return max(e.width, e.height)
-
-
-def _colour(e: asset_pb2.Evidence) -> bool:
-    return e.channels >= 3
-
-
-def encoding(e: asset_pb2.Evidence) -> str:
-    if e.format_family == asset_pb2.FORMAT_FAMILY_LOSSLESS:
-        return "lossless"
-    return f"JPEG quality {e.jpeg_quality}" if e.jpeg_quality else "lossy"
-
-
 def _quality(e: asset_pb2.Evidence) -> int:
     # As the master policy ranks them: lossless above any JPEG quality.
     return 101 if e.format_family == asset_pb2.FORMAT_FAMILY_LOSSLESS else e.jpeg_quality
@@ -70,7 +57,7 @@ def facts(e: asset_pb2.Evidence) -> str:
     if e.bit_depth > 8:
         parts.append(f"{e.bit_depth}-bit")
     if e.channels:
-        parts.append("colour" if _colour(e) else "greyscale")
+        parts.append("colour" if is_colour(e) else "greyscale")
     return ", ".join(parts)
 
 
@@ -84,17 +71,17 @@ def _degrees(centidegrees: int) -> str:
 
 def _pixels(this: asset_pb2.Evidence, ref: asset_pb2.Evidence) -> str:
     """'200 px of 600' for a smaller copy, '1200 px against 600' for a larger one."""
-    q, m = _long_side(this), _long_side(ref)
+    q, m = long_side(this), long_side(ref)
     return f"{q} px of {m}" if q < m else f"{q} px against {m}"
 
 
 def _sizes_differ(this: asset_pb2.Evidence, ref: asset_pb2.Evidence) -> bool:
-    q, m = _long_side(this), _long_side(ref)
+    q, m = long_side(this), long_side(ref)
     return bool(q and m and q != m)
 
 
 def _tone(this: asset_pb2.Evidence, ref: asset_pb2.Evidence) -> str:
-    return "colour-corrected" if _colour(this) and _colour(ref) else "tone-adjusted"
+    return "colour-corrected" if is_colour(this) and is_colour(ref) else "tone-adjusted"
 
 
 def turn_between(a: asset_pb2.Asset, b: asset_pb2.Asset) -> str | None:
@@ -115,9 +102,9 @@ def _extras(relation: int, this: asset_pb2.Evidence, ref: asset_pb2.Evidence, sa
     uncropped copies are compared by size; nor is a change of tone told from a change of content."""
     out = []
     if not said_size and relation != R.RELATION_CROPPED and _sizes_differ(this, ref):
-        out.append(("smaller" if _long_side(this) < _long_side(ref) else "larger") + f" ({_pixels(this, ref)})")
-    if relation != R.RELATION_GREYSCALE and this.channels and ref.channels and _colour(this) != _colour(ref):
-        out.append("greyscale" if not _colour(this) else "in colour")
+        out.append(("smaller" if long_side(this) < long_side(ref) else "larger") + f" ({_pixels(this, ref)})")
+    if relation != R.RELATION_GREYSCALE and this.channels and ref.channels and is_colour(this) != is_colour(ref):
+        out.append("greyscale" if not is_colour(this) else "in colour")
     elif relation not in _OTHER_CONTENT and tone_change(this, ref):
         out.append(_tone(this, ref))
     return out
@@ -143,7 +130,7 @@ def copy_words(relation: int, this: asset_pb2.Evidence, ref: asset_pb2.Evidence,
     if relation in (R.RELATION_REENCODED, R.RELATION_SIMILAR):
         # A downsized copy is re-encoded by the rule; what a person needs to know is that it is smaller.
         if _sizes_differ(this, ref):
-            main = ("smaller" if _long_side(this) < _long_side(ref) else "larger") + f" copy ({_pixels(this, ref)})"
+            main = ("smaller" if long_side(this) < long_side(ref) else "larger") + f" copy ({_pixels(this, ref)})"
             said_size = True
         elif relation == R.RELATION_REENCODED and encoding(this) != encoding(ref):
             better = _quality(this) > _quality(ref)
@@ -151,7 +138,7 @@ def copy_words(relation: int, this: asset_pb2.Evidence, ref: asset_pb2.Evidence,
         else:
             main = LABELS[relation]
     elif relation == R.RELATION_GREYSCALE:
-        main = "greyscale copy" if not _colour(this) or _colour(ref) == _colour(this) else \
+        main = "greyscale copy" if not is_colour(this) or is_colour(ref) == is_colour(this) else \
             f"colour copy ({ref_name} is greyscale)"
     elif relation == R.RELATION_TONE_VARIANT:
         main = _tone(this, ref)
@@ -191,7 +178,7 @@ def sentence(relation: int, query: asset_pb2.Evidence, ours: asset_pb2.Evidence,
         return f"{subject} has the same pixels as {ours_name}, with other metadata"
     if relation in (R.RELATION_REENCODED, R.RELATION_SIMILAR):
         if _sizes_differ(query, ours):
-            bigger = _long_side(query) > _long_side(ours)
+            bigger = long_side(query) > long_side(ours)
             main = f"a {'larger' if bigger else 'smaller'} copy of {ours_name} ({_pixels(query, ours)})"
             said_size = True
         elif relation == R.RELATION_REENCODED and encoding(query) != encoding(ours):
@@ -203,7 +190,7 @@ def sentence(relation: int, query: asset_pb2.Evidence, ours: asset_pb2.Evidence,
         else:
             main = f"the same picture as {ours_name}"
     elif relation == R.RELATION_GREYSCALE:
-        main = (f"a greyscale copy of {ours_name}" if not _colour(query) or _colour(query) == _colour(ours)
+        main = (f"a greyscale copy of {ours_name}" if not is_colour(query) or is_colour(query) == is_colour(ours)
                 else f"in colour; {ours_name} is a greyscale copy of it")
     elif relation == R.RELATION_TONE_VARIANT:
         main = f"a {_tone(query, ours)} copy of {ours_name}"
@@ -244,26 +231,23 @@ def keep_reason(decision: Decision, names: dict[str, str]) -> str:
     if decision.deciding_rule == "only_copy" or len(decision.ranking) < 2:
         return "it is the only copy"
     r = decision.ranking[1]
-    ke, re_ = k.evidence, r.evidence
-    other = names.get(r.asset_id, "another copy")
-    rule = decision.deciding_rule
-    if rule == "not_derived":
-        return f"it is the full picture; the next best copy ({other}) is a crop of another copy or in a mat/border"
-    if rule == "pixel_count":
-        return f"it has the most pixels: {_dims(ke)} against {_dims(re_)} for the next best copy ({other})"
-    if rule == "lossless":
-        return f"it is stored losslessly; the next best copy ({other}) has as many pixels but is lossy"
-    if rule == "bit_depth":
-        return f"it has more bits per channel: {ke.bit_depth} against {re_.bit_depth} ({other})"
-    if rule == "colour":
-        return f"it is in colour; the next best copy ({other}) is otherwise as good but greyscale"
-    if rule == "jpeg_quality":
-        return f"it has the higher quality: {encoding(ke)} against {encoding(re_)} ({other})"
-    if rule == "capture_date":
-        return (f"it has the earliest known capture date: {ke.capture_date} against "
-                f"{re_.capture_date or 'unknown'} ({other})")
-    if rule == "rights_known":
-        return f"its rights statement is known; the next best copy's ({other}) is unknown"
-    if rule == "custodial_priority":
-        return f"its holder has the higher custodial priority than the next best copy's ({other})"
-    return f"it and the next best copy ({other}) are equal on every count; a fixed tie-break picked it"
+    return _KEEP_REASONS.get(decision.deciding_rule, _TIE_BREAK).format(
+        other=names.get(r.asset_id, "another copy"), k_dims=_dims(k.evidence), r_dims=_dims(r.evidence),
+        k_bits=k.evidence.bit_depth, r_bits=r.evidence.bit_depth, k_enc=encoding(k.evidence),
+        r_enc=encoding(r.evidence), k_date=k.evidence.capture_date, r_date=r.evidence.capture_date or "unknown")
+
+
+#: One sentence per master-policy rule (SPEC 7): what set the keeper ahead of the next best copy.
+_KEEP_REASONS = {
+    "not_derived": "it is the full picture; the next best copy ({other}) is a crop of another copy or in a "
+                   "mat/border",
+    "pixel_count": "it has the most pixels: {k_dims} against {r_dims} for the next best copy ({other})",
+    "lossless": "it is stored losslessly; the next best copy ({other}) has as many pixels but is lossy",
+    "bit_depth": "it has more bits per channel: {k_bits} against {r_bits} ({other})",
+    "colour": "it is in colour; the next best copy ({other}) is otherwise as good but greyscale",
+    "jpeg_quality": "it has the higher quality: {k_enc} against {r_enc} ({other})",
+    "capture_date": "it has the earliest known capture date: {k_date} against {r_date} ({other})",
+    "rights_known": "its rights statement is known; the next best copy's ({other}) is unknown",
+    "custodial_priority": "its holder has the higher custodial priority than the next best copy's ({other})",
+}
+_TIE_BREAK = "it and the next best copy ({other}) are equal on every count; a fixed tie-break picked it"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tomllib
 import os
 import socket
 import subprocess
@@ -193,6 +194,21 @@ def test_push_with_the_coordinator_down_says_nothing_was_sent(down):
     assert j.returncode == 3
     out = json.loads(j.stdout)
     assert (out["batches_sent"], out["pending"], out["pending_assets"], out["resent"]) == (0, 1, 4, 1)
+
+
+def test_a_retry_is_logged_with_its_fields_as_a_json_line(down):
+    cfg, address = down
+    settings = tomllib.loads(cfg.read_text())
+    settings["coordinator"].update(retries=1, retry_backoff_seconds=0.1)
+    cfg.write_text(tomli_w.dumps(settings))
+    r = dedup("node", "push", "--config", cfg)
+    assert r.returncode == 3
+    *logged, said = r.stderr.splitlines()
+    assert all(line.startswith("{") for line in logged), logged  # no bare last-resort lines
+    events = [json.loads(line) for line in logged]
+    assert [e["msg"] for e in events] == ["push retry", "push interrupted"]
+    assert (events[0]["level"], events[0]["member"], events[0]["code"]) == ("warning", A, "UNAVAILABLE")
+    assert said.startswith("dedup: nothing sent: ")
 
 
 def test_lookup_with_the_coordinator_down_says_what_was_not_looked_up(down, folder):
