@@ -212,6 +212,7 @@ class _State:
 
     arbiters: set[str] = field(default_factory=set)
     readers: set[str] = field(default_factory=set)  # admitted to look up only: they sign nothing
+    auditors: set[str] = field(default_factory=set)  # admitted to read every entry: they sign nothing either
     # The latest MatchRecorded between two assets (pair in sorted order) -> (a, b, relation, crop or None),
     # kept only while it is a crop or border match: no other relation makes a copy derived.
     links: dict[tuple, tuple] = field(default_factory=dict)
@@ -376,6 +377,9 @@ def _signer_slot(i: int, typ: str, signer: str, key_id: bytes, st: _State) -> in
         if signer in st.readers:
             raise _Failure(i, 0, f"{typ} signed by {signer!r}, which was admitted as a reader "
                                  "(readers look up only)")
+        if signer in st.auditors:
+            raise _Failure(i, 0, f"{typ} signed by {signer!r}, which was admitted as an auditor "
+                                 "(auditors read the log and look up only)")
         v = st.members[signer]
         if key_id != v.key_id and who in st.replaced:
             raise _Failure(i, 0, f"signed with a replaced key of {signer!r} ({key_id.hex()}), replaced at entry {st.replaced[who]}")
@@ -632,6 +636,10 @@ def _check_body(i: int, typ: str, signer: str, body, st: _State, report: AuditRe
             if body.arbiter:
                 fail(f"member {body.member_id!r} is admitted as both a reader and an arbiter")
             st.readers.add(body.member_id)
+        if body.auditor:
+            if body.arbiter:
+                fail(f"member {body.member_id!r} is admitted as both an auditor and an arbiter")
+            st.auditors.add(body.member_id)
         st.member_slot[body.member_id] = st.slot(body.member_id, v.key_id, body.public_key)
         report.members.append(body.member_id)
     elif isinstance(body, statements_pb2.LookupsCounted):

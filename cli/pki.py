@@ -150,6 +150,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--reader", action="store_true",
                    help="a reader member: it looks up provenance (`dedup node lookup`) and holds no collection, "
                         "sends no batches and casts no votes (reader = true in member.toml)")
+    s.add_argument("--auditor", action="store_true",
+                   help="an auditor: it reads every log entry in full (members read the entries about them) and, "
+                        "like a reader, holds no collection and casts no votes (auditor = true in member.toml)")
     s.add_argument("--coordinator", metavar="HOST:PORT", help="also write node.toml dialling this address")
     s.add_argument("--days", type=int, default=825, help="certificate validity in days (default 825)")
     s.add_argument("--json", action="store_true", help="print what was written as JSON")
@@ -381,13 +384,15 @@ def _issue(args) -> int:
         entry = {"id": mid, "name": args.name or mid, "custodial_priority": args.priority}
         if args.reader:
             entry["reader"] = True
+        if args.auditor:
+            entry["auditor"] = True
     elif args.name:
         entry["name"] = args.name
     entry["public_key"] = new_key.to_string()
     if previous:
         entry["previous_keys"] = previous
     entry = {k: entry[k] for k in ("id", "name", "public_key", "previous_keys", "custodial_priority", "reader",
-                                   "arbiter", "revoked") if k in entry}
+                                   "auditor", "arbiter", "revoked") if k in entry}
     (mdir / pki.MEMBER_TOML).write_text("# The member's entry in the coordinator's configuration.\n"
                                         + tomli_w.dumps({"members": [entry]}))
     written = [pki.TLS_CERT, pki.SIGNING_PUB, pki.CA_CERT, pki.LOG_PUB, pki.MEMBER_TOML]

@@ -7,6 +7,7 @@ same order (the store has one writer anyway).
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from dedup.note import NoteVerifier
 from dedup.policy import KEYS, POLICY_VERSION, Candidate as PolicyCandidate, choose_master, derived_copies
 from dedup.signing import SignatureError, parse_body, verify_statement
 from dedup.v1 import asset_pb2, intake_pb2, lookup_pb2, negotiation_pb2, statement_pb2, statements_pb2
+from dedup.visibility import entry_readers
 from dedup.wire_rules import is_asset_id
 
 from .fairlock import FairLock
@@ -48,7 +50,7 @@ _SEARCH_SLICE = 100
 _LOAD_CHUNK = 10_000
 
 
-#: What a reader member is refused, by the statement it sent.
+#: What a reader or auditor member is refused, by the statement it sent.
 _READER_REFUSES = {
     asset_pb2.BatchManifest: "submit batches (it holds no collection)",
     asset_pb2.AssetsWithdrawn: "withdraw assets (it holds no collection)",
@@ -99,6 +101,8 @@ class Coordinator:
         self.arbiters = self.store.admitted_arbiters()
         #: Members admitted as readers: they look up, and send no batches, withdrawals or votes.
         self.readers = self.store.admitted_readers()
+        #: Members admitted as auditors: they read every log entry, and send what readers send.
+        self.auditors = self.store.admitted_auditors()
         self.lookups = Lookups(self)
         #: cluster -> its live proposal as ``_master_stands`` reads it, while it stays live.
         self._proposed: dict[str, _Proposed] = {}
@@ -145,7 +149,8 @@ class Coordinator:
                 if m.settings.revoked:
                     raise ValueError(f"member {mid}: a revoked member's key cannot be replaced")
                 replaced.append((m, bytes(key)))
-        for role, named in (("arbiter", self.store.admitted_arbiters()), ("reader", self.store.admitted_readers())):
+        for role, named in (("arbiter", self.store.admitted_arbiters()), ("reader", self.store.admitted_readers()),
+                            ("auditor", self.store.admitted_auditors())):
             for mid in admitted:
                 if mid in self.members and (configured := getattr(self.members[mid].settings, role)) != (mid in named):
                     raise ValueError(f"member {mid}: configured {role} = {configured}, but the log admitted it with"
@@ -170,9 +175,10 @@ class Coordinator:
                     admitted_unix=int(self.clock()),
                     arbiter=m.settings.arbiter,
                     reader=m.settings.reader,
+                    auditor=m.settings.auditor,
                 ))
                 Store.add_member(txn.db, m.settings.id, m.verifier.public_bytes(), idx, m.settings.arbiter,
-                                 m.settings.reader)
+                                 m.settings.reader, m.settings.auditor)
             for m in to_revoke:
                 idx = txn.append_statement(statements_pb2.MemberRevoked(
                     member_id=m.settings.id, public_key=m.verifier.public_bytes(), reason=m.settings.revoked,
@@ -332,6 +338,15 @@ class Coordinator:
                           f"the key of member {identity!r} is revoked ({member.settings.revoked}); {refused}")
         return member
 
+    def entry_reader(self, identity: str) -> Callable[[bytes], bool]:
+        """Whether ``identity`` (a member in good standing) may read a log entry in full: an
+        auditor reads all, anyone else the public entries and those about it (dedup.visibility)."""
+        if identity in self.auditors:
+            return lambda entry: True
+        arbiter = identity in self.arbiters
+        holders = functools.lru_cache(maxsize=1024)(self.store.proposal_holders)
+        return lambda entry: entry_readers(entry, holders).allows(identity, arbiter=arbiter)
+
     def signed_body(self, identity: str, stmt: statement_pb2.SignedStatement, kind, noun: str,
                     field: str = "member_id", role: str = "member", then=None):
         """A member's signed statement of type ``kind``, checked (``_signer``, then ``then()`` if
@@ -353,10 +368,13 @@ class Coordinator:
     def _signer(self, identity: str, stmt: statement_pb2.SignedStatement, kind) -> Member:
         """The member behind this connection, having checked it signed ``stmt`` of type ``kind``."""
         member = self.member(identity)
-        if identity in self.readers:
+        if identity in self.readers or identity in self.auditors:
             # Every statement a member sends is a batch, a withdrawal, a vote or a ruling.
-            raise Refusal(grpc.StatusCode.PERMISSION_DENIED, "reader",
-                          f"{identity!r} is a reader member: it may look up, but not {_READER_REFUSES.get(kind, 'sign statements')}")
+            role = "reader" if identity in self.readers else "auditor"
+            may = "look up" if role == "reader" else "read the log and look up"
+            raise Refusal(grpc.StatusCode.PERMISSION_DENIED, role,
+                          f"{identity!r} is {'a reader' if role == 'reader' else 'an auditor'} member: it may {may}, "
+                          f"but not {_READER_REFUSES.get(kind, 'sign statements')}")
         if stmt.type != kind.DESCRIPTOR.full_name:
             raise invalid("wrong_statement", f"expected a {kind.DESCRIPTOR.full_name} statement, got {stmt.type!r}")
         if stmt.signer != identity:

@@ -86,7 +86,8 @@ class LogService(log_pb2_grpc.LogServiceServicer):
 
     def _reader(self, context: grpc.ServicerContext, method: str) -> str:
         """Only a member whose key stands reads the log: a certificate of the consortium's CA that
-        names no member, or a revoked member's, reads nothing."""
+        names no member, or a revoked member's, reads nothing. What a member may read of each
+        entry is the core's ``entry_reader``."""
         identity = peer_identity(context)
         try:
             self.core.member(identity, "it may not read the log")
@@ -120,16 +121,20 @@ class LogService(log_pb2_grpc.LogServiceServicer):
         return log_pb2.AddCosignatureResponse(tree_size=size)
 
     def GetEntries(self, request: log_pb2.GetEntriesRequest, context):
-        self._reader(context, "GetEntries")
+        identity = self._reader(context, "GetEntries")
         size = self.core.log.size
         if request.start >= size or request.end <= request.start:
             context.abort(grpc.StatusCode.OUT_OF_RANGE,
                           f"entries [{request.start}, {request.end}) are not in a log of {size} entries")
         end = min(request.end, size, request.start + MAX_ENTRIES_PER_CALL)
-        return log_pb2.GetEntriesResponse(entries=self.core.store.log_entries(request.start, end))
+        rows = self.core.store.log_range(request.start, end)
+        may_read = self.core.entry_reader(identity)
+        # Withheld entries keep their place (empty) and their leaf hash: roots stay checkable.
+        return log_pb2.GetEntriesResponse(entries=[e if may_read(e) else b"" for e, _ in rows],
+                                          leaf_hashes=[h for _, h in rows])
 
     def GetInclusionProof(self, request: log_pb2.GetInclusionProofRequest, context):
-        self._reader(context, "GetInclusionProof")
+        identity = self._reader(context, "GetInclusionProof")
         latest = self.core.store.latest_checkpoint()
         latest_size = latest[0] if latest else 0
         size = request.tree_size or latest_size
@@ -143,10 +148,11 @@ class LogService(log_pb2_grpc.LogServiceServicer):
         if request.index >= size:
             context.abort(grpc.StatusCode.OUT_OF_RANGE,
                           f"entry index {request.index} is not inside the tree of size {size}")
-        entry, = self.core.store.log_entries(request.index, request.index + 1)
+        (entry, leaf_hash), = self.core.store.log_range(request.index, request.index + 1)
         return log_pb2.GetInclusionProofResponse(
             index=request.index, tree_size=size, hashes=self.core.log.tree.inclusion_proof(request.index, size),
-            entry=entry, signed_checkpoint=note)
+            entry=entry if self.core.entry_reader(identity)(entry) else b"", signed_checkpoint=note,
+            leaf_hash=leaf_hash)
 
 
 def _name(enum, value: int, prefix: str) -> str:

@@ -30,6 +30,10 @@ class MemberSettings(_Model):
     reader: bool = Field(False, description="a member that only looks up provenance (`dedup node lookup`): no "
                                             "collection, no batches, no votes; logged in the member's admission, so "
                                             "it is set when the member is first admitted")
+    auditor: bool = Field(False, description="reads every log entry in full (other members read only the entries "
+                                             "about them; SPEC.md 8, 'Who reads the log'): no collection, no "
+                                             "batches, no votes; logged in the member's admission, so it is set "
+                                             "when the member is first admitted")
 
     previous_keys: list[str] = Field(
         default_factory=list,
@@ -60,6 +64,8 @@ class MemberSettings(_Model):
     def _reader_is_not_arbiter(self) -> "MemberSettings":
         if self.reader and self.arbiter:
             raise ValueError(f"member {self.id}: a reader cannot be an arbiter (readers cast no votes or rulings)")
+        if self.auditor and self.arbiter:
+            raise ValueError(f"member {self.id}: an auditor cannot be an arbiter (auditors cast no votes or rulings)")
         names = {NoteVerifier.from_string(k).name for k in self.previous_keys} - {self.id}
         if names:
             raise ValueError(f"member {self.id}: previous keys must be named {self.id!r}, not {sorted(names)}")

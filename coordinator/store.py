@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from dedup.v1 import statements_pb2
+
 from .database import TYPES, Database
 
 #: Asset ids per ``IN (...)`` list (well under every database's limit on parameters).
@@ -23,7 +25,8 @@ CREATE TABLE IF NOT EXISTS members (
     public_key {BLOB} NOT NULL,
     admitted_index {INT} NOT NULL,
     arbiter {INT} NOT NULL DEFAULT 0, -- as logged in its MemberAdmitted entry
-    reader {INT} NOT NULL DEFAULT 0   -- likewise: looks up only, sends no batches or votes
+    reader {INT} NOT NULL DEFAULT 0,  -- likewise: looks up only, sends no batches or votes
+    auditor {INT} NOT NULL DEFAULT 0  -- likewise: reads every log entry, sends no batches or votes
 );
 CREATE TABLE IF NOT EXISTS lookup_counts (
     member_id TEXT PRIMARY KEY,       -- only counts: what was looked up is never stored
@@ -188,7 +191,7 @@ class StoredMatch:
 #: statements that bring version v to v + 1, applied in order in one transaction at start-up.
 #: A (table, column, definition) step adds the column unless the table already has it (neither
 #: database has a portable ADD COLUMN IF NOT EXISTS).
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 MIGRATIONS: dict[int, tuple[str | tuple[str, str, str], ...]] = {
     # 1 -> 2: proposals are counted per cluster on every proposal.
     1: ("CREATE INDEX IF NOT EXISTS proposals_by_cluster ON proposals (cluster_id)",),
@@ -222,6 +225,8 @@ MIGRATIONS: dict[int, tuple[str | tuple[str, str, str], ...]] = {
     # Assets stored before are all versions.
     5: ("CREATE TABLE IF NOT EXISTS followers (member_id TEXT NOT NULL, asset_id TEXT NOT NULL,"
         " version_id TEXT NOT NULL, PRIMARY KEY (member_id, asset_id))",),
+    # 6 -> 7: auditor members (read every log entry; others read the entries about them).
+    6: (("members", "auditor", "{INT} NOT NULL DEFAULT 0"),),
 }
 
 
@@ -282,6 +287,18 @@ class Store:
 
     def admitted_readers(self) -> set[str]:
         return {m for (m,) in self._db.execute("SELECT member_id FROM members WHERE reader = 1")}
+
+    def admitted_auditors(self) -> set[str]:
+        return {m for (m,) in self._db.execute("SELECT member_id FROM members WHERE auditor = 1")}
+
+    def proposal_holders(self, proposal_id: str) -> set[str]:
+        """Members holding a copy in a proposal's cluster, from the proposal as logged (empty if unknown)."""
+        row = self._db.execute("SELECT proposal FROM negotiations WHERE proposal_id = ?", (proposal_id,)).fetchone()
+        if row is None:
+            return set()
+        body = statements_pb2.MasterProposed()
+        body.ParseFromString(bytes(row[0]))
+        return {c.ref.member_id for c in body.copies}
 
     @staticmethod
     def count_lookup(db, member_id: str, files: int, now: int) -> None:
@@ -386,6 +403,11 @@ class Store:
         for (h,) in self._db.stream("SELECT leaf_hash FROM log_entries ORDER BY idx"):
             yield h
 
+    def log_range(self, start: int, end: int) -> list[tuple[bytes, bytes]]:
+        """(entry, leaf hash) for entries [start, end)."""
+        return [(bytes(e), bytes(h)) for e, h in self._db.execute(
+            "SELECT entry, leaf_hash FROM log_entries WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end))]
+
     def log_entries(self, start: int, end: int) -> list[bytes]:
         return [e for (e,) in self._db.execute(
             "SELECT entry FROM log_entries WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end))]
@@ -410,9 +432,10 @@ class Store:
 
     @staticmethod
     def add_member(db: Database, member_id: str, public_key: bytes, log_index: int, arbiter: bool = False,
-                   reader: bool = False) -> None:
-        db.execute("INSERT INTO members (member_id, public_key, admitted_index, arbiter, reader) VALUES (?, ?, ?, ?, ?)",
-                   (member_id, public_key, log_index, int(arbiter), int(reader)))
+                   reader: bool = False, auditor: bool = False) -> None:
+        db.execute("INSERT INTO members (member_id, public_key, admitted_index, arbiter, reader, auditor)"
+                   " VALUES (?, ?, ?, ?, ?, ?)", (member_id, public_key, log_index, int(arbiter), int(reader),
+                                                  int(auditor)))
 
     @staticmethod
     def replace_key(db: Database, member_id: str, public_key: bytes) -> None:

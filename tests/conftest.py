@@ -76,6 +76,17 @@ class Consortium:
             self.server = None
 
 
+def admit(consortium: Consortium, member_id: str, **role) -> Party:
+    """Configure one more member (``arbiter=True``, ``reader=True``, ``auditor=True``); it is
+    admitted when the coordinator next starts."""
+    from dedup.coordinator.settings import MemberSettings
+
+    party = consortium.parties[member_id] = make_party(consortium.root, consortium.ca, member_id)
+    consortium.settings.members.append(MemberSettings(id=member_id, name=member_id.title(),
+                                                      public_key=party.signer.verifier().to_string(), **role))
+    return party
+
+
 def make_party(root: Path, ca: pki.KeyAndCert, member_id: str) -> Party:
     d = root / "parties" / member_id
     key, cert = pki.issue(ca, member_id, dns_names=(member_id,))

@@ -356,7 +356,7 @@ def test_a_version_4_store_is_migrated(database):
     store.close()
     store = Store(database)
     try:
-        assert SCHEMA_VERSION == 6 and store.meta("schema_version") == "6"
+        assert SCHEMA_VERSION == 7 and store.meta("schema_version") == "7"
         assert store.admitted_readers() == set()
         with store.transaction() as db:
             Store.add_member(db, "r", b"r" * 32, 1, reader=True)

@@ -484,7 +484,7 @@ def test_a_version_3_store_is_migrated(database):
     store.close()
     store = Store(database)
     try:
-        assert SCHEMA_VERSION == 6 and store.meta("schema_version") == "6"
+        assert SCHEMA_VERSION == 7 and store.meta("schema_version") == "7"
         with store.transaction() as db:
             # Matches recorded before know no crop side; new ones do.
             assert Store.links_between(db, [("x", "x1"), ("y", "y1")]) == [(("x", "x1"), ("y", "y1"), 6, None)]

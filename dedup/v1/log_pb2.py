@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12\x64\x65\x64up/v1/log.proto\x12\x08\x64\x65\x64up.v1\"\x16\n\x14GetCheckpointRequest\"2\n\x15GetCheckpointResponse\x12\x19\n\x11signed_checkpoint\x18\x01 \x01(\t\"/\n\x11GetEntriesRequest\x12\r\n\x05start\x18\x01 \x01(\x04\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x04\"%\n\x12GetEntriesResponse\x12\x0f\n\x07\x65ntries\x18\x01 \x03(\x0c\"<\n\x18GetInclusionProofRequest\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\"w\n\x19GetInclusionProofResponse\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\x12\r\n\x05\x65ntry\x18\x04 \x01(\x0c\x12\x19\n\x11signed_checkpoint\x18\x05 \x01(\t\"@\n\x1aGetConsistencyProofRequest\x12\x10\n\x08old_size\x18\x01 \x01(\x04\x12\x10\n\x08new_size\x18\x02 \x01(\x04\"l\n\x1bGetConsistencyProofResponse\x12\x10\n\x08old_size\x18\x01 \x01(\x04\x12\x10\n\x08new_size\x18\x02 \x01(\x04\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\x12\x19\n\x11signed_checkpoint\x18\x04 \x01(\t\"4\n\x15\x41\x64\x64\x43osignatureRequest\x12\x1b\n\x13\x63osigned_checkpoint\x18\x01 \x01(\t\"+\n\x16\x41\x64\x64\x43osignatureResponse\x12\x11\n\ttree_size\x18\x01 \x01(\x04\x32\xbe\x03\n\nLogService\x12P\n\rGetCheckpoint\x12\x1e.dedup.v1.GetCheckpointRequest\x1a\x1f.dedup.v1.GetCheckpointResponse\x12G\n\nGetEntries\x12\x1b.dedup.v1.GetEntriesRequest\x1a\x1c.dedup.v1.GetEntriesResponse\x12\\\n\x11GetInclusionProof\x12\".dedup.v1.GetInclusionProofRequest\x1a#.dedup.v1.GetInclusionProofResponse\x12\x62\n\x13GetConsistencyProof\x12$.dedup.v1.GetConsistencyProofRequest\x1a%.dedup.v1.GetConsistencyProofResponse\x12S\n\x0e\x41\x64\x64\x43osignature\x12\x1f.dedup.v1.AddCosignatureRequest\x1a .dedup.v1.AddCosignatureResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12\x64\x65\x64up/v1/log.proto\x12\x08\x64\x65\x64up.v1\"\x16\n\x14GetCheckpointRequest\"2\n\x15GetCheckpointResponse\x12\x19\n\x11signed_checkpoint\x18\x01 \x01(\t\"/\n\x11GetEntriesRequest\x12\r\n\x05start\x18\x01 \x01(\x04\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x04\":\n\x12GetEntriesResponse\x12\x0f\n\x07\x65ntries\x18\x01 \x03(\x0c\x12\x13\n\x0bleaf_hashes\x18\x02 \x03(\x0c\"<\n\x18GetInclusionProofRequest\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\"\x8a\x01\n\x19GetInclusionProofResponse\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\x12\r\n\x05\x65ntry\x18\x04 \x01(\x0c\x12\x19\n\x11signed_checkpoint\x18\x05 \x01(\t\x12\x11\n\tleaf_hash\x18\x06 \x01(\x0c\"@\n\x1aGetConsistencyProofRequest\x12\x10\n\x08old_size\x18\x01 \x01(\x04\x12\x10\n\x08new_size\x18\x02 \x01(\x04\"l\n\x1bGetConsistencyProofResponse\x12\x10\n\x08old_size\x18\x01 \x01(\x04\x12\x10\n\x08new_size\x18\x02 \x01(\x04\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\x12\x19\n\x11signed_checkpoint\x18\x04 \x01(\t\"4\n\x15\x41\x64\x64\x43osignatureRequest\x12\x1b\n\x13\x63osigned_checkpoint\x18\x01 \x01(\t\"+\n\x16\x41\x64\x64\x43osignatureResponse\x12\x11\n\ttree_size\x18\x01 \x01(\x04\x32\xbe\x03\n\nLogService\x12P\n\rGetCheckpoint\x12\x1e.dedup.v1.GetCheckpointRequest\x1a\x1f.dedup.v1.GetCheckpointResponse\x12G\n\nGetEntries\x12\x1b.dedup.v1.GetEntriesRequest\x1a\x1c.dedup.v1.GetEntriesResponse\x12\\\n\x11GetInclusionProof\x12\".dedup.v1.GetInclusionProofRequest\x1a#.dedup.v1.GetInclusionProofResponse\x12\x62\n\x13GetConsistencyProof\x12$.dedup.v1.GetConsistencyProofRequest\x1a%.dedup.v1.GetConsistencyProofResponse\x12S\n\x0e\x41\x64\x64\x43osignature\x12\x1f.dedup.v1.AddCosignatureRequest\x1a .dedup.v1.AddCosignatureResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,19 +39,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETENTRIESREQUEST']._serialized_start=108
   _globals['_GETENTRIESREQUEST']._serialized_end=155
   _globals['_GETENTRIESRESPONSE']._serialized_start=157
-  _globals['_GETENTRIESRESPONSE']._serialized_end=194
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=196
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=256
-  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_start=258
-  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_end=377
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=379
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=443
-  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_start=445
-  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_end=553
-  _globals['_ADDCOSIGNATUREREQUEST']._serialized_start=555
-  _globals['_ADDCOSIGNATUREREQUEST']._serialized_end=607
-  _globals['_ADDCOSIGNATURERESPONSE']._serialized_start=609
-  _globals['_ADDCOSIGNATURERESPONSE']._serialized_end=652
-  _globals['_LOGSERVICE']._serialized_start=655
-  _globals['_LOGSERVICE']._serialized_end=1101
+  _globals['_GETENTRIESRESPONSE']._serialized_end=215
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=217
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=277
+  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_start=280
+  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_end=418
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=420
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=484
+  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_start=486
+  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_end=594
+  _globals['_ADDCOSIGNATUREREQUEST']._serialized_start=596
+  _globals['_ADDCOSIGNATUREREQUEST']._serialized_end=648
+  _globals['_ADDCOSIGNATURERESPONSE']._serialized_start=650
+  _globals['_ADDCOSIGNATURERESPONSE']._serialized_end=693
+  _globals['_LOGSERVICE']._serialized_start=696
+  _globals['_LOGSERVICE']._serialized_end=1142
 # @@protoc_insertion_point(module_scope)

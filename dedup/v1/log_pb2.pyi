@@ -26,10 +26,12 @@ class GetEntriesRequest(_message.Message):
     def __init__(self, start: _Optional[int] = ..., end: _Optional[int] = ...) -> None: ...
 
 class GetEntriesResponse(_message.Message):
-    __slots__ = ("entries",)
+    __slots__ = ("entries", "leaf_hashes")
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    LEAF_HASHES_FIELD_NUMBER: _ClassVar[int]
     entries: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, entries: _Optional[_Iterable[bytes]] = ...) -> None: ...
+    leaf_hashes: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, entries: _Optional[_Iterable[bytes]] = ..., leaf_hashes: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class GetInclusionProofRequest(_message.Message):
     __slots__ = ("index", "tree_size")
@@ -40,18 +42,20 @@ class GetInclusionProofRequest(_message.Message):
     def __init__(self, index: _Optional[int] = ..., tree_size: _Optional[int] = ...) -> None: ...
 
 class GetInclusionProofResponse(_message.Message):
-    __slots__ = ("index", "tree_size", "hashes", "entry", "signed_checkpoint")
+    __slots__ = ("index", "tree_size", "hashes", "entry", "signed_checkpoint", "leaf_hash")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
     HASHES_FIELD_NUMBER: _ClassVar[int]
     ENTRY_FIELD_NUMBER: _ClassVar[int]
     SIGNED_CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    LEAF_HASH_FIELD_NUMBER: _ClassVar[int]
     index: int
     tree_size: int
     hashes: _containers.RepeatedScalarFieldContainer[bytes]
     entry: bytes
     signed_checkpoint: str
-    def __init__(self, index: _Optional[int] = ..., tree_size: _Optional[int] = ..., hashes: _Optional[_Iterable[bytes]] = ..., entry: _Optional[bytes] = ..., signed_checkpoint: _Optional[str] = ...) -> None: ...
+    leaf_hash: bytes
+    def __init__(self, index: _Optional[int] = ..., tree_size: _Optional[int] = ..., hashes: _Optional[_Iterable[bytes]] = ..., entry: _Optional[bytes] = ..., signed_checkpoint: _Optional[str] = ..., leaf_hash: _Optional[bytes] = ...) -> None: ...
 
 class GetConsistencyProofRequest(_message.Message):
     __slots__ = ("old_size", "new_size")

@@ -26,43 +26,43 @@ _sym_db = _symbol_database.Default()
 from dedup.v1 import asset_pb2 as dedup_dot_v1_dot_asset__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x64\x65\x64up/v1/statements.proto\x12\x08\x64\x65\x64up.v1\x1a\x14\x64\x65\x64up/v1/asset.proto\"/\n\x08\x41ssetRef\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\x10\n\x08\x61sset_id\x18\x02 \x01(\t\"\xa1\x01\n\x0eMemberAdmitted\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x12\n\npublic_key\x18\x03 \x01(\x0c\x12\x1a\n\x12\x63ustodial_priority\x18\x04 \x01(\r\x12\x15\n\radmitted_unix\x18\x05 \x01(\x03\x12\x0f\n\x07\x61rbiter\x18\x06 \x01(\x08\x12\x0e\n\x06reader\x18\x07 \x01(\x08\"\\\n\rMemberRevoked\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x14\n\x0crevoked_unix\x18\x04 \x01(\x03\"m\n\x11MemberKeyReplaced\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\x16\n\x0eold_public_key\x18\x02 \x01(\x0c\x12\x16\n\x0enew_public_key\x18\x03 \x01(\x0c\x12\x15\n\rreplaced_unix\x18\x04 \x01(\x03\"\x8e\x02\n\rMatchRecorded\x12\x10\n\x08match_id\x18\x01 \x01(\t\x12\x12\n\ncluster_id\x18\x02 \x01(\t\x12\x1d\n\x01\x61\x18\x03 \x01(\x0b\x32\x12.dedup.v1.AssetRef\x12\x1d\n\x01\x62\x18\x04 \x01(\x0b\x32\x12.dedup.v1.AssetRef\x12$\n\x08relation\x18\x05 \x01(\x0e\x32\x12.dedup.v1.Relation\x12\x11\n\talgorithm\x18\x06 \x01(\t\x12\x10\n\x08\x64istance\x18\x07 \x01(\r\x12\x15\n\rrecorded_unix\x18\x08 \x01(\x03\x12\x15\n\rkept_permille\x18\t \x01(\r\x12 \n\x04\x63rop\x18\n \x01(\x0b\x32\x12.dedup.v1.AssetRef\"^\n\x04\x43opy\x12\x1f\n\x03ref\x18\x01 \x01(\x0b\x32\x12.dedup.v1.AssetRef\x12$\n\x08\x65vidence\x18\x02 \x01(\x0b\x32\x12.dedup.v1.Evidence\x12\x0f\n\x07\x64\x65rived\x18\x03 \x01(\x08\"\xfe\x01\n\x0eMasterProposed\x12\x13\n\x0bproposal_id\x18\x01 \x01(\t\x12\x12\n\ncluster_id\x18\x02 \x01(\t\x12\x1e\n\x06\x63opies\x18\x03 \x03(\x0b\x32\x0e.dedup.v1.Copy\x12\"\n\x06master\x18\x04 \x01(\x0b\x32\x12.dedup.v1.AssetRef\x12\x16\n\x0epolicy_version\x18\x05 \x01(\t\x12\x15\n\rdeciding_rule\x18\x06 \x01(\t\x12\x15\n\rproposed_unix\x18\x07 \x01(\x03\x12\x12\n\nsupersedes\x18\x08 \x01(\t\x12\x0e\n\x06reason\x18\t \x01(\t\x12\x15\n\rdeadline_unix\x18\n \x01(\x03\"\xea\x01\n\nMasterVote\x12\x13\n\x0bproposal_id\x18\x01 \x01(\t\x12\x12\n\ncluster_id\x18\x02 \x01(\t\x12\x11\n\tmember_id\x18\x03 \x01(\t\x12$\n\x06\x63hoice\x18\x04 \x01(\x0e\x32\x14.dedup.v1.VoteChoice\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12*\n\x0e\x63laimed_master\x18\x06 \x01(\x0b\x32\x12.dedup.v1.AssetRef\x12\x12\n\nclaim_kind\x18\x07 \x01(\t\x12\x16\n\x0e\x63laim_evidence\x18\x08 \x01(\t\x12\x12\n\nvoted_unix\x18\t \x01(\x03\"Y\n\x0cMasterBallot\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12#\n\x05votes\x18\x02 \x03(\x0b\x32\x14.dedup.v1.MasterVote\x12\x11\n\tcast_unix\x18\x03 \x01(\x03\"\x96\x01\n\x0cMasterRuling\x12\x13\n\x0bproposal_id\x18\x01 \x01(\t\x12\x12\n\ncluster_id\x18\x02 \x01(\t\x12\"\n\x06master\x18\x03 \x01(\x0b\x32\x12.dedup.v1.AssetRef\x12\x11\n\treasoning\x18\x04 \x01(\t\x12\x12\n\narbiter_id\x18\x05 \x01(\t\x12\x12\n\nruled_unix\x18\x06 \x01(\x03\"\xdd\x01\n\x0cMasterAgreed\x12\x13\n\x0bproposal_id\x18\x01 \x01(\t\x12\x12\n\ncluster_id\x18\x02 \x01(\t\x12\"\n\x06master\x18\x03 \x01(\x0b\x32\x12.dedup.v1.AssetRef\x12\'\n\x05\x62\x61sis\x18\x04 \x01(\x0e\x32\x18.dedup.v1.AgreementBasis\x12\x14\n\x0cvote_indexes\x18\x05 \x03(\x04\x12\x14\n\x0cruling_index\x18\x06 \x01(\x04\x12\x16\n\x0esilent_members\x18\x07 \x03(\t\x12\x13\n\x0b\x61greed_unix\x18\x08 \x01(\x03\"i\n\rLogKeyRotated\x12\x18\n\x10old_verifier_key\x18\x01 \x01(\t\x12\x18\n\x10new_verifier_key\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x14\n\x0crotated_unix\x18\x04 \x01(\x03\"u\n\x0eLookupsCounted\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\r\n\x05\x63\x61lls\x18\x02 \x01(\x04\x12\r\n\x05\x66iles\x18\x03 \x01(\x04\x12\x19\n\x11period_start_unix\x18\x04 \x01(\x03\x12\x17\n\x0fperiod_end_unix\x18\x05 \x01(\x03*\xbb\x02\n\x08Relation\x12\x18\n\x14RELATION_UNSPECIFIED\x10\x00\x12\x1c\n\x18RELATION_IDENTICAL_BYTES\x10\x01\x12\x1d\n\x19RELATION_IDENTICAL_PIXELS\x10\x02\x12\x16\n\x12RELATION_REENCODED\x10\x03\x12\x19\n\x15RELATION_TONE_VARIANT\x10\x04\x12\x16\n\x12RELATION_GREYSCALE\x10\x05\x12\x14\n\x10RELATION_CROPPED\x10\x06\x12\x1d\n\x19RELATION_ROTATED_MIRRORED\x10\x07\x12\x15\n\x11RELATION_BORDERED\x10\x08\x12\x13\n\x0fRELATION_EDITED\x10\t\x12\x14\n\x10RELATION_SIMILAR\x10\n\x12\x16\n\x12RELATION_RESCANNED\x10\x0b*p\n\nVoteChoice\x12\x1b\n\x17VOTE_CHOICE_UNSPECIFIED\x10\x00\x12\x16\n\x12VOTE_CHOICE_ACCEPT\x10\x01\x12\x16\n\x12VOTE_CHOICE_REJECT\x10\x02\x12\x15\n\x11VOTE_CHOICE_CLAIM\x10\x03*\x8a\x01\n\x0e\x41greementBasis\x12\x1f\n\x1b\x41GREEMENT_BASIS_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x41GREEMENT_BASIS_UNANIMOUS\x10\x01\x12\x1c\n\x18\x41GREEMENT_BASIS_DEADLINE\x10\x02\x12\x1a\n\x16\x41GREEMENT_BASIS_RULING\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x64\x65\x64up/v1/statements.proto\x12\x08\x64\x65\x64up.v1\x1a\x14\x64\x65\x64up/v1/asset.proto\"/\n\x08\x41ssetRef\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\x10\n\x08\x61sset_id\x18\x02 \x01(\t\"\xb2\x01\n\x0eMemberAdmitted\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x12\n\npublic_key\x18\x03 \x01(\x0c\x12\x1a\n\x12\x63ustodial_priority\x18\x04 \x01(\r\x12\x15\n\radmitted_unix\x18\x05 \x01(\x03\x12\x0f\n\x07\x61rbiter\x18\x06 \x01(\x08\x12\x0e\n\x06reader\x18\x07 \x01(\x08\x12\x0f\n\x07\x61uditor\x18\x08 \x01(\x08\"\\\n\rMemberRevoked\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x14\n\x0crevoked_unix\x18\x04 \x01(\x03\"m\n\x11MemberKeyReplaced\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\x16\n\x0eold_public_key\x18\x02 \x01(\x0c\x12\x16\n\x0enew_public_key\x18\x03 \x01(\x0c\x12\x15\n\rreplaced_unix\x18\x04 \x01(\x03\"\x8e\x02\n\rMatchRecorded\x12\x10\n\x08match_id\x18\x01 \x01(\t\x12\x12\n\ncluster_id\x18\x02 \x01(\t\x12\x1d\n\x01\x61\x18\x03 \x01(\x0b\x32\x12.dedup.v1.AssetRef\x12\x1d\n\x01\x62\x18\x04 \x01(\x0b\x32\x12.dedup.v1.AssetRef\x12$\n\x08relation\x18\x05 \x01(\x0e\x32\x12.dedup.v1.Relation\x12\x11\n\talgorithm\x18\x06 \x01(\t\x12\x10\n\x08\x64istance\x18\x07 \x01(\r\x12\x15\n\rrecorded_unix\x18\x08 \x01(\x03\x12\x15\n\rkept_permille\x18\t \x01(\r\x12 \n\x04\x63rop\x18\n \x01(\x0b\x32\x12.dedup.v1.AssetRef\"^\n\x04\x43opy\x12\x1f\n\x03ref\x18\x01 \x01(\x0b\x32\x12.dedup.v1.AssetRef\x12$\n\x08\x65vidence\x18\x02 \x01(\x0b\x32\x12.dedup.v1.Evidence\x12\x0f\n\x07\x64\x65rived\x18\x03 \x01(\x08\"\xfe\x01\n\x0eMasterProposed\x12\x13\n\x0bproposal_id\x18\x01 \x01(\t\x12\x12\n\ncluster_id\x18\x02 \x01(\t\x12\x1e\n\x06\x63opies\x18\x03 \x03(\x0b\x32\x0e.dedup.v1.Copy\x12\"\n\x06master\x18\x04 \x01(\x0b\x32\x12.dedup.v1.AssetRef\x12\x16\n\x0epolicy_version\x18\x05 \x01(\t\x12\x15\n\rdeciding_rule\x18\x06 \x01(\t\x12\x15\n\rproposed_unix\x18\x07 \x01(\x03\x12\x12\n\nsupersedes\x18\x08 \x01(\t\x12\x0e\n\x06reason\x18\t \x01(\t\x12\x15\n\rdeadline_unix\x18\n \x01(\x03\"\xea\x01\n\nMasterVote\x12\x13\n\x0bproposal_id\x18\x01 \x01(\t\x12\x12\n\ncluster_id\x18\x02 \x01(\t\x12\x11\n\tmember_id\x18\x03 \x01(\t\x12$\n\x06\x63hoice\x18\x04 \x01(\x0e\x32\x14.dedup.v1.VoteChoice\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12*\n\x0e\x63laimed_master\x18\x06 \x01(\x0b\x32\x12.dedup.v1.AssetRef\x12\x12\n\nclaim_kind\x18\x07 \x01(\t\x12\x16\n\x0e\x63laim_evidence\x18\x08 \x01(\t\x12\x12\n\nvoted_unix\x18\t \x01(\x03\"Y\n\x0cMasterBallot\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12#\n\x05votes\x18\x02 \x03(\x0b\x32\x14.dedup.v1.MasterVote\x12\x11\n\tcast_unix\x18\x03 \x01(\x03\"\x96\x01\n\x0cMasterRuling\x12\x13\n\x0bproposal_id\x18\x01 \x01(\t\x12\x12\n\ncluster_id\x18\x02 \x01(\t\x12\"\n\x06master\x18\x03 \x01(\x0b\x32\x12.dedup.v1.AssetRef\x12\x11\n\treasoning\x18\x04 \x01(\t\x12\x12\n\narbiter_id\x18\x05 \x01(\t\x12\x12\n\nruled_unix\x18\x06 \x01(\x03\"\xdd\x01\n\x0cMasterAgreed\x12\x13\n\x0bproposal_id\x18\x01 \x01(\t\x12\x12\n\ncluster_id\x18\x02 \x01(\t\x12\"\n\x06master\x18\x03 \x01(\x0b\x32\x12.dedup.v1.AssetRef\x12\'\n\x05\x62\x61sis\x18\x04 \x01(\x0e\x32\x18.dedup.v1.AgreementBasis\x12\x14\n\x0cvote_indexes\x18\x05 \x03(\x04\x12\x14\n\x0cruling_index\x18\x06 \x01(\x04\x12\x16\n\x0esilent_members\x18\x07 \x03(\t\x12\x13\n\x0b\x61greed_unix\x18\x08 \x01(\x03\"i\n\rLogKeyRotated\x12\x18\n\x10old_verifier_key\x18\x01 \x01(\t\x12\x18\n\x10new_verifier_key\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x14\n\x0crotated_unix\x18\x04 \x01(\x03\"u\n\x0eLookupsCounted\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\r\n\x05\x63\x61lls\x18\x02 \x01(\x04\x12\r\n\x05\x66iles\x18\x03 \x01(\x04\x12\x19\n\x11period_start_unix\x18\x04 \x01(\x03\x12\x17\n\x0fperiod_end_unix\x18\x05 \x01(\x03*\xbb\x02\n\x08Relation\x12\x18\n\x14RELATION_UNSPECIFIED\x10\x00\x12\x1c\n\x18RELATION_IDENTICAL_BYTES\x10\x01\x12\x1d\n\x19RELATION_IDENTICAL_PIXELS\x10\x02\x12\x16\n\x12RELATION_REENCODED\x10\x03\x12\x19\n\x15RELATION_TONE_VARIANT\x10\x04\x12\x16\n\x12RELATION_GREYSCALE\x10\x05\x12\x14\n\x10RELATION_CROPPED\x10\x06\x12\x1d\n\x19RELATION_ROTATED_MIRRORED\x10\x07\x12\x15\n\x11RELATION_BORDERED\x10\x08\x12\x13\n\x0fRELATION_EDITED\x10\t\x12\x14\n\x10RELATION_SIMILAR\x10\n\x12\x16\n\x12RELATION_RESCANNED\x10\x0b*p\n\nVoteChoice\x12\x1b\n\x17VOTE_CHOICE_UNSPECIFIED\x10\x00\x12\x16\n\x12VOTE_CHOICE_ACCEPT\x10\x01\x12\x16\n\x12VOTE_CHOICE_REJECT\x10\x02\x12\x15\n\x11VOTE_CHOICE_CLAIM\x10\x03*\x8a\x01\n\x0e\x41greementBasis\x12\x1f\n\x1b\x41GREEMENT_BASIS_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x41GREEMENT_BASIS_UNANIMOUS\x10\x01\x12\x1c\n\x18\x41GREEMENT_BASIS_DEADLINE\x10\x02\x12\x1a\n\x16\x41GREEMENT_BASIS_RULING\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'dedup.v1.statements_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RELATION']._serialized_start=2037
-  _globals['_RELATION']._serialized_end=2352
-  _globals['_VOTECHOICE']._serialized_start=2354
-  _globals['_VOTECHOICE']._serialized_end=2466
-  _globals['_AGREEMENTBASIS']._serialized_start=2469
-  _globals['_AGREEMENTBASIS']._serialized_end=2607
+  _globals['_RELATION']._serialized_start=2054
+  _globals['_RELATION']._serialized_end=2369
+  _globals['_VOTECHOICE']._serialized_start=2371
+  _globals['_VOTECHOICE']._serialized_end=2483
+  _globals['_AGREEMENTBASIS']._serialized_start=2486
+  _globals['_AGREEMENTBASIS']._serialized_end=2624
   _globals['_ASSETREF']._serialized_start=61
   _globals['_ASSETREF']._serialized_end=108
   _globals['_MEMBERADMITTED']._serialized_start=111
-  _globals['_MEMBERADMITTED']._serialized_end=272
-  _globals['_MEMBERREVOKED']._serialized_start=274
-  _globals['_MEMBERREVOKED']._serialized_end=366
-  _globals['_MEMBERKEYREPLACED']._serialized_start=368
-  _globals['_MEMBERKEYREPLACED']._serialized_end=477
-  _globals['_MATCHRECORDED']._serialized_start=480
-  _globals['_MATCHRECORDED']._serialized_end=750
-  _globals['_COPY']._serialized_start=752
-  _globals['_COPY']._serialized_end=846
-  _globals['_MASTERPROPOSED']._serialized_start=849
-  _globals['_MASTERPROPOSED']._serialized_end=1103
-  _globals['_MASTERVOTE']._serialized_start=1106
-  _globals['_MASTERVOTE']._serialized_end=1340
-  _globals['_MASTERBALLOT']._serialized_start=1342
-  _globals['_MASTERBALLOT']._serialized_end=1431
-  _globals['_MASTERRULING']._serialized_start=1434
-  _globals['_MASTERRULING']._serialized_end=1584
-  _globals['_MASTERAGREED']._serialized_start=1587
-  _globals['_MASTERAGREED']._serialized_end=1808
-  _globals['_LOGKEYROTATED']._serialized_start=1810
-  _globals['_LOGKEYROTATED']._serialized_end=1915
-  _globals['_LOOKUPSCOUNTED']._serialized_start=1917
-  _globals['_LOOKUPSCOUNTED']._serialized_end=2034
+  _globals['_MEMBERADMITTED']._serialized_end=289
+  _globals['_MEMBERREVOKED']._serialized_start=291
+  _globals['_MEMBERREVOKED']._serialized_end=383
+  _globals['_MEMBERKEYREPLACED']._serialized_start=385
+  _globals['_MEMBERKEYREPLACED']._serialized_end=494
+  _globals['_MATCHRECORDED']._serialized_start=497
+  _globals['_MATCHRECORDED']._serialized_end=767
+  _globals['_COPY']._serialized_start=769
+  _globals['_COPY']._serialized_end=863
+  _globals['_MASTERPROPOSED']._serialized_start=866
+  _globals['_MASTERPROPOSED']._serialized_end=1120
+  _globals['_MASTERVOTE']._serialized_start=1123
+  _globals['_MASTERVOTE']._serialized_end=1357
+  _globals['_MASTERBALLOT']._serialized_start=1359
+  _globals['_MASTERBALLOT']._serialized_end=1448
+  _globals['_MASTERRULING']._serialized_start=1451
+  _globals['_MASTERRULING']._serialized_end=1601
+  _globals['_MASTERAGREED']._serialized_start=1604
+  _globals['_MASTERAGREED']._serialized_end=1825
+  _globals['_LOGKEYROTATED']._serialized_start=1827
+  _globals['_LOGKEYROTATED']._serialized_end=1932
+  _globals['_LOOKUPSCOUNTED']._serialized_start=1934
+  _globals['_LOOKUPSCOUNTED']._serialized_end=2051
 # @@protoc_insertion_point(module_scope)

@@ -67,7 +67,7 @@ class AssetRef(_message.Message):
     def __init__(self, member_id: _Optional[str] = ..., asset_id: _Optional[str] = ...) -> None: ...
 
 class MemberAdmitted(_message.Message):
-    __slots__ = ("member_id", "display_name", "public_key", "custodial_priority", "admitted_unix", "arbiter", "reader")
+    __slots__ = ("member_id", "display_name", "public_key", "custodial_priority", "admitted_unix", "arbiter", "reader", "auditor")
     MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
@@ -75,6 +75,7 @@ class MemberAdmitted(_message.Message):
     ADMITTED_UNIX_FIELD_NUMBER: _ClassVar[int]
     ARBITER_FIELD_NUMBER: _ClassVar[int]
     READER_FIELD_NUMBER: _ClassVar[int]
+    AUDITOR_FIELD_NUMBER: _ClassVar[int]
     member_id: str
     display_name: str
     public_key: bytes
@@ -82,7 +83,8 @@ class MemberAdmitted(_message.Message):
     admitted_unix: int
     arbiter: bool
     reader: bool
-    def __init__(self, member_id: _Optional[str] = ..., display_name: _Optional[str] = ..., public_key: _Optional[bytes] = ..., custodial_priority: _Optional[int] = ..., admitted_unix: _Optional[int] = ..., arbiter: _Optional[bool] = ..., reader: _Optional[bool] = ...) -> None: ...
+    auditor: bool
+    def __init__(self, member_id: _Optional[str] = ..., display_name: _Optional[str] = ..., public_key: _Optional[bytes] = ..., custodial_priority: _Optional[int] = ..., admitted_unix: _Optional[int] = ..., arbiter: _Optional[bool] = ..., reader: _Optional[bool] = ..., auditor: _Optional[bool] = ...) -> None: ...
 
 class MemberRevoked(_message.Message):
     __slots__ = ("member_id", "public_key", "reason", "revoked_unix")
