@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tomllib
 import os
 import stat
 import subprocess
@@ -347,3 +348,11 @@ def test_help_teaches():
     for word in ("init", "request", "issue", "install", "revoke", "check", "0600", "member.toml", "typical use",
                  "ever sees a member's private key"):
         assert word in out
+
+
+def test_issue_writes_the_auditor_and_reader_roles_into_member_toml(tmp_path, pkidir):
+    for member, flag in (("heritage-audit-office", "--auditor"), ("harbour-daily", "--reader")):
+        enrol(pkidir, tmp_path / "nodes", member, flag)
+        entry, = tomllib.loads((pkidir / "members" / member / "member.toml").read_text())["members"]
+        assert entry["id"] == member and entry[flag[2:]] is True
+        assert set(entry) & {"auditor", "reader", "arbiter"} == {flag[2:]}
