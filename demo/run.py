@@ -30,9 +30,8 @@ MEMBERS = {
     "city-museum": "City Museum of History",
     "university-library": "University Library Special Collections",
 }
-#: Cosignatures the latest checkpoint must carry before the demo hands out a proof: a majority
-#: of the three members, so no single member (nor the coordinator) vouches alone.
-QUORUM = 2
+#: Cosignatures the latest checkpoint must carry before the demo hands out a proof.
+QUORUM = setup.WITNESS_QUORUM
 
 
 class DemoFailure(Exception):
@@ -204,7 +203,11 @@ def run(workdir: Path, say=print) -> Outcome:
         if len(witnessed) != 1:
             raise DemoFailure("witness the final log", f"the members saw different sizes: {sorted(witnessed)}")
         size = witnessed.pop()
-        say(f"all {len(MEMBERS)} members witnessed the final log at size {size} and cosigned its checkpoint")
+        # The last to witness sees the others' cosignatures: for it the checkpoint is final.
+        if not w["quorum"]["final"]:
+            raise DemoFailure(f"{mid}: witness", f"checkpoint {size} is not cosigned by {QUORUM} other members")
+        say(f"all {len(MEMBERS)} members witnessed the final log at size {size} and cosigned its checkpoint; "
+            f"for {mid} it is final (cosigned by {', '.join(w['quorum']['cosigned_by'])})")
         # Provenance lookup: one member asks about another's folder without sending a picture.
         (asker, cfg), (holder, _) = list(layout.node_configs.items())[:2]
         look = json.loads(_dedup("node", "lookup", str(samples.folders[holder]), "--config", str(cfg), "--json",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,9 @@ SERVER_NAME = "coordinator"
 #: HK$ per GB-month for the members' reports. Preservation storage, counted with its replicas,
 #: backups and fixity checking, costs several times a bare cloud disk (the node's default).
 PRICE_PER_GB_MONTH = (1.0, 3.0)
+#: Cosignatures a checkpoint needs before a member treats the proofs citing it as final: a
+#: majority of the three members, so no single member (nor the coordinator) vouches alone.
+WITNESS_QUORUM = 2
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,12 @@ def create(root: Path, members: dict[str, str], collections: dict[str, Path]) ->
         }
         node_configs[mid] = ndir / "node.toml"
         node_configs[mid].write_text(tomli_w.dumps(cfg))
+    for mid, path in node_configs.items():
+        # Each node counts the other members' cosignatures (SPEC 8.2, finality).
+        cfg = tomllib.loads(path.read_text())
+        cfg["witnesses"] = [f"../../witnesses/{other}.vkey" for other in members if other != mid]
+        cfg["witness_quorum"] = WITNESS_QUORUM
+        path.write_text(tomli_w.dumps(cfg))
 
     ccfg = {
         "listen": "127.0.0.1:0",

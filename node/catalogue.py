@@ -110,6 +110,13 @@ CREATE TABLE IF NOT EXISTS consortium_members (
     arbiter INTEGER NOT NULL,
     log_index INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS final_checkpoint (
+    origin TEXT PRIMARY KEY,    -- the log's origin
+    size INTEGER NOT NULL,      -- the largest checkpoint this node saw cosigned by witness_quorum of its witnesses
+    root BLOB NOT NULL,
+    note TEXT NOT NULL,         -- that checkpoint with the cosignatures it was shown with
+    final_unix INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS witness_keys (
     vkey TEXT PRIMARY KEY,      -- a log verifier key this node trusts (C2SP vkey string)
     source TEXT NOT NULL,       -- 'config', or the LogKeyRotated entry that announced it
@@ -405,6 +412,19 @@ class Catalogue:
         """(size, root, signed note) of the last checkpoint of ``origin`` this node verified."""
         row = self._db.execute("SELECT size, root, note FROM witness_state WHERE origin=?", (origin,)).fetchone()
         return (row[0], bytes(row[1]), row[2]) if row else None
+
+    def final_checkpoint(self, origin: str) -> tuple[int, bytes, str] | None:
+        """(size, root, cosigned note) of the largest checkpoint of ``origin`` seen final."""
+        row = self._db.execute("SELECT size, root, note FROM final_checkpoint WHERE origin=?", (origin,)).fetchone()
+        return (row[0], bytes(row[1]), row[2]) if row else None
+
+    def save_final(self, origin: str, size: int, root: bytes, note: str) -> None:
+        """Remember a checkpoint seen cosigned by a quorum, unless a larger one is remembered."""
+        with self.transaction() as db:
+            db.execute("INSERT INTO final_checkpoint (origin, size, root, note, final_unix) VALUES (?, ?, ?, ?, ?)"
+                       " ON CONFLICT (origin) DO UPDATE SET size=excluded.size, root=excluded.root,"
+                       " note=excluded.note, final_unix=excluded.final_unix"
+                       " WHERE excluded.size >= final_checkpoint.size", (origin, size, root, note, int(time.time())))
 
     def log_keys(self) -> list[tuple[str, str, str | None]]:
         """(verifier key, source, retired_by) of every log key this node has trusted."""

@@ -56,7 +56,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "resent first with the same id, so nothing is stored twice. After a push with no refusal, "
                                     "the log is witnessed as by `dedup node witness` (when log_verifier_key is set "
                                     "and witness_after_push is not false); with --json its result is under "
-                                    "\"witness\". With auto_decisions.after_push = true, open master proposals are "
+                                    "\"witness\". With witness_quorum set, the push then waits up to "
+                                    "quorum_wait_seconds for a checkpoint covering it to be cosigned by that many of "
+                                    "the listed witnesses, and says whether proofs citing it are final (under "
+                                    "\"witness\".\"quorum\"). With auto_decisions.after_push = true, open master proposals are "
                                     "first answered as by `dedup node decisions --auto` (result under "
                                     "\"decisions\").",
                         epilog=exits.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -75,7 +78,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "remembered (same size with another root, a smaller size, or a failing proof), "
                                     "nothing is cosigned or remembered: both signed checkpoints and the proof are "
                                     "written to a JSON file in the evidence/ folder beside the catalogue, and the "
-                                    "command exits 4. `push` runs this at its end unless witness_after_push = false.",
+                                    "command exits 4. `push` runs this at its end unless witness_after_push = false. "
+                                    "With witness_quorum set, it also says whether the checkpoint is final: "
+                                    "cosigned by that many of the witnesses listed in `witnesses` (SPEC.md 8.2).",
                         epilog=exits.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config(s, ENV, "node")
     s.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -199,7 +204,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "image, lower resolution 1024 vs 6000 px', 'cropped, about 80% kept, colour-corrected', "
                     "'greyscale', 'identical'. An agreed master comes with the inclusion proof of its MasterAgreed "
                     "log entry: --proofs DIR writes each as entry-N.tlog-proof, to cite and to check later with "
-                    "`dedup audit check-proof FILE --key LOG_KEY`.\n\n"
+                    "`dedup audit check-proof FILE --key LOG_KEY`. With witness_quorum set, a proof whose "
+                    "checkpoint is not yet cosigned by that many of the node's witnesses is proved again into the "
+                    "largest checkpoint this node has seen cosigned by them, so it passes check-proof --quorum N; "
+                    "the summary says how many saved proofs are final.\n\n"
                     "Members of any kind may look up, including readers (members with no collection). Lookups are "
                     "rate-limited per member: past the limit the coordinator answers RESOURCE_EXHAUSTED with when "
                     "to retry, and the files not yet asked about are listed as such.\n\n"
@@ -568,7 +576,33 @@ def _run_witness(settings: NodeSettings, cat: Catalogue, as_json: bool, after_pu
         print(f"witnessed {result.origin} at size {result.size} ({result.proof}); cosignature sent")
         for k in result.learned_keys:
             print(f"  now trusting the log key {k}, announced in the log by the previous key")
-    return report(result.as_dict(), exits.OK)
+    data = result.as_dict()
+    if settings.witness_quorum:
+        from .finality import await_quorum, quorum_words
+
+        # After a push, wait for the other witnesses as configured; asked alone, look once.
+        try:
+            finality = await_quorum(settings, cat, wait=None if after_push is not None else 0)
+        except Inconsistent as exc:
+            print(f"dedup: the coordinator's log is inconsistent: {exc}", file=sys.stderr)
+            return report({**data, "inconsistent": True, "problem": exc.problem, "evidence": str(exc.evidence)},
+                          exits.INCONSISTENT)
+        except grpc.RpcError as err:
+            print(f"dedup: witness quorum not checked: {err.code().name}: {err.details()}", file=sys.stderr)
+            return report({**data, "quorum": {"error": f"{err.code().name}: {err.details()}"}}, exits.UNAVAILABLE)
+        data["quorum"] = finality.as_dict()
+        if not as_json:
+            print(quorum_words(finality))
+    return report(data, exits.OK)
+
+
+def _finality_words(rows: list[dict]) -> str:
+    """' (2 final, 1 not yet cosigned by the witness quorum)', when a quorum is configured."""
+    counted = [d["proof_final"] for d in rows if d.get("inclusion_proof") and "proof_final" in d]
+    if not counted:
+        return ""
+    waiting = len(counted) - sum(counted)
+    return f" ({sum(counted)} final" + (f", {waiting} not yet cosigned by the witness quorum)" if waiting else ")")
 
 
 def _lookup(args) -> int:
@@ -599,6 +633,11 @@ def _lookup(args) -> int:
             # Short in each row of the table; the reason in full once, below it.
             not_asked = "coordinator unreachable" if code == exits.UNAVAILABLE else f"refused ({exc.code.name})"
     rows = answers(queried, answered, source, not_asked)
+    if args.proofs and not local and settings.witness_quorum:
+        from .finality import anchor_proofs
+
+        # Each proof into a checkpoint a quorum of this node's witnesses cosigned, where one is known.
+        anchor_proofs(settings, cat, rows)
     proofs = write_proofs(rows, args.proofs) if args.proofs else []
     if args.csv:
         write_csv(rows, args.csv)
@@ -622,7 +661,7 @@ def _lookup(args) -> int:
     unasked = len(rows) - len(answered) - len(unreadable)
     print(f"{plural(len(rows), 'file')}: {matched} matched, {len(answered) - matched} not matched, "
           f"{len(unreadable)} unreadable" + (f", {unasked} not looked up" if unasked else "")
-          + (f"; proofs written to {args.proofs}" if proofs else "")
+          + (f"; proofs written to {args.proofs}{_finality_words(rows)}" if proofs else "")
           + (f"; rows written to {args.csv}" if args.csv else ""))
     if unasked:
         print(f"dedup: {plural(unasked, 'file')} not looked up: "

@@ -81,6 +81,18 @@ class NodeSettings(BaseModel):
                                                      "is bound to it; default: the name of log_verifier_key")
     witness_after_push: bool = Field(True, description="witness the log (`dedup node witness`) at the end of every "
                                                        "successful push, when log_verifier_key is set")
+    witnesses: list[str] = Field(default_factory=list,
+                                 description="the witnesses whose cosignatures make a checkpoint final for this node "
+                                             "(usually the other members): each a C2SP cosigner key "
+                                             "(name+keyid+base64(0x04 || key)), a member's statement verifier key "
+                                             "(its signing.pub: a member cosigns with its statement key), or a file "
+                                             "holding one")
+    witness_quorum: int = Field(0, ge=0, description="how many of `witnesses` must cosign a checkpoint before this "
+                                                     "node treats the proofs citing it as final (SPEC.md 8.2); 0 "
+                                                     "counts none")
+    quorum_wait_seconds: float = Field(0.0, ge=0, description="how long `push` waits, after witnessing, for the "
+                                                              "checkpoint it pushed into to gather witness_quorum "
+                                                              "cosignatures; 0 checks once and does not wait")
     auto_decisions: AutoDecisions = Field(default_factory=AutoDecisions,
                                           description="how `dedup node decisions --auto` answers master proposals")
 
@@ -104,6 +116,35 @@ class NodeSettings(BaseModel):
         except NoteError as exc:
             raise ValueError(f"{path} does not hold a verifier key: {exc}") from None
         return text
+
+    @field_validator("witnesses")
+    @classmethod
+    def _witness_keys(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        from dedup.quorum import WitnessKeyError, parse_witness
+
+        out = []
+        for item in v:
+            text = item.strip()
+            if "+" not in text:  # a file holding the key
+                path = resolve_path(Path(text), info)
+                try:
+                    text = path.read_text(encoding="utf-8").strip()
+                except OSError as exc:
+                    raise ValueError(f"neither a witness key nor a readable file: {item} ({exc.strerror})") from None
+            try:
+                out.append(parse_witness(text).to_string())
+            except WitnessKeyError as exc:
+                raise ValueError(str(exc)) from None
+        if len({k.split("+")[0] for k in out}) != len(out):
+            raise ValueError("a witness is listed twice: each counts once towards the quorum")
+        return out
+
+    @model_validator(mode="after")
+    def _quorum_reachable(self) -> "NodeSettings":
+        if self.witness_quorum > len(self.witnesses):
+            raise ValueError(f"witness_quorum = {self.witness_quorum}, but only {len(self.witnesses)} witnesses are "
+                             "listed: list their keys in `witnesses`")
+        return self
 
     @field_validator("catalogue", "signing_key")
     @classmethod
