@@ -14,6 +14,7 @@ from .catalogue import Catalogue
 from .client import NotConfigured
 from .duplicates import duplicates_json, duplicates_text
 from .settings import NodeSettings, unconfigured
+from .wording import rule_words
 
 ENV = "DEDUP_NODE_CONFIG"
 
@@ -723,8 +724,8 @@ def _print_proposal(p: dict, now: float) -> None:
     print(f"proposal {p['proposal_id']} [{p['status']}] cluster {p['cluster_id']}"
           + (f", supersedes {p['supersedes']}" if p["supersedes"] else "") + (f" ({p['reason']})" if p["reason"] else ""))
     held = "we hold it" if p["we_hold_master"] else "we do not hold it"
-    print(f"  proposed master: {master['member_id']} {master['asset_id']} ({held}); "
-          f"rule {p['deciding_rule']} of {p['policy_version']}")
+    print(f"  proposed master: {master['member_id']} {master['asset_id']} ({held}), chosen by "
+          f"{p['policy_version']} for {rule_words(p['deciding_rule'])}")
     check = p.get("policy_check")
     if check is not None:
         print("  policy re-run here: " + ("follows the policy" if check["follows"] else check["problem"]))
@@ -923,11 +924,10 @@ def _reject(args) -> int:
 
 
 def _claim(args) -> int:
-    import re
-
     from dedup.v1 import statements_pb2
+    from dedup.wire_rules import is_claim_kind
 
-    if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", args.kind):
+    if not is_claim_kind(args.kind):
         raise CommandError(f"--kind {args.kind!r}: a lowercase word such as {', '.join(CLAIM_KINDS_HELP[:2])}")
     if not args.evidence.strip():
         raise CommandError("a claim needs its evidence (--evidence)")

@@ -30,6 +30,7 @@ from .catalogue import Catalogue
 from .client import NotConfigured, channel
 from .push import load_signer, signed_now
 from .settings import NodeSettings
+from .wording import rule_words
 
 log = logging.getLogger("dedup.node")
 
@@ -314,8 +315,8 @@ def check_policy(view: negotiation_pb2.ProposalView, priorities=None) -> PolicyC
     follows = ((m.member_id, m.asset_id) == (view.master.member_id, view.master.asset_id)
                and decision.deciding_rule == view.deciding_rule)
     problem = "" if follows else (
-        f"the policy gives {m.member_id}/{m.asset_id} by rule {decision.deciding_rule}; the proposal names "
-        f"{view.master.member_id}/{view.master.asset_id} by rule {view.deciding_rule}")
+        f"the policy gives {m.member_id}/{m.asset_id} for {rule_words(decision.deciding_rule)}; the proposal names "
+        f"{view.master.member_id}/{view.master.asset_id} for {rule_words(view.deciding_rule)}")
     return PolicyCheck(follows, {"member_id": m.member_id, "asset_id": m.asset_id}, decision.deciding_rule,
                        [{"member_id": c.member_id, "asset_id": c.asset_id} for c in decision.ranking], problem)
 

@@ -237,6 +237,27 @@ def keep_reason(decision: Decision, names: dict[str, str]) -> str:
         r_enc=encoding(r.evidence), k_date=k.evidence.capture_date, r_date=r.evidence.capture_date or "unknown")
 
 
+#: What each master-policy rule (SPEC 7) prefers, in words: "chosen for <words>".
+RULE_WORDS = {
+    "only_copy": "being the only copy",
+    "not_derived": "being the full picture, not a crop or a matted copy",
+    "pixel_count": "the most pixels",
+    "lossless": "lossless storage",
+    "bit_depth": "the most bits per channel",
+    "colour": "being in colour",
+    "jpeg_quality": "the highest JPEG quality",
+    "capture_date": "the earliest capture date",
+    "rights_known": "a known rights statement",
+    "custodial_priority": "its holder's custodial priority",
+    "tie_break": "the fixed tie-break (the copies are equal on every count)",
+}
+
+
+def rule_words(rule: str) -> str:
+    """A policy rule in words; an id this node does not know, as it is."""
+    return RULE_WORDS.get(rule, rule)
+
+
 #: One sentence per master-policy rule (SPEC 7): what set the keeper ahead of the next best copy.
 _KEEP_REASONS = {
     "not_derived": "it is the full picture; the next best copy ({other}) is a crop of another copy or in a "
