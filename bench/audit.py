@@ -84,7 +84,7 @@ def _batch_entries(b: int) -> list[bytes]:
     member = MEMBERS[b % len(MEMBERS)]
     seq = b // len(MEMBERS) + 1
     out = [sign_statement(_signers()[member], asset_pb2.BatchManifest(
-        member_id=member, batch_id=f"{member}-{seq}", sequence=seq, asset_count=500,
+        member_id=member, batch_id=hashlib.sha256(f"{member}-{seq}".encode()).hexdigest()[:32], sequence=seq, asset_count=500,
         assets_sha256=hashlib.sha256(str(b).encode()).digest(), created_unix=1_700_000_000 + b), origin=ORIGIN)]
     voted = []  # (proposal, holders, master) of the proposals the holders vote on
     for k in range(PAIRS_PER_BATCH):

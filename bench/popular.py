@@ -29,6 +29,7 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse
 import hashlib
+import uuid
 import json
 import shutil
 import statistics
@@ -117,7 +118,7 @@ class Members:
             self.seq[member] += 1
             seq = self.seq[member]
         payload = asset_pb2.AssetList(assets=assets).SerializeToString(deterministic=True)
-        manifest = asset_pb2.BatchManifest(member_id=member, batch_id=f"{member}-p{seq}", sequence=seq,
+        manifest = asset_pb2.BatchManifest(member_id=member, batch_id=uuid.uuid4().hex, sequence=seq,
                                            asset_count=len(assets), assets_sha256=hashlib.sha256(payload).digest())
         stmt = sign_statement(self.signers[member], manifest, origin=self.core.log.origin)
         t0 = time.perf_counter()

@@ -28,6 +28,7 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse
 import hashlib
+import uuid
 import json
 import resource
 import subprocess
@@ -222,7 +223,7 @@ def _one(n: int) -> dict:
     for m, chunk in batches(n):
         seq[m] += 1
         payload = asset_pb2.AssetList(assets=chunk).SerializeToString(deterministic=True)
-        manifest = asset_pb2.BatchManifest(member_id=m, batch_id=f"{m}-{seq[m]}", sequence=seq[m],
+        manifest = asset_pb2.BatchManifest(member_id=m, batch_id=uuid.uuid4().hex, sequence=seq[m],
                                            asset_count=len(chunk), assets_sha256=hashlib.sha256(payload).digest())
         stmt = sign_statement(signers[m], manifest, origin=settings.log_origin)
         t0 = time.monotonic()

@@ -34,7 +34,7 @@ from .ratelimit import Limit, RateLimiter
 from .refusal import Refusal
 from .settings import CoordinatorSettings, MemberSettings
 from .store import StoredMatch, Store
-from .validation import check_batch_id, check_fields, invalid, parse_assets
+from .validation import check_fields, check_id, invalid, parse_assets
 
 
 _DIRECTED = (statements_pb2.RELATION_CROPPED, statements_pb2.RELATION_BORDERED)
@@ -191,7 +191,7 @@ class Coordinator:
         self.member(identity)
         self.limiter.take(identity, "intake")
         manifest = self.signed_body(identity, stmt, asset_pb2.BatchManifest, "manifest")
-        check_batch_id(manifest.batch_id)
+        check_id(manifest, "batch_id", "the manifest")
         # What needs no shared state is done before the lock: other members do not wait on it.
         assets = parse_assets(manifest, payload, self.settings.max_batch_assets)
         parsed = [compared_hashes(a) for a in assets]  # once per asset, for every comparison below
@@ -288,7 +288,7 @@ class Coordinator:
         self.member(identity)
         self.limiter.take(identity, "intake")
         body = self.signed_body(identity, stmt, asset_pb2.AssetsWithdrawn, "withdrawal")
-        check_batch_id(body.withdrawal_id)
+        check_id(body, "withdrawal_id", "the withdrawal")
         if not body.asset_ids or len(body.asset_ids) > self.settings.max_batch_assets:
             raise invalid("bad_withdrawal", f"a withdrawal names 1 to {self.settings.max_batch_assets} assets")
         with self.lock:

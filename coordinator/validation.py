@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 
 import grpc
 from google.protobuf.descriptor import FieldDescriptor
@@ -15,8 +14,6 @@ from dedup.fingerprint.kinds import FingerprintError, validate
 from dedup.v1 import asset_pb2
 
 from .refusal import Refusal
-
-BATCH_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 #: Longest value, in characters, of each string field a member sends; a field not named here
 #: is an identifier and has ``ID_LIMIT``. A record is stored, signed and logged as sent, so a
@@ -43,6 +40,11 @@ FORMATS = {
     "dedup.v1.MasterVote.claim_kind": (
         wire_rules.is_claim_kind, "bad_claim_kind",
         "is not a claim kind: one lowercase word of a-z 0-9 _ (at most 64), e.g. camera_original"),
+    "dedup.v1.BatchManifest.batch_id": (
+        wire_rules.is_random_id, "bad_batch_id", "is not a batch id: it is 32 lowercase hex digits, drawn at random"),
+    "dedup.v1.AssetsWithdrawn.withdrawal_id": (
+        wire_rules.is_random_id, "bad_withdrawal_id",
+        "is not a withdrawal id: it is 32 lowercase hex digits, drawn at random"),
     "dedup.v1.AssetRef.asset_id": (
         wire_rules.is_asset_id, "bad_asset_id", "is not an asset id: it is 'a-' and 24 lowercase hex digits"),
 }
@@ -50,6 +52,15 @@ FORMATS = {
 
 def invalid(reason: str, message: str) -> Refusal:
     return Refusal(grpc.StatusCode.INVALID_ARGUMENT, reason, message)
+
+
+def check_id(msg: Message, field: str, where: str) -> None:
+    """Refuse ``msg`` unless its required identifier ``field`` has its form (an empty string is
+    absent to protobuf, so ``check_fields`` never sees it)."""
+    fd = msg.DESCRIPTOR.fields_by_name[field]
+    check, reason, form = FORMATS[fd.full_name]
+    if not check(getattr(msg, field)):
+        raise invalid(reason, f"{where}: {field} {form}")
 
 
 def check_fields(msg: Message, where: str) -> None:
@@ -78,11 +89,6 @@ def check_fields(msg: Message, where: str) -> None:
                     raise invalid(form[1], f"{where}: {fd.name} {form[2]}")
                 if fd.full_name in wire_rules.FREE_TEXT and (problem := wire_rules.text_problem(v)):
                     raise invalid("bad_text", f"{where}: {fd.name} {problem}")
-
-
-def check_batch_id(batch_id: str) -> None:
-    if not BATCH_ID.match(batch_id):
-        raise invalid("bad_batch_id", f"batch id {batch_id!r} must be 1-64 characters of A-Z a-z 0-9 . _ -")
 
 
 def parse_assets(manifest: asset_pb2.BatchManifest, payload: bytes, max_assets: int) -> list[asset_pb2.Asset]:

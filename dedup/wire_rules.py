@@ -2,7 +2,7 @@
 written from SPEC knows what the coordinator refuses before it sends anything.
 
 Names are kept off the wire by these forms, not by trusting each node to leave them out: an
-asset id is opaque, a capture date is a date, a rights value is a vocabulary URI, a claim kind
+asset id, a batch id and a withdrawal id are opaque, a capture date is a date, a rights value is a vocabulary URI, a claim kind
 is a word. The only free text (a vote's reason and claim evidence, a ruling's reasoning, a
 withdrawal's reason) is logged as signed and read by other parties, so it is bounded and holds
 no control characters.
@@ -20,6 +20,9 @@ from dedup import rights
 ASSET_ID = re.compile(r"a-[0-9a-f]{24}")
 #: EXIF DateTimeOriginal as the node writes it; no zone, as EXIF gives none.
 CAPTURE_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}")
+#: A batch or withdrawal id: 32 lowercase hex digits (16 random bytes, drawn by the node), so a
+#: batch named after a collection or a person cannot carry that name into the log.
+RANDOM_ID = re.compile(r"[0-9a-f]{32}")
 #: A claim's kind: one lowercase word such as "camera_original" or "accession_record".
 CLAIM_KIND = re.compile(r"[a-z][a-z0-9_]{0,63}")
 #: Longest free text, in characters (code points).
@@ -57,6 +60,10 @@ def is_rights(value: str) -> bool:
     """A rights value in its canonical wire form (``dedup.rights``), or empty: absent is
     unknown, never free."""
     return value == "" or rights.is_wire_value(value)
+
+
+def is_random_id(value: str) -> bool:
+    return RANDOM_ID.fullmatch(value) is not None
 
 
 def is_claim_kind(value: str) -> bool:

@@ -187,6 +187,14 @@ def fingerprint_set(upright: bytes, seed: str) -> list[asset_pb2.Fingerprint]:
     ]
 
 
+def rid(name: str) -> str:
+    """The batch or withdrawal id a test's short name ("w1") stands for, in the wire's form (32
+    lowercase hex digits); an id already of that form is itself."""
+    if len(name) == 32 and all(c in "0123456789abcdef" for c in name):
+        return name
+    return hashlib.sha256(name.encode()).hexdigest()[:32]
+
+
 def opaque(name: str | int) -> str:
     """The asset id a test's short name ("a1") or number stands for, in the wire's opaque form
     ("a-" and 24 lowercase hex digits). A name of up to 12 bytes is spelled in hex and padded,

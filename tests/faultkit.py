@@ -459,6 +459,13 @@ def intake_stub(site: Site, member: str):
     return intake_pb2_grpc.IntakeServiceStub(ch), ch
 
 
+def batch_id(member: str, seq: int) -> str:
+    """The id of a member's seq-th test batch, in the wire's form (32 hex digits)."""
+    import hashlib
+
+    return hashlib.sha256(f"{member}-{seq}".encode()).hexdigest()[:32]
+
+
 def signed_batch(site: Site, member: str, seq: int, assets: list):
     """A SubmitBatchRequest signed with the member's own key, as its node would send it."""
     import hashlib
@@ -472,7 +479,7 @@ def signed_batch(site: Site, member: str, seq: int, assets: list):
     settings = load(site.node_config(member), NodeSettings)
     signer = load_signer(settings)
     payload = asset_pb2.AssetList(assets=assets).SerializeToString(deterministic=True)
-    m = asset_pb2.BatchManifest(member_id=member, batch_id=f"{member}-{seq}", sequence=seq, asset_count=len(assets),
+    m = asset_pb2.BatchManifest(member_id=member, batch_id=batch_id(member, seq), sequence=seq, asset_count=len(assets),
                                 assets_sha256=hashlib.sha256(payload).digest(), created_unix=1)
     return intake_pb2.SubmitBatchRequest(manifest=sign_statement(signer, m, origin=settings.origin()), assets=payload)
 

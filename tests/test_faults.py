@@ -24,7 +24,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from faultkit import (DEDUP, NodeProcess, Proxy, Site, audit, check_acknowledged_stored_once, check_consistent,
+from faultkit import (DEDUP, NodeProcess, Proxy, Site, audit, batch_id, check_acknowledged_stored_once, check_consistent,
                       check_final, edit_toml, latest_checkpoint, read_only, stored_checkpoints)
 
 KILLS = int(os.environ.get("DEDUP_FAULT_KILLS", "3"))
@@ -351,7 +351,7 @@ def test_postgresql_restarted_and_stopped_under_the_coordinator(tmp_path, privat
     def stored(req) -> None:
         r = stub.SubmitBatch(req, timeout=20)
         assert (r.accepted, r.already_stored) == (1, False)
-        acknowledged.append(f"{member}-{seq['n']}")
+        acknowledged.append(batch_id(member, seq["n"]))
 
     def refused(req) -> grpc.RpcError:
         with pytest.raises(grpc.RpcError) as info:

@@ -13,14 +13,14 @@ from dedup.signing import sign_statement
 from dedup.v1 import asset_pb2, intake_pb2, statements_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from conftest import ORIGIN, asset, fingerprint, near, opaque
+from conftest import ORIGIN, asset, fingerprint, near, opaque, rid
 
 A, B, C = "records-office", "city-museum", "university-library"
 
 
 def batch(consortium, member, assets, *, seq=1, batch_id=None, signer=None, manifest_member=None, tamper=None):
     payload = asset_pb2.AssetList(assets=assets).SerializeToString(deterministic=True)
-    m = asset_pb2.BatchManifest(member_id=manifest_member or member, batch_id=batch_id or f"{member}-{seq}",
+    m = asset_pb2.BatchManifest(member_id=manifest_member or member, batch_id=rid(batch_id or f"{member}-{seq}"),
                                 sequence=seq, asset_count=len(assets), assets_sha256=hashlib.sha256(payload).digest(),
                                 created_unix=1)
     stmt = sign_statement(signer or consortium.parties[member].signer, m, origin=ORIGIN)
@@ -376,7 +376,7 @@ def test_prometheus_metrics_count_batches_refusals_and_matches(consortium):
 
 def withdrawal(consortium, member, asset_ids, wid="w1", signer=None):
     stmt = sign_statement(signer or consortium.parties[member].signer, asset_pb2.AssetsWithdrawn(
-        member_id=member, withdrawal_id=wid, asset_ids=asset_ids, reason="deaccessioned", created_unix=1), origin=ORIGIN)
+        member_id=member, withdrawal_id=rid(wid), asset_ids=asset_ids, reason="deaccessioned", created_unix=1), origin=ORIGIN)
     return intake_pb2.WithdrawAssetsRequest(withdrawal=stmt)
 
 
@@ -487,7 +487,7 @@ def test_unknown_fields_refused_and_nothing_stored(consortium, where):
     if part is not None:
         part.ParseFromString(_with_unknown_field(part))  # parsed messages keep unknown fields
     payload = asset_pb2.AssetList(assets=[a]).SerializeToString(deterministic=True)
-    manifest = asset_pb2.BatchManifest(member_id=A, batch_id="b1", sequence=1, asset_count=1,
+    manifest = asset_pb2.BatchManifest(member_id=A, batch_id=rid("b1"), sequence=1, asset_count=1,
                                        assets_sha256=hashlib.sha256(payload).digest(), created_unix=1)
     if where == "manifest":
         manifest = asset_pb2.BatchManifest.FromString(_with_unknown_field(manifest))
@@ -516,7 +516,7 @@ def test_an_oversized_withdrawal_reason_is_refused(consortium):
     submit(consortium, A, batch(consortium, A, [asset("a1", fingerprint(62))]))
     n = rows(consortium, "log_entries")
     stmt = sign_statement(consortium.parties[A].signer, asset_pb2.AssetsWithdrawn(
-        member_id=A, withdrawal_id="w1", asset_ids=[opaque("a1")], reason="r" * 5000), origin=ORIGIN)
+        member_id=A, withdrawal_id=rid("w1"), asset_ids=[opaque("a1")], reason="r" * 5000), origin=ORIGIN)
     with pytest.raises(grpc.RpcError) as info:
         consortium.intake(A).WithdrawAssets(intake_pb2.WithdrawAssetsRequest(withdrawal=stmt), timeout=10)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "holds at most 4096" in info.value.details()
@@ -585,7 +585,7 @@ def test_a_withdrawal_reason_unfit_as_free_text_is_refused(consortium, reason, p
     submit(consortium, A, batch(consortium, A, [asset("a1", fingerprint(68))]))
     n = rows(consortium, "log_entries")
     stmt = sign_statement(consortium.parties[A].signer, asset_pb2.AssetsWithdrawn(
-        member_id=A, withdrawal_id="w1", asset_ids=[opaque("a1")], reason=reason), origin=ORIGIN)
+        member_id=A, withdrawal_id=rid("w1"), asset_ids=[opaque("a1")], reason=reason), origin=ORIGIN)
     with pytest.raises(grpc.RpcError) as info:
         consortium.intake(A).WithdrawAssets(intake_pb2.WithdrawAssetsRequest(withdrawal=stmt), timeout=10)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -593,7 +593,7 @@ def test_a_withdrawal_reason_unfit_as_free_text_is_refused(consortium, reason, p
     assert rows(consortium, "log_entries") == n and rows(consortium, "tombstones") == 0
     # Tab and newline are text.
     ok = sign_statement(consortium.parties[A].signer, asset_pb2.AssetsWithdrawn(
-        member_id=A, withdrawal_id="w2", asset_ids=[opaque("a1")], reason="deaccessioned:\n\tsee the register"),
+        member_id=A, withdrawal_id=rid("w2"), asset_ids=[opaque("a1")], reason="deaccessioned:\n\tsee the register"),
         origin=ORIGIN)
     assert consortium.intake(A).WithdrawAssets(intake_pb2.WithdrawAssetsRequest(withdrawal=ok), timeout=10).withdrawn == 1
 
@@ -625,3 +625,28 @@ def test_a_batch_whose_search_passes_the_bound_is_refused(consortium):
     assert rows(consortium, "clusters") == 0
     r = submit(consortium, A, batch(consortium, A, copies[:1]))
     assert (r.accepted, r.new_matches) == (1, 3)
+
+
+@pytest.mark.parametrize("bad", ["masters_Jane_Doe", "records-office-1", "0" * 31, "0" * 33, "ABCDEF" * 5 + "AB", ""])
+def test_batch_and_withdrawal_ids_not_drawn_at_random_are_refused_and_not_quoted(consortium, bad):
+    """A batch or withdrawal id is logged, so it is 32 random hex digits: no collection's or
+    person's name can ride in it. The refusal does not repeat the id, and nothing is stored."""
+    payload = asset_pb2.AssetList(assets=[asset("a1", fingerprint(69))]).SerializeToString(deterministic=True)
+    manifest = asset_pb2.BatchManifest(member_id=A, batch_id=bad, sequence=1, asset_count=1,
+                                       assets_sha256=hashlib.sha256(payload).digest(), created_unix=1)
+    err = refused(consortium, A, intake_pb2.SubmitBatchRequest(
+        manifest=sign_statement(consortium.parties[A].signer, manifest, origin=ORIGIN), assets=payload))
+    assert (err.code(), err.details()) == (grpc.StatusCode.INVALID_ARGUMENT, "the manifest: batch_id is not a batch "
+                                                                             "id: it is 32 lowercase hex digits, drawn at random")
+    assert rows(consortium, "batches") == 0 and rows(consortium, "assets") == 0
+
+    submit(consortium, A, batch(consortium, A, [asset("a1", fingerprint(69))]))
+    n = rows(consortium, "log_entries")
+    stmt = sign_statement(consortium.parties[A].signer, asset_pb2.AssetsWithdrawn(
+        member_id=A, withdrawal_id=bad, asset_ids=[opaque("a1")], reason="deaccessioned"), origin=ORIGIN)
+    with pytest.raises(grpc.RpcError) as info:
+        consortium.intake(A).WithdrawAssets(intake_pb2.WithdrawAssetsRequest(withdrawal=stmt), timeout=10)
+    assert (info.value.code(), info.value.details()) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "the withdrawal: withdrawal_id is not a withdrawal id: it is 32 lowercase hex digits, drawn at random")
+    assert rows(consortium, "log_entries") == n and rows(consortium, "tombstones") == 0

@@ -15,7 +15,7 @@ from dedup.cli.main import main as dedup
 from dedup.signing import parse_body, parse_entry, sign_statement
 from dedup.v1 import asset_pb2, intake_pb2, lookup_pb2 as L, lookup_pb2_grpc, negotiation_pb2 as N, statements_pb2 as S
 
-from conftest import ORIGIN, asset, fingerprint, make_party, near, opaque, record_of
+from conftest import ORIGIN, asset, fingerprint, make_party, near, opaque, record_of, rid
 from test_intake import batch, rows, submit
 from test_negotiation import ACCEPT, REJECT, entries, ruling, the_proposal, vote, vote_stmt
 
@@ -204,7 +204,7 @@ def test_reader_refused_intake_and_votes(consortium):
     assert info.value.details() == (f"{READER!r} is a reader member: it may look up, but not submit batches (it "
                                     "holds no collection)")
     w = sign_statement(consortium.parties[READER].signer, asset_pb2.AssetsWithdrawn(
-        member_id=READER, withdrawal_id="w1", asset_ids=["r1"], created_unix=1), origin=ORIGIN)
+        member_id=READER, withdrawal_id=rid("w1"), asset_ids=["r1"], created_unix=1), origin=ORIGIN)
     with pytest.raises(grpc.RpcError) as info:
         stub_i.WithdrawAssets(intake_pb2.WithdrawAssetsRequest(withdrawal=w), timeout=10)
     assert (info.value.code(), info.value.details()) == (

@@ -16,7 +16,7 @@ from dedup.note import NoteSigner
 from dedup.signing import parse_entry, sign_statement
 from dedup.v1 import asset_pb2, statements_pb2
 
-from conftest import MEMBERS, ORIGIN, fingerprint
+from conftest import MEMBERS, ORIGIN, fingerprint, rid
 from test_audit import entries_of, exported  # noqa: F401 - fixture (redefined by the tests' parameters)
 from test_audit_tamper import resign_all, verify as audit_verify
 from test_intake import asset, batch, refused, submit
@@ -132,7 +132,7 @@ def _replacement(log: NoteSigner, member: str, old: bytes, new: bytes) -> bytes:
 
 def _withdrawal(signer: NoteSigner, member: str) -> bytes:
     return sign_statement(signer, asset_pb2.AssetsWithdrawn(
-        member_id=member, withdrawal_id="w1", asset_ids=["a2"], created_unix=3), origin=ORIGIN).SerializeToString(deterministic=True)
+        member_id=member, withdrawal_id=rid("w1"), asset_ids=["a2"], created_unix=3), origin=ORIGIN).SerializeToString(deterministic=True)
 
 
 def _audit(capsys, path, log, entries):
@@ -152,7 +152,7 @@ def test_the_auditor_follows_a_replacement_and_refuses_the_old_key_after_it(expo
     # The same withdrawal signed with the old key: the log holds the key id, so the auditor names it.
     old_id = parse_entry(next(e for e in es if parse_entry(e).signer == A)).key_id
     forged = sign_statement(NoteSigner.generate(A), asset_pb2.AssetsWithdrawn(
-        member_id=A, withdrawal_id="w1", asset_ids=["a2"], created_unix=3), origin=ORIGIN)
+        member_id=A, withdrawal_id=rid("w1"), asset_ids=["a2"], created_unix=3), origin=ORIGIN)
     forged.key_id = old_id  # whatever it signs, the key id is the replaced one's
     code, _, err = _audit(capsys, path, log, es + [_replacement(log, A, old_key, new.verifier().public_bytes()),
                                                    forged.SerializeToString(deterministic=True)])

@@ -24,7 +24,7 @@ from dedup.note import NoteSigner
 from dedup.signing import sign_statement
 from dedup.v1 import asset_pb2
 
-from conftest import ORIGIN, asset, fingerprint, near, opaque, record_of
+from conftest import ORIGIN, asset, fingerprint, near, opaque, record_of, rid
 
 MEMBERS = ("records-office", "city-museum", "university-library", "film-archive")
 PICTURES = [fingerprint(70 + i) for i in range(3)]
@@ -62,13 +62,13 @@ class Core:
     def send(self, member: str, assets: list[asset_pb2.Asset]):
         self.seq[member] += 1
         payload = asset_pb2.AssetList(assets=assets).SerializeToString(deterministic=True)
-        manifest = asset_pb2.BatchManifest(member_id=member, batch_id=f"b{self.seq[member]}", sequence=self.seq[member],
+        manifest = asset_pb2.BatchManifest(member_id=member, batch_id=rid(f"b{self.seq[member]}"), sequence=self.seq[member],
                                            asset_count=len(assets), assets_sha256=hashlib.sha256(payload).digest())
         return self.core.submit_batch(member, sign_statement(self.signers[member], manifest, origin=ORIGIN), payload)
 
     def withdraw(self, member: str, names: list[str]):
         self.seq[member] += 1
-        body = asset_pb2.AssetsWithdrawn(member_id=member, withdrawal_id=f"w{self.seq[member]}",
+        body = asset_pb2.AssetsWithdrawn(member_id=member, withdrawal_id=rid(f"w{self.seq[member]}"),
                                          asset_ids=[opaque(a) for a in names])
         return self.core.withdraw(member, sign_statement(self.signers[member], body, origin=ORIGIN))
 

@@ -16,7 +16,7 @@ import grpc
 import pytest
 
 from conftest import asset, fingerprint, near
-from faultkit import Site
+from faultkit import Site, batch_id
 from test_faults import private_postgres  # noqa: F401 - a fixture
 from test_intake import A, B, batch, rows, submit
 
@@ -257,7 +257,7 @@ def test_postgresql_turned_read_only_under_a_coordinator_process(tmp_path, priva
     def stored(req, seq: int) -> None:
         r = stub.SubmitBatch(req, timeout=30)
         assert (r.accepted, r.already_stored) == (1, False), r
-        acknowledged.append(f"{member}-{seq}")
+        acknowledged.append(batch_id(member, seq))
 
     try:
         first = counts()[2]  # the admissions
