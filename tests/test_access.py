@@ -79,6 +79,17 @@ def test_a_certificate_of_another_ca_cannot_connect(stocked, tmp_path):
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
+def test_a_client_without_a_certificate_cannot_connect(stocked):
+    from dedup.transport import client_options
+
+    creds = grpc.ssl_channel_credentials(root_certificates=stocked.ca_pem.read_bytes())  # trusts the server only
+    ch = grpc.secure_channel(f"127.0.0.1:{stocked.server.port}", creds, options=client_options("coordinator"))
+    for name, call in READS.items():
+        with pytest.raises(grpc.RpcError) as info:
+            call(ch)
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE, name
+
+
 def test_health_lists_every_service_and_reflection_answers_under_both_names(stocked):
     ch = stocked.channel(B)
     listed = health_pb2_grpc.HealthStub(ch).List(health_pb2.HealthListRequest(), timeout=5)
