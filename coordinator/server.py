@@ -25,6 +25,7 @@ from .log import TransparencyLog
 from .metrics import Metrics
 from .service import IntakeService, LogService, LookupService, NegotiationService, record_agreement, update_proposal_gauge
 from .settings import CoordinatorSettings
+from .witness_client import WitnessClient
 from .store import Store
 from .storefault import StoreFaults
 
@@ -50,12 +51,15 @@ class RunningServer:
     _metrics_server: object = None
     _health_server: grpc.Server | None = None
     _deadlines: DeadlineTimer | None = None
+    witnesses: WitnessClient | None = None
 
     def stop(self, grace: float | None = 1.0) -> None:
         for name in ("", *SERVICES):
             self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         if self._deadlines is not None:
             self._deadlines.stop()
+        if self.witnesses is not None:
+            self.witnesses.stop()
         self.server.stop(grace).wait()
         if self._health_server is not None:
             self._health_server.stop(None).wait()
@@ -201,6 +205,8 @@ def start(settings: CoordinatorSettings, workers: int = 8,
     running = RunningServer(server, port, core, health_servicer, metrics)
     running._deadlines = DeadlineTimer(core, metrics, settings.deadline_check_seconds)
     running._deadlines.start()
+    running.witnesses = WitnessClient(core, settings.witnesses, settings.witness_interval_seconds, metrics)
+    running.witnesses.start()
     if settings.metrics_listen:
         running._metrics_server, running.metrics_port = metrics.serve(settings.metrics_listen)
     if settings.health_listen:

@@ -115,6 +115,33 @@ class LookupSettings(_Model):
         return self
 
 
+class WitnessSettings(_Model):
+    """A C2SP tlog-witness the coordinator sends its checkpoints to (SPEC.md 8.4)."""
+
+    url: str = Field(description="the witness's add-checkpoint URL, e.g. https://witness.example.org/add-checkpoint "
+                                 "(`dedup node witness-serve` prints its own)")
+    key: str = Field(description="the witness's cosigner key, name+keyid+base64(0x04 || key); a member node's is "
+                                 "its member id and statement key")
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError(f"witness url {v!r} is not an http:// or https:// URL")
+        return v
+
+    @field_validator("key")
+    @classmethod
+    def _cosigner(cls, v: str) -> str:
+        from dedup.cosignature import CosignatureError, CosignatureVerifier
+
+        try:
+            CosignatureVerifier.from_string(v.strip())
+        except CosignatureError as exc:
+            raise ValueError(f"witness key: {exc}") from None
+        return v.strip()
+
+
 class CoordinatorSettings(_Model):
     #: Environment variables that override the file (dedup/config.py).
     ENV_PREFIX: ClassVar[str] = "DEDUP_COORDINATOR__"
@@ -155,6 +182,13 @@ class CoordinatorSettings(_Model):
     deadline_check_seconds: float = Field(60.0, gt=0, description="how often the server looks for proposals "
                                                                   "past their deadline")
     members: list[MemberSettings] = Field(default_factory=list)
+    witnesses: list[WitnessSettings] = Field(default_factory=list,
+                                             description="C2SP tlog-witnesses to send every new checkpoint to (besides "
+                                                         "the members, who pull it); their cosignatures are stored "
+                                                         "and served with the checkpoint like the members'")
+    witness_interval_seconds: float = Field(5.0, gt=0, description="how often the coordinator sends its latest "
+                                                                   "checkpoint to the witnesses that have not "
+                                                                   "cosigned it")
 
     @field_validator("log_key")
     @classmethod
@@ -165,6 +199,21 @@ class CoordinatorSettings(_Model):
     @classmethod
     def _database(cls, v: str, info: ValidationInfo) -> str:
         return v if is_url(v) else str(resolve_path(Path(v), info))
+
+    @model_validator(mode="after")
+    def _witness_names(self) -> "CoordinatorSettings":
+        names = [w.key.split("+")[0] for w in self.witnesses]
+        if len(set(names)) != len(names):
+            raise ValueError("two witnesses share a name: each cosignature is stored under its witness's name")
+        from dedup.cosignature import CosignatureVerifier
+
+        members = {m.id: m for m in self.members}
+        for w in self.witnesses:
+            name = w.key.split("+")[0]
+            if name in members and CosignatureVerifier.from_string(w.key).public_bytes() != members[name].raw_key():
+                # A member cosigns with its statement key; any other key under its name would be a second voice.
+                raise ValueError(f"witness {name!r} is a member, but its key is not the member's statement key")
+        return self
 
     @field_validator("members")
     @classmethod

@@ -413,6 +413,19 @@ class Catalogue:
         row = self._db.execute("SELECT size, root, note FROM witness_state WHERE origin=?", (origin,)).fetchone()
         return (row[0], bytes(row[1]), row[2]) if row else None
 
+    def advance_witness(self, origin: str, check) -> tuple[int, bytes, str]:
+        """Compare and record in one transaction: ``check(state)`` gets the recorded (size, root,
+        note) or None and returns the (size, root, note) to record, or raises; no other process
+        or thread can record in between (a witness must never roll its record back)."""
+        with self.transaction() as db:
+            row = db.execute("SELECT size, root, note FROM witness_state WHERE origin=?", (origin,)).fetchone()
+            size, root, note = check((row[0], bytes(row[1]), row[2]) if row else None)
+            db.execute("INSERT INTO witness_state (origin, size, root, note, verified_unix) VALUES (?, ?, ?, ?, ?)"
+                       " ON CONFLICT (origin) DO UPDATE SET size=excluded.size, root=excluded.root,"
+                       " note=excluded.note, verified_unix=excluded.verified_unix",
+                       (origin, size, root, note, int(time.time())))
+        return size, root, note
+
     def final_checkpoint(self, origin: str) -> tuple[int, bytes, str] | None:
         """(size, root, cosigned note) of the largest checkpoint of ``origin`` seen final."""
         row = self._db.execute("SELECT size, root, note FROM final_checkpoint WHERE origin=?", (origin,)).fetchone()

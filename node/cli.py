@@ -87,6 +87,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--json", action="store_true", help="print the result as JSON")
     s.set_defaults(func=_witness)
 
+    s = cmds.add_parser("witness-serve", help="serve as a C2SP tlog-witness: logs send checkpoints to cosign",
+                        description="Serve the C2SP tlog-witness protocol (https://c2sp.org/tlog-witness): a log this "
+                                    "node trusts (log_verifier_key) POSTs its new checkpoint to "
+                                    "<url>/add-checkpoint with a consistency proof from the size this node last "
+                                    "cosigned, and gets this member's cosignature back. The checks and the record "
+                                    "are those of `dedup node witness`, which pulls where this is pushed to; both "
+                                    "keep one record per log in the catalogue. Answers: 200 the cosignature line, "
+                                    "400 malformed, 403 no signature by a trusted key, 404 an unknown log, 409 the "
+                                    "old size is not this node's (the body, text/x.tlog.size, says which) or the "
+                                    "same size with another root, 422 a consistency proof that fails; a "
+                                    "contradicting history leaves an evidence file as `witness` does. The first "
+                                    "line printed is the URL to give the log's operator (the coordinator's "
+                                    "[[witnesses]] url), with this node's cosigner key. Loopback by default: "
+                                    "put a TLS reverse proxy in front to serve others. Runs until interrupted.",
+                        epilog=exits.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config(s, ENV, "node")
+    s.add_argument("--listen", metavar="HOST:PORT", help="address to listen on (default 127.0.0.1:7380; port 0 "
+                                                          "picks a free one)")
+    s.add_argument("--prefix", default="", metavar="PATH", help="URL path before /add-checkpoint (default none)")
+    s.set_defaults(func=_witness_serve)
+
     s = cmds.add_parser("withdraw", help="withdraw files from the consortium (deaccessioned, deleted, no longer shared)",
                         description="Send a signed withdrawal of these files' assets: the coordinator keeps a "
                                     "tombstone, stops matching them, and proposes new masters where needed. The files "
@@ -544,6 +565,37 @@ def _decisions_after_push(settings: NodeSettings, cat: Catalogue, as_json: bool)
 def _witness(args) -> int:
     settings, cat = _open(args, signs=True)
     return _run_witness(settings, cat, args.json)
+
+
+def _witness_serve(args) -> int:
+    import signal
+
+    from .push import KeyProblem
+    from .witness_http import DEFAULT_LISTEN, WitnessServer
+
+    settings, _ = _open(args, signs=True)
+    if not settings.log_verifier_key:
+        raise CommandError("set log_verifier_key (the log's verifier key, or the file holding it) to serve as its "
+                           "witness")
+    try:
+        server = WitnessServer(args.listen or DEFAULT_LISTEN, settings, args.prefix)
+    except KeyProblem as exc:
+        raise CommandError(str(exc)) from exc
+    except OSError as exc:
+        raise CommandError(f"cannot listen on {args.listen or DEFAULT_LISTEN}: {exc.strerror}") from exc
+    print(f"serving tlog-witness at {server.url} as {server.signer.verifier.to_string()}", flush=True)
+
+    def stop(*_):
+        raise KeyboardInterrupt  # systemd stops a service with SIGTERM: close the socket as for ^C
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return exits.OK
 
 
 def _run_witness(settings: NodeSettings, cat: Catalogue, as_json: bool, after_push: dict | None = None) -> int:

@@ -363,6 +363,25 @@ def test_systemd_units_verify(tmp_path):
     assert proc.returncode == 0 and not proc.stderr.strip() and not proc.stdout.strip(), proc.stderr + proc.stdout
 
 
+def test_the_witness_unit_serves_with_the_node_units_hardening(tmp_path):
+    unit = DEPLOY / "systemd" / "dedup-witness.service"
+    service = unit.read_text()
+    node = (DEPLOY / "systemd" / "dedup-node.service").read_text()
+    hardening = node[node.index("# Hardening"):node.index("[Install]")]
+    assert hardening in service and "Type=simple" in service and "Restart=on-failure" in service
+    envs = dict(re.findall(r"^Environment=(\w+)=(\S+)$", service, re.MULTILINE))
+    check_env_names(envs)
+    cmd, = re.findall(r"^ExecStart=/opt/dedup/bin/dedup (.+)$", service, re.MULTILINE)
+    assert cmd.split()[:2] == ["node", "witness-serve"]
+    check_command(cmd.split())
+    if shutil.which("systemd-analyze") is None or not (Path(sys.executable).parent / "dedup").exists():
+        pytest.skip("systemd-analyze or this checkout's dedup command is missing; the unit's contents were checked")
+    (tmp_path / unit.name).write_text(service.replace("/opt/dedup/bin/dedup", str(Path(sys.executable).parent / "dedup")))
+    proc = subprocess.run(["systemd-analyze", "verify", str(tmp_path / unit.name)], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0 and not proc.stderr.strip() and not proc.stdout.strip(), proc.stderr + proc.stdout
+
+
 def run_oneshot(service: str, env: dict) -> list[tuple[str, int]]:
     """Run a Type=oneshot unit's ExecStart lines as systemd does (systemd.service(5)): in order,
     each with the unit's Environment=; a non-zero exit stops the unit unless the line starts
