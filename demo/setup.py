@@ -81,7 +81,8 @@ def create(root: Path, members: dict[str, str], collections: dict[str, Path]) ->
     for mid, path in node_configs.items():
         # Each node counts the other members' cosignatures (SPEC 8.2, finality).
         cfg = tomllib.loads(path.read_text())
-        cfg["witnesses"] = [f"../../witnesses/{other}.vkey" for other in members if other != mid]
+        # Keys inline, not paths: a copied configuration (as the tests make) keeps working.
+        cfg["witnesses"] = [witness_keys[other].read_text().strip() for other in members if other != mid]
         # A smaller consortium (the fault tests run one member) counts what it has.
         cfg["witness_quorum"] = min(WITNESS_QUORUM, len(cfg["witnesses"]))
         path.write_text(tomli_w.dumps(cfg))

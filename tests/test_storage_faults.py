@@ -154,7 +154,7 @@ def test_storage_turned_read_only_by_the_kernel_under_a_coordinator_process(tmp_
     def stored(req, seq: int) -> None:
         r = stub.SubmitBatch(req, timeout=30)
         assert (r.accepted, r.already_stored) == (2, False), r
-        acknowledged.append(f"{a}-{seq}")
+        acknowledged.append(batch_id(a, seq))
 
     try:
         first = _store_counts(site.database)["log_entries"]  # the admissions
