@@ -642,7 +642,9 @@ def _run_witness(settings: NodeSettings, cat: Catalogue, as_json: bool, after_pu
                           exits.INCONSISTENT)
         except grpc.RpcError as err:
             print(f"dedup: witness quorum not checked: {err.code().name}: {err.details()}", file=sys.stderr)
-            return report({**data, "quorum": {"error": f"{err.code().name}: {err.details()}"}}, exits.UNAVAILABLE)
+            unreachable = err.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+            return report({**data, "quorum": {"error": f"{err.code().name}: {err.details()}"}},
+                          exits.UNAVAILABLE if unreachable else exits.FAILED)
         data["quorum"] = finality.as_dict()
         if not as_json:
             print(quorum_words(finality))

@@ -14,6 +14,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import grpc
+
 from dedup.checkpoint import Checkpoint, CheckpointError
 from dedup.merkle import ProofError, leaf_hash, verify_consistency
 from dedup.note import NoteError, NoteVerifier, open_note
@@ -24,7 +26,7 @@ from dedup.v1 import log_pb2, log_pb2_grpc
 from .catalogue import Catalogue
 from .client import channel
 from .settings import NodeSettings
-from .witness import WitnessError, _inconsistent
+from .witness import WitnessError, _inconsistent, trusted_keys
 
 #: Seconds between looks while waiting for cosignatures.
 POLL_SECONDS = 1.0
@@ -46,16 +48,6 @@ class Finality:
                 "waited_seconds": round(self.waited_seconds, 1), "final_size": self.final_size}
 
 
-def _trusted(settings: NodeSettings, catalogue: Catalogue) -> tuple[str, list[NoteVerifier]]:
-    """(origin, the log keys this node trusts now): the configured one and those learned by witnessing."""
-    configured = NoteVerifier.from_string(settings.log_verifier_key)
-    keys = {configured.to_string(): configured}
-    for vkey, _, retired in catalogue.log_keys():
-        if retired is None and vkey.startswith(configured.name + "+"):
-            keys[vkey] = NoteVerifier.from_string(vkey)
-    return configured.name, list(keys.values())
-
-
 def await_quorum(settings: NodeSettings, catalogue: Catalogue, *, wait: float | None = None, clock=time.monotonic,
                  sleep=time.sleep) -> Finality:
     """Look for a checkpoint at least as large as the one this node last witnessed, cosigned by
@@ -63,7 +55,7 @@ def await_quorum(settings: NodeSettings, catalogue: Catalogue, *, wait: float | 
     ``quorum_wait_seconds``) for one."""
     wait = settings.quorum_wait_seconds if wait is None else wait
     witnesses = [parse_witness(k) for k in settings.witnesses]
-    origin, keys = _trusted(settings, catalogue)
+    origin, keys = trusted_keys(settings, catalogue)
     state = catalogue.witness_state(origin)
     result = Finality(settings.witness_quorum)
     started = clock()
@@ -74,8 +66,13 @@ def await_quorum(settings: NodeSettings, catalogue: Catalogue, *, wait: float | 
             notes = [stub.GetCheckpoint(log_pb2.GetCheckpointRequest(), timeout=timeout).signed_checkpoint]
             if state is not None:
                 # Witnesses that ran before the next push cosigned the one this node witnessed.
-                notes.append(stub.GetConsistencyProof(log_pb2.GetConsistencyProofRequest(
-                    old_size=state[0], new_size=state[0]), timeout=timeout).signed_checkpoint)
+                try:
+                    notes.append(stub.GetConsistencyProof(log_pb2.GetConsistencyProofRequest(
+                        old_size=state[0], new_size=state[0]), timeout=timeout).signed_checkpoint)
+                except grpc.RpcError as err:
+                    if err.code() != grpc.StatusCode.NOT_FOUND:
+                        raise
+                    # Not published here: the latest alone counts (and must extend it, below).
             for note in notes:
                 cp = _checked(note, origin, keys)
                 if cp is None or (state is not None and cp.size < state[0]):
@@ -129,7 +126,7 @@ def anchor_proofs(settings: NodeSettings, catalogue: Catalogue, rows: list[dict]
     checkpoint cosigned by the quorum where it lacks one: the same entry, proved into the largest
     checkpoint this node has seen final. Sets ``proof_final`` (and ``proof_cosigned_by``) per row."""
     witnesses = [parse_witness(k) for k in settings.witnesses]
-    origin, keys = _trusted(settings, catalogue)
+    origin, keys = trusted_keys(settings, catalogue)
     final = catalogue.final_checkpoint(origin)
     pending = []
     for d in rows:

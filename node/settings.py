@@ -10,7 +10,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from dedup.config import ConfigError, MemberId, TlsFiles, env_overrides, resolve_path
-from dedup.note import NoteError, NoteVerifier
+from dedup.note import NoteVerifier
 
 
 class CoordinatorEndpoint(BaseModel):
@@ -45,6 +45,26 @@ class AutoDecisions(BaseModel):
                                                                       "follow the published policy: hold it for a "
                                                                       "person, or reject it with the policy's "
                                                                       "answer as the reason")
+
+
+def _key_text(value: str, info: ValidationInfo, parse, what: str) -> str:
+    """A key given as its string (which ``parse`` accepts) or as a file holding it: the string."""
+    text = value.strip()
+    try:
+        parse(text)
+        return text
+    except ValueError:
+        pass
+    path = resolve_path(Path(text), info)
+    try:
+        content = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ValueError(f"neither a {what} nor a readable file: {value} ({exc.strerror})") from None
+    try:
+        parse(content)
+    except ValueError as exc:
+        raise ValueError(f"{path} does not hold a {what}: {exc}") from None
+    return content
 
 
 class NodeSettings(BaseModel):
@@ -99,42 +119,14 @@ class NodeSettings(BaseModel):
     @field_validator("log_verifier_key")
     @classmethod
     def _log_key(cls, v: str | None, info: ValidationInfo) -> str | None:
-        if v is None:
-            return None
-        try:
-            NoteVerifier.from_string(v.strip())
-            return v.strip()
-        except NoteError:
-            pass
-        path = resolve_path(Path(v), info)
-        try:
-            text = path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ValueError(f"neither a verifier key nor a readable file: {v} ({exc.strerror})") from None
-        try:
-            NoteVerifier.from_string(text)
-        except NoteError as exc:
-            raise ValueError(f"{path} does not hold a verifier key: {exc}") from None
-        return text
+        return None if v is None else _key_text(v, info, NoteVerifier.from_string, "verifier key")
 
     @field_validator("witnesses")
     @classmethod
     def _witness_keys(cls, v: list[str], info: ValidationInfo) -> list[str]:
-        from dedup.quorum import WitnessKeyError, parse_witness
+        from dedup.quorum import parse_witness
 
-        out = []
-        for item in v:
-            text = item.strip()
-            if "+" not in text:  # a file holding the key
-                path = resolve_path(Path(text), info)
-                try:
-                    text = path.read_text(encoding="utf-8").strip()
-                except OSError as exc:
-                    raise ValueError(f"neither a witness key nor a readable file: {item} ({exc.strerror})") from None
-            try:
-                out.append(parse_witness(text).to_string())
-            except WitnessKeyError as exc:
-                raise ValueError(str(exc)) from None
+        out = [parse_witness(_key_text(item, info, parse_witness, "witness key")).to_string() for item in v]
         if len({k.split("+")[0] for k in out}) != len(out):
             raise ValueError("a witness is listed twice: each counts once towards the quorum")
         return out

@@ -98,6 +98,17 @@ def _write_evidence(settings: NodeSettings, problem: str, origin: str, state: tu
     return path
 
 
+def trusted_keys(settings: NodeSettings, catalogue: Catalogue) -> tuple[str, list[NoteVerifier]]:
+    """(the log's origin, the log keys this node trusts now): the configured key and those it
+    learned from rotations announced by a trusted key, none retired."""
+    configured = NoteVerifier.from_string(settings.log_verifier_key)
+    keys = {configured.to_string(): configured}
+    for vkey, _, retired in catalogue.log_keys():
+        if retired is None and vkey.startswith(configured.name + "+"):
+            keys[vkey] = NoteVerifier.from_string(vkey)
+    return configured.name, list(keys.values())
+
+
 def _signed_by(note: str, verifiers: list[NoteVerifier]) -> bool:
     """Whether ``note`` carries a line by one of ``verifiers`` (checked or not)."""
     known = {(v.name, v.key_id) for v in verifiers}

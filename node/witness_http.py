@@ -24,7 +24,7 @@ from dedup.tlog_witness import PATH, SIZE_CONTENT_TYPE, AddCheckpoint, Rejection
 from .catalogue import Catalogue
 from .push import load_signer
 from .settings import NodeSettings
-from .witness import _write_evidence
+from .witness import _write_evidence, trusted_keys
 
 log = logging.getLogger("dedup.node")
 
@@ -34,14 +34,9 @@ DEFAULT_LISTEN = "127.0.0.1:7380"
 
 
 def trusted_logs(settings: NodeSettings, catalogue: Catalogue) -> dict[str, list[NoteVerifier]]:
-    """origin -> the log keys this node trusts: the configured one and those it learned by
-    following announced rotations (`dedup node witness`)."""
-    configured = NoteVerifier.from_string(settings.log_verifier_key)
-    keys = {configured.to_string(): configured}
-    for vkey, _, retired in catalogue.log_keys():
-        if retired is None and vkey.startswith(configured.name + "+"):
-            keys[vkey] = NoteVerifier.from_string(vkey)
-    return {configured.name: list(keys.values())}
+    """origin -> the log keys this node trusts (`dedup node witness` learns rotations)."""
+    origin, keys = trusted_keys(settings, catalogue)
+    return {origin: keys}
 
 
 def add_checkpoint(settings: NodeSettings, catalogue: Catalogue, signer: CosignatureSigner, body: bytes,
