@@ -82,6 +82,14 @@ class AddCheckpoint:
             proof.append(h)
         return cls(int(size_text), tuple(proof), note)
 
+    def checkpoint(self) -> Checkpoint:
+        """The checkpoint the note carries, unverified (its origin says which log's keys to
+        check it with); a 400 Rejection if the note is not a signed checkpoint."""
+        try:
+            return Checkpoint.parse(split_note(self.signed_checkpoint)[0])
+        except (NoteError, CheckpointError) as exc:
+            raise Rejection(400, f"not a signed checkpoint: {exc}") from None
+
 
 def _decimal(text: str) -> bool:
     return text.isascii() and text.isdigit() and (text == "0" or not text.startswith("0")) and len(text) <= 20
@@ -95,11 +103,7 @@ def decide(request: AddCheckpoint, logs: Mapping[str, Sequence[NoteVerifier]],
     the latest checkpoint it cosigned for the request's origin, None if none. The caller must
     check and record atomically (two requests must not both pass against one record).
     """
-    try:
-        text, _ = split_note(request.signed_checkpoint)
-        cp = Checkpoint.parse(text)
-    except (NoteError, CheckpointError) as exc:
-        raise Rejection(400, f"not a signed checkpoint: {exc}") from None
+    cp = request.checkpoint()
     keys = logs.get(cp.origin)
     if not keys:
         raise Rejection(404, f"unknown log {cp.origin!r}")
@@ -120,6 +124,9 @@ def decide(request: AddCheckpoint, logs: Mapping[str, Sequence[NoteVerifier]],
         if cp.root_hash != recorded[1]:
             raise Rejection(409, f"a checkpoint of size {cp.size} with another root than the one this witness "
                                  "cosigned", mine, evidence=True)
+        if request.proof:
+            # RFC 9162: the proof between a tree and itself is empty; any hash in it proves nothing.
+            raise Rejection(422, f"a consistency proof from size {cp.size} to itself must be empty")
         return cp
     try:
         verify_consistency(request.old_size, cp.size, list(request.proof), recorded[1], cp.root_hash)

@@ -145,6 +145,14 @@ class Batch:
     paths: list[str]
 
 
+class WitnessRecordMoved(Exception):
+    """The witness record changed while a checkpoint was checked against it; nothing was saved."""
+
+    def __init__(self, current: tuple[int, bytes] | None) -> None:
+        super().__init__(f"the witness record moved to size {current[0] if current else None} meanwhile")
+        self.current = current
+
+
 class Catalogue:
     def __init__(self, path: Path) -> None:
         self._db = sqlitedb.connect(path, SCHEMA, synchronous="NORMAL")
@@ -449,9 +457,17 @@ class Catalogue:
                          " ON CONFLICT (vkey) DO NOTHING", (vkey, source, int(time.time())))
 
     def save_witness(self, origin: str, size: int, root: bytes, note: str,
-                     rotations: list[tuple[str, str, str]]) -> None:
-        """Record a verified checkpoint and the key rotations ((old, new, source)) that led to it, at once."""
+                     rotations: list[tuple[str, str, str]], *, expected: tuple[int, bytes] | None) -> None:
+        """Record a verified checkpoint and the key rotations ((old, new, source)) that led to it, at once,
+        if the record is still ``expected`` ((size, root) it was checked against, None for none) or
+        already this checkpoint; else WitnessRecordMoved and nothing is recorded."""
         with self.transaction() as db:
+            row = db.execute("SELECT size, root FROM witness_state WHERE origin=?", (origin,)).fetchone()
+            current = (row[0], bytes(row[1])) if row else None
+            if current != expected and current != (size, root):
+                # `dedup node witness-serve` recorded another checkpoint meanwhile: saving this one
+                # could roll its record back.
+                raise WitnessRecordMoved(current)
             now = int(time.time())
             for old, new, source in rotations:
                 db.execute("UPDATE witness_keys SET retired_by=? WHERE vkey=?", (source, old))

@@ -24,7 +24,7 @@ from dedup.note import NoteError, NoteVerifier, split_note, open_note
 from dedup.signing import SignatureError, parse_body, parse_entry, unbound_pae, verify_statement
 from dedup.v1 import log_pb2, log_pb2_grpc, statements_pb2
 
-from .catalogue import Catalogue
+from .catalogue import Catalogue, WitnessRecordMoved
 from .client import NotConfigured, channel
 from .push import load_signer
 from .settings import NodeSettings
@@ -32,6 +32,8 @@ from .settings import NodeSettings
 log = logging.getLogger("dedup.node")
 
 _ROTATED = statements_pb2.LogKeyRotated.DESCRIPTOR.full_name
+#: Checks of the latest checkpoint before giving up when the record keeps moving under them.
+SAVE_ATTEMPTS = 3
 
 
 class WitnessError(Exception):
@@ -179,56 +181,18 @@ def witness(settings: NodeSettings, catalogue: Catalogue, clock=time.time) -> Wi
     timeout = settings.coordinator.timeout_seconds
     with channel(settings) as ch:
         stub = log_pb2_grpc.LogServiceStub(ch)
-        note = stub.GetCheckpoint(log_pb2.GetCheckpointRequest(), timeout=timeout).signed_checkpoint
-        if not note:
-            raise WitnessError("the coordinator has no checkpoint to show")
-        try:
-            cp = Checkpoint.parse(split_note(note)[0])
-        except (NoteError, CheckpointError) as exc:
-            raise WitnessError(f"the coordinator's checkpoint is malformed: {exc}") from exc
-        if cp.origin != origin:
-            raise WitnessError(f"the checkpoint is for log {cp.origin!r}, not {origin!r} (the log key's name)")
-        state = catalogue.witness_state(origin)
-        active = {k: NoteVerifier.from_string(k) for k, _, retired in catalogue.log_keys()
-                  if retired is None and k.startswith(origin + "+")}
-        rotations: list[tuple[str, str, str]] = []
-        if not _signed_by(note, list(active.values())):
-            # Perhaps the key was rotated: only an announcement by a key already trusted counts.
-            start = state[0] if state else 0
-            rotations = _follow_rotations(stub, origin, active, start, cp.size, timeout)
-            if not _signed_by(note, list(active.values())):
-                raise WitnessError(f"the checkpoint of size {cp.size} is signed by no key this node trusts, and no "
-                                   f"LogKeyRotated entry after size {start} signed by a trusted key announces its "
-                                   "key; not cosigned")
-        try:
-            open_note(note, list(active.values()))
-        except NoteError as exc:
-            raise WitnessError(f"the checkpoint's log signature does not verify: {exc}") from exc
-
-        proof_resp = None
-        if state is None:
-            how = "first checkpoint seen"
-        elif cp.size < state[0]:
-            _inconsistent(settings, f"the coordinator shows a checkpoint of size {cp.size}, smaller than size "
-                                    f"{state[0]} this node verified", origin, state, note, cp, None)
-        elif cp.size == state[0]:
-            if cp.root_hash != state[1]:
-                _inconsistent(settings, f"two checkpoints of size {cp.size} with different roots", origin, state,
-                              note, cp, None)
-            how = "same checkpoint as last time"
-        elif state[0] == 0:
-            how = "first entries (nothing to prove from the empty tree)"
-        else:
-            proof_resp = stub.GetConsistencyProof(
-                log_pb2.GetConsistencyProofRequest(old_size=state[0], new_size=cp.size), timeout=timeout)
+        for attempt in range(1, SAVE_ATTEMPTS + 1):
+            note, cp, state, rotations, how = _check_latest(settings, catalogue, stub, origin, timeout)
             try:
-                verify_consistency(state[0], cp.size, list(proof_resp.hashes), state[1], cp.root_hash)
-            except ProofError as exc:
-                _inconsistent(settings, f"the consistency proof from size {state[0]} to {cp.size} fails: {exc}",
-                              origin, state, note, cp, proof_resp)
-            how = f"consistent with size {state[0]} ({len(proof_resp.hashes)} proof hashes)"
-
-        catalogue.save_witness(origin, cp.size, cp.root_hash, note, rotations)
+                catalogue.save_witness(origin, cp.size, cp.root_hash, note, rotations,
+                                       expected=state[:2] if state else None)
+                break
+            except WitnessRecordMoved as moved:
+                # `dedup node witness-serve` cosigned a checkpoint while this one was checked: check
+                # the latest again against that record rather than roll it back.
+                if attempt == SAVE_ATTEMPTS:
+                    raise WitnessError(f"the witness record kept moving while checking ({moved}); nothing recorded "
+                                       "or cosigned, run again") from None
         result = WitnessResult(origin, cp.size, cp.root_hash, state[0] if state else None, how,
                                learned_keys=[new for _, new, _ in rotations])
         cosigned = add_cosignature(note, cosigner, int(clock()))
@@ -237,6 +201,60 @@ def witness(settings: NodeSettings, catalogue: Catalogue, clock=time.time) -> Wi
     event(log, "witnessed", member=settings.member_id, size=cp.size, previous_size=result.previous_size,
           learned_keys=len(rotations))
     return result
+
+
+def _check_latest(settings: NodeSettings, catalogue: Catalogue, stub, origin: str, timeout: float):
+    """Fetch the latest checkpoint and check it against the record: (note, checkpoint, record it
+    was checked against, key rotations learned, how it was proved); WitnessError or Inconsistent."""
+    note = stub.GetCheckpoint(log_pb2.GetCheckpointRequest(), timeout=timeout).signed_checkpoint
+    if not note:
+        raise WitnessError("the coordinator has no checkpoint to show")
+    try:
+        cp = Checkpoint.parse(split_note(note)[0])
+    except (NoteError, CheckpointError) as exc:
+        raise WitnessError(f"the coordinator's checkpoint is malformed: {exc}") from exc
+    if cp.origin != origin:
+        raise WitnessError(f"the checkpoint is for log {cp.origin!r}, not {origin!r} (the log key's name)")
+    state = catalogue.witness_state(origin)
+    active = {k: NoteVerifier.from_string(k) for k, _, retired in catalogue.log_keys()
+              if retired is None and k.startswith(origin + "+")}
+    rotations: list[tuple[str, str, str]] = []
+    if not _signed_by(note, list(active.values())):
+        # Perhaps the key was rotated: only an announcement by a key already trusted counts.
+        start = state[0] if state else 0
+        rotations = _follow_rotations(stub, origin, active, start, cp.size, timeout)
+        if not _signed_by(note, list(active.values())):
+            raise WitnessError(f"the checkpoint of size {cp.size} is signed by no key this node trusts, and no "
+                               f"LogKeyRotated entry after size {start} signed by a trusted key announces its "
+                               "key; not cosigned")
+    try:
+        open_note(note, list(active.values()))
+    except NoteError as exc:
+        raise WitnessError(f"the checkpoint's log signature does not verify: {exc}") from exc
+
+    proof_resp = None
+    if state is None:
+        how = "first checkpoint seen"
+    elif cp.size < state[0]:
+        _inconsistent(settings, f"the coordinator shows a checkpoint of size {cp.size}, smaller than size "
+                                f"{state[0]} this node verified", origin, state, note, cp, None)
+    elif cp.size == state[0]:
+        if cp.root_hash != state[1]:
+            _inconsistent(settings, f"two checkpoints of size {cp.size} with different roots", origin, state,
+                          note, cp, None)
+        how = "same checkpoint as last time"
+    elif state[0] == 0:
+        how = "first entries (nothing to prove from the empty tree)"
+    else:
+        proof_resp = stub.GetConsistencyProof(
+            log_pb2.GetConsistencyProofRequest(old_size=state[0], new_size=cp.size), timeout=timeout)
+        try:
+            verify_consistency(state[0], cp.size, list(proof_resp.hashes), state[1], cp.root_hash)
+        except ProofError as exc:
+            _inconsistent(settings, f"the consistency proof from size {state[0]} to {cp.size} fails: {exc}",
+                          origin, state, note, cp, proof_resp)
+        how = f"consistent with size {state[0]} ({len(proof_resp.hashes)} proof hashes)"
+    return note, cp, state, rotations, how
 
 
 def _inconsistent(settings, problem, origin, state, note, cp, proof) -> None:

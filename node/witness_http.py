@@ -10,6 +10,8 @@ back, and a contradicting checkpoint leaves the same evidence file.
 from __future__ import annotations
 
 import logging
+import sqlite3
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -31,6 +33,9 @@ log = logging.getLogger("dedup.node")
 #: Where `dedup node witness-serve` listens unless told: loopback, for a reverse proxy with TLS
 #: in front (the protocol authenticates the checkpoint, not the caller).
 DEFAULT_LISTEN = "127.0.0.1:7380"
+#: Seconds a connection may take to send its request: the server answers one at a time.
+REQUEST_TIMEOUT_SECONDS = 30
+TEXT = "text/plain; charset=utf-8"
 
 
 def trusted_logs(settings: NodeSettings, catalogue: Catalogue) -> dict[str, list[NoteVerifier]]:
@@ -44,44 +49,45 @@ def add_checkpoint(settings: NodeSettings, catalogue: Catalogue, signer: Cosigna
     """Answer one add-checkpoint request: (HTTP status, content type, body)."""
     try:
         request = AddCheckpoint.parse(body)
+        presented = request.checkpoint()
         logs = trusted_logs(settings, catalogue)
-        presented: dict = {}
 
         def check(state):
             cp = decide(request, logs, (state[0], state[1]) if state else None)
-            presented.update(cp=cp, state=state)
             return cp.size, cp.root_hash, request.signed_checkpoint
 
         try:
-            catalogue.advance_witness(_origin(request), check)
+            catalogue.advance_witness(presented.origin, check)
         except Rejection as r:
             if r.evidence:
-                cp, state = presented.get("cp") or _parsed(request), catalogue.witness_state(_origin(request))
-                proof = SimpleNamespace(old_size=request.old_size, new_size=cp.size, hashes=list(request.proof),
-                                        signed_checkpoint=request.signed_checkpoint)
-                path = _write_evidence(settings, r.message, cp.origin, state, request.signed_checkpoint, cp, proof)
-                event(log, "inconsistent log", logging.ERROR, member=settings.member_id, problem=r.message,
-                      evidence=str(path), via="tlog-witness")
+                _evidence(settings, catalogue, request, presented, r.message)
             raise
     except Rejection as r:
         event(log, "checkpoint refused", logging.WARNING, member=settings.member_id, status=r.status,
               problem=r.message)
         if r.status == 409:
             return 409, SIZE_CONTENT_TYPE, size_body(r.size)
-        return r.status, "text/plain; charset=utf-8", (r.message + "\n").encode()
-    cp = presented["cp"]
+        return r.status, TEXT, (r.message + "\n").encode()
+    except sqlite3.OperationalError as exc:
+        # The catalogue is busy (a push or scan holds it) or unwritable: nothing was recorded or
+        # cosigned, and the log may simply send again.
+        event(log, "checkpoint not witnessed", logging.WARNING, member=settings.member_id, problem=str(exc))
+        return 503, TEXT, f"the witness cannot record now ({exc}); send again later\n".encode()
     line = signer.cosign(split_note(request.signed_checkpoint)[0], int(clock())).to_line()
-    event(log, "witnessed", member=settings.member_id, size=cp.size, previous_size=request.old_size,
+    event(log, "witnessed", member=settings.member_id, size=presented.size, previous_size=request.old_size,
           via="tlog-witness")
-    return 200, "text/plain; charset=utf-8", line.encode("utf-8")
+    return 200, TEXT, line.encode("utf-8")
 
 
-def _origin(request: AddCheckpoint) -> str:
-    return _parsed(request).origin
-
-
-def _parsed(request: AddCheckpoint) -> Checkpoint:
-    return Checkpoint.parse(split_note(request.signed_checkpoint)[0])
+def _evidence(settings: NodeSettings, catalogue: Catalogue, request: AddCheckpoint, cp: Checkpoint,
+              problem: str) -> None:
+    """The log contradicted the record: keep both checkpoints and the proof, as the pull witness does."""
+    state = catalogue.witness_state(cp.origin)
+    proof = SimpleNamespace(old_size=request.old_size, new_size=cp.size, hashes=list(request.proof),
+                            signed_checkpoint=request.signed_checkpoint)
+    path = _write_evidence(settings, problem, cp.origin, state, request.signed_checkpoint, cp, proof)
+    event(log, "inconsistent log", logging.ERROR, member=settings.member_id, problem=problem, evidence=str(path),
+          via="tlog-witness")
 
 
 class WitnessServer(HTTPServer):
@@ -104,6 +110,11 @@ class WitnessServer(HTTPServer):
             self._catalogue, self._owner = Catalogue(self.settings.catalogue), threading.get_ident()
         return self._catalogue
 
+    def handle_error(self, request, client_address) -> None:
+        # A client that stalled or hung up (the timeout above): one line, not a traceback.
+        event(log, "witness request failed", logging.WARNING, client=str(client_address[0]),
+              problem=repr(sys.exc_info()[1]))
+
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
@@ -113,21 +124,22 @@ class WitnessServer(HTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: WitnessServer
     server_version = "dedup-witness"
+    timeout = REQUEST_TIMEOUT_SECONDS  # a stalled client must not hold the witness
 
     def do_POST(self) -> None:  # noqa: N802 - the http.server name
         if self.path != self.server.path_served:
-            return self._send(404, "text/plain; charset=utf-8", b"not found: this witness serves add-checkpoint\n")
+            return self._send(404, TEXT, b"not found: this witness serves add-checkpoint\n")
         try:
             length = int(self.headers.get("Content-Length", ""))
         except ValueError:
-            return self._send(411, "text/plain; charset=utf-8", b"a Content-Length is required\n")
+            return self._send(411, TEXT, b"a Content-Length is required\n")
         if not 0 <= length <= MAX_BODY_BYTES:
-            return self._send(400, "text/plain; charset=utf-8", f"request body over {MAX_BODY_BYTES} bytes\n".encode())
+            return self._send(400, TEXT, f"request body over {MAX_BODY_BYTES} bytes\n".encode())
         body = self.rfile.read(length)
         self._send(*add_checkpoint(self.server.settings, self.server.catalogue, self.server.signer, body))
 
     def do_GET(self) -> None:  # noqa: N802
-        self._send(405, "text/plain; charset=utf-8", b"add-checkpoint takes POST\n")
+        self._send(405, TEXT, b"add-checkpoint takes POST\n")
 
     def _send(self, status: int, content_type: str, body: bytes) -> None:
         self.send_response(status)

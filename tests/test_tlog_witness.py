@@ -31,7 +31,7 @@ from dedup.v1 import log_pb2
 
 from conftest import ORIGIN, asset, fingerprint
 from test_intake import A, B, batch, submit
-from test_witness import cosigner, dedup, latest, node, node_config, restart
+from test_witness import cosigner, dedup, latest, node, node_config, restart, size_of
 
 # --- a reference witness, from the spec text ---------------------------------------------------
 
@@ -321,18 +321,51 @@ def test_a_node_serves_add_checkpoint_as_the_spec_says(consortium, node_witness)
 
 def test_two_requests_at_once_never_roll_the_record_back(consortium, node_witness):
     server, settings, cat = node_witness
-    grow(consortium, B, 1)
-    note = _log_only(latest(consortium, B))
-    results = []
-    threads = [threading.Thread(target=lambda: results.append(_post(server.url, _request(0, [], note))[0]))
-               for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    # A second server on the same catalogue (its own SQLite connection, as a second process would
+    # have): only the catalogue's transaction orders the two.
+    other = WitnessServer("127.0.0.1:0", settings)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    try:
+        grow(consortium, B, 1)
+        note = _log_only(latest(consortium, B))
+        results = []
+        barrier = threading.Barrier(8)
+
+        def post(url):
+            barrier.wait()
+            results.append(_post(url, _request(0, [], note))[0])
+
+        threads = [threading.Thread(target=post, args=(url,)) for url in [server.url, other.url] * 4]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        other.shutdown()
+        other.server_close()
     # Each request compares with the record and advances it in one transaction: the first from 0
     # wins; the same checkpoint again from 0 is a stale old size.
-    assert sorted(results) == [200, 409, 409, 409]
+    assert sorted(results) == [200] + [409] * 7
+    assert cat.witness_state(ORIGIN)[0] == size_of(note)
+
+
+def test_the_pull_witness_never_rolls_back_what_the_served_one_recorded(consortium, node_witness):
+    from dedup.node.catalogue import WitnessRecordMoved
+
+    server, settings, cat = node_witness
+    grow(consortium, B, 1)
+    first = _log_only(latest(consortium, B))
+    assert _post(server.url, _request(0, [], first))[0] == 200
+    recorded = cat.witness_state(ORIGIN)
+    # A pull that checked its checkpoint against no record (before the served request) must not
+    # save it over the served one.
+    with pytest.raises(WitnessRecordMoved):
+        cat.save_witness(ORIGIN, 1, b"\x00" * 32, first, [], expected=None)
+    assert cat.witness_state(ORIGIN) == recorded
+    # A pull that reaches the same checkpoint the served one recorded saves it (nothing changes).
+    cat.save_witness(ORIGIN, recorded[0], recorded[1], recorded[2], [], expected=None)
+    grow(consortium, B, 1, start=2)
+    assert witness(settings, cat).previous_size == recorded[0]
 
 
 def test_the_coordinator_pushes_to_a_member_serving_witness_serve(consortium, tmp_path):
@@ -370,3 +403,146 @@ def _config(consortium):
     from test_witness import coordinator_config
 
     return coordinator_config(consortium)
+
+
+# --- the reference witness against the log's own proofs -------------------------------------------
+
+
+def test_the_reference_witness_accepts_the_logs_proofs_and_refuses_a_bad_one(consortium, reference):
+    """The coordinator's proofs, checked by a verifier written from RFC 9162 alone; a flipped
+    hash is a 422, a stale old size a 409 that names the witness's size."""
+    ref, url = reference
+    grow(consortium, A, 1)
+    first = _log_only(latest(consortium, B))
+    size1 = size_of(first)
+    assert _post(url, _request(0, [], first))[0] == 200
+    grow(consortium, B, 3)
+    second = _log_only(latest(consortium, B))
+    size2 = size_of(second)
+    proof = list(consortium.log(B).GetConsistencyProof(
+        log_pb2.GetConsistencyProofRequest(old_size=size1, new_size=size2), timeout=5).hashes)
+    for i in range(len(proof)):
+        bad = list(proof)
+        bad[i] = bytes([bad[i][0] ^ 0x80]) + bad[i][1:]
+        assert _post(url, _request(size1, bad, second))[0] == 422, i
+    assert _post(url, _request(size1, proof[:-1], second))[0] == 422
+    assert _post(url, _request(0, [], second)) == (409, "text/x.tlog.size", f"{size1}\n".encode())
+    status, _, body = _post(url, _request(size1, proof, second))
+    assert status == 200 and cosignatures(second + body.decode(), [CosignatureVerifier.from_string(ref.vkey())])
+    assert ref.size == size2
+
+
+def test_a_refused_witness_is_asked_again_only_after_a_wait(consortium, reference):
+    ref, url = reference
+    ref.hostile = True
+    client = with_witnesses(consortium, (url, ref.vkey()))
+    now = [1000.0]
+    client.clock = lambda: now[0]
+    client.interval = 5.0
+    grow(consortium, A, 1)
+    assert client.send_all() == {ref.name: "HTTP 422: no"}
+    # Not asked again at once: the wait doubles with each failure in a row.
+    assert client.send_all() == {ref.name: "backing off for 5 s after 1 failure"}
+    now[0] += 5
+    assert client.send_all() == {ref.name: "HTTP 422: no"}
+    now[0] += 5
+    assert client.send_all() == {ref.name: "backing off for 5 s after 2 failures"}
+    assert ref.requests == [422, 422]
+    # Once it cosigns, the count starts again.
+    ref.hostile = False
+    now[0] += 5
+    assert client.send_all() == {ref.name: "cosigned"}
+    grow(consortium, B, 1)
+    assert client.send_all() == {ref.name: "cosigned"} and ref.requests == [422, 422, 200, 200]
+
+
+def test_a_cosignature_whose_answer_was_lost_is_asked_for_again(consortium, reference):
+    """The witness recorded the checkpoint but the coordinator never stored its cosignature (the
+    answer was lost): its 409 names this very size, and the same checkpoint is sent from there."""
+    ref, url = reference
+    grow(consortium, A, 1)
+    note = _log_only(latest(consortium, B))
+    assert _post(url, _request(0, [], note))[0] == 200  # someone else's request: nothing stored here
+    assert consortium.query("SELECT COUNT(*) FROM cosignatures") == [(0,)]
+    client = with_witnesses(consortium, (url, ref.vkey()))
+    assert client.send_all() == {ref.name: "cosigned"}
+    assert ref.requests == [200, 409, 200]
+    by_ref = [CosignatureVerifier.from_string(ref.vkey())]
+    assert [c.name for c in cosignatures(latest(consortium), by_ref)] == [ref.name]
+    # Stored already: after a restart the 409 alone settles it.
+    client = with_witnesses(consortium, (url, ref.vkey()))
+    assert client.send_all() == {ref.name: "current"} and ref.requests == [200, 409, 200, 409]
+
+
+def test_a_node_refuses_what_is_not_a_checkpoint_and_a_proof_between_equal_sizes(consortium, node_witness):
+    server, settings, cat = node_witness
+    url = server.url
+    assert _post(url, b"old 0\n\nnot a signed note\n")[0] == 400
+    assert _post(url, b"old 0\nAAAA\n\n" + _log_only(latest(consortium)).encode())[0] == 400  # not 32 bytes
+    assert _post(url, b"old 0\n" + b"".join(base64.b64encode(b"\x00" * 32) + b"\n" for _ in range(64)) + b"\n"
+                 + _log_only(latest(consortium)).encode())[0] == 400  # more than 63 proof lines
+    note = _log_only(latest(consortium))
+    assert _post(url, _request(0, [b"\x00" * 32], note))[0] == 400  # a proof from 0
+    assert _post(url, _request(0, [], note))[0] == 200
+    size = size_of(note)
+    assert _post(url, _request(size, [], note))[0] == 200  # the same checkpoint: cosigned again
+    status, _, body = _post(url, _request(size, [b"\x00" * 32], note))
+    assert status == 422 and b"must be empty" in body
+    assert not (settings.catalogue.parent / "evidence").exists()  # a bad request, not a second history
+    assert cat.witness_state(ORIGIN)[0] == size
+
+
+def test_a_busy_catalogue_is_a_503_and_nothing_is_recorded(consortium, node_witness):
+    import sqlite3
+
+    server, settings, cat = node_witness
+    note = _log_only(latest(consortium))
+    holder = sqlite3.connect(settings.catalogue, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # a push holding the catalogue
+    try:
+        status, _, body = _post(server.url, _request(0, [], note))
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert status == 503 and b"send again later" in body
+    assert cat.witness_state(ORIGIN) is None
+    assert _post(server.url, _request(0, [], note))[0] == 200
+
+
+# --- end to end: the coordinator's own thread, a member's witness-serve, the auditor ------------
+
+
+def test_the_coordinator_thread_gets_a_members_cosignature_that_the_auditor_counts(consortium, tmp_path):
+    cfg = node_config(consortium, A, tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "dedup.cli.main", "node", "witness-serve", "--config", str(cfg),
+                             "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = proc.stdout.readline().split()[3]
+        me = cosigner(consortium, A)
+        from dedup.coordinator.settings import WitnessSettings
+
+        restart(consortium, witnesses=[WitnessSettings(url=url, key=me.to_string())], witness_interval_seconds=0.2)
+        thread = consortium.server.witnesses._thread
+        assert thread.is_alive()
+        for n in range(1, 3):
+            grow(consortium, B, 1, start=n)
+            size = size_of(latest(consortium))
+            deadline = time.monotonic() + 20
+            while not cosignatures(latest(consortium), [me]) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            note = latest(consortium)
+            assert size_of(note) == size and [c.name for c in cosignatures(note, [me])] == [A], note
+
+        out = consortium.root / "export"
+        assert dedup("coordinator", "export-log", "--config", _config(consortium), out).returncode == 0
+        (consortium.root / "log.pub").write_text(consortium.log_signer.verifier().to_string() + "\n")
+        v = dedup("audit", "verify", out, "--key", consortium.root / "log.pub", "--witness", me.to_string(),
+                  "--quorum", "1", "--json")
+        assert v.returncode == 0, v.stdout + v.stderr
+        assert json.loads(v.stdout)["ok"] is True
+        # Stopping the coordinator stops its witness thread.
+        consortium.stop()
+        assert not thread.is_alive()
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
