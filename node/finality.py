@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from dedup.checkpoint import Checkpoint, CheckpointError
-from dedup.merkle import ProofError, leaf_hash, verify_consistency
+from dedup.merkle import leaf_hash
 from dedup.note import NoteError, NoteVerifier, open_note
 from dedup.proofbundle import Bundle, BundleError
 from dedup.quorum import count, parse_witness
@@ -26,7 +26,7 @@ from dedup.v1 import log_pb2, log_pb2_grpc
 from .catalogue import Catalogue
 from .client import channel
 from .settings import NodeSettings
-from .witness import WitnessError, _inconsistent, trusted_keys
+from .witness import WitnessError, check_extends, trusted_keys
 
 #: Seconds between looks while waiting for cosignatures.
 POLL_SECONDS = 1.0
@@ -82,7 +82,7 @@ def await_quorum(settings: NodeSettings, catalogue: Catalogue, *, wait: float | 
                     result.size, result.cosigned_by = cp.size, list(q.cosigned_by)
                 if q.reached:
                     if state is not None:
-                        _extends(stub, settings, origin, state, note, cp, timeout)
+                        check_extends(settings, stub, origin, state, note, cp, timeout)  # or evidence, exit 4
                     catalogue.save_final(origin, cp.size, cp.root_hash, note)
                     result.size, result.cosigned_by, result.final = cp.size, list(q.cosigned_by), True
                     break
@@ -102,23 +102,6 @@ def _checked(note: str, origin: str, keys: list[NoteVerifier]) -> Checkpoint | N
     except (NoteError, CheckpointError):
         return None
     return cp if cp.origin == origin else None
-
-
-def _extends(stub, settings, origin, state, note, cp, timeout) -> None:
-    """A final checkpoint must extend the one this node verified itself; if not, the log showed
-    two histories: evidence, and stop (as the witness does)."""
-    if cp.size == state[0]:
-        if cp.root_hash != state[1]:
-            _inconsistent(settings, f"two checkpoints of size {cp.size} with different roots", origin, state, note,
-                          cp, None)
-        return
-    proof = stub.GetConsistencyProof(log_pb2.GetConsistencyProofRequest(old_size=state[0], new_size=cp.size),
-                                     timeout=timeout)
-    try:
-        verify_consistency(state[0], cp.size, list(proof.hashes), state[1], cp.root_hash)
-    except ProofError as exc:
-        _inconsistent(settings, f"the consistency proof from size {state[0]} to {cp.size} fails: {exc}", origin,
-                      state, note, cp, proof)
 
 
 def anchor_proofs(settings: NodeSettings, catalogue: Catalogue, rows: list[dict]) -> None:

@@ -232,29 +232,33 @@ def _check_latest(settings: NodeSettings, catalogue: Catalogue, stub, origin: st
     except NoteError as exc:
         raise WitnessError(f"the checkpoint's log signature does not verify: {exc}") from exc
 
-    proof_resp = None
-    if state is None:
-        how = "first checkpoint seen"
-    elif cp.size < state[0]:
+    how = ("first checkpoint seen" if state is None
+           else check_extends(settings, stub, origin, state, note, cp, timeout))
+    return note, cp, state, rotations, how
+
+
+def check_extends(settings: NodeSettings, stub, origin: str, state: tuple[int, bytes, str], note: str,
+                  cp: Checkpoint, timeout: float) -> str:
+    """How ``cp`` extends the checkpoint this node verified (``state``), in words; if it does
+    not, the log showed two histories: evidence is written and Inconsistent raised."""
+    if cp.size < state[0]:
         _inconsistent(settings, f"the coordinator shows a checkpoint of size {cp.size}, smaller than size "
                                 f"{state[0]} this node verified", origin, state, note, cp, None)
-    elif cp.size == state[0]:
+    if cp.size == state[0]:
         if cp.root_hash != state[1]:
             _inconsistent(settings, f"two checkpoints of size {cp.size} with different roots", origin, state,
                           note, cp, None)
-        how = "same checkpoint as last time"
-    elif state[0] == 0:
-        how = "first entries (nothing to prove from the empty tree)"
-    else:
-        proof_resp = stub.GetConsistencyProof(
-            log_pb2.GetConsistencyProofRequest(old_size=state[0], new_size=cp.size), timeout=timeout)
-        try:
-            verify_consistency(state[0], cp.size, list(proof_resp.hashes), state[1], cp.root_hash)
-        except ProofError as exc:
-            _inconsistent(settings, f"the consistency proof from size {state[0]} to {cp.size} fails: {exc}",
-                          origin, state, note, cp, proof_resp)
-        how = f"consistent with size {state[0]} ({len(proof_resp.hashes)} proof hashes)"
-    return note, cp, state, rotations, how
+        return "same checkpoint as last time"
+    if state[0] == 0:
+        return "first entries (nothing to prove from the empty tree)"
+    proof = stub.GetConsistencyProof(log_pb2.GetConsistencyProofRequest(old_size=state[0], new_size=cp.size),
+                                     timeout=timeout)
+    try:
+        verify_consistency(state[0], cp.size, list(proof.hashes), state[1], cp.root_hash)
+    except ProofError as exc:
+        _inconsistent(settings, f"the consistency proof from size {state[0]} to {cp.size} fails: {exc}", origin,
+                      state, note, cp, proof)
+    return f"consistent with size {state[0]} ({len(proof.hashes)} proof hashes)"
 
 
 def _inconsistent(settings, problem, origin, state, note, cp, proof) -> None:
