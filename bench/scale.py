@@ -5,8 +5,10 @@ One fresh process per N (so its peak RSS is this N's alone) builds a coordinator
 submits pre-signed batches of 1,000 assets from 4 members in turn through
 ``Coordinator.submit_batch`` — signature checks, validation, storage, candidate search,
 the matching rule, clustering, proposals and the log all run; only gRPC is left out (its
-throughput is measured by ``bench.intake``). Then it closes the store and builds a new
-coordinator on it, timing the rebuild of the index from storage.
+throughput is measured by ``bench.intake``). Then it restarts as the server does: saves the
+candidate index (``Coordinator.save_index``), closes the store and builds a new coordinator on
+it, timing the start-up from the saved index; then, with the saved file removed (as after a
+crash), once more, timing the rebuild of the index from every stored record.
 
 Assets: real fingerprint records from the accuracy corpus (read with the node's own
 ``read_image``): each picture's master and 1-3 of its variants, held by different members,
@@ -239,6 +241,10 @@ def _one(n: int) -> dict:
     hashes = sum(len(getattr(core.matcher.index, name)) for name in ("upright", "turned", "low", "points"))
     peak_intake = _rss_mib()
     search = _search_split(core.matcher.index)  # no reference to the index may outlive `del core`
+    # A restart as the server makes one: the index saved on the way down, read on the way up.
+    t0 = time.monotonic()
+    saved_bytes = core.save_index()
+    save = time.monotonic() - t0
     core.store.close()
     del core
     t0 = time.monotonic()
@@ -246,10 +252,19 @@ def _one(n: int) -> dict:
     restart = time.monotonic() - t0
     assert len(core.matcher.index) == counts["assets"], "restart lost assets"
     core.store.close()
+    del core
+    # And after a crash (no saved index that stands for the store): rebuilt from every record.
+    settings.snapshot_path().unlink()
+    t0 = time.monotonic()
+    core = build_core(settings)
+    rebuild = time.monotonic() - t0
+    assert len(core.matcher.index) == counts["assets"], "rebuild lost assets"
+    core.store.close()
     return {
         "n": n, "assets": counts["assets"], "matches": counts.get("matches"), "clusters": counts.get("clusters"),
         "hash_values_indexed": hashes, "batches": batches_sent, "intake_seconds": round(intake, 1), "assets_per_second": round(n / intake, 1),
-        "restart_seconds": round(restart, 1), "index_mib": round(index_mib, 1), "candidate_search": search,
+        "restart_seconds": round(restart, 1), "rebuild_seconds": round(rebuild, 1), "save_seconds": round(save, 1),
+        "saved_index_mib": round(saved_bytes / 2**20, 1), "index_mib": round(index_mib, 1), "candidate_search": search,
         "peak_rss_mib_before_intake": round(rss_before, 1), "peak_rss_mib_intake": round(peak_intake, 1),
         "peak_rss_mib": round(max(peak_intake, _rss_mib()), 1),
         "database_mib": round((work / "coordinator.sqlite").stat().st_size / 2**20, 1), "workdir": str(work),

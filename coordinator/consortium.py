@@ -8,6 +8,7 @@ same order (the store has one writer anyway).
 from __future__ import annotations
 
 import functools
+import logging
 import sys
 import time
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ import grpc
 
 from dedup.candidates import PARTS, WHOLE, CandidateIndex
 from dedup.fingerprint.wire import Hashes
+from dedup.jsonlog import event
 from dedup.matching import Rule, compared_hashes
 from dedup.note import NoteVerifier
 from dedup.policy import KEYS, POLICY_VERSION, Candidate as PolicyCandidate, choose_master, derived_copies
@@ -25,6 +27,7 @@ from dedup.v1 import asset_pb2, intake_pb2, lookup_pb2, negotiation_pb2, stateme
 from dedup.visibility import entry_readers
 from dedup.wire_rules import is_asset_id
 
+from . import snapshot
 from .fairlock import FairLock
 from .log import LogTransaction, TransparencyLog
 from .matcher import BatchVersions, Candidate, Key, Matcher, new_cluster_id
@@ -44,6 +47,8 @@ _ANCHORS = 4
 #: Assets searched at a time: a batch's search holds one slice's candidates before the bound
 #: on the whole batch's is checked again.
 _SEARCH_SLICE = 100
+
+log = logging.getLogger("dedup.coordinator")
 
 #: Records parsed at a time when the index is rebuilt on start-up (parsed records are large;
 #: the index keeps only their hashes).
@@ -110,9 +115,25 @@ class Coordinator:
 
     # --- start-up ----------------------------------------------------------------------
 
+    def _new_matcher(self) -> Matcher:
+        return Matcher(self.settings.match.rule(), self._record, candidates=self._candidates,
+                       priority=lambda m: self.members[m].settings.custodial_priority if m in self.members else 0)
+
     def _load_matcher(self) -> Matcher:
-        matcher = Matcher(self.settings.match.rule(), self._record, candidates=self._candidates,
-                          priority=lambda m: self.members[m].settings.custodial_priority if m in self.members else 0)
+        """The matcher for what the store holds: from the saved index when it stands for the
+        store (``coordinator.snapshot``), else rebuilt from every stored record."""
+        path = self.settings.snapshot_path()
+        if path is not None and path.exists():
+            started = time.perf_counter()
+            try:
+                matcher = self._matcher_from_snapshot(path)
+            except snapshot.SnapshotUnusable as exc:
+                event(log, "index_snapshot_unused", path=str(path), reason=str(exc))
+            else:
+                event(log, "index_snapshot_loaded", path=str(path), assets=len(matcher.index),
+                      seconds=round(time.perf_counter() - started, 3))
+                return matcher
+        matcher = self._new_matcher()
         items = []
         for member_id, asset_id, record, cid, version in self.store.assets():
             member_id = sys.intern(member_id)  # one string per member, not one per asset
@@ -128,6 +149,49 @@ class Coordinator:
                 items = []
         matcher.add_many(items, remember=False)
         return matcher
+
+    def _matcher_from_snapshot(self, path) -> Matcher:
+        header = snapshot.read_header(path)
+        if header.log_size != self.log.size or header.log_root != self.log.tree.root().hex():
+            raise snapshot.SnapshotUnusable(f"it was saved at log size {header.log_size}; the log has "
+                                            f"{self.log.size} entries now (or another history)")
+        rule = self.settings.match.rule()
+        if header.rule != snapshot.rule_fields(rule):
+            raise snapshot.SnapshotUnusable("it was saved under another matching rule")
+        matcher = self._new_matcher()
+        if not hasattr(matcher.index, "load"):
+            raise snapshot.SnapshotUnusable("this candidate search cannot be loaded")
+        indexed: set[Key] = set()
+        for member_id, asset_id, cid, version in self.store.asset_keys():
+            member_id = sys.intern(member_id)
+            key = (member_id, asset_id)
+            if cid is not None:
+                matcher.assign(key, cid)
+            if version is not None:
+                matcher.follow(key, (member_id, version))
+            else:
+                indexed.add(key)
+        keys, values = snapshot.load(path, matcher.index.searches)
+        if len(keys) != len(indexed) or indexed.difference(keys):
+            raise snapshot.SnapshotUnusable("its assets are not the ones the store holds")
+        try:
+            matcher.index.load(keys, values)
+        except ValueError as exc:
+            raise snapshot.SnapshotUnusable(f"it is damaged: {exc}") from exc
+        return matcher
+
+    def save_index(self) -> int | None:
+        """Save the candidate index for the next start-up (when a file is configured);
+        returns the file's size in bytes, or None when nothing was saved."""
+        path = self.settings.snapshot_path()
+        index = self.matcher.index
+        if path is None or self._matcher_stale or not hasattr(index, "state"):
+            return None
+        with self.lock:
+            keys, values = index.state()
+            header = snapshot.Header(self.log.size, self.log.tree.root().hex(),
+                                     snapshot.rule_fields(self.matcher.rule), len(keys))
+            return snapshot.save(path, header, keys, values)
 
     def _record(self, key: Key) -> asset_pb2.Asset | None:
         blob = self.store.asset(*key)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent import futures
 from dataclasses import dataclass
 from typing import Callable
@@ -66,7 +67,21 @@ class RunningServer:
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
             self._metrics_server.server_close()
+        self.save_index()
         self.core.store.close()
+
+    def save_index(self) -> None:
+        """Save the index for the next start (no intake runs now); a failure costs only the
+        next start-up's time (it rebuilds), so it is logged, not raised."""
+        started = time.perf_counter()
+        try:
+            size = self.core.save_index()
+        except Exception as exc:  # noqa: BLE001 - a full disk must not stop the shutdown
+            event(log, "index_snapshot_failed", logging.ERROR, error=str(exc))
+            return
+        if size is not None:
+            event(log, "index_snapshot_saved", path=str(self.core.settings.snapshot_path()), bytes=size,
+                  seconds=round(time.perf_counter() - started, 3))
 
 
 class DeadlineTimer:

@@ -152,6 +152,11 @@ class CoordinatorSettings(_Model):
     log_key: Path = Field(description="file holding the log's C2SP signer key (PRIVATE+KEY+...)")
     log_origin: str = Field(description="checkpoint origin line, e.g. 'records.example.hk/dedup-log'")
     tls: TlsFiles
+    index_snapshot: Path | None = Field(None, description="file the candidate index is saved to when the coordinator "
+                                        "stops and read from when it starts, so a restart need not re-parse every "
+                                        "record; used only while the log has not changed since (else the index is "
+                                        "rebuilt from the store). Unset: beside a SQLite database (<database>.index), "
+                                        "none with PostgreSQL")
     metrics_listen: str | None = Field(None, description="host:port to serve Prometheus metrics on (/metrics); "
                                                          "off when unset")
     health_listen: str | None = Field(None, description="host:port to serve gRPC health checking on without TLS "
@@ -195,10 +200,21 @@ class CoordinatorSettings(_Model):
     def _paths(cls, v: Path, info: ValidationInfo) -> Path:
         return resolve_path(v, info)
 
+    @field_validator("index_snapshot")
+    @classmethod
+    def _snapshot_path(cls, v: Path | None, info: ValidationInfo) -> Path | None:
+        return None if v is None else resolve_path(v, info)
+
     @field_validator("database")
     @classmethod
     def _database(cls, v: str, info: ValidationInfo) -> str:
         return v if is_url(v) else str(resolve_path(Path(v), info))
+
+    def snapshot_path(self) -> Path | None:
+        """Where the candidate index is saved (``index_snapshot``, or its default)."""
+        if self.index_snapshot is not None:
+            return self.index_snapshot
+        return None if is_url(self.database) else Path(self.database + ".index")
 
     @model_validator(mode="after")
     def _witness_names(self) -> "CoordinatorSettings":

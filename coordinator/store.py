@@ -357,6 +357,14 @@ class Store:
                 " ORDER BY a.member_id, a.asset_id"):
             yield member_id, asset_id, bytes(record), cluster, version
 
+    def asset_keys(self) -> Iterator[tuple[str, str, str | None, str | None]]:
+        """As ``assets`` without the records: what a restart from a saved index reads."""
+        yield from self._db.stream(
+            "SELECT a.member_id, a.asset_id, c.cluster_id, f.version_id FROM assets a"
+            " LEFT JOIN clusters c ON c.member_id = a.member_id AND c.asset_id = a.asset_id"
+            " LEFT JOIN followers f ON f.member_id = a.member_id AND f.asset_id = a.asset_id"
+            " ORDER BY a.member_id, a.asset_id")
+
     def asset(self, member_id: str, asset_id: str) -> bytes | None:
         row = self._db.execute("SELECT record FROM assets WHERE member_id=? AND asset_id=?", (member_id, asset_id)).fetchone()
         return row[0] if row else None

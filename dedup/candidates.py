@@ -78,6 +78,11 @@ class CandidateIndex:
     def __len__(self) -> int:
         return len(self._number)
 
+    @property
+    def searches(self) -> tuple[str, ...]:
+        """The names of its indexes, as ``state`` and ``load`` give and take them."""
+        return self._names
+
     def __contains__(self, key: Hashable) -> bool:
         return key in self._number
 
@@ -130,6 +135,46 @@ class CandidateIndex:
             start = index.add_many(values[name]) if values[name] else len(index)
             firsts = start + np.concatenate(([0], np.cumsum(counts[col])[:-1]))
             self._first[col, first_number:len(self._keys)] = firsts
+
+    def state(self) -> tuple[list[Hashable], dict[str, tuple[np.ndarray, np.ndarray]]]:
+        """The index's content, to be saved and given to ``load`` on a restart: the keys held,
+        in the order they were added, and for each search the values of their rows (an
+        ``(rows, words)`` uint64 array) with each key's number of rows. Removed keys and their
+        rows are left out; the chunk tables are not kept (``load`` builds them in one go, as a
+        rebuild from the store would)."""
+        live = np.array([n for n, k in enumerate(self._keys) if k is not None], dtype=np.int64)
+        keys = [self._keys[n] for n in live.tolist()]
+        out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        total = len(self._keys)
+        for col, name in enumerate(self._names):
+            index: HammingIndex = getattr(self, name)
+            firsts = self._first[col, :total]
+            stops = np.append(firsts[1:], len(index))
+            starts, counts = firsts[live], (stops - firsts)[live]
+            rows = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()), dtype=np.int64)
+            out[name] = (index.values(rows), counts)
+        return keys, out
+
+    def load(self, keys: Sequence[Hashable], values: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+        """Fill an empty index from ``state()``'s output: the same answers as adding the same
+        records in the same order, without parsing them."""
+        if self._keys:
+            raise ValueError("load() fills an empty index")
+        if len(set(keys)) != len(keys):
+            raise ValueError("a key is given twice")
+        n = len(keys)
+        for name in self._names:
+            vals, counts = values[name]
+            if counts.shape != (n,) or int(counts.sum()) != vals.shape[0] or (counts < 0).any():
+                raise ValueError(f"{name}: row counts do not match the keys and values")
+        self._keys = list(keys)
+        self._number = {k: i for i, k in enumerate(self._keys)}
+        self._reserve(n)
+        for col, name in enumerate(self._names):
+            vals, counts = values[name]
+            index: HammingIndex = getattr(self, name)
+            start = index.add_many(vals) if vals.shape[0] else len(index)
+            self._first[col, :n] = start + np.concatenate(([0], np.cumsum(counts)[:-1])) if n else 0
 
     def _reserve(self, n: int) -> None:
         """Room in ``_first`` for ``n`` assets. Each index's column of first rows is copied

@@ -158,6 +158,13 @@ class HammingIndex:
             self._seal()
         return first
 
+    def values(self, rows: np.ndarray) -> np.ndarray:
+        """The fingerprints of ``rows``, as an ``(n, words)`` uint64 array (a copy)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if rows.size and (rows.min() < 0 or rows.max() >= self._n):
+            raise IndexError("row out of range")
+        return self._data[rows]
+
     def remove(self, row: int) -> None:
         """Withdraw a row; it is never returned again (row numbers stay stable)."""
         if not 0 <= row < self._n:

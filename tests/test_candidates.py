@@ -182,3 +182,57 @@ def test_one_at_a_time_past_five_default_growth_steps_equals_brute_force_and_a_b
     bulk = CandidateIndex()
     bulk.add_many(sorted(live.items()))
     assert index.candidates_many(queries) == bulk.candidates_many(queries)
+
+
+# -- saved and loaded: a restart from the index's own state ----------------------------------
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), tail=st.integers(1, 9), remove_rate=st.floats(0.0, 0.4))
+def test_state_loaded_into_a_new_index_answers_as_brute_force_and_keeps_growing(seed: int, tail: int,
+                                                                              remove_rate: float) -> None:
+    rng = random.Random(seed)
+    pool = _records(seed, 80)
+    index = CandidateIndex(capacity=1, tail=tail)
+    live: dict[str, asset_pb2.Asset] = {}
+    for n, a in enumerate(pool[:60]):
+        key = rng.choice(sorted(live)) if live and rng.random() < 0.1 else f"k{n}"
+        index.add_many([(key, a)])
+        live[key] = a
+        if live and rng.random() < remove_rate:
+            gone = rng.choice(sorted(live))
+            index.remove(gone)
+            del live[gone]
+    keys, values = index.state()
+    assert sorted(keys) == sorted(live)
+    loaded = CandidateIndex(capacity=1, tail=tail)
+    loaded.load(keys, values)
+    assert len(loaded) == len(live)
+    _check(loaded, live, pool)
+    # The loaded index goes on growing and losing assets like any other.
+    for n, a in enumerate(pool[60:]):
+        loaded.add_many([(f"n{n}", a)])
+        live[f"n{n}"] = a
+    for gone in rng.sample(sorted(live), len(live) // 4):
+        loaded.remove(gone)
+        del live[gone]
+    _check(loaded, live, pool)
+
+
+def test_load_refuses_a_filled_index_and_counts_that_do_not_add_up() -> None:
+    import numpy as np
+    import pytest
+
+    pool = _records(3, 10)
+    index = CandidateIndex()
+    index.add_many([(a.asset_id, a) for a in pool])
+    keys, values = index.state()
+    with pytest.raises(ValueError, match="empty index"):
+        index.load(keys, values)
+    name = "points"
+    vals, counts = values[name]
+    broken = dict(values)
+    broken[name] = (vals, counts + np.eye(1, len(counts), dtype=counts.dtype)[0])
+    with pytest.raises(ValueError, match="row counts"):
+        CandidateIndex().load(keys, broken)
+    with pytest.raises(ValueError, match="twice"):
+        CandidateIndex().load(keys[:1] * 2, values)
