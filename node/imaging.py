@@ -13,9 +13,13 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import os
+import stat
 import struct
 import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -128,7 +132,17 @@ IN_MEMORY_BYTES = 64 << 20
 def read_stream(handle: BinaryIO, *, max_pixels: int | None = None) -> ImageFacts:
     """As read_image, from an open binary stream (a file, or an object store's body)."""
     _register_optional_plugins()
-    data = handle.read(IN_MEMORY_BYTES + 1)
+    size = _remaining(handle)
+    if size is not None and size > _RAW_MIN_BYTES:
+        # An uncompressed TIFF is streamed once from the file: each band of rows is read into
+        # one small buffer, hashed for the file's SHA-256 and the pixel digest, and reduced.
+        facts = _read_raw_tiff(handle, size, max_pixels)
+        if facts is not None:
+            return facts
+    # Read exactly what there is: a larger request would allocate (and fault in) its size.
+    data = handle.read(IN_MEMORY_BYTES + 1 if size is None or size > IN_MEMORY_BYTES else size + 1)
+    if size is not None and size < len(data) <= IN_MEMORY_BYTES:
+        data += handle.read(IN_MEMORY_BYTES + 1 - len(data))  # the file grew since its size was taken
     if len(data) <= IN_MEMORY_BYTES:
         if not data:
             raise ImageError("empty file (0 bytes)")
@@ -144,6 +158,135 @@ def read_stream(handle: BinaryIO, *, max_pixels: int | None = None) -> ImageFact
     image = _decode(handle, head, max_pixels)
     with image:
         return _describe(image, handle, head, sha256, size)
+
+
+def _remaining(handle: BinaryIO) -> int | None:
+    """Bytes from the position to the end of a regular file, None for anything else."""
+    try:
+        st = os.fstat(handle.fileno())
+        return max(0, st.st_size - handle.tell()) if stat.S_ISREG(st.st_mode) and handle.seekable() else None
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return None
+
+
+#: Regular files from this size on are tried on the streamed path for uncompressed TIFFs.
+_RAW_MIN_BYTES = 1 << 20
+#: File bytes per band on that path: small enough for each band to stay in the CPU cache
+#: while it is hashed twice and reduced.
+_RAW_BAND_BYTES = 1 << 20
+#: (mode, Pillow's raw mode) of the uncompressed layouts streamed: bytes per pixel in the file.
+#: 16-bit RGB decodes to 8-bit RGB (the high byte of each sample).
+_RAW_LAYOUTS = {("L", "L"): 1, ("RGB", "RGB"): 3, ("RGBA", "RGBA"): 4, ("RGB", "RGB;16L"): 6, ("RGB", "RGB;16B"): 6}
+
+
+def _read_raw_tiff(handle: BinaryIO, size: int, max_pixels: int | None) -> ImageFacts | None:
+    """The facts of an uncompressed, chunky, upright TIFF whose rows lie in one run of the
+    file, read in one pass without decoding the whole image; None for anything else (the
+    handle is then back at the start).
+
+    Each band of rows is read once into a small buffer and, while it is in the CPU cache,
+    hashed for the file's SHA-256, hashed for the pixel digest (an 8-bit file's rows are
+    exactly the decoded pixel bytes; for a 16-bit file, the high bytes Pillow decodes to),
+    turned into a Pillow band as Pillow's own decoder does and box-reduced into the working
+    image. The digest, the working image and so the fingerprints are the ones a full decode
+    gives (tests compare the two paths).
+    """
+    if handle.tell() != 0:
+        return None
+    head = handle.read(_HEAD)
+    handle.seek(0)
+    if head[:4] not in (b"II*\0", b"MM\0*"):
+        return None
+    image = _open(handle, head, max_pixels)
+    with image:
+        with _decoding_errors(image):
+            plan = _raw_plan(image, size)
+        if plan is not None:
+            streamed = _stream_raw(handle, image, plan)
+            if streamed is not None:
+                sha256, nbytes, digest, work = streamed
+                return _describe(image, handle, head, sha256, nbytes, (digest, work))
+    handle.seek(0)
+    return None
+
+
+def _raw_plan(image: Image.Image, size: int) -> tuple[int, int, str] | None:
+    """(offset of the first row, bytes per row, Pillow's raw mode) when the first page's
+    rows can be streamed straight from the file, else None."""
+    if image.format != "TIFF" or not image.tile or getattr(image, "_im", None) is not None:
+        return None
+    rawmode = image.tile[0][3][0] if image.tile[0][3] else None
+    per_pixel = _RAW_LAYOUTS.get((image.mode, rawmode))
+    width, height = image.size
+    if per_pixel is None or width == 0 or height == 0:
+        return None
+    row = width * per_pixel
+    first = image.tile[0][2]
+    y = 0
+    for name, (x0, y0, x1, y1), offset, args in image.tile:
+        if (name != "raw" or tuple(args) not in ((rawmode, 0, 1), (rawmode, row, 1))
+                or (x0, x1, y0) != (0, width, y) or y1 <= y0 or offset != first + y0 * row):
+            return None
+        y = y1
+    if y != height or first + height * row > size or _orientation(image) != 1:
+        return None
+    return first, row, rawmode
+
+
+def _stream_raw(handle: BinaryIO, image: Image.Image, plan: tuple[int, int, str]
+                ) -> tuple[bytes, int, bytes, Image.Image] | None:
+    """(file SHA-256, file size, pixel digest, reduced image) in one pass over the file; None
+    when the file turns out shorter than its layout (then the generic path says why)."""
+    first, row, rawmode = plan
+    sixteen = ";16" in rawmode
+    mode = image.mode
+    width, height = image.size
+    factor = _reduce_factor(width, height)
+    rows = max(1, _RAW_BAND_BYTES // row)
+    rows = max(factor, rows - rows % factor)  # whole boxes per band: each band reduces alone
+    work = Image.new(mode, (-(-width // factor), -(-height // factor)))
+    file_digest = hashlib.sha256()
+    pixels = hashlib.sha256(_pixel_header(mode, width, height))
+    handle.seek(0)
+    if _hash_span(handle, first, file_digest) != first:
+        return None
+    buffer = memoryview(bytearray(rows * row))
+    for top in range(0, height, rows):
+        n = min(rows, height - top)
+        band = buffer[:n * row]
+        if _read_into(handle, band) != len(band):
+            return None
+        file_digest.update(band)
+        piece = Image.frombuffer(mode, (width, n), band, "raw", rawmode, 0, 1)
+        if sixteen:
+            _hash_encoded(pixels, piece)  # the 8-bit values, packed as tobytes() would
+        else:
+            pixels.update(band)  # already the decoded pixel bytes
+        work.paste(piece.reduce(factor) if factor > 1 else piece, (0, top // factor))
+    rest = _hash_span(handle, None, file_digest)
+    return file_digest.digest(), first + height * row + rest, pixels.digest(), work
+
+
+def _read_into(handle: BinaryIO, view: memoryview) -> int:
+    done = 0
+    while done < len(view):
+        got = handle.readinto(view[done:])
+        if not got:
+            break
+        done += got
+    return done
+
+
+def _hash_span(handle: BinaryIO, count: int | None, digest: "hashlib._Hash") -> int:
+    """Hash the next ``count`` bytes (None: to the end of the file); how many there were."""
+    done = 0
+    while count is None or done < count:
+        chunk = handle.read(_CHUNK if count is None else min(_CHUNK, count - done))
+        if not chunk:
+            break
+        digest.update(chunk)
+        done += len(chunk)
+    return done
 
 
 def luminance(image: Image.Image) -> np.ndarray:
@@ -223,39 +366,54 @@ def _hash_file(handle: BinaryIO) -> tuple[bytes, int, bytes]:
 
 
 def _decode(handle: BinaryIO, head: bytes, max_pixels: int | None) -> Image.Image:
+    image = _open(handle, head, max_pixels)
+    with _decoding_errors(image):
+        image.load()
+    return image
+
+
+def _open(handle: BinaryIO, head: bytes, max_pixels: int | None) -> Image.Image:
+    """The opened image, its size checked, a JPEG set to decode at reduced size; nothing decoded."""
     limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
-    image: Image.Image | None = None
+    # The warnings filter (in _decoding_errors) turns Pillow's bomb warning into an error;
+    # the explicit size check below does the same job when threads race on it.
+    with _decoding_errors(None):
+        try:
+            image = Image.open(handle)
+        except UnidentifiedImageError as exc:
+            raise ImageError(_unidentified_reason(head)) from exc
+    with _decoding_errors(image):
+        width, height = image.size
+        if limit and width * height > limit:
+            raise ImageError(
+                f"decompression bomb: {width}x{height} = {width * height} pixels "
+                f"exceeds the limit of {limit}"
+            )
+        image.info["dedup_full_size"] = (width, height)
+        if image.format in ("JPEG", "MPO"):
+            # Decode at the smallest DCT scale that still leaves enough pixels.
+            # The short side must stay well above the fingerprints' minimum too, or a
+            # long thin picture would lose its fingerprints.
+            k = max(DRAFT_MIN_SIDE / max(width, height), 2 * dct.MIN_SIDE / max(1, min(width, height)))
+            if k < 0.5:
+                image.draft(image.mode if image.mode in ("L", "RGB") else "RGB",
+                            (math.ceil(width * k), math.ceil(height * k)))
+    return image
+
+
+@contextmanager
+def _decoding_errors(image: Image.Image | None) -> Iterator[None]:
+    """Pillow's many exception types for bad data, as ImageError (the image closed)."""
     try:
-        # The warnings filter turns Pillow's bomb warning into an error; the
-        # explicit size check below does the same job when threads race on it.
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(handle)
-            width, height = image.size
-            if limit and width * height > limit:
-                raise ImageError(
-                    f"decompression bomb: {width}x{height} = {width * height} pixels "
-                    f"exceeds the limit of {limit}"
-                )
-            image.info["dedup_full_size"] = (width, height)
-            if image.format in ("JPEG", "MPO"):
-                # Decode at the smallest DCT scale that still leaves enough pixels.
-                # The short side must stay well above the fingerprints' minimum too, or a
-                # long thin picture would lose its fingerprints.
-                k = max(DRAFT_MIN_SIDE / max(width, height), 2 * dct.MIN_SIDE / max(1, min(width, height)))
-                if k < 0.5:
-                    image.draft(image.mode if image.mode in ("L", "RGB") else "RGB",
-                                (math.ceil(width * k), math.ceil(height * k)))
-            image.load()
-        return image
+            yield
     except ImageError:
         _close(image)
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         _close(image)
         raise ImageError(f"decompression bomb: {exc}") from exc
-    except UnidentifiedImageError as exc:
-        raise ImageError(_unidentified_reason(head)) from exc
     except MemoryError as exc:
         _close(image)
         raise ImageError("not enough memory to decode this image") from exc
@@ -303,7 +461,10 @@ def _page_count(image: Image.Image) -> int:
         raise ImageError(f"corrupt or truncated image file: a later page is unreadable ({exc or type(exc).__name__})") from exc
 
 
-def _describe(image: Image.Image, handle: BinaryIO, head: bytes, sha256: bytes, size: int) -> ImageFacts:
+def _describe(image: Image.Image, handle: BinaryIO, head: bytes, sha256: bytes, size: int,
+              streamed: tuple[bytes, Image.Image] | None = None) -> ImageFacts:
+    """The facts of an opened image: decoded, or with ``streamed`` (pixel digest, reduced
+    image) already taken from the file by _read_raw_tiff."""
     fmt = image.format or "UNKNOWN"
     mode = image.mode
     is_jpeg = fmt in ("JPEG", "MPO")
@@ -316,15 +477,20 @@ def _describe(image: Image.Image, handle: BinaryIO, head: bytes, sha256: bytes, 
     found = rights_of(image)
     full_w, full_h = image.info.get("dedup_full_size", image.size)
     try:
-        # In place: avoids a full-size copy when there is nothing to rotate.
-        ImageOps.exif_transpose(image, in_place=True)
+        # In place: avoids a full-size copy when there is nothing to rotate. (A streamed
+        # image is upright, and this would decode it.)
+        if streamed is None:
+            ImageOps.exif_transpose(image, in_place=True)
     except Exception:  # a garbled orientation tag must not make the pixels unusable
         orientation = 1
     if orientation in (5, 6, 7, 8):
         full_w, full_h = full_h, full_w
-    digest = _jpeg_digest(handle, orientation) if is_jpeg else _pixel_digest(image)
-    # Everything below works on one reduced copy (a no-op for a JPEG decoded at reduced size).
-    work = _reduced(image)
+    if streamed is not None:
+        digest, work = streamed
+    else:
+        digest = _jpeg_digest(handle, orientation) if is_jpeg else _pixel_digest(image)
+        # Everything below works on one reduced copy (a no-op for a JPEG decoded at reduced size).
+        work = _reduced(image)
     stats = _tone(work)
     channels = 1 if mode in _GREY_MODES or stats[3] else 3
     fingerprints: tuple[tuple[str, int, bytes], ...] = ()
@@ -472,26 +638,49 @@ def _pixel_digest(image: Image.Image) -> bytes:
 
     Palette images are expanded to RGB/RGBA (a palette re-ordering is not a
     pixel change) and 16-bit samples are hashed little-endian whatever the file
-    byte order, so only real pixel differences change the digest. Rows are
-    hashed in bands to avoid a second full-size copy of large images.
+    byte order, so only real pixel differences change the digest. The bytes are
+    those of ``tobytes()``, packed by Pillow's raw encoder a block at a time and
+    hashed block by block, so no full-size copy is made.
     """
     im = image
     if im.mode in ("P", "PA"):
         has_alpha = im.mode == "PA" or "transparency" in im.info
         im = im.convert("RGBA" if has_alpha else "RGB")
     sixteen = im.mode.startswith("I;16")
-    mode = "I;16" if sixteen else im.mode
     width, height = im.size
-    header = [_PIXEL_DIGEST_TAG, mode.encode(), str(width).encode(), str(height).encode(), b""]
-    digest = hashlib.sha256(b"\0".join(header))
-    band = max(1, (4 << 20) // max(1, width))
-    for top in range(0, height, band):
-        part = im.crop((0, top, width, min(height, top + band)))
-        if sixteen:
+    digest = hashlib.sha256(_pixel_header("I;16" if sixteen else im.mode, width, height))
+    if sixteen and im.mode not in ("I;16", "I;16L"):
+        band = max(1, (1 << 20) // max(1, width))
+        for top in range(0, height, band):
+            part = im.crop((0, top, width, min(height, top + band)))
             digest.update(np.asarray(part).astype("<u2").tobytes())
-        else:
-            digest.update(part.tobytes())
+        return digest.digest()
+    _hash_encoded(digest, im)
     return digest.digest()
+
+
+def _hash_encoded(digest: "hashlib._Hash", im: Image.Image) -> None:
+    """Hash ``im.tobytes()`` without making it: Pillow's raw encoder packs a block at a time."""
+    im.load()
+    width, height = im.size
+    if not width or not height:
+        return
+    encoder = Image._getencoder(im.mode, "raw", im.mode)
+    try:
+        encoder.setimage(im.im, (0, 0, width, height))
+        while True:
+            _, status, chunk = encoder.encode(max(1 << 16, 4 * width))
+            digest.update(chunk)
+            if status:
+                break
+        if status < 0:
+            raise ImageError(f"cannot read the decoded pixels (encoder error {status})")
+    finally:
+        encoder.cleanup()
+
+
+def _pixel_header(mode: str, width: int, height: int) -> bytes:
+    return b"\0".join([_PIXEL_DIGEST_TAG, mode.encode(), str(width).encode(), str(height).encode(), b""])
 
 
 def _reduced(image: Image.Image) -> Image.Image:
