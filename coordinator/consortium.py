@@ -171,12 +171,13 @@ class Coordinator:
                 matcher.follow(key, (member_id, version))
             else:
                 indexed.add(key)
-        keys, values = snapshot.load(path, matcher.index.searches)
-        if len(keys) != len(indexed) or indexed.difference(keys):
+        keys, arrays = snapshot.load(path)
+        live = [k for k in keys if k is not None]
+        if len(live) != len(indexed) or indexed.difference(live):
             raise snapshot.SnapshotUnusable("its assets are not the ones the store holds")
         try:
-            matcher.index.load(keys, values)
-        except ValueError as exc:
+            matcher.index.load(keys, arrays)
+        except (ValueError, KeyError, IndexError) as exc:
             raise snapshot.SnapshotUnusable(f"it is damaged: {exc}") from exc
         return matcher
 
@@ -188,10 +189,10 @@ class Coordinator:
         if path is None or self._matcher_stale or not hasattr(index, "state"):
             return None
         with self.lock:
-            keys, values = index.state()
+            keys, arrays = index.state()
             header = snapshot.Header(self.log.size, self.log.tree.root().hex(),
-                                     snapshot.rule_fields(self.matcher.rule), len(keys))
-            return snapshot.save(path, header, keys, values)
+                                     snapshot.rule_fields(self.matcher.rule), len(index))
+            return snapshot.save(path, header, keys, arrays)
 
     def _record(self, key: Key) -> asset_pb2.Asset | None:
         blob = self.store.asset(*key)

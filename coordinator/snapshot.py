@@ -8,9 +8,11 @@ assets is a log entry, so nothing changed since), the matching rule is the same,
 keys are exactly the indexed assets the store holds. Anything else, a damaged file included,
 and the index is rebuilt from the store as before: the file is a shortcut, never a source.
 
-Format: one uncompressed ``.npz`` (numpy's zip of arrays, read without pickle): ``header``
-(UTF-8 JSON), ``members`` and ``asset_ids`` (NUL-separated UTF-8), ``member_of`` (each key's
-member number), and per search ``<name>.values`` and ``<name>.counts``.
+The file holds the index as it is in memory (rows and chunk tables), so loading it rebuilds
+nothing: a restart costs reading the file. Format: one uncompressed ``.npz`` (numpy's zip of
+arrays, read without pickle): ``header`` (UTF-8 JSON), ``members`` and ``asset_ids``
+(NUL-separated UTF-8), ``member_of`` (each key's member number; all ones for a key removed),
+and ``index/...``, the arrays of ``CandidateIndex.state``.
 """
 
 from __future__ import annotations
@@ -50,26 +52,29 @@ def rule_fields(rule: Rule) -> dict:
     return json.loads(json.dumps(asdict(rule)))
 
 
-def save(path: Path, header: Header, keys: list[Key], values: dict[str, tuple[np.ndarray, np.ndarray]]) -> int:
+#: ``member_of`` of a key that was removed (its place in the index is kept).
+_GONE = np.iinfo(np.uint32).max
+
+
+def save(path: Path, header: Header, keys: list[Key | None], arrays: dict[str, np.ndarray]) -> int:
     """Write the index to ``path`` atomically (a temporary file renamed over it); returns its size."""
-    members = sorted({m for m, _ in keys})
+    members = sorted({k[0] for k in keys if k is not None})
     number = {m: i for i, m in enumerate(members)}
-    ids = [a for _, a in keys]
+    ids = ["" if k is None else k[1] for k in keys]
     if any("\0" in a for a in ids) or any("\0" in m for m in members):
         raise ValueError("an id holds a NUL character")
-    arrays = {
+    out = {
         "header": np.frombuffer(header.to_json(), dtype=np.uint8),
         "members": np.frombuffer("\0".join(members).encode(), dtype=np.uint8),
         "asset_ids": np.frombuffer("\0".join(ids).encode(), dtype=np.uint8),
-        "member_of": np.array([number[m] for m, _ in keys], dtype=np.uint32),
+        "member_of": np.array([_GONE if k is None else number[k[0]] for k in keys], dtype=np.uint32),
     }
-    for name, (vals, counts) in values.items():
-        arrays[f"{name}.values"] = vals
-        arrays[f"{name}.counts"] = counts
+    for name, value in arrays.items():
+        out[f"index/{name}"] = value
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
+        np.savez(f, **out)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -92,8 +97,8 @@ def read_header(path: Path) -> Header:
         raise SnapshotUnusable(f"the saved index's header is damaged: {exc}") from exc
 
 
-def load(path: Path, names: tuple[str, ...]) -> tuple[list[Key], dict[str, tuple[np.ndarray, np.ndarray]]]:
-    """The keys and values saved by ``save`` (member ids interned: one string per member)."""
+def load(path: Path) -> tuple[list[Key | None], dict[str, np.ndarray]]:
+    """The keys (member ids interned: one string per member) and arrays saved by ``save``."""
     import sys
 
     try:
@@ -101,12 +106,13 @@ def load(path: Path, names: tuple[str, ...]) -> tuple[list[Key], dict[str, tuple
             members = [sys.intern(m) for m in bytes(z["members"]).decode().split("\0")]
             ids = bytes(z["asset_ids"]).decode().split("\0")
             member_of = z["member_of"]
-            values = {name: (z[f"{name}.values"], z[f"{name}.counts"]) for name in names}
+            arrays = {name.removeprefix("index/"): z[name] for name in z.files if name.startswith("index/")}
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
         raise SnapshotUnusable(f"the saved index cannot be read: {exc}") from exc
     if not member_of.size:
         ids = []
-    if len(ids) != member_of.size or (member_of.size and int(member_of.max()) >= len(members)):
+    held = member_of[member_of != _GONE]
+    if len(ids) != member_of.size or (held.size and int(held.max()) >= len(members)):
         raise SnapshotUnusable("the saved index's keys are damaged")
-    keys = [(members[m], a) for m, a in zip(member_of.tolist(), ids)]
-    return keys, values
+    keys = [None if m == _GONE else (members[m], a) for m, a in zip(member_of.tolist(), ids)]
+    return keys, arrays

@@ -78,11 +78,6 @@ class CandidateIndex:
     def __len__(self) -> int:
         return len(self._number)
 
-    @property
-    def searches(self) -> tuple[str, ...]:
-        """The names of its indexes, as ``state`` and ``load`` give and take them."""
-        return self._names
-
     def __contains__(self, key: Hashable) -> bool:
         return key in self._number
 
@@ -136,45 +131,40 @@ class CandidateIndex:
             firsts = start + np.concatenate(([0], np.cumsum(counts[col])[:-1]))
             self._first[col, first_number:len(self._keys)] = firsts
 
-    def state(self) -> tuple[list[Hashable], dict[str, tuple[np.ndarray, np.ndarray]]]:
-        """The index's content, to be saved and given to ``load`` on a restart: the keys held,
-        in the order they were added, and for each search the values of their rows (an
-        ``(rows, words)`` uint64 array) with each key's number of rows. Removed keys and their
-        rows are left out; the chunk tables are not kept (``load`` builds them in one go, as a
-        rebuild from the store would)."""
-        live = np.array([n for n, k in enumerate(self._keys) if k is not None], dtype=np.int64)
-        keys = [self._keys[n] for n in live.tolist()]
-        out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        total = len(self._keys)
-        for col, name in enumerate(self._names):
+    def state(self) -> tuple[list[Hashable | None], dict[str, np.ndarray]]:
+        """The index as it is, to be saved and given to ``load`` on a restart: the keys in the
+        order they were added (None where one was removed or added again) and arrays: each
+        asset's first row in each index, and each Hamming index's rows and chunk tables
+        (``HammingIndex.state``, under ``<search>/``). Nothing is rebuilt on loading, so a
+        restart costs what reading the arrays costs."""
+        arrays = {"first": self._first[:, :len(self._keys)]}
+        for name in self._names:
             index: HammingIndex = getattr(self, name)
-            firsts = self._first[col, :total]
-            stops = np.append(firsts[1:], len(index))
-            starts, counts = firsts[live], (stops - firsts)[live]
-            rows = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()), dtype=np.int64)
-            out[name] = (index.values(rows), counts)
-        return keys, out
+            arrays |= {f"{name}/{k}": v for k, v in index.state().items()}
+        return list(self._keys), arrays
 
-    def load(self, keys: Sequence[Hashable], values: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
-        """Fill an empty index from ``state()``'s output: the same answers as adding the same
-        records in the same order, without parsing them."""
+    def load(self, keys: Sequence[Hashable | None], arrays: dict[str, np.ndarray]) -> None:
+        """Fill an empty index from ``state()``'s output; it answers, grows and loses assets
+        exactly as the index that was saved. ValueError if the arrays do not fit together."""
         if self._keys:
             raise ValueError("load() fills an empty index")
-        if len(set(keys)) != len(keys):
+        live = [k for k in keys if k is not None]
+        if len(set(live)) != len(live):
             raise ValueError("a key is given twice")
         n = len(keys)
-        for name in self._names:
-            vals, counts = values[name]
-            if counts.shape != (n,) or int(counts.sum()) != vals.shape[0] or (counts < 0).any():
-                raise ValueError(f"{name}: row counts do not match the keys and values")
-        self._keys = list(keys)
-        self._number = {k: i for i, k in enumerate(self._keys)}
-        self._reserve(n)
+        first = arrays["first"]
+        if first.shape != (len(self._names), n):
+            raise ValueError(f"first rows: shape {first.shape}, expected {(len(self._names), n)}")
         for col, name in enumerate(self._names):
-            vals, counts = values[name]
             index: HammingIndex = getattr(self, name)
-            start = index.add_many(vals) if vals.shape[0] else len(index)
-            self._first[col, :n] = start + np.concatenate(([0], np.cumsum(counts)[:-1])) if n else 0
+            index.load_state({k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith(name + "/")})
+            firsts = first[col]
+            if n and (firsts[0] < 0 or (np.diff(firsts) < 0).any() or firsts[-1] > len(index)):
+                raise ValueError(f"{name}: first rows out of order or past the index's rows")
+        self._keys = list(keys)
+        self._number = {k: i for i, k in enumerate(self._keys) if k is not None}
+        self._reserve(n)
+        self._first[:, :n] = first
 
     def _reserve(self, n: int) -> None:
         """Room in ``_first`` for ``n`` assets. Each index's column of first rows is copied

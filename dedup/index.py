@@ -158,12 +158,54 @@ class HammingIndex:
             self._seal()
         return first
 
-    def values(self, rows: np.ndarray) -> np.ndarray:
-        """The fingerprints of ``rows``, as an ``(n, words)`` uint64 array (a copy)."""
-        rows = np.asarray(rows, dtype=np.int64)
-        if rows.size and (rows.min() < 0 or rows.max() >= self._n):
-            raise IndexError("row out of range")
-        return self._data[rows]
+    def state(self) -> dict[str, np.ndarray]:
+        """Rows, live flags and every segment's chunk tables, as arrays (views, not copies):
+        ``load_state`` on an empty index restores this one without rebuilding anything."""
+        out = {"data": self._data[:self._n], "alive": self._alive[:self._n],
+               "sealed": np.array([self._sealed], dtype=np.int64)}
+        for i, seg in enumerate(self._segments):
+            out[f"seg{i}.bounds"] = np.array([seg.start, seg.stop], dtype=np.int64)
+            out[f"seg{i}.chunks"] = np.array([(c.word, c.shift, c.bits) for c in seg.chunks], dtype=np.int64)
+            for j, (order, offsets) in enumerate(zip(seg.order, seg.offsets)):
+                out[f"seg{i}.order{j}"], out[f"seg{i}.offsets{j}"] = order, offsets
+        return out
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        """Become the index ``state()`` was taken of (this one must be empty). The arrays'
+        shapes and bounds are checked, so a damaged file is refused (ValueError), not searched."""
+        if self._n:
+            raise ValueError("load_state() fills an empty index")
+        data, alive = state["data"], state["alive"]
+        n = data.shape[0] if data.ndim == 2 else -1
+        if data.dtype != np.uint64 or data.ndim != 2 or data.shape[1] != self._words or alive.shape != (n,) \
+                or alive.dtype != bool:
+            raise ValueError(f"rows of {self.nbytes} bytes expected, got {data.dtype} {data.shape}")
+        sealed = int(state["sealed"][0])
+        segments, at = [], 0
+        while f"seg{len(segments)}.bounds" in state:
+            i = len(segments)
+            start, stop = (int(v) for v in state[f"seg{i}.bounds"])
+            chunks = tuple(_Chunk(int(w), int(sh), int(b)) for w, sh, b in state[f"seg{i}.chunks"])
+            if start != at or not start < stop <= n or not chunks:
+                raise ValueError(f"segment {i} does not follow the one before it")
+            seg = _Segment.__new__(_Segment)
+            seg.start, seg.stop, seg.chunks, seg.order, seg.offsets = start, stop, chunks, [], []
+            for j, c in enumerate(chunks):
+                order, offsets = state[f"seg{i}.order{j}"], state[f"seg{i}.offsets{j}"]
+                if not (0 < c.bits <= MAX_CHUNK_BITS and c.word * 64 + c.shift + c.bits <= self.bits) \
+                        or order.shape != (stop - start,) or offsets.shape != ((1 << c.bits) + 1,) \
+                        or offsets[0] != 0 or offsets[-1] != stop - start or (np.diff(offsets) < 0).any() \
+                        or (order.size and int(order.max()) >= stop - start):
+                    raise ValueError(f"segment {i}, chunk {j}: tables do not fit its rows")
+                seg.order.append(order)
+                seg.offsets.append(offsets)
+            segments.append(seg)
+            at = stop
+        if at != sealed or sealed > n:
+            raise ValueError("the segments do not cover the sealed rows")
+        self._grow(n)
+        self._data[:n], self._alive[:n] = data, alive
+        self._n, self._sealed, self._segments = n, sealed, segments
 
     def remove(self, row: int) -> None:
         """Withdraw a row; it is never returned again (row numbers stay stable)."""

@@ -190,6 +190,8 @@ def test_one_at_a_time_past_five_default_growth_steps_equals_brute_force_and_a_b
 @given(seed=st.integers(0, 2**32 - 1), tail=st.integers(1, 9), remove_rate=st.floats(0.0, 0.4))
 def test_state_loaded_into_a_new_index_answers_as_brute_force_and_keeps_growing(seed: int, tail: int,
                                                                               remove_rate: float) -> None:
+    """Saved at any point of its growth (sealed and merged segments, a tail, removed and
+    replaced assets), loaded from copies of the arrays, then grown and shrunk further."""
     rng = random.Random(seed)
     pool = _records(seed, 80)
     index = CandidateIndex(capacity=1, tail=tail)
@@ -202,11 +204,13 @@ def test_state_loaded_into_a_new_index_answers_as_brute_force_and_keeps_growing(
             gone = rng.choice(sorted(live))
             index.remove(gone)
             del live[gone]
-    keys, values = index.state()
-    assert sorted(keys) == sorted(live)
+    keys, arrays = index.state()
+    assert sorted(k for k in keys if k is not None) == sorted(live)
     loaded = CandidateIndex(capacity=1, tail=tail)
-    loaded.load(keys, values)
+    loaded.load(keys, {k: v.copy() for k, v in arrays.items()})
     assert len(loaded) == len(live)
+    assert [len(getattr(loaded, n)._segments) for n in loaded._names] == [len(getattr(index, n)._segments)
+                                                                         for n in index._names]
     _check(loaded, live, pool)
     # The loaded index goes on growing and losing assets like any other.
     for n, a in enumerate(pool[60:]):
@@ -218,21 +222,32 @@ def test_state_loaded_into_a_new_index_answers_as_brute_force_and_keeps_growing(
     _check(loaded, live, pool)
 
 
-def test_load_refuses_a_filled_index_and_counts_that_do_not_add_up() -> None:
+def test_load_refuses_a_filled_index_and_arrays_that_do_not_fit() -> None:
     import numpy as np
     import pytest
 
-    pool = _records(3, 10)
-    index = CandidateIndex()
+    pool = _records(3, 300)
+    index = CandidateIndex(tail=64)
     index.add_many([(a.asset_id, a) for a in pool])
-    keys, values = index.state()
+    keys, arrays = index.state()
+    assert any(k.startswith("points/seg0.order") for k in arrays)  # tables are saved, not rebuilt
     with pytest.raises(ValueError, match="empty index"):
-        index.load(keys, values)
-    name = "points"
-    vals, counts = values[name]
-    broken = dict(values)
-    broken[name] = (vals, counts + np.eye(1, len(counts), dtype=counts.dtype)[0])
-    with pytest.raises(ValueError, match="row counts"):
-        CandidateIndex().load(keys, broken)
+        index.load(keys, arrays)
+
+    def broken(name: str, change) -> dict:
+        out = {k: v.copy() for k, v in arrays.items()}
+        out[name] = change(out[name])
+        return out
+
+    with pytest.raises(ValueError, match="first rows"):
+        CandidateIndex().load(keys[:-1], arrays)
     with pytest.raises(ValueError, match="twice"):
-        CandidateIndex().load(keys[:1] * 2, values)
+        CandidateIndex().load(keys[:1] * len(keys), arrays)
+    with pytest.raises(ValueError, match="tables do not fit"):
+        CandidateIndex().load(keys, broken("points/seg0.offsets0", lambda o: o[::-1].copy()))
+    with pytest.raises(ValueError, match="tables do not fit"):
+        CandidateIndex().load(keys, broken("upright/seg0.order0", lambda o: o + np.uint32(10**6)))
+    with pytest.raises(ValueError, match="rows of 8 bytes"):
+        CandidateIndex().load(keys, broken("points/data", lambda d: d[:, :0]))
+    with pytest.raises(ValueError, match="first rows out of order"):
+        CandidateIndex().load(keys, broken("first", lambda f: f[:, ::-1].copy()))
