@@ -83,7 +83,11 @@ class CoordinatorProcess:
         return self.proc.returncode if self.proc else 0
 
     def tail(self) -> str:
-        return (self.folder / "coordinator.log").read_text(errors="replace")[-3000:]
+        return self.tail_all()[-3000:]
+
+    def tail_all(self) -> str:
+        """Everything every start of it has logged."""
+        return (self.folder / "coordinator.log").read_text(errors="replace")
 
 
 class Site:

@@ -16,7 +16,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -31,10 +30,12 @@ KILLS = int(os.environ.get("DEDUP_FAULT_KILLS", "3"))
 
 
 def test_coordinator_sigkilled_during_intake_loses_nothing(tmp_path):
-    """Three node processes push continuously; the coordinator is SIGKILLed at random moments
-    and restarted. After each restart every acknowledged batch is stored exactly once and the
-    log is consistent with every checkpoint seen before any kill; at the end the nodes have
-    resumed by themselves and every record is stored once, and the whole log audits."""
+    """Three node processes push continuously; the coordinator is stopped at random moments,
+    in turn by SIGTERM (it saves its index, and the next start reads it) and by SIGKILL (the
+    index saved before is then out of date, and the next start rebuilds from the store), and
+    restarted. After each restart every acknowledged batch is stored exactly once and the log
+    is consistent with every checkpoint seen before any kill; at the end the nodes have resumed
+    by themselves and every record is stored once, and the whole log audits."""
     rng = random.Random(int(os.environ.get("DEDUP_FAULT_SEED", "10")))
     site = Site(tmp_path, 3, node_settings={"batch_size": 3, "coordinator.timeout_seconds": 5.0,
                                             "coordinator.retries": 6, "coordinator.retry_backoff_seconds": 0.2})
@@ -48,15 +49,26 @@ def test_coordinator_sigkilled_during_intake_loses_nothing(tmp_path):
         while len({m for (m,) in _query(site.database, "SELECT DISTINCT member_id FROM batches")}) < len(nodes):
             assert time.monotonic() < deadline, "the nodes never pushed"
             time.sleep(0.1)
+        started_at = 0  # the log's size when the coordinator last started
         for kill in range(KILLS):
             time.sleep(rng.uniform(0.2, 1.2))
+            # Each kill comes after some intake since the last start, so the index saved at a
+            # SIGTERM is out of date by the SIGKILL that follows it.
+            deadline = time.monotonic() + 60
+            while (size := latest_checkpoint(site)[0]) <= started_at:
+                assert time.monotonic() < deadline, "no intake since the restart"
+                time.sleep(0.05)
             size, root, _ = latest_checkpoint(site)
             seen.append((size, root))
-            site.coordinator.kill()
+            if kill % 2 == 0:
+                site.coordinator.stop()
+            else:
+                site.coordinator.kill()
             # Every checkpoint published since the last kill, as the killed process left the store.
             published = stored_checkpoints(site, after=known)
             known = max([known, *(s for s, _ in published)])
             site.coordinator.start()
+            started_at = latest_checkpoint(site)[0]
             sizes.append(check_consistent(site, seen + published))
             checked += len(seen) + len(published)
             check_acknowledged_stored_once(site)
@@ -68,6 +80,10 @@ def test_coordinator_sigkilled_during_intake_loses_nothing(tmp_path):
         site.coordinator.stop()
     final = check_final(site)
     once = check_acknowledged_stored_once(site)
+    events = [json.loads(line).get("msg") for line in site.coordinator.tail_all().splitlines() if line.startswith("{")]
+    # Each start after a SIGTERM read the saved index; the first after a SIGKILL found it out of date.
+    assert events.count("index_snapshot_loaded") == (KILLS + 1) // 2
+    assert events.count("index_snapshot_unused") == KILLS // 2
     report = audit(site, tmp_path / "export")
     assert report.entries == once["log_entries"]
     # Intake ran through the kills (each node pushing before the first) and went on after them.
