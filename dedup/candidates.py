@@ -60,7 +60,7 @@ class CandidateIndex:
         self.low = HammingIndex(8, radius=rule.low, tail=tail)
         # Each asset's strongest keypoint hashes, in rank order (a row's rank is its offset
         # from the asset's first row).
-        self.points = HammingIndex(8, radius=rule.points_index, tail=tail)
+        self.points = HammingIndex(8, radius=rule.points_index, tail=tail, bands=rule.points_bands)
         # File and pixel digests, by their first 8 bytes: an exact (radius 0) lookup whose rare
         # prefix collisions only add a candidate, since the rule compares whole digests.
         self.exact = HammingIndex(8, radius=0, tail=tail)

@@ -18,6 +18,13 @@ follows its size (about log2 of it, so a table has roughly one row per key) and 
 it is tuned for. ``add_many`` on an empty index, as on a restart, builds one segment.
 
 Removed rows keep their numbers and are filtered out of every answer.
+
+A *banded* index (``bands=m``) answers a narrower question: every live row within ``r`` of
+``q`` that is also equal to ``q`` on at least one of ``m`` fixed bands of bits (the chunks
+above, all probed at threshold 0). That is a matching rule's choice, not an approximation:
+the answer is exactly the rows that meet both conditions, which a brute-force scan checks
+the same way. It costs ``m`` exact lookups per query however large the radius, where the
+exact ball of a 64-bit radius-8 search probes hundreds of keys.
 """
 
 from __future__ import annotations
@@ -75,13 +82,18 @@ class HammingIndex:
     """Rows of ``nbytes``-byte fingerprints, searchable by Hamming radius.
 
     ``radius`` is the distance searches are usually made at; it only tunes the chunk
-    layout (any radius is answered exactly).
+    layout (any radius is answered exactly). With ``bands``, an answer holds only the rows
+    also equal to the query on one of that many fixed bands (module docstring).
     """
 
     def __init__(self, nbytes: int, capacity: int = 1024, *, radius: int | None = None,
-                 tail: int = TAIL_ROWS) -> None:
+                 tail: int = TAIL_ROWS, bands: int | None = None) -> None:
         if nbytes <= 0 or nbytes % 8:
             raise ValueError("fingerprint length must be a multiple of 8 bytes")
+        if bands is not None and not (1 <= bands <= nbytes * 8 and -(-nbytes * 8 // bands) <= MAX_CHUNK_BITS):
+            raise ValueError(f"{bands} bands of a {nbytes * 8}-bit row: each must be 1 to {MAX_CHUNK_BITS} bits")
+        #: The fixed bands of a banded index (None: an exact index, laid out per segment).
+        self.bands = _place(_widths(nbytes * 8, bands)) if bands else None
         self.nbytes = nbytes
         self.bits = nbytes * 8
         self.radius = self.bits // 8 if radius is None else radius
@@ -188,6 +200,8 @@ class HammingIndex:
             chunks = tuple(_Chunk(int(w), int(sh), int(b)) for w, sh, b in state[f"seg{i}.chunks"])
             if start != at or not start < stop <= n or not chunks:
                 raise ValueError(f"segment {i} does not follow the one before it")
+            if self.bands is not None and chunks != self.bands:
+                raise ValueError(f"segment {i} is not tabled by this index's bands")
             seg = _Segment.__new__(_Segment)
             seg.start, seg.stop, seg.chunks, seg.order, seg.offsets = start, stop, chunks, [], []
             for j, c in enumerate(chunks):
@@ -223,7 +237,8 @@ class HammingIndex:
             self._segments.append(self._build(a.start, b.stop))
 
     def _build(self, start: int, stop: int) -> _Segment:
-        return _Segment(self._data, start, stop, _layout(self.bits, self.radius, stop - start))
+        chunks = self.bands if self.bands is not None else _layout(self.bits, self.radius, stop - start)
+        return _Segment(self._data, start, stop, chunks)
 
     # -- reading -----------------------------------------------------------------------
 
@@ -264,11 +279,18 @@ class HammingIndex:
 
     def _scan(self, q: np.ndarray, start: int, stop: int, radius: int):
         """Linear scan of rows [start, stop) (the tail, or a segment probing would not pay)."""
-        return kernels.scan(self._data, start, stop, q, radius)
+        qi, rows, dist = kernels.scan(self._data, start, stop, q, radius)
+        if self.bands is None or not qi.size:
+            return qi, rows, dist
+        same = np.zeros(qi.size, dtype=bool)
+        for c in self.bands:
+            same |= _keys(q, c)[qi] == _keys(self._data[rows], c)
+        return qi[same], rows[same], dist[same]
 
     def _probe(self, seg: _Segment, q: np.ndarray, radius: int):
+        thresholds = [0] * len(seg.chunks) if self.bands is not None else _thresholds(len(seg.chunks), radius)
         plan = [(c, t, order, offsets) for c, t, order, offsets
-                in zip(seg.chunks, _thresholds(len(seg.chunks), radius), seg.order, seg.offsets) if t >= 0]
+                in zip(seg.chunks, thresholds, seg.order, seg.offsets) if t >= 0]
         probes = sum(_ball_size(c.bits, t) for c, t, _, _ in plan)
         # Expected candidates per query: each probe finds size / 2**bits rows on average.
         expected = sum(_ball_size(c.bits, t) * seg.size / (1 << c.bits) for c, t, _, _ in plan)

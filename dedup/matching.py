@@ -51,9 +51,11 @@ class Rule:
     points: int = KP64.threshold
     #: A pair is considered for a placement only when at least two keypoints of each, among
     #: the ``points_indexed`` strongest, have hashes within ``points_index`` of one another
-    #: (what the candidate index searches).
+    #: and equal on one of ``points_bands`` fixed bands of their bits (the four 16-bit
+    #: quarters): what the candidate index searches, with a few exact lookups per keypoint.
     points_index: int = 8
     points_indexed: int = 32
+    points_bands: int = 4
     #: Correspondences agree with a placement within this share of the long side.
     points_tolerance: float = 0.025
     #: A picture lies inside another when its corners fall within this share of the other's
@@ -269,12 +271,29 @@ def _flat_around(box: tuple[float, float, float, float], outer: asset_pb2.Eviden
 
 def indexed_agreement(a: kp.Points, b: kp.Points, rule: Rule) -> bool:
     """The candidate condition for a placement: at least two keypoints of each, among the
-    ``points_indexed`` strongest, with hashes within ``points_index``."""
+    ``points_indexed`` strongest, with hashes within ``points_index`` and equal on one of
+    their ``points_bands`` bands."""
     ha, hb = a.hashes[:rule.points_indexed], b.hashes[:rule.points_indexed]
     if ha.size < 2 or hb.size < 2:
         return False
-    near = np.bitwise_count(ha[:, None] ^ hb[None, :]) <= rule.points_index
+    x = ha[:, None] ^ hb[None, :]
+    near = (np.bitwise_count(x) <= rule.points_index) & shares_band(x, rule.points_bands)
     return int(near.any(axis=1).sum()) >= 2 and int(near.any(axis=0).sum()) >= 2
+
+
+def shares_band(x: np.ndarray, bands: int) -> np.ndarray:
+    """Where the XORs ``x`` of 64-bit keypoint hashes are zero on at least one of ``bands``
+    bands of bits, cut as the candidate index cuts the hash's 8 big-endian bytes (read as one
+    little-endian word, widest band first, from its lowest bit). Four bands are the hash's
+    four 16-bit quarters."""
+    x = np.asarray(x, dtype=np.uint64).byteswap()
+    out = np.zeros(x.shape, dtype=bool)
+    at = 0
+    for i in range(bands):
+        w = 64 // bands + (1 if i < 64 % bands else 0)
+        out |= (x >> np.uint64(at)) & np.uint64((1 << w) - 1) == 0
+        at += w
+    return out
 
 
 @lru_cache(maxsize=1)

@@ -15,7 +15,7 @@ from collections.abc import Hashable, Sequence
 import numpy as np
 
 from dedup.fingerprint.wire import Hashes
-from dedup.matching import DEFAULT_RULE, Rule, compared_hashes
+from dedup.matching import DEFAULT_RULE, Rule, compared_hashes, shares_band
 from dedup.v1 import asset_pb2
 
 
@@ -92,11 +92,13 @@ class BruteForce:
             # The frames' dct64 (a local edit).
             near |= _bits(self.low ^ _u64(h.low, 1)[0]) <= r.low
             # One picture inside the other: at least two of the query's strongest keypoints
-            # and at least two of the stored record's within points_index of one another.
+            # and at least two of the stored record's within points_index of one another and
+            # equal on one of their bands.
             theirs = np.zeros(self.points.shape, dtype=bool)  # stored ranks close to some query point
             mine = np.zeros(len(self.keys), dtype=np.int64)  # query ranks close to some stored point
             for point in _points(h, r):
-                close = (_bits(self.points ^ point) <= r.points_index) & self.has_point
+                x = self.points ^ point
+                close = (_bits(x) <= r.points_index) & shares_band(x, r.points_bands) & self.has_point
                 theirs |= close
                 mine += close.any(axis=1)
             near |= (theirs.sum(axis=1) >= 2) & (mine >= 2)

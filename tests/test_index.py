@@ -13,13 +13,42 @@ from dedup.fingerprint.distance import hamming
 from dedup.index import HammingIndex
 
 
-def brute(values: list[bytes], q: bytes, radius: int, removed: set[int]) -> list[tuple[int, int]]:
-    return [(i, hamming(v, q)) for i, v in enumerate(values) if i not in removed and hamming(v, q) <= radius]
+def brute(values: list[bytes], q: bytes, radius: int, removed: set[int], bands: int | None = None) -> list[tuple[int, int]]:
+    return [(i, hamming(v, q)) for i, v in enumerate(values)
+            if i not in removed and hamming(v, q) <= radius and (bands is None or same_band(v, q, bands))]
+
+
+def same_band(a: bytes, b: bytes, bands: int) -> bool:
+    """Equal on one of ``bands`` bands of bits, widest first, counted from the lowest bit of
+    each 8-byte word read little-endian (how the index cuts a row)."""
+    bits = 8 * len(a)
+    x = int.from_bytes(a, "little") ^ int.from_bytes(b, "little")
+    at = 0
+    for i in range(bands):
+        w = bits // bands + (1 if i < bits % bands else 0)
+        if not (x >> at) & ((1 << w) - 1):
+            return True
+        at += w
+    return False
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.sampled_from([8, 32]), st.integers(0, 96), st.integers(1, 3000))
 def test_search_equals_brute_force_on_random_values(seed: int, nbytes: int, radius: int, n: int) -> None:
+    check_against_brute_force(seed, nbytes, radius, n, None)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([(8, 3), (8, 4), (8, 5), (8, 64), (32, 11), (32, 16)]),
+       st.integers(0, 96), st.integers(1, 3000))
+def test_banded_search_equals_brute_force_on_random_values(seed: int, shape: tuple[int, int], radius: int,
+                                                            n: int) -> None:
+    """A banded index answers exactly the rows within the radius that share a band with the
+    query, through growth, sealing, merging and removal."""
+    check_against_brute_force(seed, shape[0], radius, n, shape[1])
+
+
+def check_against_brute_force(seed: int, nbytes: int, radius: int, n: int, bands: int | None) -> None:
     rng = np.random.default_rng(seed)
     base = rng.integers(0, 256, (8, nbytes), dtype=np.uint8)
     # Values clustered around a few bases, so every radius has hits and misses.
@@ -31,7 +60,7 @@ def test_search_equals_brute_force_on_random_values(seed: int, nbytes: int, radi
             v[bit // 8] ^= 1 << (bit % 8)
         values.append(v.tobytes())
     # Small capacity and tail, so growth, sealed segments and their merging are all exercised.
-    index = HammingIndex(nbytes, capacity=7, radius=radius % 40, tail=int(rng.integers(1, 300)))
+    index = HammingIndex(nbytes, capacity=7, radius=radius % 40, tail=int(rng.integers(1, 300)), bands=bands)
     k = 0
     while k < n:
         step = int(rng.integers(1, 400))
@@ -45,9 +74,9 @@ def test_search_equals_brute_force_on_random_values(seed: int, nbytes: int, radi
         index.remove(r)
     r = min(radius, nbytes * 8)
     for q in (values[0], base[3].tobytes(), rng.integers(0, 256, nbytes, dtype=np.uint8).tobytes()):
-        assert index.search(q, r) == brute(values, q, r, removed)
-        assert index.search_many([q, values[-1]], r) == {i for i, _ in brute(values, q, r, removed)} | {
-            i for i, _ in brute(values, values[-1], r, removed)}
+        assert index.search(q, r) == brute(values, q, r, removed, bands)
+        assert index.search_many([q, values[-1]], r) == {i for i, _ in brute(values, q, r, removed, bands)} | {
+            i for i, _ in brute(values, values[-1], r, removed, bands)}
 
 
 def test_search_equals_brute_force_on_real_fingerprints(tmp_path: Path) -> None:
@@ -68,13 +97,15 @@ def test_search_equals_brute_force_on_real_fingerprints(tmp_path: Path) -> None:
     wide = [h for h in hashes if len(h) == 32]
     narrow = [h for h in hashes if len(h) == 8]
     assert len(narrow) > 1000  # mostly keypoints
-    for values, nbytes, radii in ((wide, 32, (0, 16, 32, 64, 100)), (narrow, 8, (0, 4, 6, 8, 10, 12, 20))):
-        index = HammingIndex(nbytes)
+    for values, nbytes, radii, bands in ((wide, 32, (0, 16, 32, 64, 100), None),
+                                         (narrow, 8, (0, 4, 6, 8, 10, 12, 20), None),
+                                         (narrow, 8, (0, 6, 8, 12), 4)):
+        index = HammingIndex(nbytes, bands=bands)
         for v in values:
             index.add(v)
         for r in radii:
             for q in values[::7]:
-                assert index.search(q, r) == brute(values, q, r, set())
+                assert index.search(q, r) == brute(values, q, r, set(), bands)
 
 
 def test_wrong_length_refused() -> None:
@@ -82,6 +113,30 @@ def test_wrong_length_refused() -> None:
         HammingIndex(5)
     with pytest.raises(ValueError, match="expected 32 bytes"):
         HammingIndex(32).add(b"\0" * 8)
+    for bands in (0, 2, 65):  # none; 32-bit tables; more bands than bits
+        with pytest.raises(ValueError, match="bands of a 64-bit row"):
+            HammingIndex(8, bands=bands)
+
+
+def test_banded_state_loads_only_into_an_index_with_the_same_bands() -> None:
+    rng = np.random.default_rng(5)
+    data = rng.integers(0, 256, (3000, 8), dtype=np.uint8)
+    saved = HammingIndex(8, bands=4, tail=256)
+    saved.add_many(data)
+    loaded = HammingIndex(8, bands=4, tail=256)
+    loaded.load_state(saved.state())
+    for q in data[::50]:
+        assert loaded.search(q.tobytes(), 10) == saved.search(q.tobytes(), 10)
+    with pytest.raises(ValueError, match="not tabled by this index's bands"):
+        HammingIndex(8, bands=5, tail=256).load_state(saved.state())
+    with pytest.raises(ValueError, match="not tabled by this index's bands"):
+        HammingIndex(8, bands=4, tail=256).load_state(_exact_state(data))
+
+
+def _exact_state(data: np.ndarray) -> dict:
+    exact = HammingIndex(8, radius=8, tail=256)
+    exact.add_many(data)
+    return exact.state()
 
 
 def brute_batch(data: np.ndarray, queries: np.ndarray, radius: int, alive: np.ndarray):

@@ -50,6 +50,24 @@ def flip(value: bytes, bits: int, seed: int = 0) -> bytes:
     return bytes(out)
 
 
+def flip_kp(value: bytes, bits: int, seed: int = 0) -> bytes:
+    """A keypoint hash (8 bytes) with exactly ``bits`` distinct bits flipped, none in its first
+    16-bit quarter: a correspondence the candidate index finds by that band."""
+    out = bytearray(value)
+    for bit in random.Random(seed).sample(range(16, 64), bits):
+        out[bit // 8] ^= 1 << (bit % 8)
+    return bytes(out)
+
+
+def flip_every_quarter(value: bytes, bits: int) -> bytes:
+    """A keypoint hash with ``bits`` (at least 4) bits flipped, some in each 16-bit quarter."""
+    out = bytearray(value)
+    for k in range(bits):
+        bit = 16 * (k % 4) + k // 4
+        out[bit // 8] ^= 1 << (bit % 8)
+    return bytes(out)
+
+
 #: A keypoint: (64-bit hash, x, y) in units of the picture's long side; all share one scale.
 Point = tuple[int, float, float]
 SIGMA = 0.02
@@ -261,7 +279,7 @@ def framed_pair(agree: int, others: int, flips: int | list[int] = 0, where=SPREA
     def turned(x: float, y: float) -> tuple[float, float]:
         return (x, y) if not degrees else (0.5 + c * (x - 0.5) - s * (y - 0.4), 0.4 + s * (x - 0.5) + c * (y - 0.4))
 
-    moved = [(int.from_bytes(flip(h.to_bytes(8, "big"), f, seed=k), "big"), *turned(x, y))
+    moved = [(int.from_bytes(flip_kp(h.to_bytes(8, "big"), f, seed=k), "big"), *turned(x, y))
              for k, ((h, x, y), f) in enumerate(zip(shared, flips))]
     a = make("a", points=keypoints(shared + random_points(rng, others)), low_whole=lows[0])
     return a, copy_of(a, "b", up_bits=100, points=keypoints(moved + random_points(rng, others)), low_whole=lows[1])
@@ -450,19 +468,30 @@ def test_trimmed_differently_is_not_an_edit() -> None:
 
 
 def test_indexed_agreement() -> None:
-    """Two keypoints of each side among the 32 strongest, within points_index of one another."""
+    """Two keypoints of each side among the 32 strongest, within points_index of one another
+    and equal on one of their four 16-bit quarters."""
     rng = random.Random(5)
     h = [rng.getrandbits(64) for _ in range(80)]
 
     def pts(hs: list[int]) -> Points:
         return kp.from_bytes(keypoints([(v, 0.5, 0.4) for v in hs]))
 
-    near = int.from_bytes(flip(h[1].to_bytes(8, "big"), RULE.points_index), "big")
-    assert indexed_agreement(pts(h[:10]), pts([h[0], near] + h[20:28]), RULE)
+    def moved(v: int, bits: int, how=flip_kp) -> int:
+        return int.from_bytes(how(v.to_bytes(8, "big"), bits), "big")
+
+    assert indexed_agreement(pts(h[:10]), pts([h[0], moved(h[1], RULE.points_index)] + h[20:28]), RULE)
     # One keypoint of a close to two of b: only one on a's side.
     assert not indexed_agreement(pts(h[:10]), pts([h[0], h[0] ^ 1] + h[20:28]), RULE)
-    far = int.from_bytes(flip(h[1].to_bytes(8, "big"), RULE.points_index + 1), "big")
+    far = moved(h[1], RULE.points_index + 1)
     assert not indexed_agreement(pts(h[:10]), pts([h[0], far] + h[20:28]), RULE)
+    # Within points_index, but different in every quarter: no band in common.
+    for bits in (4, RULE.points_index):
+        assert not indexed_agreement(pts(h[:10]), pts([h[0], moved(h[1], bits, flip_every_quarter)] + h[20:28]), RULE)
+    # Whichever quarter is the one kept: two bits differ in each of the other three.
+    for quarter in range(4):
+        mask = sum(0b101 << (16 * q + 3) for q in range(4) if q != quarter)
+        assert indexed_agreement(pts(h[:10]), pts([h[0], h[1] ^ mask] + h[20:28]), RULE)
+        assert not indexed_agreement(pts(h[:10]), pts([h[0], h[1] ^ mask ^ (1 << 16 * quarter)] + h[20:28]), RULE)
     # Only the strongest 32 count: the second agreeing keypoint is b's 33rd.
     assert not indexed_agreement(pts(h[:10]), pts([h[0]] + h[40:71] + [h[1]]), RULE)
     assert indexed_agreement(pts(h[:10]), pts([h[0]] + h[40:70] + [h[1]]), RULE)
