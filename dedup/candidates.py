@@ -7,14 +7,15 @@ keypoint hashes. A query looks up the new asset's digests exactly, its eight ori
 against stored upright hashes and its upright hash against stored other orientations (a
 whole-picture or turned copy), its ``dct64`` against stored ones (a local edit), and its
 strongest keypoint hashes against stored ones (one picture inside the other), each at the
-rule's distance; a keypoint hit makes a candidate only when at least two keypoints on each
-side agree, the rule's own precondition for a placement. So every pair the rule would link
-is among the candidates.
+rule's distance; the keypoint index answers only hashes also equal on one of the rule's bands,
+and a pair with such a hit is a candidate only when the rule's whole precondition for a
+placement holds (at least two keypoints on each side within the distance), checked on the
+two assets' indexed keypoints. So every pair the rule would link is among the candidates.
 
 Queries are answered for a whole batch of assets at once (one search per index). An asset's
 rows in each index are consecutive and assets are numbered in the order they are added, so
 each index needs only the first row of every asset: a row's asset is found by binary search
-and a keypoint's rank is its offset from that first row. Beyond the fingerprints and their
+and an asset's keypoints are the rows up to the next asset's first. Beyond the fingerprints and their
 chunk tables, the index costs 8 bytes per asset and index, nothing per row.
 """
 
@@ -27,7 +28,7 @@ import numpy as np
 
 from dedup.fingerprint.wire import Hashes
 from dedup.index import TAIL_ROWS, HammingIndex
-from dedup.matching import DEFAULT_RULE, Rule, compared_hashes
+from dedup.matching import DEFAULT_RULE, Rule, compared_hashes, near_points
 from dedup.v1 import asset_pb2
 
 
@@ -186,6 +187,18 @@ class CandidateIndex:
         """Asset numbers of index rows."""
         return np.searchsorted(self._first[col, :len(self._keys)], rows, side="right") - 1
 
+    def _placeable(self, pairs: set[tuple[int, int]], hashes: dict[int, Hashes], col: int) -> set[tuple[int, int]]:
+        """The (asker, stored asset) pairs, found by a banded keypoint hit, whose indexed
+        keypoints meet the rule's whole precondition for a placement (``near_points``)."""
+        rows = self.points._data
+        out = set()
+        for i, number in pairs:
+            r = self._rows_of(number, col)
+            theirs = rows[r.start:r.stop, 0].byteswap()  # the big-endian hash values
+            if near_points(hashes[i].keypoints.hashes, theirs, self.rule):
+                out.add((i, number))
+        return out
+
     def remove(self, key: Hashable) -> None:
         number = self._number.pop(key)
         self._keys[number] = None
@@ -222,7 +235,6 @@ class CandidateIndex:
             "low": (b"".join(h.low for h in hs), f),
             "points": (b"".join(v for p in pts for v in p), np.repeat(f, npts)),
         }
-        rank = np.arange(int(npts.sum()), dtype=np.int64) - np.repeat(np.cumsum(npts) - npts, npts)
         r = self.rule
         plan = (("exact", 0), ("upright", r.whole), ("turned", r.whole), ("low", r.low), ("points", r.points_index))
         for name, radius in plan:
@@ -240,21 +252,10 @@ class CandidateIndex:
             col = self._names.index(name)
             asker = owner[qi]
             hit = self._owners(col, rows)
+            pairs = set(zip(asker.tolist(), hit.tolist()))
             if name == "points":
-                asker, hit = _agreeing(asker, hit, rank[qi], rows - self._first[col, hit])
-            for i, number in set(zip(asker.tolist(), hit.tolist())):
+                pairs = self._placeable(pairs, {i: h for i, h in zip(full, hs)}, col)
+            for i, number in pairs:
                 numbers[i].add(number)
         keys = self._keys
         return [{keys[n] for n in nums if keys[n] is not None} for nums in numbers]
-
-
-def _agreeing(asker: np.ndarray, hit: np.ndarray, mine: np.ndarray, theirs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The (asker, stored asset) pairs in which at least two of the asker's keypoints and at
-    least two of the stored asset's are within the radius of one another."""
-    pair = np.stack([asker, hit], axis=1)
-    keys, inverse = np.unique(pair, axis=0, return_inverse=True)
-    inverse = inverse.ravel()
-    distinct_mine = np.bincount(np.unique(np.stack([inverse, mine], axis=1), axis=0)[:, 0], minlength=len(keys))
-    distinct_theirs = np.bincount(np.unique(np.stack([inverse, theirs], axis=1), axis=0)[:, 0], minlength=len(keys))
-    keep = (distinct_mine >= 2) & (distinct_theirs >= 2)
-    return keys[keep, 0], keys[keep, 1]

@@ -50,9 +50,10 @@ class Rule:
     #: Keypoint hashes this close are possible correspondences.
     points: int = KP64.threshold
     #: A pair is considered for a placement only when at least two keypoints of each, among
-    #: the ``points_indexed`` strongest, have hashes within ``points_index`` of one another
-    #: and equal on one of ``points_bands`` fixed bands of their bits (the four 16-bit
-    #: quarters): what the candidate index searches, with a few exact lookups per keypoint.
+    #: the ``points_indexed`` strongest, have hashes within ``points_index`` of one another,
+    #: one such pair of hashes also equal on one of ``points_bands`` fixed bands of their bits
+    #: (the four 16-bit quarters): the candidate index finds that pair with a few exact
+    #: lookups per keypoint, then checks the rest.
     points_index: int = 8
     points_indexed: int = 32
     points_bands: int = 4
@@ -271,14 +272,20 @@ def _flat_around(box: tuple[float, float, float, float], outer: asset_pb2.Eviden
 
 def indexed_agreement(a: kp.Points, b: kp.Points, rule: Rule) -> bool:
     """The candidate condition for a placement: at least two keypoints of each, among the
-    ``points_indexed`` strongest, with hashes within ``points_index`` and equal on one of
-    their ``points_bands`` bands."""
-    ha, hb = a.hashes[:rule.points_indexed], b.hashes[:rule.points_indexed]
+    ``points_indexed`` strongest, with hashes within ``points_index``, and one of those pairs
+    of hashes equal on one of their ``points_bands`` bands."""
+    return near_points(a.hashes, b.hashes, rule)
+
+
+def near_points(ha: np.ndarray, hb: np.ndarray, rule: Rule) -> bool:
+    """``indexed_agreement`` on two arrays of keypoint hashes (uint64, strongest first)."""
+    ha, hb = ha[:rule.points_indexed], hb[:rule.points_indexed]
     if ha.size < 2 or hb.size < 2:
         return False
     x = ha[:, None] ^ hb[None, :]
-    near = (np.bitwise_count(x) <= rule.points_index) & shares_band(x, rule.points_bands)
-    return int(near.any(axis=1).sum()) >= 2 and int(near.any(axis=0).sum()) >= 2
+    near = np.bitwise_count(x) <= rule.points_index
+    return int(near.any(axis=1).sum()) >= 2 and int(near.any(axis=0).sum()) >= 2 \
+        and bool((near & shares_band(x, rule.points_bands)).any())
 
 
 def shares_band(x: np.ndarray, bands: int) -> np.ndarray:

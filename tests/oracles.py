@@ -92,16 +92,18 @@ class BruteForce:
             # The frames' dct64 (a local edit).
             near |= _bits(self.low ^ _u64(h.low, 1)[0]) <= r.low
             # One picture inside the other: at least two of the query's strongest keypoints
-            # and at least two of the stored record's within points_index of one another and
-            # equal on one of their bands.
+            # and at least two of the stored record's within points_index of one another, one
+            # of those pairs equal on one of their bands.
             theirs = np.zeros(self.points.shape, dtype=bool)  # stored ranks close to some query point
             mine = np.zeros(len(self.keys), dtype=np.int64)  # query ranks close to some stored point
+            banded = np.zeros(len(self.keys), dtype=bool)
             for point in _points(h, r):
                 x = self.points ^ point
-                close = (_bits(x) <= r.points_index) & shares_band(x, r.points_bands) & self.has_point
+                close = (_bits(x) <= r.points_index) & self.has_point
                 theirs |= close
                 mine += close.any(axis=1)
-            near |= (theirs.sum(axis=1) >= 2) & (mine >= 2)
+                banded |= (close & shares_band(x, r.points_bands)).any(axis=1)
+            near |= (theirs.sum(axis=1) >= 2) & (mine >= 2) & banded
             hit |= near & self.full
         return {k for k, x in zip(self.keys, hit.tolist()) if x}
 
