@@ -235,6 +235,7 @@ class CandidateIndex:
             "low": (b"".join(h.low for h in hs), f),
             "points": (b"".join(v for p in pts for v in p), np.repeat(f, npts)),
         }
+        rank = np.arange(int(npts.sum()), dtype=np.int64) - np.repeat(np.cumsum(npts) - npts, npts)
         r = self.rule
         plan = (("exact", 0), ("upright", r.whole), ("turned", r.whole), ("low", r.low), ("points", r.points_index))
         for name, radius in plan:
@@ -254,8 +255,24 @@ class CandidateIndex:
             hit = self._owners(col, rows)
             pairs = set(zip(asker.tolist(), hit.tolist()))
             if name == "points":
-                pairs = self._placeable(pairs, {i: h for i, h in zip(full, hs)}, col)
+                # Pairs whose banded hits alone show two keypoints of each side agreeing meet
+                # the precondition (most pairs of real copies: one array pass); the others are
+                # checked on all their indexed keypoints.
+                sure = set(zip(*(k.tolist() for k in _agreeing(asker, hit, rank[qi], rows - self._first[col, hit]))))
+                pairs = sure | self._placeable(pairs - sure, {i: h for i, h in zip(full, hs)}, col)
             for i, number in pairs:
                 numbers[i].add(number)
         keys = self._keys
         return [{keys[n] for n in nums if keys[n] is not None} for nums in numbers]
+
+
+def _agreeing(asker: np.ndarray, hit: np.ndarray, mine: np.ndarray, theirs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (asker, stored asset) pairs in which the hits show at least two of the asker's
+    keypoints and at least two of the stored asset's (by rank) agreeing."""
+    pair = np.stack([asker, hit], axis=1)
+    keys, inverse = np.unique(pair, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    distinct_mine = np.bincount(np.unique(np.stack([inverse, mine], axis=1), axis=0)[:, 0], minlength=len(keys))
+    distinct_theirs = np.bincount(np.unique(np.stack([inverse, theirs], axis=1), axis=0)[:, 0], minlength=len(keys))
+    keep = (distinct_mine >= 2) & (distinct_theirs >= 2)
+    return keys[keep, 0], keys[keep, 1]
