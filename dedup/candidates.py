@@ -54,10 +54,10 @@ class CandidateIndex:
         """``capacity`` (assets) and ``tail`` (each Hamming index's unsealed rows) only set
         when tables grow and seal; small values let tests cross many growth steps."""
         self.rule = rule
-        self.upright = HammingIndex(32, radius=rule.whole, tail=tail)
+        self.upright = HammingIndex(32, radius=rule.whole, tail=tail, bands=rule.whole_bands)
         # The other seven orientations of stored assets: a new upright hash close to one of
         # them is a turned copy, whichever of the two came first.
-        self.turned = HammingIndex(32, radius=rule.whole, tail=tail)
+        self.turned = HammingIndex(32, radius=rule.whole, tail=tail, bands=rule.whole_bands)
         self.low = HammingIndex(8, radius=rule.low, tail=tail)
         # Each asset's strongest keypoint hashes, in rank order (a row's rank is its offset
         # from the asset's first row).

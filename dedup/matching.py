@@ -8,7 +8,8 @@ In order, the first that holds decides:
    both carry the full fingerprint set;
 4. the whole picture: the upright ``dct256`` hashes within ``Rule.whole`` (beyond
    ``WHOLE_CHECKED``, with the keypoints not contradicting it), or one's rotated or mirrored
-   variant within it of the other's upright hash;
+   variant within it of the other's upright hash, the two hashes compared equal on one of
+   their ``Rule.whole_bands`` bands;
 5. a local edit (watermark, overlay, caption): the upright ``dct256`` hashes within
    ``Rule.whole_loose`` and the frames' low-frequency ``dct64`` hashes within ``Rule.low``, and
    the keypoints (when both pictures have enough) place the two on one another;
@@ -45,6 +46,10 @@ class Rule:
     ones (SPEC.md section 6)."""
 
     whole: int = DCT256_V2.threshold
+    #: A whole-picture or turned match (within ``whole``) also needs the two hashes equal on one
+    #: of this many fixed bands of their bits (16: their sixteen aligned 16-bit pieces): what
+    #: the candidate index looks up, a few exact lookups per orientation.
+    whole_bands: int = 16
     whole_loose: int = 80
     low: int = DCT64.threshold
     #: Keypoint hashes this close are possible correspondences.
@@ -288,6 +293,21 @@ def near_points(ha: np.ndarray, hb: np.ndarray, rule: Rule) -> bool:
         and bool((near & shares_band(x, rule.points_bands)).any())
 
 
+def band_shared(x: int, nbytes: int, bands: int) -> bool:
+    """Whether the XOR ``x`` of two ``nbytes``-byte hashes held as big-endian integers is zero
+    on at least one of ``bands`` bands of bits, cut as the candidate index cuts the hash's bytes
+    (read as one little-endian number, widest band first, from its lowest bit). Bands of 16
+    bits are the hash's aligned byte pairs."""
+    v = int.from_bytes(x.to_bytes(nbytes, "big"), "little")
+    bits, at = 8 * nbytes, 0
+    for i in range(bands):
+        w = bits // bands + (1 if i < bits % bands else 0)
+        if not (v >> at) & ((1 << w) - 1):
+            return True
+        at += w
+    return False
+
+
 def shares_band(x: np.ndarray, bands: int) -> np.ndarray:
     """Where the XORs ``x`` of 64-bit keypoint hashes are zero on at least one of ``bands``
     bands of bits, cut as the candidate index cuts the hash's 8 big-endian bytes (read as one
@@ -463,7 +483,7 @@ def link(a: asset_pb2.Asset, b: asset_pb2.Asset, rule: Rule = DEFAULT_RULE, *,
     ia, ib = ha.ints, hb.ints
     up_a, up_b = ia.dihedral[0], ib.dihedral[0]
     d_up = (up_a ^ up_b).bit_count()
-    if d_up <= rule.whole:
+    if d_up <= rule.whole and band_shared(up_a ^ up_b, 32, rule.whole_bands):
         relation = label(a.evidence, b.evidence, distance=d_up)
         if relation in (R.RELATION_BORDERED, R.RELATION_CROPPED) or d_up > WHOLE_CHECKED:
             placed = _placement(ha, hb, rule)
@@ -474,7 +494,8 @@ def link(a: asset_pb2.Asset, b: asset_pb2.Asset, rule: Rule = DEFAULT_RULE, *,
                 # shows as a border or a crop; the keypoints see the turn.
                 relation = R.RELATION_RESCANNED
         return Link(relation, DCT256_V2.name, d_up)
-    d_rot = min(min((ia.dihedral[k] ^ up_b).bit_count(), (ib.dihedral[k] ^ up_a).bit_count()) for k in range(1, 8))
+    turns = [x for k in range(1, 8) for x in (ia.dihedral[k] ^ up_b, ib.dihedral[k] ^ up_a)]
+    d_rot = min((x.bit_count() for x in turns if band_shared(x, 32, rule.whole_bands)), default=rule.whole + 1)
     if d_rot <= rule.whole:
         return Link(R.RELATION_ROTATED_MIRRORED, DCT256_V2.name, d_rot)
     if d_up <= rule.whole_loose:

@@ -28,6 +28,17 @@ def _bits(x: np.ndarray) -> np.ndarray:
     return np.bitwise_count(x)
 
 
+def _band_equal(x: np.ndarray, bands: int) -> np.ndarray:
+    """Over the last axis of little-endian 64-bit words ``x`` (XORs of two hashes): zero on one
+    of ``bands`` equal bands of bits, none crossing a word (how the index cuts 256 bits into 16)."""
+    width = 64 * x.shape[-1] // bands
+    assert 64 % width == 0, "bands that cross words are not what the rule uses"
+    out = np.zeros(x.shape[:-1], dtype=bool)
+    for shift in range(0, 64, width):
+        out |= ((x >> np.uint64(shift)) & np.uint64((1 << width) - 1) == 0).any(axis=-1)
+    return out
+
+
 def _digests(a: asset_pb2.Asset) -> np.ndarray:
     # The first 8 bytes of each digest, as the index looks them up (a prefix collision only
     # adds a candidate: the rule compares whole digests).
@@ -85,10 +96,13 @@ class BruteForce:
         if h is not None:
             qdih = _u64(b"".join(h.dihedral), 32).reshape(8, 4)
             up = self.dihedral[:, 0]
-            # The query's eight orientations against each stored upright hash.
-            near = (_bits(up[:, None, :] ^ qdih[None]).sum(axis=-1) <= r.whole).any(axis=1)
-            # The query's upright hash against each stored record's other seven orientations.
-            near |= (_bits(self.dihedral[:, 1:] ^ qdih[0]).sum(axis=-1) <= r.whole).any(axis=1)
+            # The query's eight orientations against each stored upright hash, and its upright
+            # hash against each stored record's other seven orientations: within the distance
+            # and equal on one of the bands.
+            x = up[:, None, :] ^ qdih[None]
+            near = ((_bits(x).sum(axis=-1) <= r.whole) & _band_equal(x, r.whole_bands)).any(axis=1)
+            x = self.dihedral[:, 1:] ^ qdih[0]
+            near |= ((_bits(x).sum(axis=-1) <= r.whole) & _band_equal(x, r.whole_bands)).any(axis=1)
             # The frames' dct64 (a local edit).
             near |= _bits(self.low ^ _u64(h.low, 1)[0]) <= r.low
             # One picture inside the other: at least two of the query's strongest keypoints

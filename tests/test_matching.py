@@ -220,6 +220,31 @@ def test_whole_picture_within_the_threshold() -> None:
     assert both(a, copy_of(a, "d", up_bits=RULE.whole + 1)) is None
 
 
+def spread(value: bytes, bits: int) -> bytes:
+    """A 32-byte hash with ``bits`` (at least 16) bits flipped, some in each aligned 16-bit piece."""
+    out = bytearray(value)
+    for k in range(bits):
+        bit = 16 * (k % 16) + k // 16
+        out[bit // 8] ^= 1 << (bit % 8)
+    return bytes(out)
+
+
+def test_a_whole_picture_match_shares_a_band() -> None:
+    """Within the distance, the two hashes must also be equal on one of their sixteen 16-bit
+    pieces, upright or turned; a copy unlike in every piece is left to the other rules."""
+    a = make("a")
+    d, _, _ = parts(a)
+    assert both(a, make("b", dihedral=[spread(d[0], 16)])) is None
+    kept = bytearray(spread(d[0], 17))
+    kept[0:2] = d[0][0:2]  # the first piece equal again: 15 pieces differ, by 16 bits in all
+    found = both(a, make("c", dihedral=[bytes(kept)]))
+    assert (found.algorithm, found.distance) == ("dct256", 15)
+    assert both(a, make("e", dihedral=[spread(d[3], RULE.whole)])) is None
+    kept = bytearray(spread(d[3], RULE.whole))
+    kept[30:32] = d[3][30:32]
+    assert rel(both(a, make("f", dihedral=[bytes(kept)]))) == "rotated_mirrored"
+
+
 @pytest.mark.parametrize("k", range(1, 8))
 def test_rotated_or_mirrored_copy(k: int) -> None:
     """One side's variant k near the other's upright hash: labelled rotated_mirrored, in either order."""
