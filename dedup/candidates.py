@@ -253,13 +253,17 @@ class CandidateIndex:
             col = self._names.index(name)
             asker = owner[qi]
             hit = self._owners(col, rows)
-            pairs = set(zip(asker.tolist(), hit.tolist()))
             if name == "points":
                 # Pairs whose banded hits alone show two keypoints of each side agreeing meet
                 # the precondition (most pairs of real copies: one array pass); the others are
                 # checked on all their indexed keypoints.
-                sure = set(zip(*(k.tolist() for k in _agreeing(asker, hit, rank[qi], rows - self._first[col, hit]))))
-                pairs = sure | self._placeable(pairs - sure, {i: h for i, h in zip(full, hs)}, col)
+                sure_asker, sure_hit = _agreeing(asker, hit, rank[qi], rows - self._first[col, hit])
+                width = np.int64(len(self._keys))
+                rest = np.setdiff1d(asker * width + hit, sure_asker * width + sure_hit)
+                pairs = set(zip(sure_asker.tolist(), sure_hit.tolist())) | self._placeable(
+                    set(zip((rest // width).tolist(), (rest % width).tolist())), {i: h for i, h in zip(full, hs)}, col)
+            else:
+                pairs = set(zip(asker.tolist(), hit.tolist()))
             for i, number in pairs:
                 numbers[i].add(number)
         keys = self._keys
