@@ -53,17 +53,16 @@ def flip(value: bytes, bits: int, seed: int = 0) -> bytes:
 def flip_kp(value: bytes, bits: int, seed: int = 0) -> bytes:
     """A keypoint hash (8 bytes) with exactly ``bits`` distinct bits flipped, none in its first
     16-bit quarter: a correspondence the candidate index finds by that band."""
-    out = bytearray(value)
-    for bit in random.Random(seed).sample(range(16, 64), bits):
-        out[bit // 8] ^= 1 << (bit % 8)
-    return bytes(out)
+    return value[:2] + flip(value[2:], bits, seed)
 
 
-def flip_every_quarter(value: bytes, bits: int) -> bytes:
-    """A keypoint hash with ``bits`` (at least 4) bits flipped, some in each 16-bit quarter."""
+def spread(value: bytes, bits: int) -> bytes:
+    """A hash with ``bits`` bits flipped, some in each aligned 16-bit piece once ``bits`` is at
+    least the number of pieces (4 in a keypoint hash, 16 in a dct256 hash)."""
     out = bytearray(value)
+    pieces = len(value) // 2
     for k in range(bits):
-        bit = 16 * (k % 4) + k // 4
+        bit = 16 * (k % pieces) + k // pieces
         out[bit // 8] ^= 1 << (bit % 8)
     return bytes(out)
 
@@ -218,15 +217,6 @@ def test_whole_picture_within_the_threshold() -> None:
     # Farther apart with no change of tone or framing to explain it: an edit in one place.
     assert both(a, copy_of(a, "c", up_bits=RULE.whole)) == Link(R.RELATION_EDITED, "dct256", RULE.whole)
     assert both(a, copy_of(a, "d", up_bits=RULE.whole + 1)) is None
-
-
-def spread(value: bytes, bits: int) -> bytes:
-    """A 32-byte hash with ``bits`` (at least 16) bits flipped, some in each aligned 16-bit piece."""
-    out = bytearray(value)
-    for k in range(bits):
-        bit = 16 * (k % 16) + k // 16
-        out[bit // 8] ^= 1 << (bit % 8)
-    return bytes(out)
 
 
 def test_a_whole_picture_match_shares_a_band() -> None:
@@ -511,12 +501,12 @@ def test_indexed_agreement() -> None:
     assert not indexed_agreement(pts(h[:10]), pts([h[0], far] + h[20:28]), RULE)
     # Both correspondences within points_index, neither equal on a quarter: no band in common.
     for bits in (4, RULE.points_index):
-        apart = [moved(h[0], bits, flip_every_quarter), moved(h[1], bits, flip_every_quarter)]
+        apart = [moved(h[0], bits, spread), moved(h[1], bits, spread)]
         assert not indexed_agreement(pts(h[:10]), pts(apart + h[20:28]), RULE)
         # One of the two equal on a quarter is enough.
         assert indexed_agreement(pts(h[:10]), pts([h[0], apart[1]] + h[20:28]), RULE)
     # Whichever quarter is the one kept: two bits differ in each of the other three.
-    apart = moved(h[0], RULE.points_index, flip_every_quarter)
+    apart = moved(h[0], RULE.points_index, spread)
     for quarter in range(4):
         mask = sum(0b101 << (16 * q + 3) for q in range(4) if q != quarter)
         assert indexed_agreement(pts(h[:10]), pts([apart, h[1] ^ mask] + h[20:28]), RULE)
