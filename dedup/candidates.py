@@ -61,7 +61,9 @@ class CandidateIndex:
         self.low = HammingIndex(8, radius=rule.low, tail=tail)
         # Each asset's strongest keypoint hashes, in rank order (a row's rank is its offset
         # from the asset's first row).
-        self.points = HammingIndex(8, radius=rule.points_index, tail=tail, bands=rule.points_bands)
+        # Tens of millions of rows at archive scale, each band's bucket hundreds of them: the
+        # sketches let a query read its buckets in runs instead of one random read per row.
+        self.points = HammingIndex(8, radius=rule.points_index, tail=tail, bands=rule.points_bands, sketched=True)
         # File and pixel digests, by their first 8 bytes: an exact (radius 0) lookup whose rare
         # prefix collisions only add a candidate, since the rule compares whole digests.
         self.exact = HammingIndex(8, radius=0, tail=tail)
@@ -260,8 +262,10 @@ class CandidateIndex:
                 sure_asker, sure_hit = _agreeing(asker, hit, rank[qi], rows - self._first[col, hit])
                 width = np.int64(len(self._keys))
                 rest = np.setdiff1d(asker * width + hit, sure_asker * width + sure_hit)
-                pairs = set(zip(sure_asker.tolist(), sure_hit.tolist())) | self._placeable(
-                    set(zip((rest // width).tolist(), (rest % width).tolist())), {i: h for i, h in zip(full, hs)}, col)
+                pairs = set(zip(sure_asker.tolist(), sure_hit.tolist()))
+                if rest.size:
+                    pairs |= self._placeable(set(zip((rest // width).tolist(), (rest % width).tolist())),
+                                             {i: h for i, h in zip(full, hs)}, col)
             else:
                 pairs = set(zip(asker.tolist(), hit.tolist()))
             for i, number in pairs:

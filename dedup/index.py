@@ -60,22 +60,31 @@ class _Chunk:
 class _Segment:
     """Rows [start, stop) with one sorted table per chunk: rows ordered by chunk value."""
 
-    def __init__(self, data: np.ndarray, start: int, stop: int, chunks: tuple[_Chunk, ...]) -> None:
+    def __init__(self, data: np.ndarray, start: int, stop: int, chunks: tuple[_Chunk, ...],
+                 sketched: bool = False) -> None:
         self.start, self.stop, self.chunks = start, stop, chunks
-        block = data[start:stop]
         self.order: list[np.ndarray] = []
         self.offsets: list[np.ndarray] = []
+        self.sketches: list[np.ndarray] = []
         for c in chunks:
-            order, offsets = kernels.bucket_order(_keys(block, c), 1 << c.bits)
+            order, offsets, sketch = kernels.table(data, start, stop, c.word, c.shift, c.bits, sketched)
             self.order.append(order)
             self.offsets.append(offsets.astype(np.int32) if stop - start < 2**31 else offsets)
+            if sketched:
+                self.sketches.append(sketch)
+
+    def sketch(self, data: np.ndarray) -> None:
+        """Each table's sketches (``_sketch``), from the rows and the table's order: for a
+        segment loaded from a saved state, which keeps no sketches."""
+        self.sketches = [kernels.sketches(data, self.start, order, c.shift, c.bits)
+                         for c, order in zip(self.chunks, self.order)]
 
     @property
     def size(self) -> int:
         return self.stop - self.start
 
     def nbytes(self) -> int:
-        return sum(o.nbytes for o in self.order) + sum(o.nbytes for o in self.offsets)
+        return sum(a.nbytes for a in (*self.order, *self.offsets, *self.sketches))
 
 
 class HammingIndex:
@@ -84,14 +93,23 @@ class HammingIndex:
     ``radius`` is the distance searches are usually made at; it only tunes the chunk
     layout (any radius is answered exactly). With ``bands``, an answer holds only the rows
     also equal to the query on one of that many fixed bands (module docstring).
+
+    ``sketched`` (8-byte rows only) keeps beside each table, in the table's order, 32 more
+    bits of every row: a bucket's candidates are then read in one run and most are set
+    aside on those bits, where otherwise each costs a random read of its row. That is what
+    a large table of small-radius searches needs (4 bytes per row and table); the answers
+    are the same.
     """
 
     def __init__(self, nbytes: int, capacity: int = 1024, *, radius: int | None = None,
-                 tail: int = TAIL_ROWS, bands: int | None = None) -> None:
+                 tail: int = TAIL_ROWS, bands: int | None = None, sketched: bool = False) -> None:
         if nbytes <= 0 or nbytes % 8:
             raise ValueError("fingerprint length must be a multiple of 8 bytes")
         if bands is not None and not (1 <= bands <= nbytes * 8 and -(-nbytes * 8 // bands) <= MAX_CHUNK_BITS):
             raise ValueError(f"{bands} bands of a {nbytes * 8}-bit row: each must be 1 to {MAX_CHUNK_BITS} bits")
+        if sketched and (nbytes != 8 or bands is None):
+            raise ValueError("sketches are kept for banded indexes of 8-byte rows only")
+        self.sketched = sketched
         #: The fixed bands of a banded index (None: an exact index, laid out per segment).
         self.bands = _place(_widths(nbytes * 8, bands)) if bands else None
         self.nbytes = nbytes
@@ -213,12 +231,16 @@ class HammingIndex:
                     raise ValueError(f"segment {i}, chunk {j}: tables do not fit its rows")
                 seg.order.append(order)
                 seg.offsets.append(offsets)
+            seg.sketches = []
             segments.append(seg)
             at = stop
         if at != sealed or sealed > n:
             raise ValueError("the segments do not cover the sealed rows")
         self._grow(n)
         self._data[:n], self._alive[:n] = data, alive
+        if self.sketched:
+            for seg in segments:  # derived from the rows, so never saved (and never out of step)
+                seg.sketch(self._data)
         self._n, self._sealed, self._segments = n, sealed, segments
 
     def remove(self, row: int) -> None:
@@ -232,13 +254,19 @@ class HammingIndex:
         self._segments.append(self._build(self._sealed, self._n))
         self._sealed = self._n
         while len(self._segments) >= 2 and self._segments[-1].size * _FANOUT >= self._segments[-2].size:
-            b = self._segments.pop()
-            a = self._segments.pop()
-            self._segments.append(self._build(a.start, b.stop))
+            start, stop = self._segments[-2].start, self._segments.pop().stop
+            # The two segments' tables go before the merged ones are built (from the rows,
+            # not from them), so a merge of tens of millions of rows never holds both.
+            del self._segments[-1]
+            try:
+                self._segments.append(self._build(start, stop))
+            except BaseException:
+                self._sealed = start  # rows without tables are scanned as the tail: slower, never wrong
+                raise
 
     def _build(self, start: int, stop: int) -> _Segment:
         chunks = self.bands if self.bands is not None else _layout(self.bits, self.radius, stop - start)
-        return _Segment(self._data, start, stop, chunks)
+        return _Segment(self._data, start, stop, chunks, self.sketched)
 
     # -- reading -----------------------------------------------------------------------
 
@@ -296,8 +324,13 @@ class HammingIndex:
         expected = sum(_ball_size(c.bits, t) * seg.size / (1 << c.bits) for c, t, _, _ in plan)
         if probes + expected >= seg.size:
             return self._scan(q, seg.start, seg.stop, radius)
-        parts = [kernels.probe(self._data, seg.start, q, _keys(q, c), _ball(c.bits, t), order, offsets, radius)
-                 for c, t, order, offsets in plan]
+        if seg.sketches:
+            parts = [kernels.probe_sketched(self._data, seg.start, q, _keys(q, c), _sketch(q, c), order, offsets,
+                                            sketch, radius)
+                     for (c, _, order, offsets), sketch in zip(plan, seg.sketches)]
+        else:
+            parts = [kernels.probe(self._data, seg.start, q, _keys(q, c), _ball(c.bits, t), order, offsets, radius)
+                     for c, t, order, offsets in plan]
         qi = np.concatenate([p[0] for p in parts])
         rows = np.concatenate([p[1] for p in parts])
         dist = np.concatenate([p[2] for p in parts])
@@ -311,6 +344,17 @@ def _keys(rows: np.ndarray, c: _Chunk) -> np.ndarray:
     if c.shift + c.bits > 64:
         key = key | (rows[:, c.word + 1] << np.uint64(64 - c.shift))
     return (key & np.uint64((1 << c.bits) - 1)).astype(np.intp)
+
+
+def _sketch(rows: np.ndarray, c: _Chunk) -> np.ndarray:
+    """The 32 bits of each 8-byte row that follow chunk ``c``, wrapping round to bit 0: none
+    of them is in the chunk (at most 24 bits), so within a bucket, where the chunk is the
+    query's, they are a part of the distance that can only understate it."""
+    at = (c.shift + c.bits) % 64
+    v = rows[:, 0]
+    if at:
+        v = (v >> np.uint64(at)) | (v << np.uint64(64 - at))
+    return (v & np.uint64(0xFFFFFFFF)).astype(np.uint32)
 
 
 @lru_cache(maxsize=None)

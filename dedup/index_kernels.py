@@ -110,18 +110,82 @@ def probe(data, start, q, qkeys, masks, order, offsets, radius):
 
 
 @njit(cache=True)
-def bucket_order(keys, buckets):
-    """Counting sort: (order, offsets) with rows ordered by key, stable, and offsets[k] the
-    first position of key k (offsets[buckets] = number of rows)."""
-    offsets = np.zeros(buckets + 1, np.int64)
-    for k in keys:
-        offsets[k + 1] += 1
-    for k in range(buckets):
+def probe_sketched(data, start, q, qkeys, qsketch, order, offsets, sketch, radius):
+    """``probe`` for a banded table with sketches (a query's bucket only). A bucket's sketches
+    are compared in one branch-free run, keeping the positions within ``radius`` on them;
+    only those cost a read of their row."""
+    r = np.uint64(radius)
+    n = 0
+    oq, orow, od = np.empty(1024, np.int64), np.empty(1024, np.int64), np.empty(1024, np.int64)
+    near = np.empty(4096, np.int64)
+    for i in range(q.shape[0]):
+        key = qkeys[i]
+        lo, hi = offsets[key], offsets[key + 1]
+        if hi - lo > near.size:
+            near = np.empty(2 * (hi - lo), np.int64)
+        s = np.uint64(qsketch[i])
+        c = 0
+        for p in range(lo, hi):
+            near[c] = p
+            c += _popcount(np.uint64(sketch[p]) ^ s) <= r
+        for t in range(c):
+            row = order[near[t]] + start
+            d = _distance(data, row, q, i)
+            if d <= r:
+                if n == oq.size:
+                    oq, orow, od = _grown(oq, n), _grown(orow, n), _grown(od, n)
+                oq[n], orow[n], od[n] = i, row, d
+                n += 1
+    return oq[:n], orow[:n], od[:n]
+
+
+@njit(cache=True)
+def _chunk(data, row, word, shift, bits):
+    key = data[row, word] >> np.uint64(shift)
+    if shift + bits > 64:
+        key |= data[row, word + 1] << np.uint64(64 - shift)
+    return np.intp(key & np.uint64((1 << bits) - 1))
+
+
+@njit(cache=True)
+def _sketch(v, at):
+    if at:
+        v = (v >> at) | (v << (np.uint64(64) - at))
+    return np.uint32(v & np.uint64(0xFFFFFFFF))
+
+
+@njit(cache=True)
+def sketches(data, start, order, shift, bits):
+    """The sketch of the row at each position of a table (``table``'s third array)."""
+    at = np.uint64((shift + bits) % 64)
+    out = np.empty(order.size, np.uint32)
+    for p in range(order.size):
+        out[p] = _sketch(data[order[p] + start, 0], at)
+    return out
+
+
+@njit(cache=True)
+def table(data, start, stop, word, shift, bits, sketched):
+    """A chunk's table of rows [start, stop), by counting sort: (order, offsets, sketches),
+    rows ordered by chunk value, stable, offsets[k] the first position of value k
+    (offsets[2**bits] = number of rows), and, if ``sketched``, each position's row's 32 bits
+    after the chunk (8-byte rows; ``index._sketch``), else an empty array. The chunk is read
+    from the rows in each pass, so at tens of millions of rows nothing but the tables is
+    allocated."""
+    offsets = np.zeros((1 << bits) + 1, np.int64)
+    for row in range(start, stop):
+        offsets[_chunk(data, row, word, shift, bits) + 1] += 1
+    for k in range(1 << bits):
         offsets[k + 1] += offsets[k]
     fill = offsets[:-1].copy()
-    order = np.empty(keys.size, np.uint32)
-    for i in range(keys.size):
-        k = keys[i]
-        order[fill[k]] = i
-        fill[k] += 1
-    return order, offsets
+    order = np.empty(stop - start, np.uint32)
+    sketch = np.empty(stop - start if sketched else 0, np.uint32)
+    at = np.uint64((shift + bits) % 64)
+    for row in range(start, stop):
+        k = _chunk(data, row, word, shift, bits)
+        p = fill[k]
+        order[p] = row - start
+        if sketched:
+            sketch[p] = _sketch(data[row, 0], at)
+        fill[k] = p + 1
+    return order, offsets, sketch

@@ -48,7 +48,16 @@ def test_banded_search_equals_brute_force_on_random_values(seed: int, shape: tup
     check_against_brute_force(seed, shape[0], radius, n, shape[1])
 
 
-def check_against_brute_force(seed: int, nbytes: int, radius: int, n: int, bands: int | None) -> None:
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([3, 4, 5, 8, 64]), st.integers(0, 70), st.integers(1, 3000))
+def test_sketched_search_equals_brute_force_on_random_values(seed: int, bands: int, radius: int, n: int) -> None:
+    """Sketches beside the tables set candidates aside without losing one, through growth,
+    sealing, merging and removal, at radii below and above their 32 bits."""
+    check_against_brute_force(seed, 8, radius, n, bands, sketched=True)
+
+
+def check_against_brute_force(seed: int, nbytes: int, radius: int, n: int, bands: int | None,
+                              sketched: bool = False) -> None:
     rng = np.random.default_rng(seed)
     base = rng.integers(0, 256, (8, nbytes), dtype=np.uint8)
     # Values clustered around a few bases, so every radius has hits and misses.
@@ -60,7 +69,8 @@ def check_against_brute_force(seed: int, nbytes: int, radius: int, n: int, bands
             v[bit // 8] ^= 1 << (bit % 8)
         values.append(v.tobytes())
     # Small capacity and tail, so growth, sealed segments and their merging are all exercised.
-    index = HammingIndex(nbytes, capacity=7, radius=radius % 40, tail=int(rng.integers(1, 300)), bands=bands)
+    index = HammingIndex(nbytes, capacity=7, radius=radius % 40, tail=int(rng.integers(1, 300)), bands=bands,
+                         sketched=sketched)
     k = 0
     while k < n:
         step = int(rng.integers(1, 400))
@@ -97,10 +107,11 @@ def test_search_equals_brute_force_on_real_fingerprints(tmp_path: Path) -> None:
     wide = [h for h in hashes if len(h) == 32]
     narrow = [h for h in hashes if len(h) == 8]
     assert len(narrow) > 1000  # mostly keypoints
-    for values, nbytes, radii, bands in ((wide, 32, (0, 16, 32, 64, 100), None),
-                                         (narrow, 8, (0, 4, 6, 8, 10, 12, 20), None),
-                                         (narrow, 8, (0, 6, 8, 12), 4)):
-        index = HammingIndex(nbytes, bands=bands)
+    for values, nbytes, radii, bands, sketched in ((wide, 32, (0, 16, 32, 64, 100), None, False),
+                                                   (narrow, 8, (0, 4, 6, 8, 10, 12, 20), None, False),
+                                                   (narrow, 8, (0, 6, 8, 12), 4, False),
+                                                   (narrow, 8, (0, 6, 8, 12, 40), 4, True)):
+        index = HammingIndex(nbytes, bands=bands, sketched=sketched)
         for v in values:
             index.add(v)
         for r in radii:
@@ -116,6 +127,30 @@ def test_wrong_length_refused() -> None:
     for bands in (0, 2, 65):  # none; 32-bit tables; more bands than bits
         with pytest.raises(ValueError, match="bands of a 64-bit row"):
             HammingIndex(8, bands=bands)
+    for nbytes, bands in ((32, 16), (8, None)):
+        with pytest.raises(ValueError, match="banded indexes of 8-byte rows only"):
+            HammingIndex(nbytes, bands=bands, sketched=True)
+
+
+def test_sketches_are_rebuilt_on_loading_not_saved() -> None:
+    """A saved state has the same arrays with or without sketches, and either kind of
+    index loads it and answers as the saved one did."""
+    rng = np.random.default_rng(9)
+    data = rng.integers(0, 256, (5000, 8), dtype=np.uint8)
+    data[2500:] = data[:2500] ^ (rng.random((2500, 8)) < 0.04).astype(np.uint8)  # near pairs
+    sketched = HammingIndex(8, bands=4, tail=256, sketched=True)
+    sketched.add_many(data)
+    plain = HammingIndex(8, bands=4, tail=256)
+    plain.add_many(data)
+    assert sketched.state().keys() == plain.state().keys()
+    assert sketched.memory_bytes() - plain.memory_bytes() == 4 * 4 * sum(
+        s.size for s in sketched._segments)  # 4 bytes per row and table
+    for saved in (sketched, plain):
+        for loaded in (HammingIndex(8, bands=4, tail=256, sketched=True), HammingIndex(8, bands=4, tail=256)):
+            loaded.load_state(saved.state())
+            assert loaded.memory_bytes() == (sketched if loaded.sketched else plain).memory_bytes()
+            for q in data[::50]:
+                assert loaded.search(q.tobytes(), 10) == saved.search(q.tobytes(), 10)
 
 
 def test_banded_state_loads_only_into_an_index_with_the_same_bands() -> None:
@@ -182,3 +217,36 @@ def test_one_segment_from_a_bulk_load_equals_brute_force() -> None:
     want = brute_batch(data, data[::50], 6, np.ones(len(data), dtype=bool))
     for g, w in zip(got, want):
         assert np.array_equal(g, w)
+
+
+def test_a_merge_that_fails_leaves_its_rows_searchable(monkeypatch) -> None:
+    """A merge drops the two segments' tables before building the merged ones (so the two
+    never coexist); if building fails (out of memory), the rows are scanned as the tail
+    until the next seal tables them again, and no answer loses a row."""
+    from dedup import index_kernels
+
+    rng = np.random.default_rng(11)
+    data = rng.integers(0, 256, (3000, 8), dtype=np.uint8)
+    data[1500:] = data[:1500] ^ (rng.random((1500, 8)) < 0.03).astype(np.uint8)
+    values = [bytes(v) for v in data]
+    index = HammingIndex(8, bands=4, tail=256, sketched=True)
+    index.add_many(data[:2048])  # one segment of 2,048 rows
+    real, calls = index_kernels.table, []
+
+    def failing(*args):
+        calls.append(args[1:3])
+        if len(calls) == 5:  # the merge's first table, after the new segment's four
+            raise MemoryError
+        return real(*args)
+
+    monkeypatch.setattr(index_kernels, "table", failing)
+    with pytest.raises(MemoryError):
+        index.add_many(data[2048:2560])  # 512 rows seal, then merge into the 2,048
+    assert index._sealed == 0 and not index._segments  # all 2,560 rows are now the tail
+    for q in values[::37]:
+        assert index.search(q, 10) == brute(values[:2560], q, 10, set(), 4)
+    monkeypatch.setattr(index_kernels, "table", real)
+    index.add_many(data[2560:])
+    assert index._sealed == 3000
+    for q in values[::37]:
+        assert index.search(q, 10) == brute(values, q, 10, set(), 4)
