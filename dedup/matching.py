@@ -495,7 +495,9 @@ def link(a: asset_pb2.Asset, b: asset_pb2.Asset, rule: Rule = DEFAULT_RULE, *,
                 relation = R.RELATION_RESCANNED
         return Link(relation, DCT256_V2.name, d_up)
     turns = [x for k in range(1, 8) for x in (ia.dihedral[k] ^ up_b, ib.dihedral[k] ^ up_a)]
-    d_rot = min((x.bit_count() for x in turns if band_shared(x, 32, rule.whole_bands)), default=rule.whole + 1)
+    # The distance first: most turns are far, and the band test is the dearer of the two.
+    d_rot = min((d for x in turns if (d := x.bit_count()) <= rule.whole and band_shared(x, 32, rule.whole_bands)),
+                default=rule.whole + 1)
     if d_rot <= rule.whole:
         return Link(R.RELATION_ROTATED_MIRRORED, DCT256_V2.name, d_rot)
     if d_up <= rule.whole_loose:
