@@ -245,6 +245,7 @@ def _one(n: int) -> dict:
     t0 = time.monotonic()
     saved_bytes = core.save_index()
     save = time.monotonic() - t0
+    os.link(settings.snapshot_path(), work / "check.snapshot")  # for the sample check, after this process
     core.store.close()
     del core
     t0 = time.monotonic()
@@ -281,7 +282,17 @@ def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run(sizes=(10**4, 10**5, 10**6)) -> list[dict]:
+def _check(n: int, work: Path, sample: int) -> dict:
+    """Run in a fresh process: the saved index of ``_one(n)`` against brute force over the
+    same records (``bench.samplecheck``), for ``sample`` random assets."""
+    from bench import samplecheck
+
+    records = {(m, a.asset_id): a for m, chunk in batches(n) for a in chunk}
+    return samplecheck.check(work / "check.snapshot", records, sample)
+
+
+def run(sizes=(10**4, 10**5, 10**6), sample: int = 1000) -> list[dict]:
+    """Each N in a fresh process, then (unless ``sample`` is 0) the sample check in another."""
     out = []
     for n in sizes:
         proc = subprocess.run([sys.executable, "-m", "bench.scale", "--one", str(n)], cwd=ROOT,
@@ -293,7 +304,14 @@ def run(sizes=(10**4, 10**5, 10**6)) -> list[dict]:
         result = json.loads(proc.stdout.strip().splitlines()[-1])
         import shutil
 
-        shutil.rmtree(result.pop("workdir"), ignore_errors=True)
+        work = result.pop("workdir")
+        if sample:
+            check = subprocess.run([sys.executable, "-m", "bench.scale", "--check", str(n), work, str(sample)],
+                                   cwd=ROOT, capture_output=True, text=True)
+            sys.stderr.write(check.stderr[-4000:] if check.returncode else "")
+            result["sample_check"] = json.loads(check.stdout.strip().splitlines()[-1]) if not check.returncode \
+                else {"error": f"exit {check.returncode}"}
+        shutil.rmtree(work, ignore_errors=True)
         log(f"scale {n}: {result}")
         out.append(result)
     return out
@@ -303,13 +321,20 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="10000,100000,1000000", help="comma-separated N (default %(default)s)")
+    p.add_argument("--sample", type=int, default=1000,
+                   help="assets checked against brute force after each N (0: none; default %(default)s)")
     p.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--check", nargs=3, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.check:
+        n, work, sample = args.check
+        print(json.dumps(_check(int(n), Path(work), int(sample))))
+        return 0
     if args.one:
         SCALE.mkdir(parents=True, exist_ok=True)
         print(json.dumps(_one(args.one)))
         return 0
-    print(json.dumps(run([int(s) for s in args.sizes.split(",")]), indent=2))
+    print(json.dumps(run([int(s) for s in args.sizes.split(",")], args.sample), indent=2))
     return 0
 
 
