@@ -38,6 +38,31 @@ def _ints(text: str) -> list[int]:
     return [int(float(x)) for x in text.split(",") if x.strip()]
 
 
+def _million_targets(s: dict) -> str:
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "**not met**"
+
+    check = s.get("sample_check", {})
+    limit = 3e9 / 2**20  # 3 GB in MiB
+    return "; ".join([
+        f"taken in and matched in ≤ 15 minutes: {verdict(s['intake_seconds'] <= 900)} ({s['intake_seconds']:.0f} s)",
+        f"peak RSS ≤ 3 GB ({limit:,.0f} MiB) while taking in: {verdict(s['peak_rss_mib_intake'] <= limit)} "
+        f"({s['peak_rss_mib_intake']:,.0f} MiB)",
+        f"restart ≤ 30 s: {verdict(s['restart_seconds'] <= 30)} ({s['restart_seconds']:.1f} s)",
+        f"1,000 random assets' cross-member matches equal to brute force: "
+        f"{verdict(check.get('equal') is True and check.get('sample', 0) >= 1000)}"])
+
+
+def _sample_check(s: dict) -> str:
+    c = s["sample_check"]
+    if "error" in c:
+        return f"{s['n']:,} assets: the check failed ({c['error']})"
+    verdict = "equal" if c["equal"] else f"NOT equal for {len(c['mismatched'])} or more"
+    return (f"{s['assets']:,} assets: {c['sample']:,} sampled, {verdict}, {c['cross_member_candidates']:,} "
+            f"cross-member candidates, {c['cross_member_matches']:,} of them linked by the rule "
+            f"(brute force {c['brute_force_seconds']:.0f} s)")
+
+
 def render(r: dict) -> str:
     m = r["machine"]
     lines = [f"Run {r['date']} on {code_label(r['code'])} with `{r['command']}` ({r['duration_seconds']:.0f} s), "
@@ -69,8 +94,8 @@ def render(r: dict) -> str:
         lines += ["**The coordinator's core at scale** (`Coordinator.submit_batch`: signature checks, validation, "
                   "SQLite store, candidate search, the matching rule, clustering, proposals, signed log; "
                   "1,000-asset batches from 4 members; each asset carries 8 dct256 hashes, 2 dct64 and up to 64 keypoints, of which up to 41 values are indexed):", "",
-                  "| assets | hash values indexed | matches | clusters | intake s | assets/s | peak RSS MiB | "
-                  "index MiB | restart s (saved index) | restart s (rebuilt) | database MiB |",
+                  "| assets | hash values indexed | matches | clusters | intake s | assets/s | peak RSS MiB "
+                  "(intake / whole run) | index MiB | restart s (saved index) | restart s (rebuilt) | database MiB |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
         for s in r["scale"]:
             if "error" in s:
@@ -78,7 +103,8 @@ def render(r: dict) -> str:
                 continue
             rebuilt = f"{s['rebuild_seconds']:.1f}" if "rebuild_seconds" in s else "—"
             lines.append(f"| {s['assets']:,} | {s['hash_values_indexed']:,} | {s['matches']:,} | {s['clusters']:,} | "
-                         f"{s['intake_seconds']:.1f} | {s['assets_per_second']:,.0f} | {s['peak_rss_mib']:,.0f} | "
+                         f"{s['intake_seconds']:.1f} | {s['assets_per_second']:,.0f} | "
+                         f"{s.get('peak_rss_mib_intake', s['peak_rss_mib']):,.0f} / {s['peak_rss_mib']:,.0f} | "
                          f"{s['index_mib']:,.0f} | {s['restart_seconds']:.1f} | {rebuilt} | {s['database_mib']:,.0f} |")
         saved = [s for s in r["scale"] if "saved_index_mib" in s]
         if saved:
@@ -86,6 +112,15 @@ def render(r: dict) -> str:
                           "(`index_snapshot`); the rebuild is the start-up after a crash, from every stored record. "
                           + "; ".join(f"{s['assets']:,} assets: saved in {s['save_seconds']:.1f} s, "
                                       f"{s['saved_index_mib']:,.0f} MiB" for s in saved) + "."]
+        checked = [s for s in r["scale"] if "sample_check" in s]
+        if checked:
+            lines += ["", "Against brute force (`bench/samplecheck.py`, after each N, from the index the intake "
+                          "saved): a random sample of indexed assets, each one's candidates among other members' "
+                          "assets compared with a scan of every indexed record. "
+                          + "; ".join(_sample_check(s) for s in checked) + "."]
+        million = next((s for s in r["scale"] if s.get("n") == 10**6 and "error" not in s), None)
+        if million:
+            lines += ["", "Targets at 10^6 (2 cores): " + _million_targets(million) + "."]
         searched = [s for s in r["scale"] if s.get("candidate_search")]
         if searched:
             lines += ["", "Candidate search within the intake time (seconds, and query rows asked, by search: "
