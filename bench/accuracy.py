@@ -80,9 +80,39 @@ def run_project(corpus: dataset.Corpus, workers: int) -> dict:
     log(f"project: {len(groups)} clusters in {cluster_s:.1f}s")
     links = np.array([(i, j) for i, j, _ in found], dtype=np.int64).reshape(-1, 2)
     rel = [(i, j, relation_name(lk.relation)) for i, j, lk in found]
-    return {"facts": facts, "errors": errors, "links": links, "relations": rel, "clusters": clusters,
+    return {"facts": facts, "errors": errors, "links": links, "relations": rel, "clusters": clusters, "parsed": parsed,
             "read_seconds": read_s, "match_seconds": match_s, "cluster_seconds": cluster_s,
             "algorithms": dict(Counter(lk.algorithm for _, _, lk in found))}
+
+
+def turned_both_ways(truth: evaluate.Truth, parsed: list) -> dict:
+    """For every original and copy whose upright dct256 hashes are farther apart than the
+    rule's whole-picture distance but one's turned hash is within it of the other's upright one
+    (a turned copy): how far the other way round is. Rule 4 asks for it within
+    ``whole_turned_back``, so that the candidate index holds upright hashes only."""
+    from dedup.matching import DEFAULT_RULE as rule, band_shared
+
+    def one_way(x, up) -> int:
+        """The nearest of x's turned hashes to ``up`` that shares a band with it (257: none)."""
+        turns = [x.dihedral[k] ^ up for k in range(1, 8)]
+        return min((t.bit_count() for t in turns if band_shared(t, 32, rule.whole_bands)), default=257)
+
+    gaps, far = Counter(), Counter()
+    for master, copy, _ in truth.positives():
+        ha, hb = parsed[master], parsed[copy]
+        if ha is None or hb is None:
+            continue
+        a, b = ha.ints, hb.ints
+        if (a.dihedral[0] ^ b.dihedral[0]).bit_count() <= rule.whole:
+            continue
+        ab, ba = one_way(a, b.dihedral[0]), one_way(b, a.dihedral[0])
+        if min(ab, ba) <= rule.whole:
+            gaps[abs(ab - ba)] += 1
+            far[max(ab, ba)] += 1
+    return {"pairs": sum(gaps.values()), "gap": {str(k): gaps[k] for k in sorted(gaps)},
+            "farther_way_beyond_whole": sum(n for d, n in far.items() if d > rule.whole),
+            "farther_way_beyond_turned_back": sum(n for d, n in far.items() if d > rule.whole_turned_back),
+            "whole": rule.whole, "whole_turned_back": rule.whole_turned_back}
 
 
 def colourless_groups(corpus: dataset.Corpus, truth: evaluate.Truth) -> frozenset[int]:
@@ -186,6 +216,14 @@ def render(report: dict) -> str:
         kinds = ", ".join(f"{k} {v['flagged']}/{v['of']}" for k, v in lo["by_kind"].items())
         lines += ["", f"Project `low_information` flags: {lo['flagged']} of {lo['low_information_images']} low-information "
                   f"images ({kinds}); {lo['other_images_flagged']} other images flagged."]
+    tb = report.get("project_turned_both_ways")
+    if tb:
+        gaps = ", ".join(f"{k} bits: {n}" for k, n in tb["gap"].items())
+        lines += ["", f"Turned copies both ways round (rule 4): of {tb['pairs']} originals and copies whose upright "
+                  f"hashes are over {tb['whole']} apart but one's turned hash is within {tb['whole']} of the other's "
+                  f"upright one, the other way round differs by {gaps}; {tb['farther_way_beyond_whole']} are farther "
+                  f"than {tb['whole']} that way, {tb['farther_way_beyond_turned_back']} farther than "
+                  f"{tb['whole_turned_back']} (what the rule allows)."]
     lines += ["", "Targets for the project at its defaults:", ""]
     for t in report["targets"]["checks"]:
         lines.append(f"- {'met' if t['met'] else '**not met**'}: {t['what']} — {t['detail']}")
@@ -259,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     report["project_labels"] = evaluate.label_accuracy(truth, proj["relations"], colourless_groups(corpus, truth))
     report["project_low_information"] = low_information_report(truth, proj["facts"])
+    report["project_turned_both_ways"] = turned_both_ways(truth, proj["parsed"])
     report["project"] = {"unreadable": proj["errors"]}
 
     paths = [corpus.path(e) for e in corpus.entries]
@@ -299,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     report["targets"] = targets(report)
     # Keep the key order readable: headline first, corpus list last.
     order = ["command", "date", "duration_seconds", "code", "machine", "versions", "targets", "methods",
-             "unavailable", "project_labels", "project_low_information", "project", "baseline_hash_seconds_uncached",
+             "unavailable", "project_labels", "project_low_information", "project_turned_both_ways", "project",
+             "baseline_hash_seconds_uncached",
              "baseline_unreadable", "corpus"]
     report = {k: report[k] for k in order if k in report}
     publish("accuracy", report, render(report), not args.no_readme)

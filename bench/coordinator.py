@@ -124,8 +124,8 @@ def render(r: dict) -> str:
         searched = [s for s in r["scale"] if s.get("candidate_search")]
         if searched:
             lines += ["", "Candidate search within the intake time (seconds, and query rows asked, by search: "
-                          "`upright` is the new asset's 8 orientations against stored upright hashes, `turned` its "
-                          "upright hash against the 7 stored turned ones, `low` its frame's dct64 against stored "
+                          "`upright` is the new asset's 8 orientations against stored upright hashes, `low` its "
+                          "frame's dct64 against stored "
                           "ones, `points` its 32 strongest keypoint hashes against stored ones, `exact` its "
                           "digests):", ""]
             for s in searched:

@@ -49,7 +49,7 @@ def _near_whole(a, b, whole):
 
 
 @njit(cache=True, parallel=True)
-def brute(qe, qd, ql, qp, exact, full, dih, low, pts, npts, whole, lowr, pr):
+def brute(qe, qd, ql, qp, exact, full, up, low, pts, npts, whole, lowr, pr):
     """Which rows the candidate definition offers for one query (a record with hashes)."""
     n = exact.shape[0]
     out = np.zeros(n, np.bool_)
@@ -63,7 +63,7 @@ def brute(qe, qd, ql, qp, exact, full, dih, low, pts, npts, whole, lowr, pr):
         for o in range(8):
             if hit:
                 break
-            hit = _near_whole(dih[j, 0], qd[o], whole) or (o > 0 and _near_whole(dih[j, o], qd[0], whole))
+            hit = _near_whole(up[j], qd[o], whole)
         if not hit:
             theirs = np.uint64(0)
             mine = 0
@@ -97,7 +97,7 @@ class Records:
         self.keys, self.assets, self.rule = keys, assets, rule
         self.exact = np.zeros((n, 2), np.uint64)
         self.full = np.zeros(n, np.bool_)
-        self.dih = np.zeros((n, 8, 4), np.uint64)
+        self.up = np.zeros((n, 4), np.uint64)
         self.low = np.zeros(n, np.uint64)
         self.pts = np.zeros((n, rule.points_indexed), np.uint64)
         self.npts = np.zeros(n, np.int64)
@@ -109,7 +109,7 @@ class Records:
             if h is None:
                 continue
             self.full[i] = True
-            self.dih[i] = _u64(b"".join(h.dihedral)).reshape(8, 4)
+            self.up[i] = _u64(h.upright)
             self.low[i] = _u64(h.low)[0]
             p = np.asarray(h.keypoints.hashes[:rule.points_indexed], dtype=np.uint64)
             self.pts[i, :p.size] = p
@@ -121,8 +121,10 @@ class Records:
         if h is None:
             hit = (self.exact[:, :, None] == self.exact[i][None, None, :]).any(axis=(1, 2))
         else:
-            hit = brute(self.exact[i], self.dih[i], self.low[i], self.pts[i, :self.npts[i]], self.exact, self.full,
-                        self.dih, self.low, self.pts, self.npts, np.uint64(r.whole), np.uint64(r.low),
+            dih = _u64(b"".join(h.dihedral)).reshape(8, 4)
+            hit = brute(self.exact[i], dih, self.low[i], self.pts[i, :self.npts[i]], self.exact, self.full,
+                        self.up, self.low, self.pts, self.npts, np.uint64(max(r.whole, r.whole_turned_back)),
+                        np.uint64(r.low),
                         np.uint64(r.points_index))
         return {self.keys[j] for j in np.flatnonzero(hit).tolist()}
 

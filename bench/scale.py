@@ -8,7 +8,9 @@ the matching rule, clustering, proposals and the log all run; only gRPC is left 
 throughput is measured by ``bench.intake``). Then it restarts as the server does: saves the
 candidate index (``Coordinator.save_index``), closes the store and builds a new coordinator on
 it, timing the start-up from the saved index; then, with the saved file removed (as after a
-crash), once more, timing the rebuild of the index from every stored record.
+crash), once more, timing the rebuild of the index from every stored record. Last, in another
+process, the sample check (``bench.samplecheck``): for ``--sample`` random indexed assets, the
+saved index's cross-member candidates against a brute-force scan of every indexed record.
 
 Assets: real fingerprint records from the accuracy corpus (read with the node's own
 ``read_image``): each picture's master and 1-3 of its variants, held by different members,
@@ -237,8 +239,8 @@ def _one(n: int) -> dict:
                 f"{matches} matches")
     counts = core.store.counts()
     index_mib = sum(getattr(core.matcher.index, name).memory_bytes() for name in core.matcher.index._names) / 2**20
-    # Perceptual hash values indexed (8 orientations, a dct64 and up to 32 keypoints per asset).
-    hashes = sum(len(getattr(core.matcher.index, name)) for name in ("upright", "turned", "low", "points"))
+    # Perceptual hash values indexed (an upright dct256, a dct64 and up to 32 keypoints per asset).
+    hashes = sum(len(getattr(core.matcher.index, name)) for name in ("upright", "low", "points"))
     peak_intake = _rss_mib()
     search = _search_split(core.matcher.index)  # no reference to the index may outlive `del core`
     # A restart as the server makes one: the index saved on the way down, read on the way up.

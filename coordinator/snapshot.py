@@ -28,7 +28,7 @@ import numpy as np
 from dedup.matching import Rule
 
 #: Changes when the file's layout does; a file of another format is not used.
-FORMAT = 1
+FORMAT = 2
 
 Key = tuple[str, str]
 

@@ -1,13 +1,14 @@
 """Candidate search for the matching rule: every asset the rule could link to a given one,
 from exact digests and Hamming indexes, without comparing all pairs.
 
-The indexes hold each asset's file and pixel digests, its eight ``dct256`` orientations
-(upright apart from the other seven), its frame's ``dct64`` hash and its strongest ``kp64``
-keypoint hashes. A query looks up the new asset's digests exactly, its eight orientations
-against stored upright hashes and its upright hash against stored other orientations (a
-whole-picture or turned copy), its ``dct64`` against stored ones (a local edit), and its
-strongest keypoint hashes against stored ones (one picture inside the other), each at the
-rule's distance; the keypoint index answers only hashes also equal on one of the rule's bands,
+The indexes hold each asset's file and pixel digests, its upright ``dct256`` hash, its
+frame's ``dct64`` hash and its strongest ``kp64`` keypoint hashes. A query looks up the new
+asset's digests exactly, its eight ``dct256`` orientations against stored upright hashes (a
+whole-picture or turned copy: the rule asks a turned pair to be near both ways round, so the
+newer picture's turns find it whichever came first), its ``dct64`` against stored ones (a
+local edit), and its strongest keypoint hashes against stored ones (one picture inside the
+other), each at the rule's distance; the ``dct256`` and keypoint indexes answer only hashes
+also equal on one of the rule's bands,
 and a pair with such a hit is a candidate only when the rule's whole precondition for a
 placement holds (at least two keypoints on each side within the distance), checked on the
 two assets' indexed keypoints. So every pair the rule would link is among the candidates.
@@ -35,7 +36,7 @@ from dedup.v1 import asset_pb2
 #: The searches of ``CandidateIndex.candidates_many``: the exact digests and the whole
 #: picture in its eight orientations (cheap: a few rows per asset), and the frame's local-edit
 #: hash and the keypoints (most of the cost).
-WHOLE = ("exact", "upright", "turned")
+WHOLE = ("exact", "upright")
 PARTS = ("low", "points")
 SEARCHES = WHOLE + PARTS
 
@@ -43,6 +44,11 @@ SEARCHES = WHOLE + PARTS
 def _points(h: Hashes, rule: Rule) -> list[bytes]:
     """The keypoint hashes an asset is indexed and searched by: its strongest ones."""
     return [int(v).to_bytes(8, "big") for v in h.keypoints.hashes[:rule.points_indexed].tolist()]
+
+
+def _whole_radius(rule: Rule) -> int:
+    """The ``dct256`` search's distance: an upright match's, or a turned match's either way round."""
+    return max(rule.whole, rule.whole_turned_back)
 
 
 def _digests(asset: asset_pb2.Asset) -> list[bytes]:
@@ -54,10 +60,7 @@ class CandidateIndex:
         """``capacity`` (assets) and ``tail`` (each Hamming index's unsealed rows) only set
         when tables grow and seal; small values let tests cross many growth steps."""
         self.rule = rule
-        self.upright = HammingIndex(32, radius=rule.whole, tail=tail, bands=rule.whole_bands)
-        # The other seven orientations of stored assets: a new upright hash close to one of
-        # them is a turned copy, whichever of the two came first.
-        self.turned = HammingIndex(32, radius=rule.whole, tail=tail, bands=rule.whole_bands)
+        self.upright = HammingIndex(32, radius=_whole_radius(rule), tail=tail, bands=rule.whole_bands)
         self.low = HammingIndex(8, radius=rule.low, tail=tail)
         # Each asset's strongest keypoint hashes, in rank order (a row's rank is its offset
         # from the asset's first row).
@@ -67,7 +70,7 @@ class CandidateIndex:
         # File and pixel digests, by their first 8 bytes: an exact (radius 0) lookup whose rare
         # prefix collisions only add a candidate, since the rule compares whole digests.
         self.exact = HammingIndex(8, radius=0, tail=tail)
-        self._names = ("exact", "upright", "turned", "low", "points")
+        self._names = ("exact", "upright", "low", "points")
         self._keys: list[Hashable | None] = []
         self._number: dict[Hashable, int] = {}
         # _first[col, n]: asset n's first row in index col (where its rows would start if it
@@ -119,7 +122,6 @@ class CandidateIndex:
             h = compared_hashes(asset) if parsed is None else parsed[i]
             if h is not None:
                 rows["upright"] = [h.upright]
-                rows["turned"] = list(h.dihedral[1:])
                 rows["low"] = [h.low]
                 rows["points"] = _points(h, self.rule)
             for col, name in enumerate(self._names):
@@ -233,13 +235,12 @@ class CandidateIndex:
         queries = {
             "exact": (exact, np.repeat(np.arange(len(assets), dtype=np.int64), 2)),
             "upright": (b"".join(d for h in hs for d in h.dihedral), np.repeat(f, 8)),
-            "turned": (b"".join(h.upright for h in hs), f),
             "low": (b"".join(h.low for h in hs), f),
             "points": (b"".join(v for p in pts for v in p), np.repeat(f, npts)),
         }
         rank = np.arange(int(npts.sum()), dtype=np.int64) - np.repeat(np.cumsum(npts) - npts, npts)
         r = self.rule
-        plan = (("exact", 0), ("upright", r.whole), ("turned", r.whole), ("low", r.low), ("points", r.points_index))
+        plan = (("exact", 0), ("upright", _whole_radius(r)), ("low", r.low), ("points", r.points_index))
         for name, radius in plan:
             blob, owner = queries[name]
             if name not in searches or not owner.size:

@@ -74,7 +74,7 @@ class _Segment:
                 self.sketches.append(sketch)
 
     def sketch(self, data: np.ndarray) -> None:
-        """Each table's sketches (``_sketch``), from the rows and the table's order: for a
+        """Each table's sketches (``kernels.table``'s), from the rows and the table's order: for a
         segment loaded from a saved state, which keeps no sketches."""
         self.sketches = [kernels.sketches(data, self.start, order, c.shift, c.bits)
                          for c, order in zip(self.chunks, self.order)]
@@ -325,7 +325,8 @@ class HammingIndex:
         if probes + expected >= seg.size:
             return self._scan(q, seg.start, seg.stop, radius)
         if seg.sketches:
-            parts = [kernels.probe_sketched(self._data, seg.start, q, _keys(q, c), _sketch(q, c), order, offsets,
+            parts = [kernels.probe_sketched(self._data, seg.start, q, _keys(q, c),
+                                            kernels.row_sketches(q, c.shift, c.bits), order, offsets,
                                             sketch, radius)
                      for (c, _, order, offsets), sketch in zip(plan, seg.sketches)]
         else:
@@ -340,21 +341,7 @@ class HammingIndex:
 
 
 def _keys(rows: np.ndarray, c: _Chunk) -> np.ndarray:
-    key = rows[:, c.word] >> np.uint64(c.shift)
-    if c.shift + c.bits > 64:
-        key = key | (rows[:, c.word + 1] << np.uint64(64 - c.shift))
-    return (key & np.uint64((1 << c.bits) - 1)).astype(np.intp)
-
-
-def _sketch(rows: np.ndarray, c: _Chunk) -> np.ndarray:
-    """The 32 bits of each 8-byte row that follow chunk ``c``, wrapping round to bit 0: none
-    of them is in the chunk (at most 24 bits), so within a bucket, where the chunk is the
-    query's, they are a part of the distance that can only understate it."""
-    at = (c.shift + c.bits) % 64
-    v = rows[:, 0]
-    if at:
-        v = (v >> np.uint64(at)) | (v << np.uint64(64 - at))
-    return (v & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+    return kernels.keys(rows, c.word, c.shift, c.bits)
 
 
 @lru_cache(maxsize=None)

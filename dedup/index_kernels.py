@@ -41,6 +41,19 @@ def _grown(a, n):
 
 
 @njit(cache=True)
+def _keep(data, row, q, i, r, oq, orow, od, n):
+    """Append (query, row, distance) to the hits when the row is within ``r`` of query ``i``:
+    the hit arrays (grown when full) and their count."""
+    d = _distance(data, row, q, i)
+    if d <= r:
+        if n == oq.size:
+            oq, orow, od = _grown(oq, n), _grown(orow, n), _grown(od, n)
+        oq[n], orow[n], od[n] = i, row, d
+        n += 1
+    return oq, orow, od, n
+
+
+@njit(cache=True)
 def _scan_one(data, start, stop, q, i, r, oq, orow, od, at, write):
     n = 0
     for row in range(start, stop):
@@ -99,13 +112,7 @@ def probe(data, start, q, qkeys, masks, order, offsets, radius):
                 found[c] = order[p]
                 c += 1
         for t in range(c):
-            row = found[t] + start
-            d = _distance(data, row, q, i)
-            if d <= r:
-                if n == oq.size:
-                    oq, orow, od = _grown(oq, n), _grown(orow, n), _grown(od, n)
-                oq[n], orow[n], od[n] = i, row, d
-                n += 1
+            oq, orow, od, n = _keep(data, found[t] + start, q, i, r, oq, orow, od, n)
     return oq[:n], orow[:n], od[:n]
 
 
@@ -129,13 +136,7 @@ def probe_sketched(data, start, q, qkeys, qsketch, order, offsets, sketch, radiu
             near[c] = p
             c += _popcount(np.uint64(sketch[p]) ^ s) <= r
         for t in range(c):
-            row = order[near[t]] + start
-            d = _distance(data, row, q, i)
-            if d <= r:
-                if n == oq.size:
-                    oq, orow, od = _grown(oq, n), _grown(orow, n), _grown(od, n)
-                oq[n], orow[n], od[n] = i, row, d
-                n += 1
+            oq, orow, od, n = _keep(data, order[near[t]] + start, q, i, r, oq, orow, od, n)
     return oq[:n], orow[:n], od[:n]
 
 
@@ -148,10 +149,31 @@ def _chunk(data, row, word, shift, bits):
 
 
 @njit(cache=True)
+def keys(rows, word, shift, bits):
+    """Each row's chunk value (the chunk's ``bits`` bits from bit ``shift`` of word ``word``,
+    running on into the next word): the bucket a row is filed under, or a query probes."""
+    out = np.empty(rows.shape[0], np.intp)
+    for row in range(rows.shape[0]):
+        out[row] = _chunk(rows, row, word, shift, bits)
+    return out
+
+
+@njit(cache=True)
 def _sketch(v, at):
+    """The 32 bits of an 8-byte row from bit ``at`` on, wrapping round to bit 0."""
     if at:
         v = (v >> at) | (v << (np.uint64(64) - at))
     return np.uint32(v & np.uint64(0xFFFFFFFF))
+
+
+@njit(cache=True)
+def row_sketches(rows, shift, bits):
+    """Each row's sketch for the chunk at ``shift``, ``bits`` (``table``'s, for queries)."""
+    at = np.uint64((shift + bits) % 64)
+    out = np.empty(rows.shape[0], np.uint32)
+    for row in range(rows.shape[0]):
+        out[row] = _sketch(rows[row, 0], at)
+    return out
 
 
 @njit(cache=True)
@@ -169,7 +191,9 @@ def table(data, start, stop, word, shift, bits, sketched):
     """A chunk's table of rows [start, stop), by counting sort: (order, offsets, sketches),
     rows ordered by chunk value, stable, offsets[k] the first position of value k
     (offsets[2**bits] = number of rows), and, if ``sketched``, each position's row's 32 bits
-    after the chunk (8-byte rows; ``index._sketch``), else an empty array. The chunk is read
+    after the chunk, wrapping round to bit 0 (8-byte rows), else an empty array. None of those
+    bits is in the chunk (at most 24 bits), so within a bucket, where the chunk is the
+    query's, they are a part of the distance that can only understate it. The chunk is read
     from the rows in each pass, so at tens of millions of rows nothing but the tables is
     allocated."""
     offsets = np.zeros((1 << bits) + 1, np.int64)

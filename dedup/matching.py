@@ -50,6 +50,11 @@ class Rule:
     #: of this many fixed bands of their bits (16: their sixteen aligned 16-bit pieces): what
     #: the candidate index looks up, a few exact lookups per orientation.
     whole_bands: int = 16
+    #: A turned match (one's rotated or mirrored hash within ``whole`` of the other's upright)
+    #: also needs the other way round within this: the candidate index holds upright hashes
+    #: only and finds a turned copy from the newer picture's turns, whichever came first. The
+    #: two ways differ by the hash bits that a turn's sign changes move across the median.
+    whole_turned_back: int = 48
     whole_loose: int = 80
     low: int = DCT64.threshold
     #: Keypoint hashes this close are possible correspondences.
@@ -103,7 +108,8 @@ class Rule:
         def fewer(n: int) -> int:
             return max(2, int(n / factor))
         return replace(
-            self, whole=int(self.whole * factor), whole_loose=int(self.whole_loose * factor),
+            self, whole=int(self.whole * factor), whole_turned_back=int(self.whole_turned_back * factor),
+            whole_loose=int(self.whole_loose * factor),
             low=int(self.low * factor), points=int(self.points * factor),
             points_index=int(self.points_index * factor), points_tolerance=self.points_tolerance * factor,
             points_margin=self.points_margin * factor, points_inliers=fewer(self.points_inliers),
@@ -494,12 +500,11 @@ def link(a: asset_pb2.Asset, b: asset_pb2.Asset, rule: Rule = DEFAULT_RULE, *,
                 # shows as a border or a crop; the keypoints see the turn.
                 relation = R.RELATION_RESCANNED
         return Link(relation, DCT256_V2.name, d_up)
-    turns = [x for k in range(1, 8) for x in (ia.dihedral[k] ^ up_b, ib.dihedral[k] ^ up_a)]
-    # The distance first: most turns are far, and the band test is the dearer of the two.
-    d_rot = min((d for x in turns if (d := x.bit_count()) <= rule.whole and band_shared(x, 32, rule.whole_bands)),
-                default=rule.whole + 1)
-    if d_rot <= rule.whole:
-        return Link(R.RELATION_ROTATED_MIRRORED, DCT256_V2.name, d_rot)
+    d_rot = _turned(ia.dihedral, up_b, rule)
+    if d_rot <= rule.whole_turned_back:
+        back = _turned(ib.dihedral, up_a, rule)
+        if min(d_rot, back) <= rule.whole and max(d_rot, back) <= rule.whole_turned_back:
+            return Link(R.RELATION_ROTATED_MIRRORED, DCT256_V2.name, min(d_rot, back))
     if d_up <= rule.whole_loose:
         d_low = (ia.low ^ ib.low).bit_count()
         if d_low <= rule.low:
@@ -514,6 +519,15 @@ def link(a: asset_pb2.Asset, b: asset_pb2.Asset, rule: Rule = DEFAULT_RULE, *,
             return Link(label(a.evidence, b.evidence, edited=True), DCT64.name, d_low)
     placed = _placement(ha, hb, rule)
     return None if placed is None else _placed_link(a, ha, b, hb, placed, rule)
+
+
+def _turned(dihedral: tuple[int, ...], upright: int, rule: Rule) -> int:
+    """The least distance, among those sharing a band, from one picture's seven turned hashes
+    to another's upright one (``whole_turned_back`` + 1 when none is within it)."""
+    far = rule.whole_turned_back
+    # The distance first: most turns are far, and the band test is the dearer of the two.
+    return min((d for k in range(1, 8) if (d := (x := dihedral[k] ^ upright).bit_count()) <= far
+                and band_shared(x, 32, rule.whole_bands)), default=far + 1)
 
 
 def find_links(assets: Sequence[asset_pb2.Asset], rule: Rule = DEFAULT_RULE,

@@ -96,13 +96,12 @@ class BruteForce:
         if h is not None:
             qdih = _u64(b"".join(h.dihedral), 32).reshape(8, 4)
             up = self.dihedral[:, 0]
-            # The query's eight orientations against each stored upright hash, and its upright
-            # hash against each stored record's other seven orientations: within the distance
-            # and equal on one of the bands.
+            # The query's eight orientations against each stored upright hash, within an
+            # upright match's distance or a turned match's either way round, and equal on one
+            # of the bands.
             x = up[:, None, :] ^ qdih[None]
-            near = ((_bits(x).sum(axis=-1) <= r.whole) & _band_equal(x, r.whole_bands)).any(axis=1)
-            x = self.dihedral[:, 1:] ^ qdih[0]
-            near |= ((_bits(x).sum(axis=-1) <= r.whole) & _band_equal(x, r.whole_bands)).any(axis=1)
+            far = max(r.whole, r.whole_turned_back)
+            near = ((_bits(x).sum(axis=-1) <= far) & _band_equal(x, r.whole_bands)).any(axis=1)
             # The frames' dct64 (a local edit).
             near |= _bits(self.low ^ _u64(h.low, 1)[0]) <= r.low
             # One picture inside the other: at least two of the query's strongest keypoints

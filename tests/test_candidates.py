@@ -49,12 +49,13 @@ def _copy(p: dict, rng: random.Random, rule: Rule) -> dict:
     if kind in ("upright", "mixed"):
         c["dihedral"][0] = near(p["dihedral"][0], rule.whole)
         c["dihedral"][1:] = [near(d, rule.whole) for d in p["dihedral"][1:]]
-    if kind == "turned":  # one of the copy's orientations is p's upright, or the other way round
+    if kind == "turned":  # one of the copy's orientations is p's upright, the other way round, or both
         k = rng.randrange(1, 8)
-        if rng.random() < 0.5:
-            c["dihedral"][k] = near(p["dihedral"][0], rule.whole)
-        else:
-            c["dihedral"][0] = near(p["dihedral"][k], rule.whole)
+        way = rng.choice(["mine", "theirs", "both"])
+        if way in ("mine", "both"):
+            c["dihedral"][k] = near(p["dihedral"][0], rng.choice([rule.whole, rule.whole_turned_back]))
+        if way in ("theirs", "both"):
+            c["dihedral"][0] = near(p["dihedral"][k], rng.choice([rule.whole, rule.whole_turned_back]))
     if kind in ("low", "mixed"):
         c["low"] = near(p["low"], rule.low)
         c["low_whole"] = rng.choice([c["low"], near(p["low_whole"], rule.low)])

@@ -143,6 +143,22 @@ def copy_of(a: asset_pb2.Asset, asset_id: str, *, up_bits: int = 0, **kw) -> ass
     return make(asset_id, dihedral=[flip(d[0], up_bits, seed=1)], **kw)
 
 
+#: The variant that turns a picture's variant k back upright (DIHEDRAL_ORDER: the quarter
+#: turns undo each other, every other variant undoes itself).
+UNDO = (0, 3, 2, 1, 4, 5, 6, 7)
+
+
+def turned_copy(a: asset_pb2.Asset, asset_id: str, k: int, bits: int, back: int) -> asset_pb2.Asset:
+    """A copy of ``a`` turned by its variant k: the copy's upright hash ``bits`` from ``a``'s
+    variant k and its variant undoing k ``back`` bits from ``a``'s upright hash (the two ways
+    round differ by the bits a turn moves across the median). Each keeps its first 16-bit piece."""
+    d, _, _ = parts(a)
+    dihedral = parts(make(asset_id + "/other"))[0]
+    dihedral[0] = flip_kp(d[k], bits, seed=k)
+    dihedral[UNDO[k]] = flip_kp(d[0], back, seed=k + 8)
+    return make(asset_id, dihedral=dihedral)
+
+
 def rel(found: Link | None) -> str | None:
     return None if found is None else relation_name(found.relation)
 
@@ -229,21 +245,27 @@ def test_a_whole_picture_match_shares_a_band() -> None:
     kept[0:2] = d[0][0:2]  # the first piece equal again: 15 pieces differ, by 16 bits in all
     found = both(a, make("c", dihedral=[bytes(kept)]))
     assert (found.algorithm, found.distance) == ("dct256", 15)
-    assert both(a, make("e", dihedral=[spread(d[3], RULE.whole)])) is None
+    back = flip_kp(d[0], 4)  # the copy's variant undoing the turn, near a's upright hash
+    assert both(a, make("e", dihedral=[spread(d[3], RULE.whole), back])) is None
     kept = bytearray(spread(d[3], RULE.whole))
     kept[30:32] = d[3][30:32]
-    assert rel(both(a, make("f", dihedral=[bytes(kept)]))) == "rotated_mirrored"
+    assert rel(both(a, make("f", dihedral=[bytes(kept), back]))) == "rotated_mirrored"
 
 
 @pytest.mark.parametrize("k", range(1, 8))
 def test_rotated_or_mirrored_copy(k: int) -> None:
-    """One side's variant k near the other's upright hash: labelled rotated_mirrored, in either order."""
+    """One side's variant k within ``whole`` of the other's upright hash, and the other way
+    round within ``whole_turned_back``: labelled rotated_mirrored at the nearer distance, in
+    either order. Farther either way, or near one way only, it is no match."""
     a = make("a")
-    d, _, _ = parts(a)
-    b = make("b", dihedral=[flip(d[k], RULE.whole, seed=k)])
+    b = turned_copy(a, "b", k, RULE.whole, RULE.whole_turned_back)
     assert link(a, b) == Link(R.RELATION_ROTATED_MIRRORED, "dct256", RULE.whole)
     assert link(b, a) == link(a, b)
-    assert both(a, make("c", dihedral=[flip(d[k], RULE.whole + 1, seed=k)])) is None
+    assert both(a, turned_copy(a, "c", k, RULE.whole_turned_back, RULE.whole)) == link(a, b)
+    assert both(a, turned_copy(a, "d", k, RULE.whole + 1, RULE.whole + 1)) is None
+    assert both(a, turned_copy(a, "e", k, RULE.whole, RULE.whole_turned_back + 1)) is None
+    d, _, _ = parts(a)
+    assert both(a, make("f", dihedral=[flip_kp(d[k], 2)])) is None  # near one way round only
 
 
 def test_upright_match_takes_precedence_over_a_variant() -> None:
@@ -871,10 +893,10 @@ def test_find_links_on_hand_built_tiers() -> None:
 
 
 def test_find_links_finds_variants_whichever_comes_first() -> None:
-    """The rule accepts 'a's variant k near b's upright'; the index must find it in either order."""
+    """The rule accepts 'a's variant k near b's upright' (and b's undoing k not far from a's);
+    the index must find it in either order."""
     a = make("a")
-    d, _, _ = parts(a)
-    b = make("b", dihedral=[d[3]])  # b's own variants are unrelated to a's upright
+    b = turned_copy(a, "b", 3, 0, RULE.whole_turned_back)
     assert rel(link(a, b)) == "rotated_mirrored"
     assert [(i, j) for i, j, _ in find_links([b, a])] == [(0, 1)]
     assert [(i, j) for i, j, _ in find_links([a, b])] == [(0, 1)]
