@@ -44,24 +44,35 @@ Run `dedup ROLE --help` for each role's commands.
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from dedup.audit.cli import register as audit
-    from dedup.cli.config import register as config
-    from dedup.cli.pki import register as pki
-    from dedup.coordinator.cli import register as coordinator
-    from dedup.demo.cli import register as demo
-    from dedup.node.cli import register as node
+#: Each role's module, which registers the role's commands.
+ROLES = {
+    "node": "dedup.node.cli",
+    "coordinator": "dedup.coordinator.cli",
+    "audit": "dedup.audit.cli",
+    "demo": "dedup.demo.cli",
+    "pki": "dedup.cli.pki",
+    "config": "dedup.cli.config",
+}
 
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The whole command line; given the arguments, only the role they name (when they name
+    one) is loaded: a role's modules take a second or two to import, and `dedup node scan`
+    should not wait for the coordinator's."""
+    from importlib import import_module
+
+    words = [w for w in argv or () if not w.startswith("-")]
+    chosen = [words[0]] if words and words[0] in ROLES else list(ROLES)
     parser = Parser(prog="dedup", description=DESCRIPTION, epilog=exits.EPILOG)
     sub = parser.add_subparsers(dest="role", metavar="ROLE", required=True)
-    for register in (node, coordinator, audit, demo, pki, config):
-        register(sub)
+    for role in chosen:
+        import_module(ROLES[role]).register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     # Warnings (a retry, a skipped file) with their fields, not Python's bare last-resort line:
     # words at a terminal, JSON lines under a scheduler. The coordinator sets its own level.
     jsonlog.setup("WARNING", text=sys.stderr.isatty())
