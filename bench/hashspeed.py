@@ -34,8 +34,11 @@ from bench.common import CACHE, ROOT, code_label as _code, code_state, log, mach
 
 REPEATS = 3
 SCAN_SIZES = (1000, 5000, 20000)
-#: Each large file is linked this many times into the folder the scaling scan reads.
-SCAN_COPIES = 3
+#: Each large file is linked this many times into the folder the scaling scan reads: about
+#: 35 s on one core, so the process's start-up (imports, the workers' first compiled call,
+#: about 1.5 s whatever the number of workers) weighs in it as little as in a real scan of
+#: masters; the start-up is timed on its own over an empty folder.
+SCAN_COPIES = 10
 COMMAND = ".venv/bin/python -m bench.hashspeed"
 
 
@@ -257,6 +260,8 @@ def scan_scaling(large: list[Path]) -> dict:
                 os.link(p, d / p.name)
                 n += 1
         nbytes = SCAN_COPIES * sum(p.stat().st_size for p in large)
+        empty = Path(tmp) / "empty"
+        empty.mkdir()
         runs: dict[str, list[dict]] = {"1": [], "default": []}
         _scan_once(folder, None)  # warm-up: page cache, imports
         for rep in range(REPEATS):
@@ -264,7 +269,15 @@ def scan_scaling(large: list[Path]) -> dict:
                 res = _scan_once(folder, workers)
                 runs[key].append(res)
                 log(f"  scan of {n} large files, workers {key}: {res['seconds']} s, exit {res['exit_code']}")
-    out: dict = {"files": n, "bytes": nbytes, "copies": SCAN_COPIES, "default_workers": os.cpu_count(), "runs": runs}
+        # The start-up alone: the same command over an empty folder, then over one large file
+        # (the workers' first call loads the compiled code).
+        startup = {"empty": statistics.median(_scan_once(empty, None)["seconds"] for _ in range(REPEATS))}
+        one = Path(tmp) / "one"
+        one.mkdir()
+        os.link(large[0], one / large[0].name)
+        startup["one_file"] = statistics.median(_scan_once(one, None)["seconds"] for _ in range(REPEATS))
+    out: dict = {"files": n, "bytes": nbytes, "copies": SCAN_COPIES, "default_workers": os.cpu_count(), "runs": runs,
+                 "startup_seconds": startup}
     for key, rs in runs.items():
         med = statistics.median(r["seconds"] for r in rs)
         out[key] = {"seconds": med, "files_per_second": round(n / med, 2), "mib_per_second": round(nbytes / med / 2**20, 1)}
@@ -311,6 +324,10 @@ def render(r: dict) -> str:
               "| workers | seconds | files/s | MiB/s |", "|---|---|---|---|"]
     for key, label in (("1", "1"), ("default", f"default ({sc['default_workers']})")):
         lines.append(f"| {label} | {sc[key]['seconds']:.2f} | {sc[key]['files_per_second']:.2f} | {sc[key]['mib_per_second']:.1f} |")
+    st = sc.get("startup_seconds")
+    if st:
+        lines += ["", f"The same command's start-up, default workers, median of {REPEATS}: {st['empty']:.2f} s over an "
+                  f"empty folder, {st['one_file']:.2f} s over one of the large files."]
     lines += ["", "Targets: "
               f"JPEG project/(reduced decode + read and SHA-256) time ≤ {JPEG_OVER_FLOOR}: {_judge(jr <= JPEG_OVER_FLOOR)} ({jr:.2f}); "
               f"TIFF project/phash throughput ≥ {TIFF_OVER_PHASH}: {_judge(tp >= TIFF_OVER_PHASH)} ({tp:.2f}); "
