@@ -80,6 +80,9 @@ class MatchSettings(_Model):
     """Match distances (see SPEC.md, "Matching"); the defaults are the published ones."""
 
     whole: int = Field(DEFAULT_RULE.whole, ge=0, le=128, description="largest dct256 distance for a whole-picture match")
+    whole_turned_back: int = Field(DEFAULT_RULE.whole_turned_back, ge=0, le=128,
+                                   description="a turned match (one's rotated or mirrored dct256 within `whole` of "
+                                               "the other's upright one) also needs the other way round within this")
     whole_loose: int = Field(DEFAULT_RULE.whole_loose, ge=0, le=128,
                              description="largest dct256 distance for a local-edit match (with dct64 agreeing)")
     low: int = Field(DEFAULT_RULE.low, ge=0, le=32, description="largest dct64 distance for a local-edit match")
@@ -90,7 +93,8 @@ class MatchSettings(_Model):
                                 description="keypoints that must agree on where one picture lies in the other")
 
     def rule(self) -> Rule:
-        return Rule(whole=self.whole, whole_loose=self.whole_loose, low=self.low, points=self.points,
+        return Rule(whole=self.whole, whole_turned_back=self.whole_turned_back, whole_loose=self.whole_loose,
+                    low=self.low, points=self.points,
                     points_inliers=self.points_inliers)
 
 
