@@ -250,6 +250,29 @@ HELP_OF_EVERY_COMMAND = textwrap.dedent("""
 """)
 
 
+def test_a_command_loads_only_its_own_role():
+    """`dedup node scan` starts without importing the coordinator's, the auditor's or the PKI
+    modules (seconds of start-up on every scan); a word that names no role still hears of
+    every role."""
+    code = textwrap.dedent("""
+        import contextlib, io, sys
+        from dedup.cli.main import main
+        with contextlib.redirect_stdout(io.StringIO()):
+            try:
+                main(["node", "scan", "--help"])
+            except SystemExit:
+                pass
+        print(sorted(m for m in ("dedup.node.cli", "dedup.coordinator.cli", "dedup.audit.cli", "dedup.cli.pki")
+                     if m in sys.modules))
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=clean_env())
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "['dedup.node.cli']"
+    r = dedup("nod", "scan")
+    assert r.returncode == 2
+    assert "invalid choice: 'nod' (choose from 'node', 'coordinator', 'audit', 'demo', 'pki', 'config')" in r.stderr
+
+
 @pytest.mark.parametrize("columns", ["80", "200"])
 def test_every_help_fits_in_80_columns(columns):
     """`dedup ... --help` for every role and command, as `main` prints it."""
