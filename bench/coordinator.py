@@ -93,7 +93,7 @@ def render(r: dict) -> str:
     if "scale" in r:
         lines += ["**The coordinator's core at scale** (`Coordinator.submit_batch`: signature checks, validation, "
                   "SQLite store, candidate search, the matching rule, clustering, proposals, signed log; "
-                  "1,000-asset batches from 4 members; each asset carries 8 dct256 hashes, 2 dct64 and up to 64 keypoints, of which up to 41 values are indexed):", "",
+                  "1,000-asset batches from 4 members; each asset carries 8 dct256 hashes, 2 dct64 and up to 64 keypoints, of which up to 34 values are indexed: the upright dct256, the frame's dct64 and 32 keypoints):", "",
                   "| assets | hash values indexed | matches | clusters | intake s | assets/s | peak RSS MiB "
                   "(intake / whole run) | index MiB | restart s (saved index) | restart s (rebuilt) | database MiB |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
