@@ -90,12 +90,14 @@ def turned_both_ways(truth: evaluate.Truth, parsed: list) -> dict:
     rule's whole-picture distance but one's turned hash is within it of the other's upright one
     (a turned copy): how far the other way round is. Rule 4 asks for it within
     ``whole_turned_back``, so that the candidate index holds upright hashes only."""
-    from dedup.matching import DEFAULT_RULE as rule, band_shared
+    from dataclasses import replace
+
+    from dedup.matching import DEFAULT_RULE as rule, _turned
+
+    anywhere = replace(rule, whole_turned_back=256)  # the rule's own measure, at any distance (257: none)
 
     def one_way(x, up) -> int:
-        """The nearest of x's turned hashes to ``up`` that shares a band with it (257: none)."""
-        turns = [x.dihedral[k] ^ up for k in range(1, 8)]
-        return min((t.bit_count() for t in turns if band_shared(t, 32, rule.whole_bands)), default=257)
+        return _turned(x.dihedral, up, anywhere)
 
     gaps, far = Counter(), Counter()
     for master, copy, _ in truth.positives():
