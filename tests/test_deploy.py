@@ -322,6 +322,15 @@ def test_kubernetes_manifests_reference_what_exists(tmp_path):
         container = config_path.parent / p.relative_to(tmp_path)
         assert container.parent in mounted and container.name in mounted[container.parent], container
 
+    # With PostgreSQL there is no default place for the saved index: it is set, and on the
+    # persistent volume (the root file system is read-only and /tmp goes with the pod).
+    assert s.index_snapshot is not None
+    snapshot = PurePosixPath(str(s.index_snapshot))
+    under = [vm for vm in ctr["volumeMounts"] if snapshot.is_relative_to(vm["mountPath"])]
+    assert len(under) == 1 and "readOnly" not in under[0], under
+    claim = volumes[under[0]["name"]]["persistentVolumeClaim"]["claimName"]
+    assert claim in {c["metadata"]["name"] for c in by_kind["PersistentVolumeClaim"]}
+
     # Ports and probes are the configuration's; probes are native gRPC on the health port.
     ports = {p["name"]: p["containerPort"] for p in ctr["ports"]}
     assert ports["grpc"] == port_of(s.listen)
